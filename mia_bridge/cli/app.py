@@ -1,0 +1,71 @@
+"""The ``mia`` command: a typer app built from a table of command modules.
+
+Each module in ``COMMAND_MODULES`` defines ``register(app: typer.Typer) -> None``. Errors become
+exit codes here and only here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer
+
+from mia_bridge import __version__
+from mia_bridge.cli.console import err
+from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.errors import MiaError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    # one line per command module
+)
+
+app = typer.Typer(
+    name="mia",
+    help="mia-bridge: which mail did the attacker read, and what else did they do in this Microsoft 365 tenant.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mia-bridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """mia-bridge command line."""
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning known errors into one line and an exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except MiaError as exc:
+        err.print(exc.render(), markup=False, highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; rerun the same command to resume where it stopped", markup=False)
+        return ExitCode.INTERRUPTED
+    except click.exceptions.Abort:
+        return ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    return ExitCode.OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Simulated cmdlet handlers; importing this package registers them all."""
