@@ -1,0 +1,1 @@
+"""Outputs in other tools' formats: Sparrow CSVs, Timesketch timeline."""
