@@ -1,0 +1,1 @@
+"""The human-readable investigation report (one self-contained HTML file)."""
