@@ -1,0 +1,369 @@
+"""PSRP server side of the simulated tenant: psrpcore's ServerRunspacePool ↔ ``registry.dispatch``.
+
+No I/O here. ``PsrpShell`` is one WinRS shell (one runspace pool, one tenant session); the WSMan
+layer feeds it the base64-decoded fragments of Create/Command/Send and asks it for the fragments to
+put in each Receive response. Pipelines run on a worker thread so that a slow cmdlet makes the
+client long-poll (WSMan OperationTimeout faults) exactly as against a real WinRM endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psrpcore
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSDateTime,
+    PSInvocationState,
+    PSList,
+    PSNoteProperty,
+    PSObject,
+    PSSecureString,
+)
+
+from mia_bridge.bridge.backend import Secret
+from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, dispatch
+
+# Built-in cmdlets the simulator implements itself as later pipeline stages.
+_SELECT_OBJECT = "select-object"
+
+# Exchange returns multi-valued properties as this generic collection type; pypsrp's own
+# deserializer cannot read it (it hands back raw <LST> XML), which the bridge must cope with.
+MULTI_VALUED_TYPE = "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib]]"
+
+Dispatcher = Callable[[Any, str, dict[str, Any]], SimOutput]
+
+
+class ParameterBindingError(SimCmdletError):
+    """The pipeline's parameters cannot be bound (duplicate or positional)."""
+
+
+@dataclass
+class _Target:
+    """Outgoing fragments for one Receive target (the pool, or one pipeline)."""
+
+    chunks: deque[bytes] = field(default_factory=deque)
+    done: bool = False  # the pipeline reached a final state and every message was produced
+
+
+class PsrpShell:
+    """One runspace pool bound to one tenant session.
+
+    Thread-safe: the WSMan layer may call it from several HTTP worker threads while a pipeline
+    thread writes output.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        dispatcher: Dispatcher = dispatch,
+        on_call: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.shell_id = str(uuid.uuid4()).upper()
+        self.session = session
+        self._dispatch = dispatcher
+        self._on_call = on_call
+        self._pool = psrpcore.ServerRunspacePool(
+            application_private_data={"PSVersionTable": {"PSVersion": "5.1.20348.2849", "PSEdition": "Desktop"}}
+        )
+        self._cond = threading.Condition()
+        self._targets: dict[uuid.UUID | None, _Target] = {None: _Target()}
+        self._threads: list[threading.Thread] = []
+        self.closed = False
+        # Bytes per outgoing payload; the WSMan layer sets it from the envelope size so that each
+        # payload fits one Receive response.
+        self.fragment_size = 64 * 1024
+
+    # --- input from the client --------------------------------------------------------------
+
+    def feed(self, data: bytes, pipeline_id: uuid.UUID | None = None) -> None:
+        """Fragments from creationXml, Command arguments or Send stdin."""
+        with self._cond:
+            self._pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
+            while (event := self._pool.next_event()) is not None:
+                if isinstance(event, psrpcore.CreatePipelineEvent):
+                    self._start_pipeline(event.pipeline_id)
+            self._cond.notify_all()
+
+    def command(self, pipeline_id: uuid.UUID, data: bytes) -> None:
+        """A WSMan Command: the pipeline object must exist before its first fragment arrives."""
+        with self._cond:
+            psrpcore.ServerPipeline(self._pool, pipeline_id)
+            self._targets[pipeline_id] = _Target()
+        self.feed(data, pipeline_id)
+
+    def signal(self, pipeline_id: uuid.UUID, code: str) -> None:
+        """Signal terminate or ctrl_c: stop (if running) and forget the pipeline."""
+        with self._cond:
+            pipe = self._pool.pipeline_table.get(pipeline_id)
+            if pipe is not None and code.endswith("ctrl_c") and pipe.state == PSInvocationState.Running:
+                pipe.stop()
+                self._drain()
+            if code.endswith("terminate"):
+                if pipe is not None:
+                    pipe.close()
+                self._targets.pop(pipeline_id, None)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    # --- output to the client ---------------------------------------------------------------
+
+    def receive(self, pipeline_id: uuid.UUID | None, max_bytes: int, wait_s: float) -> tuple[list[bytes], bool]:
+        """Up to ``max_bytes`` of fragments for one target, waiting up to ``wait_s`` for any.
+
+        Returns (chunks, done); ``done`` means the pipeline finished and nothing more will come.
+        An empty list with ``done`` False is the WSMan OperationTimeout case.
+        """
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while True:
+                self._drain()
+                target = self._targets.get(pipeline_id)
+                if target is None:
+                    return [], True
+                if target.chunks or target.done or self.closed:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return [], False
+                self._cond.wait(remaining)
+            out: list[bytes] = []
+            used = 0
+            while target.chunks and (not out or used + len(target.chunks[0]) <= max_bytes):
+                chunk = target.chunks.popleft()
+                out.append(chunk)
+                used += len(chunk)
+            return out, target.done and not target.chunks
+
+    def _drain(self) -> None:
+        """Move psrpcore's single send buffer into per-target queues (caller holds the lock)."""
+        while (payload := self._pool.data_to_send(self.fragment_size)) is not None:
+            target = self._targets.setdefault(payload.pipeline_id, _Target())
+            target.chunks.append(payload.data)
+
+    # --- running pipelines ------------------------------------------------------------------
+
+    def _start_pipeline(self, pipeline_id: uuid.UUID) -> None:
+        pipe = self._pool.pipeline_table[pipeline_id]
+        pipe.start()
+        thread = threading.Thread(target=self._run_pipeline, args=(pipe,), name=f"psrp-{pipeline_id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run_pipeline(self, pipe: psrpcore.ServerPipeline) -> None:
+        try:
+            statements = _statements(getattr(pipe.metadata, "commands", None) or [])
+            for statement in statements:
+                output = self._run_statement(statement)
+                self._emit(pipe, output)
+        except SimCmdletError as exc:
+            self._finish(pipe, error=exc)
+        except Exception as exc:  # a handler bug must reach the client as an error, not hang it
+            self._finish(pipe, error=SimCmdletError(f"simulator internal error: {type(exc).__name__}: {exc}"))
+        else:
+            self._finish(pipe)
+
+    def _run_statement(self, commands: list[Any]) -> SimOutput:
+        first = commands[0]
+        if first.is_script:
+            raise SimCmdletError(
+                "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode.",
+                category="ParserError",
+                error_id="ScriptsNotAllowed",
+                exception_type="System.Management.Automation.PSInvalidOperationException",
+            )
+        name = str(first.command_text)
+        params = decode_parameters(name, first.parameters)
+        if self._on_call is not None:
+            self._on_call(name, params)
+        output = self._dispatch(self.session, name, params)
+        for later in commands[1:]:
+            later_name = str(later.command_text)
+            if later.is_script or later_name.lower() != _SELECT_OBJECT:
+                raise SimCmdletError(
+                    f"The simulator only supports Select-Object after a cmdlet, not '{later_name}'.",
+                    category="InvalidOperation",
+                    error_id="UnsupportedPipelineStage",
+                )
+            output = _select(output, decode_parameters(later_name, later.parameters))
+        return output
+
+    def _emit(self, pipe: psrpcore.ServerPipeline, output: SimOutput) -> None:
+        with self._cond:
+            for text in output.warnings:
+                pipe.write_warning(text)
+            for obj in output.objects:
+                pipe.write_output(encode_object(obj))
+            for err in output.errors:
+                record = error_record(err)
+                pipe.write_error(
+                    record.Exception,
+                    record.CategoryInfo,
+                    target_object=err.target or None,
+                    fully_qualified_error_id=record.FullyQualifiedErrorId,
+                )
+            self._cond.notify_all()
+
+    def _finish(self, pipe: psrpcore.ServerPipeline, error: SimCmdletError | None = None) -> None:
+        with self._cond:
+            if pipe.state == PSInvocationState.Running:
+                if error is None:
+                    pipe.complete()
+                else:
+                    # psrpcore has no public "fail"; a Failed state carrying the ErrorRecord is what
+                    # PowerShell sends for a terminating error.
+                    pipe._change_state(PSInvocationState.Failed, error=error_record(error))
+            self._drain()
+            target = self._targets.get(pipe.pipeline_id)
+            if target is not None:
+                target.done = True
+            self._cond.notify_all()
+
+
+def _statements(commands: Iterable[Any]) -> list[list[Any]]:
+    """Split a pipeline's commands at end-of-statement markers (``add_statement``)."""
+    statements: list[list[Any]] = [[]]
+    for cmd in commands:
+        statements[-1].append(cmd)
+        if cmd.end_of_statement:
+            statements.append([])
+    return [s for s in statements if s]
+
+
+def _select(output: SimOutput, params: dict[str, Any]) -> SimOutput:
+    props = params.get("Property")
+    if props is None:
+        return output
+    wanted = [props] if isinstance(props, str) else [str(p) for p in props]
+    objects = [
+        SimObject(
+            type_names=["Selected." + o.type_names[0], "System.Management.Automation.PSCustomObject"]
+            if o.type_names
+            else ["System.Management.Automation.PSCustomObject"],
+            properties={p: o.properties.get(p) for p in wanted},
+        )
+        for o in output.objects
+    ]
+    return SimOutput(objects=objects, warnings=output.warnings, errors=output.errors)
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+def decode_parameters(cmdlet: str, raw: Iterable[tuple[str | None, Any]]) -> dict[str, Any]:
+    """Typed PSRP parameters → plain Python, binding them as PowerShell would (no duplicates)."""
+    params: dict[str, Any] = {}
+    seen: set[str] = set()
+    for name, value in raw:
+        if name is None:
+            raise ParameterBindingError(
+                f"A positional parameter cannot be found that accepts argument '{decode_value(value)}'.",
+                category="InvalidArgument",
+                error_id=f"PositionalParameterNotFound,{cmdlet}",
+                exception_type="System.Management.Automation.ParameterBindingException",
+            )
+        key = name.lstrip("-")
+        if key.lower() in seen:
+            raise ParameterBindingError(
+                f"Cannot bind parameter because parameter '{key}' is specified more than once.",
+                category="InvalidArgument",
+                error_id=f"ParameterAlreadyBound,{cmdlet}",
+                exception_type="System.Management.Automation.ParameterBindingException",
+            )
+        seen.add(key.lower())
+        # A parameter without a value is a present switch.
+        params[key] = True if value is None else decode_value(value)
+    return params
+
+
+def decode_value(value: Any) -> Any:
+    """One deserialized PSRP value → str/int/float/bool/aware UTC datetime/list/dict/Secret."""
+    if isinstance(value, PSSecureString):
+        return Secret(str(value.decrypt()))
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, PSDateTime | dt.datetime):
+        if value.tzinfo is None:
+            return dt.datetime(*value.timetuple()[:6], value.microsecond, tzinfo=dt.UTC)
+        return dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC).replace(microsecond=value.microsecond)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [decode_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(decode_value(k)): decode_value(v) for k, v in value.items()}
+    return value
+
+
+# --- output objects and errors ------------------------------------------------------------------
+
+
+def encode_object(obj: SimObject) -> PSObject:
+    """A SimObject as a PowerShell object with its type names and adapted properties."""
+    ps = PSObject()
+    names = list(obj.type_names)
+    # pypsrp returns a raw XML string for objects whose type chain lacks System.Object.
+    if "System.Object" not in names:
+        names.append("System.Object")
+    ps.PSObject.type_names = names
+    for key, value in obj.properties.items():
+        ps.PSObject.adapted_properties.append(PSNoteProperty(key, encode_value(value)))
+    return ps
+
+
+def encode_value(value: Any) -> Any:
+    if isinstance(value, SimObject):
+        return encode_object(value)
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return PSDateTime(*aware.astimezone(dt.UTC).timetuple()[:6], aware.microsecond, tzinfo=dt.UTC)
+    if isinstance(value, list | tuple):
+        items = PSList([encode_value(v) for v in value])
+        items.PSObject.type_names = [MULTI_VALUED_TYPE, "System.Object"]
+        return items
+    if isinstance(value, Secret):
+        return PSSecureString(value.reveal())
+    return value
+
+
+_CATEGORIES = {c.name: c for c in ErrorCategory}
+
+
+def error_record(err: SimCmdletError) -> ErrorRecord:
+    """A SimCmdletError as the ErrorRecord PowerShell would send."""
+    exception = NETException(Message=err.message)
+    type_names = [err.exception_type]
+    if err.exception_type != "System.Exception":
+        type_names.append("System.Exception")
+    type_names.append("System.Object")
+    exception.PSObject.type_names = type_names
+    category = _CATEGORIES.get(err.category, ErrorCategory.NotSpecified)
+    return ErrorRecord(
+        Exception=exception,
+        CategoryInfo=ErrorCategoryInfo(
+            Category=category,
+            Reason=err.exception_type.rsplit(".", 1)[-1],
+            TargetName=err.target or None,
+        ),
+        TargetObject=err.target or None,
+        FullyQualifiedErrorId=err.error_id or err.exception_type.rsplit(".", 1)[-1],
+    )
