@@ -24,6 +24,7 @@ from psrpcore.types import (
     ErrorRecord,
     NETException,
     PSDateTime,
+    PSDouble,
     PSInvocationState,
     PSList,
     PSNoteProperty,
@@ -342,6 +343,8 @@ def encode_value(value: Any) -> Any:
         return items
     if isinstance(value, Secret):
         return PSSecureString(value.reveal())
+    if isinstance(value, float):
+        return PSDouble(value)  # psrpcore would send a Python float as Single and lose precision
     return value
 
 

@@ -1,0 +1,372 @@
+"""The pypsrp backend: WinRM to a jump host running ExchangeOnlineManagement, one runspace.
+
+    settings = WinRMSettings(server="jump01.corp.example", auth="kerberos", ca_bundle="corp-ca.pem",
+                             organization="contoso.onmicrosoft.com", app_id="…", certificate_thumbprint="…")
+    with WinRMBackend(settings) as exo:
+        result = exo.invoke(CmdletCall("Get-AdminAuditLogConfig"))
+
+Commands go only through ``add_cmdlet``/``add_parameter`` (never script text), DateTimes as typed
+UTC ``DT`` elements, secrets as SecureStrings. One pool with ``max_runspaces=1`` keeps the Exchange
+connection made once by ``Connect-ExchangeOnline`` (app-only certificate auth) for every call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import time
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.serializer import TaggedValue
+from pypsrp.wsman import WSMan
+
+from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, ProgressInfo, Secret
+from mia_bridge.bridge.clixml import output_to_record
+from mia_bridge.bridge.errors_map import cmdlet_error, error_info, map_transport_error, scrub
+from mia_bridge.errors import BridgeAuthError, BridgeError, CmdletError, UsageError
+
+log = logging.getLogger(__name__)
+
+AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic")
+DEFAULT_CONFIGURATION = "Microsoft.PowerShell"
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class WinRMSettings:
+    """Everything needed to reach the jump host and connect it to Exchange Online."""
+
+    server: str
+    port: int | None = None  # 5986 for https, 5985 for http
+    transport: str = "https"
+    auth: str = "negotiate"
+    username: str | None = None
+    password: Secret | None = None
+    ca_bundle: str | None = None  # PEM file; None = the system store
+    cert_validation: bool = True
+    client_cert_pem: str | None = None  # certificate auth
+    client_key_pem: str | None = None
+    configuration_name: str = DEFAULT_CONFIGURATION
+    path: str = "wsman"
+    # Exchange Online app-only connection, made once per pool (skipped when organization is None).
+    organization: str | None = None
+    app_id: str | None = None
+    certificate_thumbprint: str | None = None
+    certificate_path: str | None = None  # on the jump host
+    certificate_password: Secret | None = None
+    exchange_environment: str | None = None  # O365USGovGCCHigh, O365China, …
+    operation_timeout: int = 20
+    read_timeout: int = 30
+    connection_timeout: int = 30
+    reconnection_retries: int = 3
+    reconnection_backoff: float = 2.0
+    max_envelope_size: int = 512_000  # Windows' default MaxEnvelopeSizekb is 500
+    idle_timeout: int = 3600
+
+    @property
+    def ssl(self) -> bool:
+        return self.transport == "https"
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (5986 if self.ssl else 5985)
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.server}]" if ":" in self.server else self.server
+        return f"{self.transport}://{host}:{self.effective_port}/{self.path}"
+
+    def validate(self) -> None:
+        """Refuse unsafe or incomplete combinations before any traffic."""
+        if self.transport not in ("http", "https"):
+            raise UsageError(f"transport must be http or https, not {self.transport!r}")
+        if self.auth not in AUTH_METHODS:
+            raise UsageError(f"auth must be one of {', '.join(AUTH_METHODS)}, not {self.auth!r}")
+        if self.auth == "basic" and not self.ssl and not _is_loopback(self.server):
+            raise UsageError(
+                "Basic authentication over plain HTTP would send the password in clear text",
+                hint="use --transport https (port 5986), or negotiate/kerberos",
+            )
+        if self.auth == "certificate" and (not self.ssl or not self.client_cert_pem or not self.client_key_pem):
+            raise UsageError("certificate authentication needs HTTPS and a client certificate and key (PEM)")
+        if self.auth in ("basic", "ntlm") and not self.username:
+            raise UsageError(f"{self.auth} authentication needs --username")
+        if self.organization and not self.app_id:
+            raise UsageError("connecting to Exchange Online needs --app-id as well as --organization")
+        if self.organization and not (self.certificate_thumbprint or self.certificate_path):
+            raise UsageError(
+                "connecting to Exchange Online needs --certificate-thumbprint or --certificate-path",
+                hint="app-only authentication: the certificate stays on the jump host",
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class WinRMBackend:
+    """``ExoBackend`` over pypsrp 0.9 (WSMan/WinRM)."""
+
+    name = "psrp"
+
+    def __init__(self, settings: WinRMSettings) -> None:
+        settings.validate()
+        self.settings = settings
+        self._wsman: WSMan | None = None
+        self._pool: RunspacePool | None = None
+        self._keys_exchanged = False
+        self.connected_exchange = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._pool is not None:
+            return
+        s = self.settings
+        if s.auth == "basic":
+            if s.ssl:
+                warnings.warn(
+                    "Basic authentication sends the password to the jump host on every request; prefer "
+                    "kerberos or negotiate",
+                    stacklevel=2,
+                )
+            else:
+                log.warning("Basic authentication over HTTP: allowed only because %s is loopback", s.server)
+        try:
+            self._wsman = WSMan(
+                s.server,
+                port=s.effective_port,
+                ssl=s.ssl,
+                path=s.path,
+                auth=s.auth,
+                username=s.username,
+                password=s.password.reveal() if s.password else None,
+                # pypsrp takes a CA bundle path here too (its annotation says bool).
+                cert_validation=cast(Any, (s.ca_bundle or True) if s.cert_validation else False),
+                encryption="never" if (s.auth == "basic" and not s.ssl) else "auto",
+                max_envelope_size=s.max_envelope_size,
+                operation_timeout=s.operation_timeout,
+                read_timeout=s.read_timeout,
+                connection_timeout=s.connection_timeout,
+                reconnection_retries=s.reconnection_retries,
+                reconnection_backoff=s.reconnection_backoff,
+                certificate_pem=s.client_cert_pem,
+                certificate_key_pem=s.client_key_pem,
+            )
+            # The pool sizes its fragmenter from this in __init__: raise it first.
+            self._wsman.update_max_payload_size(s.max_envelope_size)
+            pool = RunspacePool(
+                self._wsman,
+                configuration_name=s.configuration_name,
+                min_runspaces=1,
+                max_runspaces=1,
+                idle_timeout=s.idle_timeout,
+            )
+            pool.open()
+            self._pool = pool
+        except Exception as exc:
+            self._teardown()
+            raise self._map(exc) from None
+        if s.organization:
+            try:
+                self._connect_exchange()
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if self.connected_exchange:
+                try:
+                    self._run(CmdletCall("Disconnect-ExchangeOnline", {"Confirm": False}))
+                except Exception:  # best effort: the session is going away anyway
+                    log.debug("Disconnect-ExchangeOnline failed", exc_info=False)
+                self.connected_exchange = False
+            try:
+                pool.close()
+            except Exception:
+                log.debug("closing the runspace pool failed", exc_info=False)
+        self._teardown()
+
+    def reconnect(self) -> None:
+        """Throw the session away and open a new one (Connect-ExchangeOnline again)."""
+        self.close()
+        self.open()
+
+    def is_alive(self) -> bool:
+        return self._pool is not None and bool(self._pool.is_alive(timeout=self.settings.operation_timeout))
+
+    def _teardown(self) -> None:
+        self._keys_exchanged = False
+        if self._wsman is not None:
+            try:
+                self._wsman.close()
+            finally:
+                self._wsman = None
+
+    def __enter__(self) -> WinRMBackend:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "backend": self.name,
+            "endpoint": s.endpoint,
+            "server": s.server,
+            "transport": s.transport,
+            "auth": s.auth,
+            "username": s.username,
+            "configuration_name": s.configuration_name,
+            "cert_validation": bool(s.cert_validation),
+            "ca_bundle": s.ca_bundle,
+            "organization": s.organization,
+            "app_id": s.app_id,
+            "certificate_thumbprint": s.certificate_thumbprint,
+            "certificate_path": s.certificate_path,
+            "exchange_environment": s.exchange_environment,
+        }
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def invoke(self, call: CmdletCall) -> CmdletResult:
+        if self._pool is None:
+            raise BridgeError("the connection is not open", hint="call open() or use the backend as a context manager")
+        return self._run(call)
+
+    def _connect_exchange(self) -> None:
+        s = self.settings
+        params: dict[str, Any] = {"AppId": s.app_id, "Organization": s.organization, "ShowBanner": False}
+        if s.certificate_thumbprint:
+            params["CertificateThumbprint"] = s.certificate_thumbprint
+        else:
+            params["CertificateFilePath"] = s.certificate_path
+            if s.certificate_password is not None:
+                params["CertificatePassword"] = s.certificate_password
+        if s.exchange_environment:
+            params["ExchangeEnvironmentName"] = s.exchange_environment
+        try:
+            self._run(CmdletCall("Connect-ExchangeOnline", params))
+        except CmdletError as exc:
+            raise BridgeAuthError(
+                f"Connect-ExchangeOnline failed for {s.organization}: {exc.message}",
+                hint="check --organization, --app-id and the certificate on the jump host (thumbprint in "
+                "Cert:\\LocalMachine\\My or the file and its password); the app needs Exchange.ManageAsApp",
+                cmdlet="Connect-ExchangeOnline",
+            ) from None
+        self.connected_exchange = True
+
+    def _run(self, call: CmdletCall) -> CmdletResult:
+        assert self._pool is not None
+        started = time.monotonic()
+        ps = PowerShell(self._pool)
+        try:
+            ps.add_cmdlet(call.name)
+            for key, value in call.parameters.items():
+                ps.add_parameter(key, self._encode(value))
+            if call.select:
+                ps.add_cmdlet("Select-Object").add_parameter("Property", list(call.select))
+            ps.invoke()
+            output = [output_to_record(o) for o in ps.output]
+        except Exception as exc:
+            raise self._map(exc) from None
+        finally:
+            self._close_pipeline(ps)
+        secrets = self._secrets(call.parameters)
+        errors = [error_info(e, secrets) for e in ps.streams.error]
+        result = CmdletResult(
+            call=call,
+            output=output,
+            errors=errors,
+            warnings=[scrub(str(getattr(w, "message", "") or ""), secrets) for w in ps.streams.warning],
+            progress=[
+                ProgressInfo(
+                    activity=str(getattr(p, "activity", "") or ""),
+                    status=str(getattr(p, "description", "") or ""),
+                    percent=_int(getattr(p, "percent_complete", -1)),
+                )
+                for p in ps.streams.progress
+            ],
+            duration_s=time.monotonic() - started,
+        )
+        if ps.state == PSInvocationState.FAILED:
+            # The terminating ErrorRecord comes last (from the pipeline state message).
+            info = errors.pop() if errors else ErrorInfo(message="the pipeline failed without an error record")
+            raise cmdlet_error(call.name, info)
+        return result
+
+    def _close_pipeline(self, ps: PowerShell) -> None:
+        if self._pool is None or ps.state == PSInvocationState.RUNNING:
+            return
+        try:
+            ps.close()
+        except Exception:  # the pipeline is already gone on the server; nothing to free
+            log.debug("closing the pipeline failed", exc_info=False)
+
+    def _encode(self, value: Any) -> Any:
+        """A CmdletCall value → what pypsrp serializes to the right PowerShell type."""
+        if isinstance(value, Secret):
+            if not self._keys_exchanged:
+                assert self._pool is not None
+                self._pool.exchange_keys()
+                self._keys_exchanged = True
+            return TaggedValue("SS", value.reveal())
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, dt.datetime):
+            return ps_datetime(value)
+        if isinstance(value, int):
+            return value if -INT32_MAX - 1 <= value <= INT32_MAX else TaggedValue("I64", value)
+        if isinstance(value, float):
+            return TaggedValue("Db", value)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple):
+            return [self._encode(v) for v in value]
+        raise UsageError(f"cannot send a {type(value).__name__} as a cmdlet parameter")
+
+    def _secrets(self, parameters: Mapping[str, Any] | None = None) -> list[Secret | str | None]:
+        s = self.settings
+        found: list[Secret | str | None] = [s.password, s.certificate_password]
+        for value in (parameters or {}).values():
+            if isinstance(value, Secret):
+                found.append(value)
+        return found
+
+    def _map(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, UsageError | BridgeError):
+            return exc
+        return map_transport_error(
+            exc, endpoint=self.settings.endpoint, username=self.settings.username, secrets=self._secrets()
+        )
+
+
+def ps_datetime(value: dt.datetime) -> ET.Element:
+    """A typed UTC DateTime element (pypsrp cannot serialize datetime itself)."""
+    if value.tzinfo is None:
+        raise UsageError("refusing to send a datetime without a time zone", hint="use timezone-aware UTC datetimes")
+    element = ET.Element("DT")
+    element.text = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return element
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
