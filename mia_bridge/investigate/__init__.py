@@ -1,0 +1,1 @@
+"""``mia investigate``: from tenant to evidence package and report, Sparrow's searches and beyond."""

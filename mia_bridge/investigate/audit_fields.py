@@ -1,0 +1,144 @@
+"""Small readers for AuditData fields the findings need (parameters, addresses, apps, message ids).
+
+AuditData shapes vary by workload and by export (see exchange-platform-facts.md §1): a one-element
+array may arrive as a bare object, ``ClientIP`` may carry a port, and Exchange admin cmdlet records
+keep their arguments in ``Parameters`` as ``[{Name, Value}]``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from mia_bridge.exports.timeline import parse_creation_time
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("[", "{")):
+            try:
+                return as_list(json.loads(text))
+            except ValueError:
+                return [value]
+    return [value]
+
+
+def name_values(value: Any) -> dict[str, str]:
+    """``[{Name, Value}]`` (Parameters, OperationProperties, ExtendedProperties) as a dict."""
+    out: dict[str, str] = {}
+    for item in as_list(value):
+        if isinstance(item, Mapping) and "Name" in item:
+            raw = item.get("Value", item.get("NewValue"))
+            out[str(item["Name"])] = "" if raw is None else str(raw)
+    return out
+
+
+def parameters(record: Mapping[str, Any]) -> dict[str, str]:
+    """Cmdlet parameters of an Exchange admin record; OperationProperties for UpdateInboxRules."""
+    params = name_values(record.get("Parameters"))
+    if not params:
+        params = name_values(record.get("OperationProperties"))
+    return params
+
+
+def strip_port(address: str) -> str:
+    text = address.strip()
+    if text.startswith("["):  # [IPv6]:port
+        return text[1:].split("]", 1)[0]
+    if text.count(":") == 1:  # IPv4:port
+        return text.split(":", 1)[0]
+    return text
+
+
+def record_ip(record: Mapping[str, Any]) -> str:
+    for key in ("ClientIPAddress", "ClientIP", "ActorIpAddress"):
+        value = record.get(key)
+        if value:
+            return strip_port(str(value)).lower()
+    return ""
+
+
+def record_apps(record: Mapping[str, Any]) -> set[str]:
+    """Application ids acting in a record (AppId, ClientAppId, ApplicationId, AppAccessContext)."""
+    apps = set()
+    for key in ("AppId", "ClientAppId", "ApplicationId"):
+        value = record.get(key)
+        if value:
+            apps.add(str(value).lower())
+    context = record.get("AppAccessContext")
+    if isinstance(context, Mapping) and context.get("ClientAppId"):
+        apps.add(str(context["ClientAppId"]).lower())
+    return apps
+
+
+def record_time(record: Mapping[str, Any]) -> datetime | None:
+    return parse_creation_time(record.get("CreationTime"))
+
+
+def record_id(record: Mapping[str, Any]) -> str:
+    return str(record.get("Id") or "")
+
+
+def user_of(record: Mapping[str, Any]) -> str:
+    return str(record.get("UserId") or "").lower()
+
+
+def mailbox_of(record: Mapping[str, Any]) -> str:
+    return str(record.get("MailboxOwnerUPN") or record.get("UserId") or "").lower()
+
+
+def guids_in(value: Any) -> set[str]:
+    """Every GUID anywhere in a (nested) value, lower case."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return {match.lower() for match in _GUID.findall(text)}
+
+
+def access_properties(record: Mapping[str, Any]) -> dict[str, str]:
+    return name_values(record.get("OperationProperties"))
+
+
+def mail_access_type(record: Mapping[str, Any]) -> str:
+    return access_properties(record).get("MailAccessType", "")
+
+
+def is_throttled(record: Mapping[str, Any]) -> bool:
+    return access_properties(record).get("IsThrottled", "").lower() == "true"
+
+
+def accessed_messages(record: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(folder path, InternetMessageId) for each message a bind record names."""
+    current_path = ""
+    for folder in as_list(record.get("Folders")):
+        if not isinstance(folder, Mapping):
+            continue
+        current_path = str(folder.get("Path") or current_path)
+        for item in as_list(folder.get("FolderItems")):
+            if isinstance(item, Mapping) and item.get("InternetMessageId"):
+                yield current_path, str(item["InternetMessageId"])
+    item = record.get("Item")
+    if isinstance(item, Mapping) and item.get("InternetMessageId"):
+        parent = item.get("ParentFolder")
+        path = str(parent.get("Path") or parent.get("Name") or "") if isinstance(parent, Mapping) else ""
+        yield path, str(item["InternetMessageId"])
+
+
+def synced_folders(record: Mapping[str, Any]) -> list[str]:
+    """Folder paths a sync record names (both shapes: Folders[].Path and Item.ParentFolder)."""
+    paths = [str(f.get("Path")) for f in as_list(record.get("Folders")) if isinstance(f, Mapping) and f.get("Path")]
+    item = record.get("Item")
+    if isinstance(item, Mapping) and isinstance(item.get("ParentFolder"), Mapping):
+        parent = item["ParentFolder"]
+        path = parent.get("Path") or parent.get("Name")
+        if path:
+            paths.append(str(path))
+    return paths
