@@ -1,0 +1,162 @@
+"""The analysis API: inputs (files or live records) in, summary and tables out.
+
+``analyze_files`` reads exports; ``analyze_records`` takes raw AuditData dicts or JSON strings (the live
+investigation feeds collected records here); ``write_outputs`` writes the output contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mia_bridge.analysis import mailitemsaccessed as mia
+from mia_bridge.analysis.dedup import deduplicate
+from mia_bridge.analysis.intake import Intake
+from mia_bridge.analysis.leads import rank_leads
+from mia_bridge.analysis.message_lookup import lookup_messages
+from mia_bridge.analysis.outputs import write_outputs
+from mia_bridge.analysis.summary import build_summary
+from mia_bridge.errors import ReaderError, UnreadableInput
+from mia_bridge.readers import open_input
+from mia_bridge.readers.base import Quarantined, RawRecord
+from mia_bridge.readers.raw_auditdata_json import unwrap
+
+__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_files", "analyze_records", "write_outputs"]
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    start: datetime | None = None
+    end: datetime | None = None
+    message_ids: list[str] | None = None  # entries as given: "<id>", "id", or "mailbox,id"
+    suspicious_ips: Sequence[str] = ()
+    suspicious_apps: Sequence[str] = ()
+    known_good_ips: Sequence[str] = ()
+    format: str | None = None  # force a reader (files only)
+
+
+@dataclass
+class InputReport:
+    path: str
+    format: str | None
+    records_read: int = 0
+    records_quarantined: int = 0
+    error: str | None = None
+
+
+@dataclass
+class AnalysisResult:
+    summary: dict[str, Any]
+    records: pd.DataFrame
+    events: pd.DataFrame
+    items: pd.DataFrame
+    synced_folders: pd.DataFrame
+    throttled_windows: pd.DataFrame
+    contexts: pd.DataFrame
+    leads: pd.DataFrame
+    message_lookup: pd.DataFrame | None
+    quarantine: pd.DataFrame
+    inputs: list[InputReport] = field(default_factory=list)
+
+
+def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisResult:
+    """Read and analyse every input; unreadable files are reported in the summary.
+
+    Raises ``ReaderError`` (exit code 1) when not a single input could be read.
+    """
+    intake = Intake()
+    reports: list[InputReport] = []
+    for path in paths:
+        try:
+            reader, items = open_input(Path(path), options.format)
+        except UnreadableInput as exc:
+            reports.append(InputReport(str(path), None, error=exc.message))
+            continue
+        report = InputReport(str(path), reader.NAME)
+        before_read, before_q = intake.read, len(intake.quarantined)
+        intake.extend(items)
+        report.records_read = intake.read - before_read
+        report.records_quarantined = len(intake.quarantined) - before_q
+        reports.append(report)
+    if paths and all(r.error is not None for r in reports):
+        problems = "; ".join(r.error or "" for r in reports)
+        raise ReaderError(f"no input could be read: {problems}")
+    return _analyse(intake, options, reports)
+
+
+def _records_from(records: Iterable[dict[str, Any] | str], source: str) -> Iterator[RawRecord | Quarantined]:
+    for number, record in enumerate(records, start=1):
+        if isinstance(record, str):
+            try:
+                obj = json.loads(record)
+            except ValueError as exc:
+                yield Quarantined(source, number, f"invalid JSON: {exc}", record)
+                continue
+            raw = record
+        else:
+            obj = record
+            raw = json.dumps(record, ensure_ascii=False, default=str)
+        if not isinstance(obj, dict):
+            yield Quarantined(source, number, "expected a JSON object", raw)
+            continue
+        data = unwrap(obj)
+        if isinstance(data, str):
+            yield Quarantined(source, number, data, raw)
+            continue
+        yield RawRecord(data=data, source=source, line=number, fmt="records", raw=raw)
+
+
+def analyze_records(
+    records: Iterable[dict[str, Any]] | Iterable[str], options: AnalysisOptions, *, source: str
+) -> AnalysisResult:
+    """Analyse raw AuditData records (dicts or JSON strings); ``source`` names them in messages."""
+    intake = Intake()
+    report = InputReport(source, "records")
+    intake.extend(_records_from(records, source))
+    report.records_read = intake.read
+    report.records_quarantined = len(intake.quarantined)
+    return _analyse(intake, options, [report])
+
+
+def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport]) -> AnalysisResult:
+    records = intake.records_frame()
+    keep, conflicts = deduplicate(records)
+    unique = records.loc[keep].copy() if len(records) else records.copy()
+    in_period = pd.Series(True, index=unique.index)
+    if options.start is not None:
+        in_period &= unique["creation_time"] >= pd.Timestamp(options.start)
+    if options.end is not None:
+        in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
+    unique["in_period"] = in_period.astype("boolean")
+    period = unique.loc[in_period]
+    events = mia.event_table(period)
+    items = mia.item_table(events, intake.items_frame())
+    synced = mia.synced_folder_table(events, intake.folders_frame())
+    windows = mia.throttled_windows(events)
+    contexts = mia.context_table(events, items, synced)
+    leads = rank_leads(
+        contexts,
+        suspicious_ips=options.suspicious_ips,
+        suspicious_apps=options.suspicious_apps,
+        known_good_ips=options.known_good_ips,
+        throttled_mailboxes=windows["mailbox"].tolist(),
+    )
+    lookup = lookup_messages(options.message_ids, items, synced, windows) if options.message_ids else None
+    quarantine = intake.quarantine_frame()
+    summary = build_summary(
+        read=intake.read, parsed=len(records), quarantined=len(quarantine), unique=unique, period=period,
+        events=events, items=items, synced=synced, windows=windows, contexts=contexts, leads=leads,
+        conflicts=conflicts, options=options, inputs=[vars(r) for r in reports], lookup=lookup,
+    )
+    records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
+    return AnalysisResult(
+        summary=summary, records=records_out, events=events.reset_index(drop=True), items=items,
+        synced_folders=synced, throttled_windows=windows, contexts=contexts, leads=leads,
+        message_lookup=lookup, quarantine=quarantine, inputs=reports,
+    )

@@ -1,0 +1,115 @@
+"""MailItemsAccessed tables: events, accessed items (bind), synced folders (sync), throttled windows, contexts.
+
+Microsoft: sync records name folders, not items, and every item in a synced folder must be treated as
+exposed; a record with ``IsThrottled=True`` means auditing stopped for 24 hours for that mailbox and every
+message in that window must be treated as exposed (guidance 2020–2023).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from mia_bridge.analysis.schema import (
+    CONTEXT_COLUMNS,
+    CONTEXT_KEY,
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    SYNCED_FOLDER_COLUMNS,
+    THROTTLED_WINDOW_COLUMNS,
+)
+
+THROTTLE_WINDOW = timedelta(hours=24)
+_CONTEXT_FIELDS = ["record_id", "creation_time", "mailbox", "client_ip", "app_id", "client_app_id",
+                   "session_id", "client_info_string"]
+
+
+def event_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per MailItemsAccessed record (``records`` already de-duplicated and period-filtered)."""
+    mask = records["operation"].str.lower() == "mailitemsaccessed"
+    return records.loc[mask.fillna(False).astype(bool), EVENT_COLUMNS].sort_values("creation_time", kind="stable")
+
+
+def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """One row per FolderItems entry of a bind event (repeats kept): ``items`` has columns rec, folder_path, ..."""
+    binds = events.loc[events["mail_access_type"] == "Bind", _CONTEXT_FIELDS]
+    merged = items.merge(binds, left_on="rec", right_index=True, how="inner")
+    merged = merged[merged["internet_message_id"].fillna("") != ""]
+    return merged.sort_values(["creation_time", "rec"], kind="stable")[ITEM_COLUMNS].reset_index(drop=True)
+
+
+def synced_folder_table(events: pd.DataFrame, folders: pd.DataFrame) -> pd.DataFrame:
+    """One row per folder of a sync event."""
+    syncs = events.loc[events["mail_access_type"] == "Sync", _CONTEXT_FIELDS]
+    merged = folders.merge(syncs, left_on="rec", right_index=True, how="inner")
+    return merged.sort_values(["creation_time", "rec"], kind="stable")[SYNCED_FOLDER_COLUMNS].reset_index(drop=True)
+
+
+def _window(mailbox: object, start: object, end: object, count: int) -> dict[str, object]:
+    return {"mailbox": mailbox, "window_start": start, "window_end": end, "throttled_events": count}
+
+
+def throttled_windows(events: pd.DataFrame) -> pd.DataFrame:
+    """24-hour windows opened by throttled records, merged per mailbox where they overlap or touch."""
+    throttled = events.loc[events["is_throttled"].fillna(False).astype(bool), ["mailbox", "creation_time"]]
+    rows: list[dict[str, object]] = []
+    for mailbox, group in throttled.groupby(throttled["mailbox"].fillna(""), sort=True):
+        start = end = None
+        count = 0
+        for when in group["creation_time"].sort_values():
+            if start is None or when > end:
+                if start is not None:
+                    rows.append(_window(mailbox, start, end, count))
+                start, end, count = when, when + THROTTLE_WINDOW, 0
+            else:
+                end = max(end, when + THROTTLE_WINDOW)
+            count += 1
+        if start is not None:
+            rows.append(_window(mailbox, start, end, count))
+    return pd.DataFrame(rows, columns=THROTTLED_WINDOW_COLUMNS)
+
+
+def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    keyed = frame.copy()
+    for column in CONTEXT_KEY:
+        keyed[column] = keyed[column].fillna("").astype(str)
+    return keyed
+
+
+def context_table(events: pd.DataFrame, items: pd.DataFrame, synced: pd.DataFrame) -> pd.DataFrame:
+    """Access contexts: mailbox × IP × AppId × ClientInfoString × SessionId, with first/last seen and counts."""
+    if events.empty:
+        return pd.DataFrame(columns=CONTEXT_COLUMNS)
+    keyed = _key_frame(events)
+    keyed["is_bind"] = keyed["mail_access_type"] == "Bind"
+    keyed["is_sync"] = keyed["mail_access_type"] == "Sync"
+    keyed["throttled"] = keyed["is_throttled"].fillna(False).astype(bool)
+    grouped = keyed.groupby(CONTEXT_KEY, sort=False)
+    table = grouped.agg(
+        first_seen=("creation_time", "min"),
+        last_seen=("creation_time", "max"),
+        events=("record_id", "size"),
+        bind_events=("is_bind", "sum"),
+        sync_events=("is_sync", "sum"),
+        throttled_events=("throttled", "sum"),
+        client_app_ids=("client_app_id", lambda s: ";".join(sorted({v for v in s.dropna() if v}))),
+    )
+    if not items.empty:
+        item_keyed = _key_frame(items).groupby(CONTEXT_KEY, sort=False)["internet_message_id"]
+        table = table.join(item_keyed.size().rename("items_accessed"))
+        table = table.join(item_keyed.nunique().rename("unique_message_ids"))
+    else:
+        table["items_accessed"] = 0
+        table["unique_message_ids"] = 0
+    if not synced.empty:
+        sync_keyed = _key_frame(synced).groupby(CONTEXT_KEY, sort=False)["folder_path"].nunique()
+        table = table.join(sync_keyed.rename("synced_folders"))
+    else:
+        table["synced_folders"] = 0
+    table = table.fillna({"items_accessed": 0, "unique_message_ids": 0, "synced_folders": 0})
+    table = table.reset_index()
+    for column in ("events", "bind_events", "sync_events", "throttled_events", "items_accessed",
+                   "unique_message_ids", "synced_folders"):
+        table[column] = table[column].astype("int64")
+    return table.sort_values(["mailbox", "first_seen"], kind="stable")[CONTEXT_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,255 @@
+"""One raw record (AuditData-shaped dict from any reader) → one canonical row plus its folders and items.
+
+Every shape seen in exports is accepted: ``OperationProperties`` as a list of Name/Value pairs in any key
+order, a bare object, PowerShell ``@{...}`` strings or a flat ``Name:Value`` string; ``Folders`` as a list,
+a bare object, a JSON string, or PowerShell strings whose ``FolderItems=System.Object[]`` lost the ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mia_bridge.analysis.timeparse import parse_time
+from mia_bridge.readers.base import FLAG_MESSAGE_IDS_LOST, Quarantined, RawRecord
+from mia_bridge.readers.values import PS_OBJECT_ARRAY, as_list, maybe_json, parse_ps_hashtable
+
+MAIL_ITEMS_ACCESSED = "MailItemsAccessed"
+
+RECORD_TYPE_NAMES = {
+    "ExchangeAdmin": 1, "ExchangeItem": 2, "ExchangeItemGroup": 3, "SharePoint": 4,
+    "SharePointFileOperation": 6, "OneDrive": 7, "AzureActiveDirectory": 8,
+    "AzureActiveDirectoryAccountLogon": 9, "DataCenterSecurityCmdlet": 10, "ComplianceDLPSharePoint": 11,
+    "Sway": 12, "ComplianceDLPExchange": 13, "SharePointSharingOperation": 14,
+    "AzureActiveDirectoryStsLogon": 15, "SkypeForBusinessPSTNUsage": 16, "SkypeForBusinessUsersBlocked": 17,
+    "SecurityComplianceCenterEOPCmdlet": 18, "ExchangeAggregatedOperation": 19, "PowerBIAudit": 20,
+    "MicrosoftTeams": 25, "ThreatIntelligence": 28, "MailSubmission": 29, "MicrosoftFlow": 30,
+    "AeD": 31, "MicrosoftStream": 32, "ComplianceDLPSharePointClassification": 33,
+    "ThreatFinder": 34, "Project": 35, "SharePointListOperation": 36, "SharePointCommentOperation": 37,
+    "DataGovernance": 38, "Kaizala": 39, "SecurityComplianceAlerts": 40, "ThreatIntelligenceUrl": 41,
+    "SecurityComplianceInsights": 42, "MIPLabel": 43, "WorkplaceAnalytics": 44, "PowerAppsApp": 45,
+    "PowerAppsPlan": 46, "ThreatIntelligenceAtpContent": 47, "LabelContentExplorer": 48,
+    "TeamsHealthcare": 49, "ExchangeItemAggregated": 50, "HygieneEvent": 51, "DataInsightsRestApiAudit": 52,
+    "InformationBarrierPolicyApplication": 53, "SharePointListItemOperation": 54,
+    "SharePointContentTypeOperation": 55, "SharePointFieldOperation": 56,
+}
+LOGON_TYPES = {"0": "Owner", "1": "Admin", "2": "Delegated", "3": "Transport", "4": "SystemService",
+               "5": "BestAccess", "6": "DelegatedAdmin"}
+
+_FLAT_PROPS = re.compile(r"([A-Za-z]+)\s*[:=]\s*([^\s,;]+)")
+
+
+@dataclass(slots=True)
+class Folder:
+    path: str | None
+    folder_id: str | None
+    items: list[tuple[str, str, int | None]] = field(default_factory=list)  # (raw id, normalised id, size)
+    items_lost: bool = False
+
+
+@dataclass(slots=True)
+class Normalised:
+    row: dict[str, Any]
+    folders: list[Folder]
+
+
+def text(value: Any) -> str | None:
+    """A trimmed string or None (empty strings are missing values)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    result = str(value).strip()
+    return result or None
+
+
+def norm_ip(value: Any) -> str | None:
+    """``[2a01::1]:36185`` → ``2a01::1``; ``1.2.3.4:80`` → ``1.2.3.4``; lower-cased."""
+    ip = text(value)
+    if ip is None:
+        return None
+    if ip.startswith("["):
+        ip = ip[1:].split("]", 1)[0]
+    elif ip.count(":") == 1:
+        ip = ip.split(":", 1)[0]
+    return ip.lower() or None
+
+
+def norm_message_id(value: Any) -> str | None:
+    """Trimmed, angle brackets removed, lower-cased (Sparrow strips the brackets; case varies)."""
+    mid = text(value)
+    if mid is None:
+        return None
+    mid = mid.strip("<>").strip().lower()
+    return mid or None
+
+
+def operation_properties(value: Any) -> dict[str, str]:
+    value = maybe_json(value)
+    if isinstance(value, str) and not value.lstrip().startswith("@{"):
+        return {name: val for name, val in _FLAT_PROPS.findall(value)}  # "MailAccessType:Bind IsThrottled:False"
+    result: dict[str, str] = {}
+    for entry in as_list(value):
+        if isinstance(entry, str):
+            entry = parse_ps_hashtable(entry) or {}
+        if isinstance(entry, dict):
+            name = text(entry.get("Name"))
+            if name is not None:
+                result[name] = text(entry.get("Value")) or ""
+            elif "Name" not in entry:  # a plain mapping {"MailAccessType": "Bind"}
+                result.update({str(k): text(v) or "" for k, v in entry.items()})
+    return result
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _items(value: Any) -> tuple[list[tuple[str, str, int | None]], bool]:
+    if isinstance(value, str) and value.strip() == PS_OBJECT_ARRAY:
+        return [], True
+    items: list[tuple[str, str, int | None]] = []
+    lost = False
+    for entry in as_list(value):
+        if isinstance(entry, str):
+            parsed = parse_ps_hashtable(entry)
+            if parsed is None:  # a bare message id string
+                parsed = {"InternetMessageId": entry}
+            entry = parsed
+        if not isinstance(entry, dict):
+            continue
+        raw_id = text(entry.get("InternetMessageId"))
+        mid = norm_message_id(raw_id)
+        if mid is None:
+            lost = True  # an item whose message id is missing: counted, flagged
+            items.append(("", "", _size(entry.get("SizeInBytes"))))
+            continue
+        items.append((raw_id or "", mid, _size(entry.get("SizeInBytes"))))
+    return items, lost
+
+
+def folders_of(data: dict[str, Any]) -> list[Folder]:
+    result: list[Folder] = []
+    for entry in as_list(data.get("Folders")):
+        if isinstance(entry, str):
+            entry = parse_ps_hashtable(entry) or {"Path": entry}
+        if not isinstance(entry, dict):
+            continue
+        items, lost = _items(entry.get("FolderItems"))
+        result.append(Folder(text(entry.get("Path")), text(entry.get("Id")), items, lost))
+    item = maybe_json(data.get("Item"))
+    if isinstance(item, dict):  # RecordType 2 shape: Item.ParentFolder
+        parent = maybe_json(item.get("ParentFolder"))
+        path = None
+        folder_id = None
+        if isinstance(parent, dict):
+            path = text(parent.get("Path")) or text(parent.get("Name"))
+            folder_id = text(parent.get("Id"))
+        raw_id = text(item.get("InternetMessageId"))
+        mid = norm_message_id(raw_id)
+        items = [(raw_id or "", mid, _size(item.get("SizeInBytes")))] if mid else []
+        result.append(Folder(path, folder_id, items, False))
+    return result
+
+
+def _record_type(value: Any) -> tuple[int | None, str | None]:
+    raw = text(value)
+    if raw is None:
+        return None, None
+    if raw.lstrip("-").isdigit():
+        number = int(raw)
+        names = {v: k for k, v in RECORD_TYPE_NAMES.items()}
+        return number, names.get(number)
+    return RECORD_TYPE_NAMES.get(raw), raw
+
+
+def _bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    return None
+
+
+def fingerprint(parts: list[Any]) -> str:
+    return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=12).hexdigest()
+
+
+def normalise(record: RawRecord) -> Normalised | Quarantined:
+    """The canonical row of ``record``, or a ``Quarantined`` value naming what is wrong with it."""
+    data = record.data
+    when = parse_time(data.get("CreationTime"))
+    if when is None:
+        reason = "missing timestamp" if not text(data.get("CreationTime")) else (
+            f"unrecognised timestamp {str(data.get('CreationTime'))[:60]!r}"
+        )
+        return Quarantined(record.source, record.line, reason, record.raw)
+    operation = text(data.get("Operation"))
+    if operation is None:
+        return Quarantined(record.source, record.line, "record has no Operation", record.raw)
+    props = operation_properties(data.get("OperationProperties"))
+    folders = folders_of(data)
+    flags = list(record.flags)
+    lost = any(folder.items_lost for folder in folders)
+    if lost and FLAG_MESSAGE_IDS_LOST not in flags:
+        flags.append(FLAG_MESSAGE_IDS_LOST)
+    record_type, record_type_name = _record_type(data.get("RecordType"))
+    ip_raw = text(data.get("ClientIPAddress")) or text(data.get("ClientIP")) or text(data.get("ActorIpAddress"))
+    user = text(data.get("UserId"))
+    mailbox = text(data.get("MailboxOwnerUPN")) or user
+    logon = text(data.get("LogonType"))
+    access = text(props.get("MailAccessType"))
+    if access is not None and access.lower() in ("bind", "sync"):
+        access = access.capitalize()
+    mid_items = sorted(mid for folder in folders for _, mid, _ in folder.items)
+    row: dict[str, Any] = {
+        "record_id": text(data.get("Id")),
+        "creation_time": when,
+        "operation": operation,
+        "record_type": record_type,
+        "record_type_name": record_type_name,
+        "workload": text(data.get("Workload")),
+        "user_id": user,
+        "mailbox": mailbox.lower() if mailbox else None,
+        "mailbox_guid": text(data.get("MailboxGuid")),
+        "client_ip": norm_ip(ip_raw),
+        "client_ip_raw": ip_raw,
+        "session_id": text(data.get("SessionId")),
+        "app_id": (text(data.get("AppId")) or "").lower() or None,
+        "client_app_id": (text(data.get("ClientAppId")) or "").lower() or None,
+        "client_info_string": text(data.get("ClientInfoString")),
+        "logon_type": LOGON_TYPES.get(logon, logon) if logon is not None else None,
+        "result_status": text(data.get("ResultStatus")),
+        "mail_access_type": access,
+        "is_throttled": _bool(props.get("IsThrottled")),
+        "operation_count": _size(data.get("OperationCount")),
+        "folder_count": len(folders),
+        "item_count": sum(len(folder.items) for folder in folders),
+        "message_ids_lost": lost,
+        "flags": ";".join(flags) or None,
+        "source_format": record.fmt,
+        "source_file": record.source,
+        "source_line": record.line,
+    }
+    core = [
+        row["record_id"], when.replace(microsecond=0).isoformat(), operation.lower(), (user or "").lower(),
+        row["client_ip"], row["session_id"], row["app_id"], access, row["is_throttled"],
+        sorted((folder.path or "").lower() for folder in folders),
+    ]
+    row["core_fingerprint"] = fingerprint(core)
+    if row["record_id"] is None:
+        # Without an Id, only the whole parsed record can tell two records apart.
+        row["fingerprint"] = fingerprint([core, json.dumps(data, sort_keys=True, default=str)])
+    else:
+        row["fingerprint"] = fingerprint([*core, mid_items])
+    row["raw_json"] = json.dumps(data, ensure_ascii=False, default=str)
+    return Normalised(row=row, folders=folders)

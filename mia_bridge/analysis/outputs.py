@@ -1,0 +1,54 @@
+"""Writing the output contract: summary.json, every table as CSV (UTF-8) and Parquet, records.parquet,
+quarantine.jsonl (one line per unreadable record: file, line, reason, raw text)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from mia_bridge.errors import ExportError
+
+if TYPE_CHECKING:
+    from mia_bridge.analysis.api import AnalysisResult
+
+TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
+
+
+def _write_table(frame: pd.DataFrame, out_dir: Path, name: str, written: dict[str, Path]) -> None:
+    csv_path = out_dir / f"{name}.csv"
+    parquet_path = out_dir / f"{name}.parquet"
+    frame.to_csv(csv_path, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z")
+    frame.to_parquet(parquet_path, index=False)
+    written[f"{name}.csv"] = csv_path
+    written[f"{name}.parquet"] = parquet_path
+
+
+def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
+    """Write every output of ``result`` under ``out_dir`` (created); returns name → path."""
+    written: dict[str, Path] = {}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            frame = getattr(result, name)
+            if frame is not None:
+                _write_table(frame, out_dir, name, written)
+        records_path = out_dir / "records.parquet"
+        result.records.to_parquet(records_path, index=False)
+        written["records.parquet"] = records_path
+        quarantine_path = out_dir / "quarantine.jsonl"
+        with quarantine_path.open("w", encoding="utf-8") as handle:
+            for row in result.quarantine.to_dict("records"):
+                line = None if pd.isna(row["line"]) else int(row["line"])
+                entry = {"file": row["file"], "line": line, "reason": row["reason"], "raw": row["raw"]}
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        written["quarantine.jsonl"] = quarantine_path
+        summary_path = out_dir / "summary.json"
+        summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n",
+                                encoding="utf-8")
+        written["summary.json"] = summary_path
+    except OSError as exc:
+        raise ExportError(f"{out_dir}: cannot write the analysis outputs: {exc.strerror or exc}") from None
+    return written

@@ -1,0 +1,71 @@
+"""Raw AuditData records as JSON lines or a JSON array (Management Activity API, Graph, our evidence files).
+
+Also accepts objects that wrap the record: ``{"AuditData": "<json>"}`` (Search-UnifiedAuditLog output
+through ConvertTo-Json) and Graph's ``{"auditData": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.decoding import DecodedInput
+from mia_bridge.readers.json_records import iter_json_objects
+
+_API_KEYS = frozenset({"Operation", "CreationTime", "RecordType", "AuditData", "auditData", "Workload"})
+_EXPORT_FIELDS = (("CreationDate", "CreationTime"), ("Operations", "Operation"), ("UserIds", "UserId"))
+_OTHER_TABLE_KEYS = frozenset({"OfficeId", "OfficeWorkload", "RawEventData", "ActionType", "OperationName"})
+
+
+def unwrap(obj: dict[str, Any]) -> dict[str, Any] | str:
+    """The AuditData dict of ``obj``, or a reason string when the wrapper holds no usable record."""
+    for key in ("AuditData", "auditData"):
+        if key in obj:
+            inner = obj[key]
+            if isinstance(inner, str):
+                try:
+                    inner = json.loads(inner)
+                except ValueError as exc:
+                    return f"invalid JSON in {key}: {exc}"
+            if not isinstance(inner, dict):
+                return f"{key} is not a JSON object"
+            if key == "auditData":  # Graph: top-level fields complete the record
+                inner.setdefault("Id", obj.get("id"))
+                inner.setdefault("CreationTime", obj.get("createdDateTime"))
+                inner.setdefault("Operation", obj.get("operation"))
+                inner.setdefault("UserId", obj.get("userPrincipalName"))
+            else:
+                for outer, field in _EXPORT_FIELDS:
+                    if not inner.get(field) and obj.get(outer):
+                        inner[field] = obj[outer]
+            return inner
+    return obj
+
+
+class RawAuditDataJsonReader(Reader):
+    NAME = "raw_auditdata_json"
+    DESCRIPTION = "Raw AuditData records, JSON lines or JSON array"
+    PRIORITY = 60
+
+    def matches(self, sniff: Sniff) -> bool:
+        obj = sniff.first_json
+        if sniff.json_kind is None:
+            return False
+        if obj is None:
+            return True  # JSON, but the first record is broken: read it and quarantine per record
+        keys = set(obj)
+        return bool(keys & _API_KEYS) and not keys & _OTHER_TABLE_KEYS
+
+    def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
+        name = str(src.path)
+        for line, obj, raw, error in iter_json_objects(src, sniff):
+            if obj is None:
+                yield Quarantined(name, line, error or "unreadable record", raw)
+                continue
+            data = unwrap(obj)
+            if isinstance(data, str):
+                yield Quarantined(name, line, data, raw)
+                continue
+            yield RawRecord(data=data, source=name, line=line, fmt=self.NAME, raw=raw)

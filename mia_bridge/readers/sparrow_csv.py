@@ -1,0 +1,36 @@
+"""CISA Sparrow ``*_Operations_Export.csv``: AuditData flattened to columns (AAD, EXO, EXO2, SharePoint sets).
+
+Nested values are compact JSON strings; a one-element array may be a bare object; deeper levels may be
+PowerShell-stringified (``@{InternetMessageId=...}``); ``<``/``>`` were stripped from message ids.
+Normalisation handles those shapes; this reader only decodes the JSON cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.decoding import DecodedInput
+from mia_bridge.readers.values import iter_csv_rows, maybe_json
+
+# Common to all four Sparrow column sets.
+REQUIRED = frozenset({"CreationTime", "Id", "Operation", "RecordType", "UserKey", "UserType", "Workload"})
+
+
+class SparrowCsvReader(Reader):
+    NAME = "sparrow_csv"
+    DESCRIPTION = "CISA Sparrow *_Operations_Export.csv (AuditData fields as columns)"
+    PRIORITY = 35
+
+    def matches(self, sniff: Sniff) -> bool:
+        return sniff.columns >= REQUIRED and "AuditData" not in sniff.columns
+
+    def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
+        name = str(src.path)
+        with src.open_text() as handle:
+            for line, row, raw, error in iter_csv_rows(handle, sniff.delimiter or ","):
+                if row is None:
+                    yield Quarantined(name, line, error or "unreadable row", raw)
+                    continue
+                data = {key: maybe_json(value) for key, value in row.items() if value != ""}
+                yield RawRecord(data=data, source=name, line=line, fmt=self.NAME, raw=raw)
