@@ -1,0 +1,259 @@
+"""App-only tokens for the REST backend: MSAL confidential client with a certificate.
+
+The certificate is either a PEM file (private key, optionally followed by the certificate) with its
+SHA-1 thumbprint, or a PFX whose password comes from the keyring or an environment variable.
+MSAL reads the key; this module never logs it, never copies it to disk and never puts it in an
+exception. Tokens are cached by MSAL and refreshed ``refresh_margin_s`` before they expire so
+that a long collection never sends a token that dies mid-request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msal
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from mia_bridge.bridge.backend import Secret
+from mia_bridge.bridge.clouds import Cloud
+from mia_bridge.errors import BridgeAuthError, BridgeTLSError, BridgeTransportError, UsageError
+
+log = logging.getLogger(__name__)
+
+KEYRING_SERVICE = "mia-bridge"
+PASSWORD_ENV = "MIA_CERT_PASSWORD"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@dataclass(frozen=True)
+class AppCredential:
+    """An app registration and its certificate. ``password`` unlocks a PFX or an encrypted PEM."""
+
+    client_id: str
+    certificate_path: Path
+    thumbprint: str | None = None
+    password: Secret | None = None
+
+    @property
+    def is_pfx(self) -> bool:
+        return self.certificate_path.suffix.lower() in {".pfx", ".p12"}
+
+    def describe(self) -> dict[str, Any]:
+        return {"client_id": self.client_id, "certificate": str(self.certificate_path), "thumbprint": self.thumbprint}
+
+
+def password_from_store(client_id: str, *, env_var: str = PASSWORD_ENV) -> Secret | None:
+    """The certificate password from the keyring (service ``mia-bridge``, user = app id), else ``env_var``."""
+    try:
+        import keyring
+        import keyring.errors
+
+        value = keyring.get_password(KEYRING_SERVICE, client_id)
+    except Exception as exc:  # no keyring backend on this machine: fall back to the environment
+        log.debug("keyring unavailable: %s", type(exc).__name__)
+        value = None
+    if value is None:
+        value = os.environ.get(env_var)
+    return Secret(value) if value else None
+
+
+def _load_certificate(cred: AppCredential) -> x509.Certificate | None:
+    """The public certificate in the file (None for a key-only PEM). Errors name the file, never the key."""
+    path = cred.certificate_path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the certificate file ({exc.strerror})") from None
+    password = cred.password.reveal().encode() if cred.password else None
+    if cred.is_pfx:
+        try:
+            key, cert, _ = pkcs12.load_key_and_certificates(data, password)
+        except ValueError:
+            raise BridgeAuthError(
+                f"{path}: cannot open the PFX (wrong password or not a PKCS#12 file)",
+                hint=f"store the password with `keyring set {KEYRING_SERVICE} <app-id>` or set {PASSWORD_ENV}",
+            ) from None
+        if key is None or cert is None:
+            raise BridgeAuthError(f"{path}: the PFX must hold both the private key and its certificate")
+        return cert
+    if b"PRIVATE KEY-----" not in data:
+        raise UsageError(f"{path}: no PEM private key in this file", hint="use a PEM with the key, or a .pfx")
+    try:
+        serialization.load_pem_private_key(data, password)
+    except (ValueError, TypeError):
+        raise BridgeAuthError(f"{path}: cannot load the PEM private key (wrong or missing password?)") from None
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        return x509.load_pem_x509_certificate(data[data.index(b"-----BEGIN CERTIFICATE-----") :])
+    return None
+
+
+def sha1_thumbprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def msal_client_credential(cred: AppCredential) -> dict[str, Any]:
+    """The ``client_credential`` dict MSAL wants; validates the thumbprint against the certificate."""
+    cert = _load_certificate(cred)
+    if cred.is_pfx:
+        out: dict[str, Any] = {"private_key_pfx_path": str(cred.certificate_path)}
+        if cred.password:
+            out["passphrase"] = cred.password.reveal()
+        return out
+    thumbprint = (cred.thumbprint or "").replace(":", "").replace(" ", "").upper()
+    if cert is not None:
+        actual = sha1_thumbprint(cert)
+        if thumbprint and thumbprint != actual:
+            raise UsageError(
+                f"{cred.certificate_path}: thumbprint {thumbprint} does not match the certificate ({actual})"
+            )
+        thumbprint = actual
+    if not thumbprint:
+        raise UsageError(
+            f"{cred.certificate_path}: the PEM holds no certificate, so give its SHA-1 thumbprint",
+            hint="--thumbprint <hex> (as shown on the app registration)",
+        )
+    out = {"private_key": cred.certificate_path.read_text(encoding="ascii"), "thumbprint": thumbprint}
+    if cred.password:
+        out["passphrase"] = cred.password.reveal()
+    return out
+
+
+def is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in _LOOPBACK
+
+
+def resolve_tenant_id(cloud: Cloud, organization: str, *, verify: str | bool = True, timeout: float = 30.0) -> str:
+    """Tenant GUID for ``contoso.onmicrosoft.com`` via the authority's OpenID configuration."""
+    if _GUID.match(organization):
+        return organization.lower()
+    url = f"{cloud.login_url}/{organization}/v2.0/.well-known/openid-configuration"
+    try:
+        resp = httpx.get(url, verify=verify, timeout=timeout)
+    except httpx.ConnectError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise BridgeTLSError(
+                f"{cloud.login_url}: certificate verification failed", hint="check --ca-bundle"
+            ) from None
+        raise BridgeTransportError(f"{cloud.login_url}: cannot connect ({exc})") from None
+    except httpx.HTTPError as exc:
+        raise BridgeTransportError(f"{cloud.login_url}: {type(exc).__name__}: {exc}") from None
+    if resp.status_code in (400, 404):
+        raise UsageError(
+            f"tenant {organization!r} not found at {cloud.login_url}",
+            hint="give the primary *.onmicrosoft.com domain or the tenant id, and the right --cloud",
+        )
+    if resp.status_code != 200:
+        raise BridgeTransportError(f"{url}: HTTP {resp.status_code} while resolving the tenant id")
+    try:
+        token_endpoint = str(resp.json()["token_endpoint"])
+    except (ValueError, KeyError, TypeError):
+        raise BridgeTransportError(f"{url}: not an OpenID configuration document") from None
+    segment = urlsplit(token_endpoint).path.strip("/").split("/")[0]
+    if not _GUID.match(segment):
+        raise BridgeTransportError(f"{url}: token endpoint {token_endpoint} carries no tenant id")
+    return segment.lower()
+
+
+class _PinnedVerifySession(requests.Session):
+    """A session whose CA choice wins over REQUESTS_CA_BUNDLE (requests lets the environment override
+    ``Session.verify``, which would silently drop the CA bundle the user passed)."""
+
+    def __init__(self, verify: str | bool) -> None:
+        super().__init__()
+        self._pinned_verify = verify
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("verify") in (None, True):
+            kwargs["verify"] = self._pinned_verify
+        return super().request(method, url, *args, **kwargs)
+
+
+class TokenProvider:
+    """Bearer tokens for one app in one tenant, per scope, refreshed before expiry."""
+
+    def __init__(
+        self,
+        credential: AppCredential,
+        cloud: Cloud,
+        tenant_id: str,
+        *,
+        verify: str | bool = True,
+        refresh_margin_s: float = 300.0,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.credential = credential
+        self.cloud = cloud
+        self.tenant_id = tenant_id
+        self.refresh_margin_s = refresh_margin_s
+        self._clock = clock
+        self._expires: dict[str, float] = {}
+        self.acquired = 0  # tokens fetched from the STS (not from the cache), for tests and the manifest
+        authority = cloud.authority(tenant_id)
+        session = _PinnedVerifySession(verify)
+        try:
+            self._app = msal.ConfidentialClientApplication(
+                credential.client_id,
+                authority=authority,
+                client_credential=msal_client_credential(credential),
+                http_client=session,
+                timeout=timeout,
+                instance_discovery=False if is_loopback(authority) else None,
+            )
+        except requests.exceptions.SSLError:
+            raise BridgeTLSError(
+                f"{cloud.login_url}: certificate verification failed", hint="check --ca-bundle"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise BridgeTransportError(
+                f"{cloud.login_url}: cannot reach the authority ({type(exc).__name__})"
+            ) from None
+        except ValueError as exc:
+            # MSAL's messages here describe the authority or credential format, never the key material.
+            raise BridgeAuthError(f"cannot set up the app-only client: {exc}") from None
+
+    def token(self, scope: str) -> Secret:
+        """A bearer token for ``scope`` with at least ``refresh_margin_s`` left."""
+        now = self._clock()
+        if scope in self._expires and self._expires[scope] - now < self.refresh_margin_s:
+            self._app.remove_tokens_for_client()  # MSAL would hand back the aging token otherwise
+            self._expires.clear()
+        try:
+            result = self._app.acquire_token_for_client([scope])
+        except requests.exceptions.SSLError:
+            raise BridgeTLSError(f"{self.cloud.login_url}: certificate verification failed") from None
+        except requests.exceptions.RequestException as exc:
+            raise BridgeTransportError(f"{self.cloud.login_url}: token request failed ({type(exc).__name__})") from None
+        if not result or "access_token" not in result:
+            error = (result or {}).get("error", "no_token")
+            desc = str((result or {}).get("error_description", "")).splitlines()[0:1]
+            raise BridgeAuthError(
+                f"the token request for app {self.credential.client_id} was refused: {error}: {' '.join(desc)}",
+                hint="check the app id, that this certificate is uploaded to the app registration, "
+                "and that Exchange.ManageAsApp has admin consent",
+            )
+        if result.get("token_source") != "cache":
+            self.acquired += 1
+        expires_in = float(result.get("expires_in", 0))
+        self._expires[scope] = now + expires_in
+        if expires_in < self.refresh_margin_s:
+            log.debug("token for %s lives only %.0f s (margin %.0f s)", scope, expires_in, self.refresh_margin_s)
+        return Secret(str(result["access_token"]))
+
+    def invalidate(self) -> None:
+        """Drop cached tokens (after a 401) so the next ``token()`` asks the STS again."""
+        self._app.remove_tokens_for_client()
+        self._expires.clear()
