@@ -1,0 +1,190 @@
+"""Connection settings: a TOML file (tenant, jump host, auth, certificate, output dir, backend) with
+command-line overrides. No secret is ever read from or written to this file.
+
+    settings = load_settings(Path("mia.toml"), overrides={"server": "jump02", "port": None})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mia_bridge.errors import ConfigError
+
+CONFIG_ENV = "MIA_CONFIG"
+BACKENDS = ("psrp", "rest")
+TRANSPORTS = ("http", "https")
+AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic")
+
+
+@dataclass
+class ConnectionSettings:
+    """How to reach one tenant. Holds no secret: passwords come from ``bridge.secrets``."""
+
+    server: str | None = None  # the Windows jump host running ExchangeOnlineManagement
+    port: int | None = None  # default 5986 (https) / 5985 (http)
+    transport: str = "https"
+    auth: str = "negotiate"
+    username: str | None = None
+    ca_bundle: str | None = None
+    configuration_name: str = "Microsoft.PowerShell"  # the JEA endpoint, e.g. ExoBridge
+    organization: str | None = None  # contoso.onmicrosoft.com
+    app_id: str | None = None
+    certificate_thumbprint: str | None = None
+    certificate_path: str | None = None  # on the jump host (with MIA_CERT_PASSWORD)
+    exchange_environment: str | None = None  # O365Default, O365USGovGCCHigh, O365China, …
+    backend: str = "psrp"
+    output_dir: str | None = None
+    config_path: str | None = None  # where the file values came from
+    # --sim: run against the built-in simulated tenant instead.
+    sim: bool = False
+    sim_records: int = 5000
+    sim_seed: int = 0
+    sim_premium: bool = True
+    sim_ingestion: bool = True
+    sim_mailbox_audit_retired: bool = False
+
+    def validate(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
+        if self.auth not in AUTH_METHODS:
+            raise ConfigError(f"auth must be one of {', '.join(AUTH_METHODS)}, not {self.auth!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ConfigError(f"port {self.port} is out of range")
+        if self.certificate_thumbprint and self.certificate_path:
+            raise ConfigError("give either a certificate thumbprint or a certificate path, not both")
+        if self.sim_records < 0:
+            raise ConfigError("--sim-records cannot be negative")
+        if not self.sim and self.backend == "psrp" and not self.server:
+            raise ConfigError(
+                "no jump host given",
+                hint="pass --server HOST (or set [jump_host] server in the config file), or --sim for the simulator",
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe view for manifests (there is nothing secret in here)."""
+        return dataclasses.asdict(self)
+
+
+# TOML section/key → ConnectionSettings field.
+_FILE_KEYS: dict[tuple[str, str], str] = {
+    ("tenant", "organization"): "organization",
+    ("tenant", "app_id"): "app_id",
+    ("tenant", "certificate_thumbprint"): "certificate_thumbprint",
+    ("tenant", "certificate_path"): "certificate_path",
+    ("tenant", "exchange_environment"): "exchange_environment",
+    ("jump_host", "server"): "server",
+    ("jump_host", "port"): "port",
+    ("jump_host", "transport"): "transport",
+    ("jump_host", "auth"): "auth",
+    ("jump_host", "username"): "username",
+    ("jump_host", "ca_bundle"): "ca_bundle",
+    ("jump_host", "configuration_name"): "configuration_name",
+    ("output", "dir"): "output_dir",
+    ("backend", "name"): "backend",
+}
+_SECRET_WORDS = ("password", "secret", "token")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The ConnectionSettings fields a TOML file sets; ConfigError naming the file and key if wrong."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found", hint="create one with `mia config init`") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    types = {f.name: f.type for f in dataclasses.fields(ConnectionSettings)}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        for key, value in table.items():
+            if any(word in key.lower() for word in _SECRET_WORDS):
+                raise ConfigError(
+                    f"{path}: [{section}] {key}: secrets do not belong in the config file",
+                    hint="use MIA_WINRM_PASSWORD / MIA_CERT_PASSWORD or the OS keyring (service mia-bridge)",
+                )
+            field_name = _FILE_KEYS.get((section, key))
+            if field_name is None:
+                raise ConfigError(f"{path}: unknown setting [{section}] {key}")
+            expected = int if "int" in str(types[field_name]) else str
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ConfigError(f"{path}: [{section}] {key} must be a {expected.__name__}")
+            values[field_name] = value
+    return values
+
+
+def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> ConnectionSettings:
+    """Defaults ← config file (``config_path`` or $MIA_CONFIG) ← overrides that are not None."""
+    values: dict[str, Any] = {}
+    if config_path is None and os.environ.get(CONFIG_ENV):
+        config_path = Path(os.environ[CONFIG_ENV])
+    if config_path is not None:
+        values.update(read_config_file(config_path))
+        values["config_path"] = str(config_path)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    known = {f.name for f in dataclasses.fields(ConnectionSettings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown connection settings: {', '.join(sorted(unknown))}")
+    return ConnectionSettings(**values)
+
+
+CONFIG_TEMPLATE = """\
+# mia-bridge configuration. Command-line options override every value here.
+# Secrets never go in this file: the WinRM password comes from MIA_WINRM_PASSWORD or the OS keyring
+# (service "mia-bridge", entry = the user name), the certificate file password from MIA_CERT_PASSWORD.
+
+[tenant]
+# The tenant's initial domain, as Connect-ExchangeOnline -Organization expects it.
+organization = "contoso.onmicrosoft.com"
+# The Entra app registration (Exchange.ManageAsApp + the View-Only Audit Logs role).
+app_id = "00000000-0000-0000-0000-000000000000"
+# The app certificate stays on the jump host: its thumbprint in Cert:\\LocalMachine\\My ...
+certificate_thumbprint = "0000000000000000000000000000000000000000"
+# ... or a .pfx path on the jump host (password from MIA_CERT_PASSWORD); use one or the other.
+# certificate_path = 'C:\\certs\\mia-app.pfx'
+# Sovereign clouds: O365USGovGCCHigh, O365USGovDoD, O365China.
+# exchange_environment = "O365Default"
+
+[jump_host]
+# Windows host with the ExchangeOnlineManagement module, reached over WinRM.
+server = "jump01.corp.example"
+transport = "https"        # https (5986) by default; http only with negotiate/kerberos message encryption
+# port = 5986
+auth = "negotiate"         # negotiate | kerberos | ntlm | certificate | basic (basic only over https)
+username = "CORP\\\\svc-mia"
+# CA that issued the jump host's WinRM certificate (validation is always on).
+# ca_bundle = "/etc/mia-bridge/corp-ca.pem"
+# The JEA session configuration registered by ps_scripts/ (Microsoft.PowerShell if none).
+configuration_name = "ExoBridge"
+
+[output]
+dir = "cases"
+
+[backend]
+name = "psrp"              # psrp (WinRM jump host) | rest
+"""
+
+
+def write_template(path: Path, *, force: bool = False) -> None:
+    """Write the commented template; refuse to overwrite an existing file unless ``force``."""
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the config file ({exc.strerror})") from None

@@ -1,0 +1,93 @@
+"""Build the backend a ConnectionSettings asks for: ``open_backend(settings) -> ExoBackend``.
+
+The backend is returned unopened (use it as a context manager). Backends register a factory by
+name; ``psrp`` (pypsrp to a WinRM jump host) is built in. The REST backend plugs in by defining
+``mia_bridge/bridge/rest_backend.py`` that calls ``register_backend("rest", factory)`` on import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mia_bridge.bridge.backend import ExoBackend, Secret
+from mia_bridge.bridge.config import ConnectionSettings
+from mia_bridge.bridge.secrets import certificate_password, winrm_password
+from mia_bridge.bridge.winrm import WinRMBackend, WinRMSettings
+from mia_bridge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Secrets resolved for one connection (never part of ConnectionSettings)."""
+
+    winrm_password: Secret | None = None
+    certificate_password: Secret | None = None
+
+
+BackendFactory = Callable[[ConnectionSettings, Credentials], ExoBackend]
+_FACTORIES: dict[str, BackendFactory] = {}
+# Modules that register a backend when imported, tried when the name is not registered yet.
+_PLUGIN_MODULES = {"rest": "mia_bridge.bridge.rest_backend"}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    _FACTORIES[name] = factory
+
+
+def resolve_credentials(settings: ConnectionSettings, *, interactive: bool = True) -> Credentials:
+    """Secrets from the environment, the keyring or a prompt (only what the settings need)."""
+    password = None
+    if settings.backend == "psrp" and settings.auth in ("basic", "ntlm", "negotiate") and settings.username:
+        password = winrm_password(settings.username, interactive=interactive)
+    cert_password = None
+    if settings.certificate_path and not settings.certificate_thumbprint:
+        cert_password = certificate_password(settings.certificate_path, interactive=interactive)
+    return Credentials(password, cert_password)
+
+
+def open_backend(
+    settings: ConnectionSettings, credentials: Credentials | None = None, *, interactive: bool = True
+) -> ExoBackend:
+    """The (unopened) backend for ``settings``; secrets are looked up unless given."""
+    settings.validate()
+    if credentials is None:
+        credentials = resolve_credentials(settings, interactive=interactive)
+    factory = _FACTORIES.get(settings.backend)
+    if factory is None and settings.backend in _PLUGIN_MODULES:
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(_PLUGIN_MODULES[settings.backend])
+        factory = _FACTORIES.get(settings.backend)
+    if factory is None:
+        raise ConfigError(f"the {settings.backend} backend is not available in this build")
+    return factory(settings, credentials)
+
+
+def winrm_settings(settings: ConnectionSettings, credentials: Credentials) -> WinRMSettings:
+    if not settings.server:
+        raise ConfigError("no jump host given", hint="pass --server HOST or set [jump_host] server")
+    return WinRMSettings(
+        server=settings.server,
+        port=settings.port,
+        transport=settings.transport,
+        auth=settings.auth,
+        username=settings.username,
+        password=credentials.winrm_password,
+        ca_bundle=settings.ca_bundle,
+        configuration_name=settings.configuration_name,
+        organization=settings.organization,
+        app_id=settings.app_id,
+        certificate_thumbprint=settings.certificate_thumbprint,
+        certificate_path=settings.certificate_path,
+        certificate_password=credentials.certificate_password,
+        exchange_environment=settings.exchange_environment,
+    )
+
+
+def _psrp_factory(settings: ConnectionSettings, credentials: Credentials) -> ExoBackend:
+    return WinRMBackend(winrm_settings(settings, credentials))
+
+
+register_backend("psrp", _psrp_factory)
