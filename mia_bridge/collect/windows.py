@@ -1,0 +1,217 @@
+"""Adaptive time windows: which slice of the period to fetch next, and how.
+
+Times are integer epoch seconds (audit records have one-second resolution); a window is
+``[start, end)``. A window is *complete* only when a plain call on it returned fewer rows than
+``ResultSize`` or a validated ``ReturnLargeSet`` session on it ran dry below the 50,000 cap; nothing
+else (``ResultCount``, sort order) is trusted for completeness. Density observations only size
+windows, so a wrong guess costs calls, never records.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+PLAIN_CAP = 5000  # Search-UnifiedAuditLog -ResultSize maximum
+SESSION_CAP = 50000  # ReturnLargeSet: at most 50,000 rows per session
+
+
+class Mode(StrEnum):
+    PLAIN = "plain"  # one call, -ResultSize 5000, no session
+    SESSION = "session"  # -SessionCommand ReturnLargeSet, paged 5000 at a time
+
+
+class SessionPolicy(StrEnum):
+    AUTO = "auto"  # sessions only for windows predicted (or found) denser than one call
+    NEVER = "never"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    start: int
+    end: int
+
+    @property
+    def seconds(self) -> int:
+        return self.end - self.start
+
+    def contains(self, ts: int) -> bool:
+        return self.start <= ts < self.end
+
+    def describe(self) -> dict[str, int]:
+        return {"start": self.start, "end": self.end}
+
+
+@dataclass
+class _Region:
+    """A stretch still to fetch, with what earlier capped fetches taught about it."""
+
+    start: int
+    end: int
+    max_len: int  # windows inside a capped window are at most half its length (guarantees progress)
+    density: float | None = None  # records/second lower-bound estimate from a capped sample
+    session_ok: bool = True  # False once a session on a window containing it hit the 50,000 cap
+    force_session: bool = False  # a plain call on this exact window hit the cap: page it instead
+    sample: list[int] = field(default_factory=list)  # sorted CreationTimes a capped fetch returned here
+    basis: float | None = None  # the density the previous window planned here was sized with
+
+
+@dataclass(frozen=True)
+class Planned:
+    window: Window
+    mode: Mode
+    session_ok: bool
+
+
+@dataclass
+class WindowPlanner:
+    """Plans windows left to right for one stream; results may come back in any order.
+
+    ``plain_target``/``session_target``: how many records a window should be predicted to hold.
+    Both stay well below the caps because density is only known from neighbouring windows and
+    tenants are bursty; a miss costs one capped call (plain) or ten (session).
+    """
+
+    start: int
+    end: int
+    policy: SessionPolicy = SessionPolicy.AUTO
+    plain_target: int = 3500
+    session_target: int = 25000
+    floor: int = 1
+    _todo: list[_Region] = field(default_factory=list, init=False)
+    _known: list[tuple[int, int, float]] = field(default_factory=list, init=False)  # (start, end, density)
+    in_flight: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.end > self.start:
+            self._todo.append(_Region(self.start, self.end, max_len=self.end - self.start))
+
+    # --- planning -----------------------------------------------------------------------------
+
+    def finished(self) -> bool:
+        return not self._todo and self.in_flight == 0
+
+    def exclude(self, window: Window) -> None:
+        """Mark a window as already covered (resume)."""
+        out: list[_Region] = []
+        for r in self._todo:
+            if window.end <= r.start or window.start >= r.end:
+                out.append(r)
+                continue
+            if r.start < window.start:
+                out.append(_Region(r.start, window.start, r.max_len, r.density, r.session_ok, sample=r.sample))
+            if window.end < r.end:
+                out.append(_Region(window.end, r.end, r.max_len, r.density, r.session_ok, sample=r.sample))
+        self._todo = sorted(out, key=lambda r: r.start)
+
+    def next(self) -> Planned | None:
+        """The next window to fetch, or None when everything left is in flight or done."""
+        if not self._todo:
+            return None
+        region = self._todo[0]
+        density = self._density_at(region)
+        use_session = False
+        if region.force_session:
+            use_session = True
+            length = region.max_len
+        elif density is None:
+            length = region.max_len  # probe: one plain call over as much as allowed
+        else:
+            length = max(1, int(self.plain_target / density))
+            room = min(region.end - region.start, region.max_len)
+            dense = self.policy is SessionPolicy.ALWAYS or density * room > self.plain_target
+            if self.policy is not SessionPolicy.NEVER and region.session_ok and dense:
+                use_session = True
+                length = max(1, int(self.session_target / density))
+        if self.policy is SessionPolicy.ALWAYS and region.session_ok:
+            use_session = True
+            if density is None and not region.force_session:
+                length = region.max_len
+        region.basis = density
+        if region.sample and not region.force_session:
+            # Never plan past the point where the capped sample alone would fill the window.
+            target = self.session_target if use_session else self.plain_target
+            i = bisect.bisect_left(region.sample, region.start)
+            if i + target < len(region.sample):
+                length = min(length, max(1, region.sample[i + target] - region.start))
+        length = max(self.floor, min(length, region.max_len, region.end - region.start))
+        window = Window(region.start, region.start + length)
+        if window.end >= region.end:
+            self._todo.pop(0)
+        else:
+            region.start = window.end
+        self.in_flight += 1
+        return Planned(window, Mode.SESSION if use_session else Mode.PLAIN, region.session_ok)
+
+    def _density_at(self, region: _Region) -> float | None:
+        """Density for sizing: a finished window ending right here, else what the previous window
+        in this region was sized with, else the capped-sample hint, else the nearest finished window."""
+        if self._known:
+            i = bisect.bisect_left(self._known, (region.start, region.start, 0.0)) - 1
+            for j in range(max(0, i - 2), min(len(self._known), i + 3)):
+                if self._known[j][1] == region.start:
+                    return self._known[j][2]
+        if region.basis is not None:
+            return region.basis
+        if region.density is not None:
+            return region.density
+        if not self._known:
+            return None
+        i = bisect.bisect_right(self._known, (region.start, region.start + 1, float("inf")))
+        candidates = []
+        if i > 0:
+            candidates.append(self._known[i - 1])
+        if i < len(self._known):
+            candidates.append(self._known[i])
+        best = min(candidates, key=lambda k: min(abs(k[1] - region.start), abs(k[0] - region.start)))
+        return best[2]
+
+    # --- feedback -----------------------------------------------------------------------------
+
+    def complete(self, planned: Planned, count: int) -> None:
+        """The window is fully fetched; ``count`` records fell inside it."""
+        self.in_flight -= 1
+        self.observe(planned.window, count)
+
+    def observe(self, window: Window, count: int) -> None:
+        """Remember the density of a finished window (also for windows finished by an earlier run)."""
+        # A window with nothing in it still bounds the density (< 1 record over its length).
+        density = max(count, 0.5) / window.seconds
+        bisect.insort(self._known, (window.start, window.end, density))
+
+    def incomplete(self, planned: Planned, sample_times: list[int], cap: int) -> Window | None:
+        """The fetch hit ``cap`` (or a session failed): refetch the window in smaller pieces.
+
+        Returns the window as a gap when it is already at the floor and nothing else can be tried.
+        """
+        self.in_flight -= 1
+        w = planned.window
+        session_capped = planned.mode is Mode.SESSION and cap >= SESSION_CAP
+        session_ok = planned.session_ok and not session_capped and self.policy is not SessionPolicy.NEVER
+        can_session_retry = planned.mode is Mode.PLAIN and session_ok
+        if w.seconds <= self.floor and not can_session_retry:
+            return w
+        inside = sorted(t for t in sample_times if w.contains(t))
+        span = (max(inside) - min(inside) + 1) if inside else w.seconds
+        density = max(cap / max(span, 1), cap / w.seconds)
+        if can_session_retry:
+            # Now known to need more than one call: page it in sessions sized from the sample.
+            region = _Region(w.start, w.end, max_len=w.seconds, density=density, session_ok=True, sample=inside)
+            region.force_session = w.seconds <= self.floor or density * w.seconds <= self.session_target
+        else:
+            region = _Region(w.start, w.end, max_len=max(self.floor, w.seconds // 2), density=density,
+                             session_ok=session_ok, sample=inside)
+        self._insert(region)
+        return None
+
+    def failed_session(self, planned: Planned) -> None:
+        """A session restarted or broke its ResultIndex sequence: refetch the window without one."""
+        self.in_flight -= 1
+        w = planned.window
+        self._insert(_Region(w.start, w.end, max_len=w.seconds, density=None, session_ok=False))
+
+    def _insert(self, region: _Region) -> None:
+        keys = [r.start for r in self._todo]
+        self._todo.insert(bisect.bisect_left(keys, region.start), region)

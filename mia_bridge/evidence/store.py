@@ -1,0 +1,220 @@
+"""The evidence store: raw AuditData lines, deduplicated by ``Id``, written and flushed on receipt.
+
+One file per query, ``evidence/<query>.jsonl`` (or ``.jsonl.gz``): each line is the AuditData
+string exactly as the service sent it. Rows are committed a fetch at a time: the new lines are
+appended (one gzip member per commit when compressed), flushed and fsynced, and only then does the
+caller journal the fetch. After a crash, bytes past the last journalled offset belong to a fetch
+that was never journalled; they are cut off and that fetch is redone, so nothing is counted twice.
+AuditData that is not a JSON object is kept verbatim in ``<query>.unparsed.jsonl`` (one JSON
+string per line) and counted; it never disappears.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mia_bridge.errors import EvidenceError
+
+EVIDENCE_DIR = "evidence"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One row as received: the AuditData text, its dedup key and its CreationTime (epoch s)."""
+
+    key: str
+    text: str
+    time: int | None
+    parsed: bool
+
+
+@lru_cache(maxsize=65536)
+def _parse_time(value: str) -> int | None:
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:  # audit times without a zone are UTC
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp())
+
+
+def parse_row(audit_data: Any, fallback_time: Any = None, identity: Any = None) -> AuditRow:
+    """Build an ``AuditRow`` from the AuditData property of one Search-UnifiedAuditLog row."""
+    if isinstance(audit_data, dict | list):  # a backend already parsed it: store canonical JSON
+        text = json.dumps(audit_data, separators=(",", ":"), ensure_ascii=False)
+    else:
+        text = "" if audit_data is None else str(audit_data)
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and obj.get("Id"):
+        created = obj.get("CreationTime")
+        ts = _parse_time(created) if isinstance(created, str) else None
+        if ts is None:
+            ts = _fallback_time(fallback_time)
+        return AuditRow(key=str(obj["Id"]).lower(), text=text, time=ts, parsed=True)
+    basis = str(identity) if identity else text
+    key = "sha256:" + hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
+    return AuditRow(key=key, text=text, time=_fallback_time(fallback_time), parsed=False)
+
+
+def _fallback_time(value: Any) -> int | None:
+    if isinstance(value, datetime):
+        return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
+    if isinstance(value, str):
+        return _parse_time(value)
+    return None
+
+
+@dataclass
+class CommitCounts:
+    rows: int = 0
+    new: int = 0
+    duplicates: int = 0
+    duplicates_of_superseded: int = 0  # the earlier copy came from a fetch that was later redone
+    unparseable: int = 0
+    out_of_window: int = 0  # new records whose CreationTime is outside the query period (kept)
+
+
+class EvidenceFile:
+    """Append-only, deduplicating writer for one query's evidence. Thread-safe."""
+
+    def __init__(self, case_dir: Path, name: str, *, compress: bool = False) -> None:
+        self.case_dir = case_dir
+        self.name = name
+        self.compress = compress
+        suffix = ".jsonl.gz" if compress else ".jsonl"
+        self.path = case_dir / EVIDENCE_DIR / f"{name}{suffix}"
+        self.unparsed_path = case_dir / EVIDENCE_DIR / f"{name}.unparsed.jsonl"
+        self._seen: dict[str, bool] = {}  # key -> first copy came from a superseded fetch
+        self._lock = threading.Lock()
+        self.records = 0
+        self.unparsed_records = 0
+
+    @property
+    def relpath(self) -> str:
+        return self.path.relative_to(self.case_dir).as_posix()
+
+    def open(self, committed: int = 0, unparsed_committed: int = 0) -> None:
+        """Open for appending; keep exactly the committed bytes and reload their keys."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for path, size in ((self.path, committed), (self.unparsed_path, unparsed_committed)):
+            if not path.exists():
+                if size:
+                    raise EvidenceError(
+                        f"{path}: evidence file is missing but the resume state says {size} bytes were written",
+                        hint="the case folder was altered; start a new case with a fresh --out",
+                    )
+                continue
+            actual = path.stat().st_size
+            if actual < size:
+                raise EvidenceError(
+                    f"{path}: evidence file has {actual} bytes, the resume state recorded {size}",
+                    hint="the file was truncated; start a new case with a fresh --out",
+                )
+            if actual > size:
+                # Bytes of a fetch that crashed before it was journalled: that fetch is redone.
+                with path.open("r+b") as fh:
+                    fh.truncate(size)
+        for line in self._read_lines(self.path):
+            obj = json.loads(line)
+            self._seen[str(obj["Id"]).lower()] = False
+            self.records += 1
+        if self.unparsed_path.exists():
+            for line in self.unparsed_path.read_text(encoding="utf-8").splitlines():
+                row = parse_row(json.loads(line))
+                self._seen[row.key] = False
+                self.unparsed_records += 1
+
+    def _read_lines(self, path: Path) -> list[str]:
+        if not path.exists():
+            return []
+        data = path.read_bytes()
+        if self.compress and data:
+            data = gzip.decompress(data)
+        return data.decode("utf-8").splitlines()
+
+    def commit(
+        self, rows: list[AuditRow], *, superseded: bool = False, period: tuple[int, int] | None = None
+    ) -> tuple[CommitCounts, int, int]:
+        """Append the rows not seen before; returns counts and the committed sizes of both files.
+
+        ``period`` is the query's ``[start, end)``: new records outside it are kept and counted.
+        """
+        counts = CommitCounts(rows=len(rows))
+        with self._lock:
+            lines: list[str] = []
+            unparsed: list[str] = []
+            for row in rows:
+                earlier = self._seen.get(row.key)
+                if earlier is not None:
+                    counts.duplicates += 1
+                    if earlier:
+                        counts.duplicates_of_superseded += 1
+                    continue
+                self._seen[row.key] = superseded
+                if period is not None and row.time is not None and not period[0] <= row.time < period[1]:
+                    counts.out_of_window += 1
+                if row.parsed and "\n" not in row.text and "\r" not in row.text:
+                    lines.append(row.text)
+                elif row.parsed:
+                    # A line break inside the JSON would split the record; compact it (same data).
+                    lines.append(json.dumps(json.loads(row.text), separators=(",", ":"), ensure_ascii=False))
+                else:
+                    unparsed.append(json.dumps(row.text, ensure_ascii=False))
+                    counts.unparseable += 1
+            counts.new = len(lines) + len(unparsed)
+            if lines:
+                self._append(self.path, "".join(line + "\n" for line in lines), self.compress)
+                self.records += len(lines)
+            if unparsed:
+                self._append(self.unparsed_path, "".join(u + "\n" for u in unparsed), False)
+                self.unparsed_records += len(unparsed)
+            size = self.path.stat().st_size if self.path.exists() else 0
+            usize = self.unparsed_path.stat().st_size if self.unparsed_path.exists() else 0
+        return counts, size, usize
+
+    @staticmethod
+    def _append(path: Path, text: str, compress: bool) -> None:
+        data = text.encode("utf-8")
+        if compress:
+            data = gzip.compress(data, mtime=0)  # one member per commit; gzip readers concatenate them
+        with path.open("ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def keys(self) -> set[str]:
+        with self._lock:
+            return set(self._seen)
+
+
+def count_lines(path: Path) -> int:
+    """Records in an evidence file (gzip handled)."""
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    count = 0
+    with opener(path, "rb") as fh:
+        for _ in fh:
+            count += 1
+    return count
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of an evidence file, parsed (for tests and consumers)."""
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
