@@ -19,6 +19,7 @@ from mia_bridge.errors import MiaError
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module
+    "mia_bridge.cli.commands.analyze",
 )
 
 app = typer.Typer(

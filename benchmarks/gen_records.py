@@ -1,0 +1,187 @@
+"""Deterministic generator of realistic, SYNTHETIC MailItemsAccessed audit records.
+
+Used by the benchmark (N records as JSON lines and as a Purview CSV) and to build the bundled demo
+sample (``python benchmarks/gen_records.py --demo``). Shapes follow the documented AuditData schema:
+binds with several folders and items (RecordType 50), syncs (folders without items, and the RecordType 2
+``Item.ParentFolder`` shape), throttled records, a few non-mail operations. Addresses are documentation
+ranges (RFC 5737) and the domain is contoso.example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+OWA = "00000002-0000-0ff1-ce00-000000000000"
+GRAPH = "00000003-0000-0000-c000-000000000000"
+OUTLOOK = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
+ROGUE_APP = "5a95e683-08ad-424e-a441-1d1aec52c02c"
+FOLDERS = ["\\Inbox", "\\Sent Items", "\\Archive", "\\Inbox\\Finance", "\\Drafts"]
+PURVIEW_HEADER = ["RecordId", "CreationDate", "RecordType", "Operation", "UserId", "AuditData",
+                  "AssociatedAdminUnits", "AssociatedAdminUnitsNames"]
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _props(access: str, throttled: bool) -> list[dict[str, str]]:
+    return [{"Name": "MailAccessType", "Value": access}, {"Name": "IsThrottled", "Value": str(throttled)}]
+
+
+def _base(rng: random.Random, when: datetime, user: str, ip: str, app: str, client: str, session: str | None,
+          record_type: int = 50) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "CreationTime": when.strftime("%Y-%m-%dT%H:%M:%S"),
+        "Id": _uuid(rng),
+        "Operation": "MailItemsAccessed",
+        "OrganizationId": "0b5f2c8e-0000-4000-8000-00000000c0de",
+        "RecordType": record_type,
+        "ResultStatus": "Succeeded",
+        "UserKey": "10032001A1B2C3D4",
+        "UserType": 0,
+        "Version": 1,
+        "Workload": "Exchange",
+        "UserId": user,
+        "AppId": app,
+        "ClientAppId": ROGUE_APP if app == GRAPH else "",
+        "ClientIPAddress": ip,
+        "ClientInfoString": client,
+        "ExternalAccess": False,
+        "InternalLogonType": 0,
+        "LogonType": 0,
+        "LogonUserSid": "S-1-5-21-1111111111-2222222222-3333333333-1001",
+        "MailboxGuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, user)),
+        "MailboxOwnerSid": "S-1-5-21-1111111111-2222222222-3333333333-1001",
+        "MailboxOwnerUPN": user,
+        "OrganizationName": "contoso.onmicrosoft.com",
+        "OriginatingServer": "CY5PR05MB0000 (15.20.4200.000)\r\n",
+    }
+    if session:
+        record["SessionId"] = session
+    return record
+
+
+def _message_id(rng: random.Random, mailbox_index: int, pool: int) -> str:
+    return f"<msg{mailbox_index:03d}-{rng.randrange(pool):06d}@CY5PR05MB0000.namprd05.prod.outlook.com>"
+
+
+def generate(n: int, seed: int = 7, mailboxes: int = 50, start: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """``n`` records: ~80% binds (1–3 folders, 1–6 items each), ~10% syncs, ~1% throttled, the rest other ops."""
+    rng = random.Random(seed)
+    start = start or datetime(2024, 5, 1, tzinfo=UTC)
+    users = [f"user{i:03d}@contoso.example" for i in range(mailboxes)]
+    sessions = {u: _uuid(rng) for u in users}
+    step = timedelta(seconds=max(1, int(30 * 86400 / max(n, 1))))
+    for i in range(n):
+        when = start + step * i
+        u = rng.randrange(mailboxes)
+        user = users[u]
+        attacker = rng.random() < 0.05
+        ip = "203.0.113.66" if attacker else f"198.51.100.{u % 250 + 1}"
+        app = GRAPH if attacker else rng.choice((OWA, OUTLOOK))
+        client = "Client=REST;Client=RESTSystem;;" if attacker else "Client=OWA;Action=ViaProxy"
+        roll = rng.random()
+        if roll < 0.80:
+            record = _base(rng, when, user, ip, app, client, None if attacker else sessions[user])
+            throttled = rng.random() < 0.0125
+            record["OperationProperties"] = _props("Bind", throttled)
+            folders = []
+            total = 0
+            for path in rng.sample(FOLDERS, rng.randint(1, 3)):
+                items = []
+                for _ in range(rng.randint(1, 6)):
+                    item: dict[str, Any] = {"InternetMessageId": _message_id(rng, u, 5000)}
+                    if rng.random() < 0.5:
+                        item["SizeInBytes"] = rng.randint(2_000, 900_000)
+                    items.append(item)
+                total += len(items)
+                folders.append({"FolderItems": items, "Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": path})
+            record["Folders"] = folders
+            record["OperationCount"] = total
+        elif roll < 0.85:
+            record = _base(rng, when, user, ip, OUTLOOK, "Client=MSExchangeRPC", sessions[user])
+            record["OperationProperties"] = _props("Sync", False)
+            record["Folders"] = [{"Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": rng.choice(FOLDERS)}]
+            record["OperationCount"] = 1
+        elif roll < 0.90:
+            record = _base(rng, when, user, ip, OUTLOOK, "Client=MSExchangeRPC", sessions[user], record_type=2)
+            record["OperationProperties"] = [{"Name": "MailAccessType", "Value": "Sync"}]
+            path = rng.choice(FOLDERS)
+            record["Item"] = {"Id": "LgAAAAA" + _uuid(rng)[:8],
+                              "ParentFolder": {"Id": "LgAAAAA" + _uuid(rng)[:8], "Name": path.rsplit("\\", 1)[-1],
+                                               "Path": path}}
+        else:
+            record = _base(rng, when, user, ip, app, client, sessions[user], record_type=2)
+            record["Operation"] = rng.choice(("Send", "MoveToDeletedItems", "Update", "SoftDelete"))
+            record["Item"] = {"Id": "LgAAAAA" + _uuid(rng)[:8], "InternetMessageId": _message_id(rng, u, 5000),
+                              "ParentFolder": {"Name": "Inbox", "Path": "\\Inbox"}}
+        yield record
+
+
+def write_jsonl(path: Path, records: Iterator[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for record in records:
+            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+            count += 1
+    return count
+
+
+def purview_date(when: str) -> str:
+    parsed = datetime.fromisoformat(when)
+    hour = parsed.hour % 12 or 12
+    return f"{parsed.month}/{parsed.day}/{parsed.year} {hour}:{parsed.minute:02d}:{parsed.second:02d} " + (
+        "AM" if parsed.hour < 12 else "PM"
+    )
+
+
+def write_purview_csv(path: Path, records: Iterator[dict[str, Any]], encoding: str = "utf-8-sig") -> int:
+    count = 0
+    with path.open("w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow(PURVIEW_HEADER)
+        for record in records:
+            writer.writerow([record["Id"], purview_date(record["CreationTime"]), record["RecordType"],
+                             record["Operation"], record["UserId"], json.dumps(record, separators=(",", ":")), "", ""])
+            count += 1
+    return count
+
+
+def write_demo(out: Path) -> None:
+    """The bundled demo: a raw JSONL dump and a Purview CSV that overlaps it (duplicates across formats)."""
+    out.mkdir(parents=True, exist_ok=True)
+    records = list(generate(400, seed=2024, mailboxes=6))
+    write_jsonl(out / "unified_audit_log.jsonl", iter(records[:300]))
+    write_purview_csv(out / "purview_export.csv", iter(records[250:]))
+    binds = [r for r in records if r["Operation"] == "MailItemsAccessed" and r.get("Folders")
+             and r["Folders"][0].get("FolderItems") and r["ClientIPAddress"] == "203.0.113.66"]
+    wanted = [binds[0]["Folders"][0]["FolderItems"][0]["InternetMessageId"].strip("<>").upper(),
+              "<never-seen-message@contoso.example>"]
+    (out / "message_ids.txt").write_text("# InternetMessageIds to look up\n" + "\n".join(wanted) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", type=Path, help="write the demo sample into this directory")
+    parser.add_argument("--jsonl", type=Path)
+    parser.add_argument("--purview-csv", type=Path)
+    parser.add_argument("-n", type=int, default=1000)
+    args = parser.parse_args()
+    if args.demo:
+        write_demo(args.demo)
+    if args.jsonl:
+        write_jsonl(args.jsonl, generate(args.n))
+    if args.purview_csv:
+        write_purview_csv(args.purview_csv, generate(args.n))
+
+
+if __name__ == "__main__":
+    main()
