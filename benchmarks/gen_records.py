@@ -165,7 +165,8 @@ def write_demo(out: Path) -> None:
              and r["Folders"][0].get("FolderItems") and r["ClientIPAddress"] == "203.0.113.66"]
     wanted = [binds[0]["Folders"][0]["FolderItems"][0]["InternetMessageId"].strip("<>").upper(),
               "<never-seen-message@contoso.example>"]
-    (out / "message_ids.txt").write_text("# InternetMessageIds to look up\n" + "\n".join(wanted) + "\n", encoding="utf-8")
+    text = "# InternetMessageIds to look up\n" + "\n".join(wanted) + "\n"
+    (out / "message_ids.txt").write_text(text, encoding="utf-8")
 
 
 def main() -> None:

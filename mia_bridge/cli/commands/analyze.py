@@ -95,7 +95,8 @@ def analyze(
         if message_ids is None and (sample / "message_ids.txt").exists():
             message_ids = sample / "message_ids.txt"
     if not paths:
-        raise UsageError("no input files given", hint="mia analyze EXPORT.csv --out DIR, or mia analyze --demo --out DIR")
+        hint = "mia analyze EXPORT.csv --out DIR, or mia analyze --demo --out DIR"
+        raise UsageError("no input files given", hint=hint)
     start_at, end_at = _time(start, "--start"), _time(end, "--end")
     if start_at and end_at and start_at > end_at:
         raise UsageError("--start is after --end")
