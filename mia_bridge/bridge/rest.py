@@ -29,7 +29,14 @@ from mia_bridge.bridge.clouds import Cloud
 from mia_bridge.bridge.graph import GRAPH_CMDLETS, GraphClient
 from mia_bridge.bridge.rest_auth import AppCredential, TokenProvider, resolve_tenant_id
 from mia_bridge.bridge.rest_errors import error_for, is_retryable_error
-from mia_bridge.bridge.rest_http import AuthorizedSender, RetryPolicy, body_excerpt, describe_response, parse_json
+from mia_bridge.bridge.rest_http import (
+    AuthorizedSender,
+    RetryPolicy,
+    body_excerpt,
+    describe_response,
+    httpx_verify,
+    parse_json,
+)
 from mia_bridge.errors import BridgeError, BridgeTransportError, CmdletError, UsageError
 
 log = logging.getLogger(__name__)
@@ -190,7 +197,7 @@ class RestBackend:
         )
         self._tokens.token(self.cloud.exo_scope)  # fail now, not on the first cmdlet, when auth is wrong
         self._http = httpx.Client(
-            verify=self.verify,
+            verify=httpx_verify(self.verify),
             timeout=httpx.Timeout(self.timeout_s, connect=30.0),
             follow_redirects=False,
             headers={"User-Agent": f"mia-bridge (ExchangeOnlineManagement-compatible/{MODULE_VERSION})"},

@@ -1,7 +1,8 @@
 """App-only tokens for the REST backend: MSAL confidential client with a certificate.
 
 The certificate is either a PEM file (private key, optionally followed by the certificate) with its
-SHA-1 thumbprint, or a PFX whose password comes from the keyring or an environment variable.
+SHA-1 thumbprint, or a PFX whose password the caller resolved (``bridge.secrets``: MIA_CERT_PASSWORD
+or the keyring entry ``certificate:<path>``).
 MSAL reads the key; this module never logs it, never copies it to disk and never puts it in an
 exception. Tokens are cached by MSAL and refreshed ``refresh_margin_s`` before they expire so
 that a long collection never sends a token that dies mid-request.
@@ -10,8 +11,8 @@ that a long collection never sends a token that dies mid-request.
 from __future__ import annotations
 
 import logging
-import os
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +33,6 @@ from mia_bridge.errors import BridgeAuthError, BridgeTLSError, BridgeTransportEr
 
 log = logging.getLogger(__name__)
 
-KEYRING_SERVICE = "mia-bridge"
-PASSWORD_ENV = "MIA_CERT_PASSWORD"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -55,21 +54,6 @@ class AppCredential:
         return {"client_id": self.client_id, "certificate": str(self.certificate_path), "thumbprint": self.thumbprint}
 
 
-def password_from_store(client_id: str, *, env_var: str = PASSWORD_ENV) -> Secret | None:
-    """The certificate password from the keyring (service ``mia-bridge``, user = app id), else ``env_var``."""
-    try:
-        import keyring
-        import keyring.errors
-
-        value = keyring.get_password(KEYRING_SERVICE, client_id)
-    except Exception as exc:  # no keyring backend on this machine: fall back to the environment
-        log.debug("keyring unavailable: %s", type(exc).__name__)
-        value = None
-    if value is None:
-        value = os.environ.get(env_var)
-    return Secret(value) if value else None
-
-
 def _load_certificate(cred: AppCredential) -> x509.Certificate | None:
     """The public certificate in the file (None for a key-only PEM). Errors name the file, never the key."""
     path = cred.certificate_path
@@ -84,7 +68,7 @@ def _load_certificate(cred: AppCredential) -> x509.Certificate | None:
         except ValueError:
             raise BridgeAuthError(
                 f"{path}: cannot open the PFX (wrong password or not a PKCS#12 file)",
-                hint=f"store the password with `keyring set {KEYRING_SERVICE} <app-id>` or set {PASSWORD_ENV}",
+                hint="set MIA_CERT_PASSWORD, or store it in the keyring: service mia-bridge, entry certificate:<path>",
             ) from None
         if key is None or cert is None:
             raise BridgeAuthError(f"{path}: the PFX must hold both the private key and its certificate")
@@ -141,7 +125,11 @@ def resolve_tenant_id(cloud: Cloud, organization: str, *, verify: str | bool = T
         return organization.lower()
     url = f"{cloud.login_url}/{organization}/v2.0/.well-known/openid-configuration"
     try:
-        resp = httpx.get(url, verify=verify, timeout=timeout)
+        resp = httpx.get(
+            url,
+            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
+            timeout=timeout,
+        )
     except httpx.ConnectError as exc:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             raise BridgeTLSError(

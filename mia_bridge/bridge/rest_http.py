@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,13 @@ class RetryPolicy:
     backoff_s: float = 2.0
     max_wait_s: float = 300.0
     sleep: Callable[[float], None] = time.sleep
+
+
+def httpx_verify(verify: str | bool) -> ssl.SSLContext | bool:
+    """httpx's ``verify``: a CA bundle path becomes an SSL context (validation is never turned off here)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

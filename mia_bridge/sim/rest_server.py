@@ -411,6 +411,7 @@ class RestSimServer:
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
             "roles": list(app.roles.get(resource, ())),
             "ver": "1.0",
+            "uti": secrets.token_urlsafe(16),
         }
         with self._lock:
             self.tokens_issued += 1
