@@ -69,6 +69,7 @@ class TenantLike(Protocol):
 Handler = Callable[[Any, dict[str, Any]], "list[SimObject] | SimOutput"]
 
 _HANDLERS: dict[str, Handler] = {}
+_CANONICAL: dict[str, str] = {}  # lower-case name -> the spelling it was registered with
 
 
 def cmdlet(*names: str) -> Callable[[Handler], Handler]:
@@ -80,6 +81,7 @@ def cmdlet(*names: str) -> Callable[[Handler], Handler]:
             if key in _HANDLERS:
                 raise KeyError(f"cmdlet {name} registered twice")
             _HANDLERS[key] = func
+            _CANONICAL[key] = name
         return func
 
     return register
@@ -87,6 +89,13 @@ def cmdlet(*names: str) -> Callable[[Handler], Handler]:
 
 def registered_cmdlets() -> list[str]:
     return sorted(_HANDLERS)
+
+
+def canonical_name(name: str) -> str:
+    """The registered spelling of a cmdlet name (PowerShell resolves names case-insensitively)."""
+    import mia_bridge.sim.handlers  # noqa: F401
+
+    return _CANONICAL.get(name.lower(), name)
 
 
 def command_not_found(name: str) -> SimCmdletError:
