@@ -170,11 +170,11 @@ def error_info(record: Any, secrets: Iterable[Secret | str | None] = ()) -> Erro
 
 
 def _record_message(record: Any) -> str:
-    message = getattr(record, "message", None)
-    if not message or message == "None":
-        exception = getattr(record, "exception", None)
-        message = getattr(exception, "message", None) or str(record)
-    return str(message)
+    # pypsrp: str(record) is the exception message (ToString); .message is the category line.
+    for candidate in (getattr(record, "details_message", None), str(record), getattr(record, "message", None)):
+        if candidate and str(candidate) != "None":
+            return str(candidate)
+    return "unknown error"
 
 
 def cmdlet_error(cmdlet: str, info: ErrorInfo) -> CmdletError:

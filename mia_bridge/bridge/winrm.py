@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic")
 DEFAULT_CONFIGURATION = "Microsoft.PowerShell"
 INT32_MAX = 2**31 - 1
+GRAPH_PREFIX = "get-mg"
+# -ExchangeEnvironmentName → Connect-MgGraph -Environment.
+GRAPH_ENVIRONMENTS = {"O365USGovGCCHigh": "USGov", "O365USGovDoD": "USGovDoD", "O365China": "China"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class WinRMBackend:
         self._pool: RunspacePool | None = None
         self._keys_exchanged = False
         self.connected_exchange = False
+        self.connected_graph = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -194,6 +198,7 @@ class WinRMBackend:
                 except Exception:  # best effort: the session is going away anyway
                     log.debug("Disconnect-ExchangeOnline failed", exc_info=False)
                 self.connected_exchange = False
+            self.connected_graph = False
             try:
                 pool.close()
             except Exception:
@@ -247,7 +252,32 @@ class WinRMBackend:
     def invoke(self, call: CmdletCall) -> CmdletResult:
         if self._pool is None:
             raise BridgeError("the connection is not open", hint="call open() or use the backend as a context manager")
+        if call.name.lower().startswith(GRAPH_PREFIX) and not self.connected_graph and self.settings.organization:
+            self._connect_graph()
         return self._run(call)
+
+    def _connect_graph(self) -> None:
+        """Connect-MgGraph once, app-only with the same app and certificate (Get-Mg* cmdlets)."""
+        s = self.settings
+        if not s.certificate_thumbprint:
+            raise BridgeAuthError(
+                "Microsoft Graph PowerShell needs the app certificate by thumbprint",
+                hint="pass --certificate-thumbprint (Connect-MgGraph cannot take a certificate file path)",
+            )
+        params: dict[str, Any] = {
+            "ClientId": s.app_id,
+            "TenantId": s.organization,
+            "CertificateThumbprint": s.certificate_thumbprint,
+            "NoWelcome": True,
+        }
+        if s.exchange_environment and s.exchange_environment in GRAPH_ENVIRONMENTS:
+            params["Environment"] = GRAPH_ENVIRONMENTS[s.exchange_environment]
+        try:
+            self._run(CmdletCall("Connect-MgGraph", params))
+        except CmdletError as exc:
+            raise BridgeAuthError(f"Connect-MgGraph failed for {s.organization}: {exc.message}",
+                                  cmdlet="Connect-MgGraph") from None
+        self.connected_graph = True
 
     def _connect_exchange(self) -> None:
         s = self.settings

@@ -20,6 +20,9 @@ from mia_bridge.errors import MiaError
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module
     "mia_bridge.cli.commands.analyze",
+    "mia_bridge.cli.commands.sim",
+    "mia_bridge.cli.commands.doctor",
+    "mia_bridge.cli.commands.config",
 )
 
 app = typer.Typer(
@@ -51,7 +54,8 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning known errors into one line and an exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns typer.Exit's code instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except MiaError as exc:
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show(file=sys.stderr)
         return exc.exit_code
-    return ExitCode.OK
+    return int(rc) if isinstance(rc, int) and not isinstance(rc, bool) else ExitCode.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

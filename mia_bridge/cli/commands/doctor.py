@@ -1,0 +1,172 @@
+"""``mia doctor``: connect and report, as a table, whether this tenant can be investigated.
+
+Rows: WinRM reachability and auth, module version, Exchange connection, the roles the audit
+cmdlets need (probed by running them on a tiny window), unified audit log ingestion, Audit Premium
+licence, mailbox auditing defaults. Exit 0 when all is well, 3 when something needs a look, 1 when
+the connection itself fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import typer
+from rich.table import Table
+
+from mia_bridge.bridge.backend import CmdletCall, ExoBackend
+from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.console import out
+from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.errors import (
+    AccessDeniedError,
+    BridgeError,
+    CmdletError,
+    CommandNotFoundError,
+    IngestionDisabledError,
+)
+
+ADVANCED_AUDITING_PLAN_ID = "2f442157-a11c-46b9-ae5b-6e39ff4e5849"
+ADVANCED_AUDITING_PLAN = "M365_ADVANCED_AUDITING"
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+
+
+def run_checks(exo: ExoBackend) -> list[Check]:
+    """Every doctor check against an opened backend; each failure is a row, not an exception."""
+    desc = exo.describe()
+    checks = [Check("WinRM endpoint and auth", OK, f"{desc.get('endpoint', desc.get('backend'))} "
+                    f"({desc.get('auth', desc.get('backend'))})")]
+    for name, probe in _PROBES:
+        try:
+            checks.append(probe(exo))
+        except CommandNotFoundError as exc:
+            checks.append(Check(name, WARN, f"cmdlet not available: {exc.message}"))
+        except AccessDeniedError as exc:
+            checks.append(Check(name, FAIL, f"access denied: {exc.message} (assign the role the cmdlet needs)"))
+        except CmdletError as exc:
+            checks.append(Check(name, WARN, f"{exc.cmdlet}: {exc.message}"))
+        except BridgeError as exc:
+            checks.append(Check(name, FAIL, exc.message))
+    return checks
+
+
+def _module(exo: ExoBackend) -> Check:
+    res = exo.invoke(CmdletCall("Get-Module", {"Name": "ExchangeOnlineManagement", "ListAvailable": True}))
+    if not res.output:
+        return Check("ExchangeOnlineManagement module", FAIL, "not installed on the jump host")
+    versions = sorted({str(o.get("Version")) for o in res.output})
+    return Check("ExchangeOnlineManagement module", OK, ", ".join(versions))
+
+
+def _connection(exo: ExoBackend) -> Check:
+    res = exo.invoke(CmdletCall("Get-ConnectionInformation"))
+    if not res.output:
+        return Check("Exchange Online connection", FAIL, "no connection (Connect-ExchangeOnline did not run)")
+    info = res.output[0]
+    state = f"{info.get('State')}, token {info.get('TokenStatus')}"
+    detail = f"{info.get('Organization')} as app {info.get('AppId')} ({state})"
+    ok = str(info.get("State")) == "Connected"
+    return Check("Exchange Online connection", OK if ok else FAIL, detail)
+
+
+def _audit_search(exo: ExoBackend) -> Check:
+    end = dt.datetime.now(dt.UTC)
+    try:
+        exo.invoke(CmdletCall("Search-UnifiedAuditLog", {"StartDate": end - dt.timedelta(hours=1), "EndDate": end,
+                                                          "ResultSize": 1}))
+    except IngestionDisabledError as exc:
+        return Check("Audit log search role", OK, f"cmdlet allowed (but: {exc.message})")
+    return Check("Audit log search role", OK, "Search-UnifiedAuditLog runs (View-Only Audit Logs or Audit Logs)")
+
+
+def _mailbox_audit_search(exo: ExoBackend) -> Check:
+    end = dt.datetime.now(dt.UTC)
+    try:
+        exo.invoke(CmdletCall("Search-MailboxAuditLog", {"StartDate": end - dt.timedelta(hours=1), "EndDate": end,
+                                                          "ResultSize": 1}))
+    except CommandNotFoundError:
+        return Check("Mailbox audit log search", WARN, "Search-MailboxAuditLog is retired: mailbox audit records come "
+                     "from the unified audit log only")
+    return Check("Mailbox audit log search", OK, "Search-MailboxAuditLog runs")
+
+
+def _ingestion(exo: ExoBackend) -> Check:
+    res = exo.invoke(CmdletCall("Get-AdminAuditLogConfig"))
+    value = res.output[0].get("UnifiedAuditLogIngestionEnabled") if res.output else None
+    if value is True:
+        return Check("Unified audit log ingestion", OK, "on")
+    return Check("Unified audit log ingestion", FAIL, "OFF: nothing is recorded while it is off "
+                 "(Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true)")
+
+
+def _premium(exo: ExoBackend) -> Check:
+    res = exo.invoke(CmdletCall("Get-MgSubscribedSku"))
+    for sku in res.output:
+        for plan in sku.get("ServicePlans") or []:
+            if isinstance(plan, dict) and (
+                str(plan.get("ServicePlanId", "")).lower() == ADVANCED_AUDITING_PLAN_ID
+                or plan.get("ServicePlanName") == ADVANCED_AUDITING_PLAN
+            ):
+                return Check("Audit Premium licence", OK, f"{ADVANCED_AUDITING_PLAN} in {sku.get('SkuPartNumber')}")
+    return Check("Audit Premium licence", WARN, f"no {ADVANCED_AUDITING_PLAN}: MailItemsAccessed and Send may be "
+                 "missing for unlicensed users, and retention is 180 days")
+
+
+def _mailbox_auditing(exo: ExoBackend) -> Check:
+    res = exo.invoke(CmdletCall("Get-Mailbox", {"ResultSize": 1000}, select=("UserPrincipalName", "AuditEnabled")))
+    total = len(res.output)
+    enabled = sum(1 for m in res.output if m.get("AuditEnabled") is True)
+    if total == 0:
+        return Check("Mailbox auditing", WARN, "no mailboxes returned")
+    status = OK if enabled == total else WARN
+    return Check("Mailbox auditing", status, f"AuditEnabled on {enabled} of {total} mailboxes")
+
+
+_PROBES: list[tuple[str, Callable[[ExoBackend], Check]]] = [
+    ("ExchangeOnlineManagement module", _module),
+    ("Exchange Online connection", _connection),
+    ("Audit log search role", _audit_search),
+    ("Mailbox audit log search", _mailbox_audit_search),
+    ("Unified audit log ingestion", _ingestion),
+    ("Audit Premium licence", _premium),
+    ("Mailbox auditing", _mailbox_auditing),
+]
+
+
+def render(checks: list[Check]) -> Table:
+    table = Table(title="mia doctor", show_lines=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    colours = {OK: "green", WARN: "yellow", FAIL: "red"}
+    for check in checks:
+        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+    return table
+
+
+@connection_options
+def doctor(*, conn: ConnectionSettings) -> None:
+    """Connect to the tenant and check everything an investigation needs."""
+    checks: list[Check]
+    try:
+        with open_connection(conn) as exo:
+            checks = run_checks(exo)
+    except BridgeError as exc:
+        checks = [Check("WinRM endpoint and auth", FAIL, exc.render().removeprefix("error: "))]
+    out.print(render(checks))
+    if checks[0].status == FAIL:  # could not even connect
+        raise typer.Exit(ExitCode.FAILURE)
+    if any(c.status != OK for c in checks):
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)

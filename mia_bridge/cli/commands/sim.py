@@ -1,0 +1,121 @@
+"""``mia sim serve``: the simulated Exchange Online tenant behind a real WinRM/PSRP listener.
+
+Any WinRM client (pypsrp used directly, not only mia) can open a runspace pool at the printed URL
+and run the simulated cmdlets. The password is read from MIA_SIM_PASSWORD, never from argv.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import typer
+
+from mia_bridge.bridge.backend import Secret
+from mia_bridge.bridge.secrets import SIM_PASSWORD_ENV
+from mia_bridge.cli.console import err
+from mia_bridge.errors import UsageError
+
+sim_app = typer.Typer(name="sim", help="The simulated Exchange Online tenant.", no_args_is_help=True)
+
+
+@sim_app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (127.0.0.1 or ::1)."),
+    port: int = typer.Option(0, "--port", help="Port (0 = a free one)."),
+    transport: str = typer.Option("http", "--transport", help="http or https (https makes a throwaway CA)."),
+    auth: str = typer.Option("basic", "--auth", help="basic, ntlm or negotiate (NTLM with message encryption)."),
+    username: str = typer.Option("mia", "--username", help="Account accepted (password: MIA_SIM_PASSWORD)."),
+    seed: int = typer.Option(0, "--seed", help="Scenario seed."),
+    records: int = typer.Option(5000, "--records", help="Audit records in the tenant."),
+    no_premium: bool = typer.Option(False, "--no-premium", help="No Audit Premium licence."),
+    ingestion_off: bool = typer.Option(False, "--ingestion-off", help="Unified audit log ingestion off."),
+    mailbox_audit_retired: bool = typer.Option(False, "--mailbox-audit-retired",
+                                               help="Search-MailboxAuditLog is retired (CommandNotFound)."),
+    organization: str | None = typer.Option(None, "--organization", help="Tenant Connect-ExchangeOnline accepts."),
+    app_id: str | None = typer.Option(None, "--app-id", help="AppId Connect-ExchangeOnline accepts."),
+    certificate_thumbprint: str | None = typer.Option(None, "--certificate-thumbprint",
+                                                      help="Certificate thumbprint Connect-ExchangeOnline accepts."),
+    dump_truth: Path | None = typer.Option(None, "--dump-truth", help="Write every audit record (AuditData JSON "
+                                           "lines) to FILE, then serve."),
+    ca_out: Path | None = typer.Option(None, "--ca-out", help="With https: copy the CA certificate (PEM) here."),
+) -> None:
+    """Serve the simulated tenant over WinRM until SIGINT/SIGTERM; prints `READY <url>` when listening."""
+    from mia_bridge.sim.server import SimServer
+    from mia_bridge.sim.tenant import TenantConfig
+
+    if transport not in ("http", "https"):
+        raise UsageError("--transport must be http or https")
+    if auth not in ("basic", "ntlm", "negotiate"):
+        raise UsageError("--auth must be basic, ntlm or negotiate")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        raise UsageError("the simulator listens on loopback only", hint="use --host 127.0.0.1 or ::1")
+    password = os.environ.get(SIM_PASSWORD_ENV)
+    if not password:
+        raise UsageError(f"set {SIM_PASSWORD_ENV} to the password the simulator should accept",
+                         hint="passwords are never taken from the command line")
+    config = TenantConfig(
+        premium=not no_premium,
+        ingestion_enabled=not ingestion_off,
+        mailbox_audit_retired=mailbox_audit_retired,
+        seed=seed,
+    )
+    if organization:
+        config.organization = organization
+    if app_id:
+        config.app_id = app_id
+    if certificate_thumbprint:
+        config.certificate_thumbprint = certificate_thumbprint
+    tenant = _build(config, records)
+    if dump_truth is not None:
+        count = tenant.dump_truth(dump_truth)
+        err.print(f"wrote {count} audit records to {dump_truth}", markup=False, highlight=False, soft_wrap=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with SimServer(tenant, host=host, port=port, transport=transport, auth=auth, username=username,
+                       password=Secret(password)) as server:
+            if server.ca_path is not None:
+                if ca_out is not None:
+                    shutil.copyfile(server.ca_path, ca_out)
+                err.print(f"CA certificate: {ca_out or server.ca_path}", markup=False, highlight=False, soft_wrap=True)
+            err.print(
+                f"organization {config.organization}, app id {config.app_id}, certificate thumbprint "
+                f"{config.certificate_thumbprint}; {auth} as {username}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.stdout.write(f"READY {server.url}\n")
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    err.print("simulator stopped", markup=False)
+
+
+def _build(config: Any, records: int) -> Any:
+    from mia_bridge.sim.tenant import Tenant
+
+    try:
+        from mia_bridge.sim.scenario import build_tenant
+    except ModuleNotFoundError:  # the scenario generator is not in this build yet: an empty tenant
+        return Tenant(config)
+    return build_tenant(config, scenario="compromised", records=records)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sim_app, name="sim")
