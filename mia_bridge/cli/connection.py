@@ -199,6 +199,13 @@ def sim_session(conn: ConnectionSettings, *, tenant: Any = None) -> Iterator[Sim
     """Start the simulator for ``conn`` on 127.0.0.1 and yield a connected pypsrp backend."""
     from mia_bridge.sim.server import SimServer
 
+    if conn.backend == "rest":  # the same tenant over loopback HTTPS (admin API, Graph, token service)
+        from mia_bridge.sim.rest_session import rest_sim_session
+
+        tenant = tenant if tenant is not None else build_sim_tenant(conn)
+        with rest_sim_session(conn, tenant) as (backend, server):
+            yield SimSession(backend=backend, tenant=tenant, server=server)
+        return
     if conn.auth not in ("negotiate", "ntlm", "basic"):
         raise ConfigError(
             f"the simulator does not offer {conn.auth} authentication",
@@ -225,6 +232,6 @@ def sim_session(conn: ConnectionSettings, *, tenant: Any = None) -> Iterator[Sim
         settings = replace(settings, port=server.port,
                            ca_bundle=str(server.ca_path) if server.ca_path else settings.ca_bundle)
         credentials = Credentials(password, Secret(cert_password) if cert_password else None)
-        backend = open_backend(settings, credentials)
-        with backend:
-            yield SimSession(backend=backend, tenant=tenant, server=server)
+        psrp_backend = open_backend(settings, credentials)
+        with psrp_backend:
+            yield SimSession(backend=psrp_backend, tenant=tenant, server=server)
