@@ -30,8 +30,12 @@ def cloud(server: RestSimServer) -> Cloud:
     return get_cloud("worldwide").with_loopback(server.url)
 
 
-def _provider(server: RestSimServer, cloud: Cloud, credential: AppCredential, **kw: float) -> TokenProvider:
-    return TokenProvider(credential, cloud, server.tenant_id, verify=str(server.ca_path), **kw)
+def _provider(
+    server: RestSimServer, cloud: Cloud, credential: AppCredential, refresh_margin_s: float = 300.0
+) -> TokenProvider:
+    return TokenProvider(
+        credential, cloud, server.tenant_id, verify=str(server.ca_path), refresh_margin_s=refresh_margin_s
+    )
 
 
 def _pem(server: RestSimServer) -> AppCredential:
