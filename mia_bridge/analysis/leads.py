@@ -48,6 +48,24 @@ def _norm_set(values: Iterable[str], *, ip: bool = False) -> set[str]:
     return result
 
 
+def _usual(counts: pd.Series) -> dict[str, tuple[str, int]]:
+    """mailbox → (most-used value, its event count)."""
+    result: dict[str, tuple[str, int]] = {}
+    for key, count in counts.items():
+        mailbox, value = str(key[0]), str(key[1])  # type: ignore[index]
+        if value and (mailbox not in result or int(count) > result[mailbox][1]):
+            result[mailbox] = (value, int(count))
+    return result
+
+
+def _is_rare(counts: pd.Series, usual: dict[str, tuple[str, int]], mailbox: str, value: str) -> bool:
+    """Seen for this mailbox less than its usual value (and the mailbox has more than one)."""
+    if mailbox not in usual:
+        return False
+    usual_value, usual_count = usual[mailbox]
+    return value != usual_value and int(counts[(mailbox, value)]) < usual_count
+
+
 def rank_leads(
     contexts: pd.DataFrame,
     *,
@@ -62,10 +80,11 @@ def rank_leads(
     bad_apps = _norm_set(suspicious_apps)
     good_ips = _norm_set(known_good_ips, ip=True)
     throttled = set(throttled_mailboxes)
-    # Per mailbox: how many contexts use each IP / app, and which clients did non-sync (normal) work.
-    ip_contexts = contexts.groupby(["mailbox", "client_ip"]).size()
-    app_contexts = contexts.groupby(["mailbox", "app_id"]).size()
-    contexts_per_mailbox = contexts.groupby("mailbox").size()
+    # Per mailbox: events per IP and per app; the most-used one is the mailbox's usual IP/app.
+    ip_events = contexts.groupby(["mailbox", "client_ip"])["events"].sum()
+    app_events = contexts.groupby(["mailbox", "app_id"])["events"].sum()
+    usual_ip = _usual(ip_events)
+    usual_app = _usual(app_events)
     rows = []
     records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in contexts.to_dict("records")]
     for ctx in records:
@@ -77,11 +96,14 @@ def rank_leads(
         if (app and app in bad_apps) or client_apps & bad_apps:
             shown = app or ";".join(client_apps)
             reasons.append(("user_suspicious_app", f"app {shown} is on the --suspicious-app list"))
-        many = int(contexts_per_mailbox.get(mailbox, 0)) > 1
-        if many and ip and int(ip_contexts.get((mailbox, ip), 0)) == 1 and ip not in good_ips:
-            reasons.append(("ip_rare_for_mailbox", f"IP {ip} seen for this mailbox only in this context"))
-        if many and app and int(app_contexts.get((mailbox, app), 0)) == 1:
-            reasons.append(("app_rare_for_mailbox", f"AppId {app} seen for this mailbox only in this context"))
+        if ip and ip not in good_ips and _is_rare(ip_events, usual_ip, mailbox, ip):
+            usual, usual_count = usual_ip[mailbox]
+            reasons.append(("ip_rare_for_mailbox", f"IP {ip} made {int(ip_events[(mailbox, ip)])} of this mailbox's "
+                            f"events; its usual IP {usual} made {usual_count}"))
+        if app and _is_rare(app_events, usual_app, mailbox, app):
+            usual, usual_count = usual_app[mailbox]
+            reasons.append(("app_rare_for_mailbox", f"AppId {app} made {int(app_events[(mailbox, app)])} of this "
+                            f"mailbox's events; its usual AppId {usual} made {usual_count}"))
         foreign = sorted(a for a in {app, *client_apps} if a and a not in MICROSOFT_APP_IDS)
         if foreign and ctx["items_accessed"] + ctx["sync_events"] > 0:
             reasons.append(("non_microsoft_app", f"app {', '.join(foreign)} is not a known Microsoft first-party app"))
