@@ -130,7 +130,8 @@ class WSManHTTPServer(ThreadingHTTPServer):
         self.faults = Faults()
         self.cert_der = cert_der
         self.tls = tls
-        self.request_count = 0
+        self.request_count = 0  # WSMan requests answered (after authentication)
+        self.encrypted_count = 0  # of which arrived as WinRM-encrypted multipart bodies
         super().__init__(address, _WSManHandler)
         if tls is not None:
             # Handshake in the worker thread, not in the accept loop.
@@ -186,6 +187,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
             return
 
         srv.request_count += 1
+        srv.encrypted_count += int(encrypted)
         if srv.faults.delay_s:
             time.sleep(srv.faults.delay_s)
         if srv.faults.drop > 0:
