@@ -105,7 +105,13 @@ def _sp(
         ],
         "PasswordCredentials": [{"KeyId": f"secret-{i}", "DisplayName": "secret"} for i in range(password_credentials)],
         "ServicePrincipalNames": [app_id],
+        "AppRoles": [],
     }
+
+
+def _app_role(role_id: str, value: str) -> dict[str, Any]:
+    return {"Id": role_id, "Value": value, "DisplayName": value, "AllowedMemberTypes": ["Application"],
+            "IsEnabled": True, "Origin": "Application"}
 
 
 def _assignment(sp_id: str, sp_name: str, resource_id: str, resource_name: str, role_id: str) -> dict[str, Any]:
@@ -174,9 +180,14 @@ def build_directory(world: World, scenario: str, tenant: Tenant) -> Directory:
     ]
     from mia_bridge.sim.scenario import ATTACKER_APP_NAME, BENIGN_ARCHIVER_NAME, BENIGN_HR_APP_NAME
 
+    graph_sp = _sp(GRAPH_SP_ID, APP_GRAPH, "Microsoft Graph", owner_tenant=microsoft)
+    graph_sp["AppRoles"] = [_app_role(ROLE_MAIL_READ, "Mail.Read"), _app_role(ROLE_FILES_READ_ALL, "Files.Read.All"),
+                            _app_role(ROLE_ORG_READ_ALL, "Organization.Read.All")]
+    exchange_sp = _sp(EXCHANGE_SP_ID, APP_EXCHANGE, "Office 365 Exchange Online", owner_tenant=microsoft)
+    exchange_sp["AppRoles"] = [_app_role(ROLE_EXCHANGE_MANAGE_AS_APP, "Exchange.ManageAsApp")]
     sps = [
-        _sp(GRAPH_SP_ID, APP_GRAPH, "Microsoft Graph", owner_tenant=microsoft),
-        _sp(EXCHANGE_SP_ID, APP_EXCHANGE, "Office 365 Exchange Online", owner_tenant=microsoft),
+        graph_sp,
+        exchange_sp,
         _sp(world.mia_sp_id, config.app_id, "mia-bridge", owner_tenant=tenant.tenant_id, key_credentials=1),
         _sp(
             world.archiver_sp_id,
@@ -220,6 +231,8 @@ def role_assignments(mia_sp_id: str) -> list[dict[str, Any]]:
     rows = [
         ("View-Only Audit Logs-mia-bridge", "View-Only Audit Logs", mia_sp_id, "ServicePrincipal"),
         ("View-Only Recipients-mia-bridge", "View-Only Recipients", mia_sp_id, "ServicePrincipal"),
+        # Audit Logs lets the tool turn ingestion on when the responder asks it to (optional in ps_scripts).
+        ("Audit Logs-mia-bridge", "Audit Logs", mia_sp_id, "ServicePrincipal"),
         ("Audit Logs-Organization Management", "Audit Logs", "Organization Management", "RoleGroup"),
         (
             "View-Only Audit Logs-Organization Management",
