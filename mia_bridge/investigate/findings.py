@@ -264,18 +264,11 @@ def build_findings(inputs: FindingInputs) -> FindingSet:
             why = "SAML token login (16457) for a federated domain without MFA"
         if why and ip:
             context.add_ip(ip, why)
-    # 2. pivot: apps touched from attacker IPs, users acting from attacker IPs (two rounds settle it)
-    for _ in range(2):
-        for record in records:
-            if not context.matches(record):
-                continue
-            op = _op(record)
-            if op in _CONSENT_OPS | _CREDENTIAL_OPS | _APP_ROLE_OPS | _APP_CHANGE_OPS:
-                for app in _app_ids_of(record, to_app):
-                    context.add_app(app, f"{record.get('Operation')} from attacker IP {af.record_ip(record)}")
-            user = af.user_of(record)
-            if user and af.record_ip(record) in context.ips and "@" in user:
-                context.users.add(user)
+    # 2. pivot: apps touched from attacker IPs, users acting from attacker IPs; then new IPs on the
+    #    mailboxes and accounts the attacker is known to be in; then pivot again from those
+    _pivot(records, context, to_app, rounds=2)
+    if _new_ips_on_compromised(records, context):
+        _pivot(records, context, to_app, rounds=1)
 
     findings: list[Finding] = []
     findings += _rule_and_forwarding_findings(records, domains, context)
@@ -284,7 +277,93 @@ def build_findings(inputs: FindingInputs) -> FindingSet:
     findings += _login_findings(records, context, inputs.flagged_saml_domains)
     mail_findings, exposed, synced, throttled = _mail_findings(records, context, app_names)
     findings += mail_findings
+    findings += _other_attacker_activity(records, context, findings)
     return FindingSet(findings, context, exposed, synced, throttled)
+
+
+def _pivot(records: Sequence[Record], context: AttackerContext, to_app: Mapping[str, str], *, rounds: int) -> None:
+    for _ in range(rounds):
+        for record in records:
+            if not context.matches(record):
+                continue
+            if _op(record) in _CONSENT_OPS | _CREDENTIAL_OPS | _APP_ROLE_OPS | _APP_CHANGE_OPS:
+                for app in _app_ids_of(record, to_app):
+                    context.add_app(app, f"{record.get('Operation')} from attacker IP {af.record_ip(record)}")
+            user = af.user_of(record)
+            if user and "@" in user and af.record_ip(record) in context.ips:
+                context.users.add(user)
+
+
+def _subjects(record: Record) -> set[str]:
+    """Accounts/mailboxes a record is about: the mailbox owner, or the actor of a sign-in."""
+    subjects = {af.mailbox_of(record)}
+    params = af.parameters(record)
+    for key in ("Identity", "Mailbox"):
+        if "@" in params.get(key, ""):
+            subjects.add(params[key].lower())
+    return {s for s in subjects if "@" in s}
+
+
+def _new_ips_on_compromised(records: Sequence[Record], context: AttackerContext) -> bool:
+    """IPs first seen on a compromised mailbox or account after the compromise began are the attacker's.
+
+    "Compromised" = an account acting from an attacker IP, or a mailbox the attacker read or changed.
+    The baseline is every address the mailbox/account used before the first attacker record; an
+    address that only appears afterwards, on those mailboxes only, is attributed (with that reason).
+    """
+    attacker_records = [r for r in records if context.matches(r)]
+    times = [t for t in (af.record_time(r) for r in attacker_records) if t]
+    if not times:
+        return False
+    began = min(times)
+    compromised = set(context.users)
+    for record in attacker_records:
+        compromised |= _subjects(record)
+    baseline: dict[str, set[str]] = defaultdict(set)
+    later: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # ip -> subject -> ops
+    for record in records:
+        ip = af.record_ip(record)
+        when = af.record_time(record)
+        if not ip or when is None:
+            continue
+        for subject in _subjects(record):
+            if when < began:
+                baseline[subject].add(ip)
+            elif subject in compromised:
+                later[ip][subject].add(str(record.get("Operation") or ""))
+    added = False
+    for ip, subjects in later.items():
+        if ip in context.ips or ip in context.known_good_ips:
+            continue
+        for subject, ops in sorted(subjects.items()):
+            if ip not in baseline[subject] and baseline[subject]:
+                why = (f"first seen on compromised {subject} after the compromise began "
+                       f"({began:%Y-%m-%d %H:%M} UTC): {', '.join(sorted(ops))}")  # fmt: skip
+                added |= context.add_ip(ip, why)
+                break
+    return added
+
+
+def _other_attacker_activity(
+    records: Sequence[Record], context: AttackerContext, findings: Sequence[Finding]
+) -> list[Finding]:
+    """Attacker-context records no other finding covers, one finding per operation (nothing is left out)."""
+    covered = {rid for f in findings if f.attacker for rid in f.record_ids}
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        if context.matches(record) and af.record_id(record) not in covered:
+            groups[str(record.get("Operation") or "?")].append(record)
+    out = []
+    for operation, group in sorted(groups.items()):
+        users = sorted({af.user_of(r) for r in group})
+        ips = sorted({af.record_ip(r) for r in group} - {""})
+        title = f"{operation} from an attacker context ({len(group)} record(s))"
+        summary = f"By {', '.join(users[:5])} from {', '.join(ips[:5]) or '?'}."
+        finding = Finding(f"other:{operation}", "high", "other", title, summary, True)
+        detail_keys = ("ClientInfoString", "SourceFileName", "ApplicationId", "AppId")
+        finding.rows = [_evidence_row(r, next((str(r[k]) for k in detail_keys if r.get(k)), "")) for r in group]
+        out.append(_finish(finding, group))
+    return out
 
 
 def _unique(records: Iterable[Record]) -> list[Record]:
@@ -393,6 +472,7 @@ def _app_findings(
         (_CONSENT_OPS, "app-consent", "consent granted to"),
         (_CREDENTIAL_OPS, "app-credential", "credentials added to"),
         (_APP_ROLE_OPS, "app-role", "app role assigned to"),
+        (_APP_CHANGE_OPS, "app-change", "registration changed for"),
     )
     for record in records:
         op = _op(record)

@@ -146,6 +146,13 @@ def detect_license(backend: ExoBackend, users: Sequence[str]) -> LicenseFacts:
     return facts
 
 
+def retention_days(policy: LicensePolicy, facts: LicenseFacts) -> int:
+    """How far back the audit log reaches under this policy's view of the licence."""
+    if policy is LicensePolicy.ASSUME_PREMIUM or (policy is not LicensePolicy.ASSUME_STANDARD and facts.premium):
+        return PREMIUM_RETENTION_DAYS
+    return STANDARD_RETENTION_DAYS
+
+
 def decide(
     policy: LicensePolicy, facts: LicenseFacts, *, start: datetime, now: datetime
 ) -> LicenseDecision:

@@ -119,17 +119,23 @@ def app_searches(app_id: str, display_name: str | None) -> tuple[SearchSpec, Sea
 
 
 def mailbox_searches(users: Iterable[str]) -> tuple[SearchSpec, ...]:
-    """Beyond Sparrow: the users' MailItemsAccessed, inbox rules, forwarding and permission grants."""
+    """Beyond Sparrow: MailItemsAccessed and mailbox logins (for the users, or everyone), inbox rules,
+    forwarding and permission grants, Premium-only crucial events, and the users' sign-ins."""
     user_ids = tuple(users)
     who = ", ".join(user_ids) if user_ids else "all users"
-    return (
+    specs = [
         SearchSpec("mia-mailitemsaccessed", f"MailItemsAccessed for {who}", ("MailItemsAccessed",),
                    user_ids=user_ids, mail_items=True),
+        SearchSpec("mia-mailbox-logins", f"Mailbox logins for {who}", ("MailboxLogin",), user_ids=user_ids),
         SearchSpec("mia-mailbox-changes", "Inbox rules, forwarding and mailbox permission grants",
                    (*INBOX_RULE_OPERATIONS, *FORWARDING_OPERATIONS, *PERMISSION_OPERATIONS)),
         SearchSpec("mia-premium-crucial", "Audit (Premium) crucial events: mailbox searches and sends",
                    PREMIUM_ONLY_OPERATIONS, user_ids=user_ids, premium_only=True),
-    )  # fmt: skip
+    ]  # fmt: skip
+    if user_ids:  # tenant-wide sign-ins would dwarf everything else; the users' own are the context needed
+        specs.append(SearchSpec("mia-signins", f"Sign-ins of {who}", ("UserLoggedIn", "UserLoginFailed"),
+                                user_ids=user_ids))  # fmt: skip
+    return tuple(specs)
 
 
 def flagged_federated_domains(domains: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
-from mia_bridge.errors import IngestionDisabledError
+from mia_bridge.errors import CmdletError, IngestionDisabledError
 
 ENABLE_EXPLANATION = (
     "Turning on unified audit log ingestion takes up to 60 minutes to apply and records activity only "
@@ -59,7 +59,10 @@ def ensure_ingestion(
     now: Callable[[], datetime],
 ) -> IngestionState:
     """Check ingestion; enable it when asked and confirmed; raise ``IngestionDisabledError`` otherwise."""
-    enabled, raw = read_ingestion(backend)
+    try:
+        enabled, raw = read_ingestion(backend)
+    except CmdletError as exc:  # not offered to this identity: cannot check, say so, go on
+        return IngestionState(enabled_before=None, enabled_now=None, raw={"error": exc.message})
     state = IngestionState(enabled_before=enabled, enabled_now=enabled, raw=raw)
     if enabled is not False:
         return state

@@ -1,0 +1,288 @@
+"""``mia investigate``: one command from tenant to evidence package and report.
+
+``--app-id`` here names the application to investigate (Sparrow's "One" mode), as the issue has it;
+the connection's app-only identity, which other commands take as ``--app-id``, is ``--connect-app-id``
+here (or the config file's ``app_id``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
+from mia_bridge.cli.console import err, out
+from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
+from mia_bridge.errors import UsageError
+from mia_bridge.investigate.license import LicensePolicy
+from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
+from mia_bridge.investigate.plan import GUID_RE
+from mia_bridge.investigate.steps import StepOutcome, StepStatus
+
+DEMO_OUT = Path("output/demo")
+SETTINGS_NAME = "investigation.settings.json"
+_STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
+
+
+def parse_when(value: str, option: str) -> datetime:
+    """An ISO date or date-time; without a zone it is UTC (as the audit log reads it)."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{option}: {value!r} is not a date or date-time", hint="use e.g. 2026-01-31 or 2026-01-31T13:00:00Z"
+        ) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in values or []:
+        found.extend(v.strip() for v in value.split(",") if v.strip())
+    return tuple(found)
+
+
+class _LazyProgress:
+    """Collection progress: rich bars on stderr started on the first search, or JSON lines."""
+
+    def __init__(self, as_json: bool) -> None:
+        from mia_bridge.cli.commands.collect import JsonProgress, RichProgress
+
+        self._inner: Any = JsonProgress() if as_json else RichProgress()
+        self._rich = not as_json
+        self._started = False
+
+    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
+        if self._rich and not self._started:
+            self._inner.__enter__()
+            self._started = True
+        self._inner.query_started(name, total_seconds, done_seconds)
+
+    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
+        self._inner.window_done(name, seconds, records, calls, retries)
+
+    def query_finished(self, name: str, result: QueryResult) -> None:
+        self._inner.query_finished(name, result)
+
+    def close(self) -> None:
+        if self._rich and self._started:
+            self._inner.__exit__(None, None, None)
+            self._started = False
+
+
+class ConsoleUI:
+    """Step outcomes and notes on stderr (stdout stays for ``--json``), confirmation prompts."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._progress = _LazyProgress(as_json)
+        self.progress: Progress | None = self._progress
+
+    def confirm(self, question: str) -> bool:
+        self._progress.close()
+        try:
+            answer = err.input(f"{question} [y/N] ", markup=False)
+        except EOFError:
+            return False
+        return answer.strip().lower() in {"y", "yes"}
+
+    def outcome(self, outcome: StepOutcome) -> None:
+        if self.as_json:
+            err.print(json.dumps({"event": "step", **outcome.to_dict()}, default=str), markup=False, highlight=False)
+            return
+        if not outcome.name.startswith("Search"):
+            self._progress.close()  # searches print under their bars; other steps after them
+        style = _STATUS_STYLE[outcome.status]
+        err.print(f"[{style}]{outcome.status.value:>7}[/{style}] ", end="")
+        err.print(f"{outcome.name}" + (f": {outcome.reason}" if outcome.reason else ""), markup=False, highlight=False)
+
+    def note(self, text: str) -> None:
+        self._progress.close()
+        err.print(text, markup=False, highlight=False)
+
+    def close(self) -> None:
+        self._progress.close()
+
+
+def _previous_period(out_dir: Path) -> tuple[datetime | None, datetime | None]:
+    """The period an earlier run in this case folder used (so a rerun resumes the same searches)."""
+    path = out_dir / SETTINGS_NAME
+    if not path.exists():
+        return None, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        start = datetime.fromisoformat(data["start"]) if data.get("start") else None
+        end = datetime.fromisoformat(data["end"]) if data.get("end") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    return start, end
+
+
+def _print_result(result: InvestigationResult, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.summary, indent=2, default=str))
+        return
+    findings = result.findings
+    if findings is not None:
+        attacker = findings.attacker_findings
+        out.print(f"attacker findings: {len(attacker)}; for review: {len(findings.findings) - len(attacker)}; "
+                  f"messages read by the attacker: {len(findings.exposed)}", markup=False, highlight=False)  # fmt: skip
+        for f in sorted(attacker, key=lambda f: ("critical", "high", "medium", "low", "info").index(f.severity))[:15]:
+            out.print(f"  [{f.severity}] {f.title}", markup=False, highlight=False)
+    out.print(f"case folder: {result.case_dir}", markup=False, highlight=False)
+    if result.report_path is not None:
+        out.print(f"report: {result.report_path}", markup=False, highlight=False)
+
+
+def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool) -> InvestigationResult:
+    from mia_bridge.cli.connection import open_connection
+
+    if not demo:
+        with open_connection(conn) as backend:
+            return run_investigation(backend, options, ui)
+    with sim_session(conn) as session:
+        if options.start is None:  # the simulated tenant's data sits in a fixed month: cover all of it
+            first, last = _tenant_span(session.tenant)
+            if first is not None and last is not None:
+                options.start, options.end = first, last
+        return run_investigation(session.backend, options, ui)
+
+
+def _tenant_span(tenant: Any) -> tuple[datetime | None, datetime | None]:
+    from datetime import timedelta
+
+    from mia_bridge.investigate.audit_fields import record_time
+
+    store = getattr(tenant, "store", None)
+    if store is None or not len(store):
+        return None, None
+    first = record_time(json.loads(store.texts([0])[0]))
+    last = record_time(json.loads(store.texts([len(store) - 1])[0]))
+    if first is None or last is None:
+        return None, None
+    day = timedelta(days=1)
+    return first.replace(hour=0, minute=0, second=0), last.replace(hour=0, minute=0, second=0) + day
+
+
+def investigate(
+    tenant: str | None = typer.Option(None, "--tenant", help="Tenant, e.g. contoso.onmicrosoft.com."),
+    users: list[str] = typer.Option(None, "--user", help="Victim mailbox / account (repeat or comma-separate)."),
+    target_app_id: str | None = typer.Option(None, "--app-id", help="Investigate one application (AppId GUID)."),
+    all_apps: bool = typer.Option(False, "--all-apps", help="Investigate every application service principal."),
+    start: str | None = typer.Option(None, "--start", help="Start (ISO, UTC); default: the licence's retention."),
+    end: str | None = typer.Option(None, "--end", help="End (ISO, UTC); default: now."),
+    enable_ingestion: bool = typer.Option(
+        False,
+        "--enable-ingestion",
+        help="Turn unified audit log ingestion on if it is off (asks first; takes up to 60 minutes).",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Answer yes to confirmations."),
+    license_policy: LicensePolicy = typer.Option(
+        LicensePolicy.DETECT, "--license-policy", help="detect (default), sparrow, assume-premium, assume-standard."
+    ),
+    message_ids: Path | None = typer.Option(None, "--message-ids", help="File of InternetMessageIds to look up."),
+    suspicious_ips: list[str] = typer.Option(None, "--suspicious-ip", help="Known attacker IP (repeat)."),
+    known_good_ips: list[str] = typer.Option(None, "--known-good-ip", help="IP never attributed to the attacker."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Case folder (rerun the same command to resume)."),
+    as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout; progress as JSON lines."),
+    demo: bool = typer.Option(False, "--demo", help="Run against the built-in simulated compromised tenant."),
+    concurrency: int = typer.Option(
+        DEFAULT_CONCURRENCY, "--concurrency", min=1, max=16, help="Windows fetched at once per search."
+    ),
+    *,
+    conn: ConnectionSettings,
+) -> None:
+    """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report."""
+    if target_app_id and all_apps:
+        raise UsageError("give either --app-id or --all-apps, not both")
+    if target_app_id and not GUID_RE.match(target_app_id):
+        raise UsageError(f"--app-id {target_app_id!r} is not an application id (GUID)")
+    if demo:
+        conn = replace(conn, sim=True)
+        tenant = tenant or conn.organization or "contoso.onmicrosoft.com"
+        all_apps = all_apps or not target_app_id
+    tenant = tenant or conn.organization
+    if not tenant:
+        raise UsageError("--tenant is required", hint="e.g. --tenant contoso.onmicrosoft.com (or organization in "
+                         "the config file)")  # fmt: skip
+    if not conn.organization:
+        conn = replace(conn, organization=tenant)
+    case_dir = out_dir or (DEMO_OUT if demo else Path(f"mia-case-{tenant}"))
+    start_at = parse_when(start, "--start") if start else None
+    end_at = parse_when(end, "--end") if end else None
+    if start is None and end is None:
+        start_at, end_at = _previous_period(case_dir)
+        if start_at is not None:
+            err.print(f"resuming the case in {case_dir}: period {start_at.isoformat()} to {end_at}",
+                      markup=False, highlight=False)  # fmt: skip
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        raise UsageError("--end must be after --start")
+    ids: list[str] | None = None
+    if message_ids is not None:
+        from mia_bridge.analysis.message_lookup import read_message_ids
+
+        ids = read_message_ids(message_ids)
+    options = InvestigateOptions(
+        tenant=tenant,
+        out_dir=case_dir,
+        start=start_at,
+        end=end_at or datetime.now(tz=UTC).replace(microsecond=0),
+        users=tuple(u.lower() for u in _split(users)),
+        app_id=target_app_id.lower() if target_app_id else None,
+        all_apps=all_apps,
+        enable_ingestion=enable_ingestion,
+        assume_yes=yes,
+        license_policy=license_policy,
+        message_ids=ids,
+        suspicious_ips=_split(suspicious_ips),
+        known_good_ips=_split(known_good_ips),
+        collect_options=CollectOptions(concurrency=concurrency),
+    )
+    ui = ConsoleUI(as_json)
+    try:
+        result = _run(conn, options, ui, demo)
+    finally:
+        ui.close()
+    _print_result(result, as_json)
+    if result.exit_code != ExitCode.OK:
+        raise typer.Exit(result.exit_code)
+
+
+def _command() -> Any:
+    """``investigate`` with the connection options, ``--app-id`` kept for the app to investigate."""
+    decorated = connection_options(investigate)
+    signature = inspect.signature(decorated)
+    params = []
+    for param in signature.parameters.values():
+        if param.name == "app_id":  # the connection's app identity: renamed flag, same setting
+            option = typer.Option(None, "--connect-app-id", help="Entra app id for app-only authentication "
+                                  "(other commands' --app-id).", rich_help_panel="Connection")  # fmt: skip
+            param = param.replace(default=option)
+        params.append(param)
+
+    @functools.wraps(decorated)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("demo"):
+            kwargs["sim"] = True  # before the connection settings are validated (no server needed)
+        return decorated(*args, **kwargs)
+
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = dict(decorated.__annotations__)
+    if hasattr(command, "__wrapped__"):
+        del command.__wrapped__
+    return command
+
+
+def register(app: typer.Typer) -> None:
+    app.command("investigate")(_command())

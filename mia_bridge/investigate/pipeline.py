@@ -1,0 +1,548 @@
+"""The whole ``mia investigate`` run: pre-flight → directory → licence → searches → exports →
+MailItemsAccessed analysis → findings → timeline → report, each step with its outcome.
+
+Data flows bridge → collect (raw evidence written and hashed first) → analysis → exports/report.
+A failing search is recorded and the others go on; Ctrl-C propagates (the collector's journal makes
+a rerun of the same command resume). Every file written is registered in the case manifest, so
+``mia verify`` checks the whole package.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from mia_bridge.bridge.backend import ExoBackend
+from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.collect.engine import CollectOptions, Progress, QueryResult, collect
+from mia_bridge.errors import ExportError, MiaError
+from mia_bridge.evidence import manifest
+from mia_bridge.evidence.store import read_records
+from mia_bridge.exports import sparrow
+from mia_bridge.exports.timeline import write_timeline
+from mia_bridge.investigate import audit_fields as af
+from mia_bridge.investigate.directory import DirectoryData, collect_directory, save_raw
+from mia_bridge.investigate.findings import FindingInputs, FindingSet, build_findings
+from mia_bridge.investigate.license import (
+    LicenseDecision,
+    LicenseFacts,
+    LicensePolicy,
+    decide,
+    detect_license,
+    retention_days,
+)
+from mia_bridge.investigate.plan import (
+    SAML_SEARCH,
+    SPARROW_TENANT_SEARCHES,
+    SearchSpec,
+    app_searches,
+    flagged_federated_domains,
+    mailbox_searches,
+    saml_domain_filter,
+)
+from mia_bridge.investigate.preflight import IngestionState, ensure_ingestion
+from mia_bridge.investigate.steps import StepLog, StepOutcome, StepStatus
+
+SPARROW_DIR = "sparrow"
+ANALYSIS_DIR = "analysis"
+REPORT_NAME = "report.html"
+TIMELINE_NAME = "timeline.csv"
+FINDINGS_NAME = "findings.json"
+EXPOSED_NAME = "exposed_messages.csv"
+INVESTIGATION_NAME = "investigation.json"
+
+
+@dataclass
+class InvestigateOptions:
+    """Everything the command line decides."""
+
+    tenant: str
+    out_dir: Path
+    start: datetime | None  # None: as far back as the licence's retention reaches
+    end: datetime
+    users: tuple[str, ...] = ()
+    app_id: str | None = None
+    all_apps: bool = False
+    enable_ingestion: bool = False
+    assume_yes: bool = False
+    license_policy: LicensePolicy = LicensePolicy.DETECT
+    message_ids: list[str] | None = None
+    suspicious_ips: tuple[str, ...] = ()
+    known_good_ips: tuple[str, ...] = ()
+    collect_options: CollectOptions = field(default_factory=CollectOptions)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat(),
+            "users": list(self.users),
+            "app_id": self.app_id,
+            "all_apps": self.all_apps,
+            "enable_ingestion": self.enable_ingestion,
+            "license_policy": self.license_policy.value,
+            "message_ids": len(self.message_ids or []),
+            "suspicious_ips": list(self.suspicious_ips),
+            "known_good_ips": list(self.known_good_ips),
+        }
+
+
+class InvestigationUI(Protocol):
+    """What the pipeline needs from the console (the CLI implements it; tests use a plain object)."""
+
+    progress: Progress | None
+
+    def confirm(self, question: str) -> bool: ...
+
+    def outcome(self, outcome: StepOutcome) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+@dataclass
+class SearchRun:
+    """One planned search: its spec, its collection result, or why it did not run."""
+
+    spec: SearchSpec
+    result: QueryResult | None = None
+    skipped: str = ""
+    error: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class InvestigationResult:
+    case_dir: Path
+    steps: StepLog
+    report_path: Path | None = None
+    findings: FindingSet | None = None
+    searches: list[SearchRun] = field(default_factory=list)
+    ingestion: IngestionState | None = None
+    license: LicenseDecision | None = None
+    analysis_summary: dict[str, Any] = field(default_factory=dict)
+    analysis: Any = None  # mia_bridge.analysis.api.AnalysisResult when the analysis ran
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        ran = [s for s in self.searches if not s.skipped]
+        if ran and all(s.error for s in ran):
+            return int(ExitCode.FAILURE)
+        if self.steps.failures or self.steps.needs_attention:
+            return int(ExitCode.ATTENTION)
+        return int(ExitCode.OK)
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def plan_searches(
+    options: InvestigateOptions, directory: DirectoryData, decision: LicenseDecision, steps: StepLog
+) -> list[SearchRun]:
+    """Every search of the run, with skip reasons decided up front (they are part of the record)."""
+    runs = [SearchRun(spec) for spec in SPARROW_TENANT_SEARCHES]
+    flagged = flagged_federated_domains(directory.domains)
+    if flagged:
+        runs.insert(5, SearchRun(SAML_SEARCH))
+    else:
+        reason = "no federated domain without MFA (Sparrow skips this search then)"
+        if "Get-MgDomain" in directory.errors:
+            reason = f"domains could not be listed ({directory.errors['Get-MgDomain']})"
+        runs.insert(5, SearchRun(SAML_SEARCH, skipped=reason))
+    apps: list[tuple[str, str | None]] = []
+    if options.app_id:
+        apps = [(options.app_id, None)]
+    elif options.all_apps:
+        apps = [
+            (str(sp.get("AppId")), str(sp.get("DisplayName") or sp.get("AppId")))
+            for sp in directory.application_principals
+            if sp.get("AppId")
+        ]
+        if not apps:
+            steps.skipped("App investigations", "no application service principals were listed")
+    else:
+        steps.skipped("App investigations", "not requested (use --app-id GUID or --all-apps)", attention=False)
+    for app_id, name in apps:
+        for spec in app_searches(app_id, name):
+            runs.append(SearchRun(spec))
+    runs.extend(SearchRun(spec) for spec in mailbox_searches(options.users))
+    for run in runs:
+        if run.skipped:
+            continue
+        if run.spec.mail_items and not decision.search_mail_items:
+            run.skipped = decision.mail_items_reason
+        elif run.spec.premium_only and not decision.search_premium_only:
+            run.skipped = decision.premium_reason
+    return runs
+
+
+def _collect_all(
+    backend: ExoBackend, runs: Sequence[SearchRun], options: InvestigateOptions, ui: InvestigationUI, steps: StepLog
+) -> None:
+    """Collect each search on its own so that one denied search does not lose the rest."""
+    collect_options = options.collect_options
+    collect_options.check_ingestion = False  # the pre-flight step did it, with the enablement option
+    for run in runs:
+        if run.skipped:
+            continue
+        assert options.start is not None  # resolved in the licence step
+        query = run.spec.to_audit_query(options.start, options.end)
+        try:
+            outcome = collect(backend, [query], options.out_dir, collect_options, ui.progress)
+        except MiaError as exc:
+            run.error = exc.message
+            continue
+        run.result = outcome.queries[0]
+        run.records = read_records(run.result.path) if run.result.path.exists() else []
+
+
+def _search_outcome(run: SearchRun) -> StepOutcome:
+    label = f"Search {run.spec.sparrow_row or '+'}: {run.spec.title}"
+    if run.skipped:
+        # a skip Sparrow would also make (no federated domain) or that the user chose is not a gap
+        attention = not run.skipped.startswith("no federated domain")
+        return StepOutcome(label, StepStatus.SKIPPED, run.skipped, attention)
+    if run.error:
+        return StepOutcome(label, StepStatus.FAILED, run.error, True)
+    assert run.result is not None
+    counts = run.result.counts
+    detail = f"{counts.unique} records ({counts.retrieved} retrieved, {counts.duplicates_removed} duplicates removed)"
+    if counts.unparseable:
+        detail += f", {counts.unparseable} unparseable kept aside"
+    if run.result.gaps:
+        detail += f"; {len(run.result.gaps)} window(s) still at the cap: records may be missing"
+    return StepOutcome(label, StepStatus.DONE, detail, bool(run.result.gaps), {"query": run.spec.name})
+
+
+def write_sparrow_exports(
+    export_dir: Path, runs: Sequence[SearchRun], directory: DirectoryData
+) -> tuple[list[Path], dict[str, int]]:
+    """Sparrow's CSVs (rows appended per file, as Sparrow's -Append did), Domain_List, Graph permissions, workbook."""
+    flagged = flagged_federated_domains(directory.domains)
+    per_file: dict[str, list[Mapping[str, Any]]] = {}
+    workloads: dict[str, str] = {}
+    for run in runs:
+        spec = run.spec
+        if not spec.sparrow_file or not spec.workload or run.result is None:
+            continue
+        records: Sequence[Mapping[str, Any]] = run.records
+        if spec is SAML_SEARCH:
+            records = saml_domain_filter(records, flagged)
+        per_file.setdefault(spec.sparrow_file, []).extend(records)
+        workloads[spec.sparrow_file] = spec.workload
+    written: list[Path] = []
+    rows: dict[str, int] = {}
+    for rel, records in per_file.items():
+        unique = _dedupe(records)  # 8a/8b/8c can return the same sign-in; list it once
+        path = export_dir / rel
+        count = sparrow.write_sparrow_csv(path, unique, sparrow.WORKLOAD_COLUMNS[workloads[rel]])
+        rows[rel] = count
+        if count:
+            written.append(path)
+    if sparrow.write_domain_list(export_dir / sparrow.DOMAIN_LIST_CSV, directory.domains):
+        written.append(export_dir / sparrow.DOMAIN_LIST_CSV)
+    if sparrow.write_graph_permissions(export_dir / sparrow.GRAPH_PERMISSIONS_CSV, directory.graph_permissions):
+        written.append(export_dir / sparrow.GRAPH_PERMISSIONS_CSV)
+    workbook = sparrow.write_summary_workbook(export_dir)
+    if workbook is not None:
+        written.append(workbook)
+    return written, rows
+
+
+def _dedupe(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for record in records:
+        rid = af.record_id(record)
+        if rid and rid in seen:
+            continue
+        seen.add(rid)
+        out.append(record)
+    return out
+
+
+def _all_records(runs: Sequence[SearchRun]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for run in runs:
+        for record in run.records:
+            rid = af.record_id(record)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            out.append(record)
+    return out
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from exc
+    return path
+
+
+def _write_exposed(path: Path, findings: FindingSet) -> Path:
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["mailbox", "internet_message_id", "folder", "first_read", "client_ip", "app_id", "record_id"])
+        for m in findings.exposed:
+            writer.writerow(
+                [
+                    m.mailbox,
+                    m.internet_message_id,
+                    m.folder,
+                    m.first_read.isoformat() if m.first_read else "",
+                    m.client_ip,
+                    m.app_id,
+                    m.record_id,
+                ]
+            )
+    return path
+
+
+def run_investigation(
+    backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now
+) -> InvestigationResult:
+    """Run every step against an open backend; returns outcomes, findings and the files written."""
+    case_dir = options.out_dir
+    case_dir.mkdir(parents=True, exist_ok=True)
+    steps = StepLog(ui.outcome)
+    result = InvestigationResult(case_dir, steps)
+    _write_json(case_dir / "investigation.settings.json", options.describe())
+
+    # 1. pre-flight: ingestion (raises IngestionDisabledError: a clear stop)
+    state = ensure_ingestion(
+        backend, enable=options.enable_ingestion, confirm=lambda q: options.assume_yes or ui.confirm(q), now=now
+    )
+    result.ingestion = state
+    result.files.append(save_raw(case_dir, "admin_audit_log_config", state.raw or {}))
+    if state.enabled_by_us_at is not None:
+        steps.done(
+            "Pre-flight: audit ingestion",
+            f"was OFF; enabled at {state.enabled_by_us_at:%Y-%m-%d %H:%M} UTC. It takes up to 60 minutes and "
+            "records only from then on: searches below cannot see activity from before",
+            attention=True,
+        )
+    elif state.enabled_before is None:
+        steps.done("Pre-flight: audit ingestion", "could not read UnifiedAuditLogIngestionEnabled", attention=True)
+    else:
+        steps.done("Pre-flight: audit ingestion", "unified audit log ingestion is on")
+
+    # 2. directory
+    directory = collect_directory(backend, case_dir)
+    result.files.extend(directory.files)
+    if directory.errors:
+        steps.done(
+            "Directory: domains, service principals, Graph permissions",
+            "partly: " + "; ".join(f"{k}: {v}" for k, v in directory.errors.items()),
+            attention=True,
+        )
+    else:
+        steps.done(
+            "Directory: domains, service principals, Graph permissions",
+            f"{len(directory.domains)} domains, {len(directory.service_principals)} service principals, "
+            f"{len(directory.graph_permissions)} Graph permissions",
+        )
+
+    # 3. licence
+    facts: LicenseFacts = detect_license(backend, options.users)
+    result.files.append(save_raw(case_dir, "license", facts.to_dict()))
+    if options.start is None:
+        options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
+        ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
+    decision = decide(options.license_policy, facts, start=options.start, now=now())
+    result.license = decision
+    licence_text = f"policy {decision.policy.value}: Audit {'Premium' if decision.premium else 'Standard'}"
+    if facts.premium_skus:
+        licence_text += f" ({', '.join(facts.premium_skus)})"
+    steps.done("Licence", licence_text, attention=bool(decision.warnings))
+    for warning in decision.warnings:
+        ui.note(f"warning: {warning}")
+
+    # 4. searches
+    runs = plan_searches(options, directory, decision, steps)
+    result.searches = runs
+    _collect_all(backend, runs, options, ui, steps)
+    for run in runs:
+        steps.record(_search_outcome(run))
+
+    records = _all_records(runs)
+
+    # 5. findings (attribution first: the analysis is told the attacker's IPs and apps)
+    domains = set(directory.domain_names) | {options.tenant.lower()}
+    domains |= {u.rsplit("@", 1)[1].lower() for u in options.users if "@" in u}
+    findings = build_findings(
+        FindingInputs(
+            records=records,
+            tenant_domains=domains,
+            service_principals=directory.service_principals,
+            flagged_saml_domains=set(flagged_federated_domains(directory.domains)),
+            suspicious_ips=options.suspicious_ips,
+            suspicious_apps=[options.app_id] if options.app_id else [],
+            known_good_ips=options.known_good_ips,
+        )
+    )
+    result.findings = findings
+    result.files.append(
+        _write_json(
+            case_dir / FINDINGS_NAME,
+            {
+                "attacker_context": {
+                    "ips": sorted(findings.context.ips),
+                    "apps": sorted(findings.context.apps),
+                    "users": sorted(findings.context.users),
+                    "reasons": findings.context.reasons,
+                },
+                "findings": [f.to_dict() for f in findings.findings],
+            },
+        )
+    )
+    result.files.append(_write_exposed(case_dir / EXPOSED_NAME, findings))
+    attacker = findings.attacker_findings
+    steps.done(
+        "Findings",
+        f"{len(attacker)} attacker finding(s), {len(findings.findings) - len(attacker)} for review; "
+        f"{len(findings.exposed)} message(s) read by the attacker",
+    )
+
+    # 6. MailItemsAccessed analysis
+    mail_records = [r for r in records if str(r.get("Operation")) == "MailItemsAccessed"]
+    result.analysis_summary = _analyse(case_dir, mail_records, options, findings, steps, result)
+
+    # 7. exports
+    try:
+        written, _rows = write_sparrow_exports(case_dir / SPARROW_DIR, runs, directory)
+        result.files.extend(written)
+        steps.done("Sparrow exports", f"{len(written)} file(s) in {SPARROW_DIR}/")
+    except ExportError as exc:
+        steps.failed("Sparrow exports", exc.message)
+    searches_by_id: dict[str, list[str]] = {}
+    for run in runs:
+        for record in run.records:
+            searches_by_id.setdefault(af.record_id(record), []).append(run.spec.name)
+    findings_by_id: dict[str, list[str]] = {}
+    for finding in findings.findings:
+        for rid in finding.record_ids:
+            findings_by_id.setdefault(rid, []).append(finding.title)
+    stats = write_timeline(
+        case_dir / TIMELINE_NAME, records, searches_by_id=searches_by_id, findings_by_id=findings_by_id
+    )
+    result.files.append(case_dir / TIMELINE_NAME)
+    steps.done(
+        "Timeline",
+        f"{stats.rows} rows (Timesketch CSV)" + (f", {stats.undated} undated" if stats.undated else ""),
+        attention=bool(stats.undated),
+    )
+
+    # 8. report and the investigation record, then everything into the manifest
+    from mia_bridge.investigate.report_model import build_report_model
+    from mia_bridge.report.html import write_report
+
+    result.summary = summarise(result, options)
+    result.files.append(
+        _write_json(
+            case_dir / INVESTIGATION_NAME,
+            {
+                "options": options.describe(),
+                "summary": result.summary,
+                "steps": steps.to_list(),
+                "license": decision.to_dict(),
+                "license_facts": facts.to_dict(),
+                "ingestion": state.to_dict(),
+            },
+        )
+    )
+    manifest.add_files(case_dir, [p for p in result.files if p.exists()], kind="investigation")
+    model = build_report_model(result, options, now())
+    result.report_path = write_report(model, case_dir / REPORT_NAME)
+    manifest.add_files(case_dir, [result.report_path], kind="report")
+    steps.done("Report", str(result.report_path))
+    result.summary = summarise(result, options)
+    return result
+
+
+def _analyse(
+    case_dir: Path,
+    mail_records: list[dict[str, Any]],
+    options: InvestigateOptions,
+    findings: FindingSet,
+    steps: StepLog,
+    result: InvestigationResult,
+) -> dict[str, Any]:
+    from mia_bridge.analysis.api import AnalysisOptions, analyze_records, write_outputs
+
+    analysis_options = AnalysisOptions(
+        start=options.start,
+        end=options.end,
+        message_ids=options.message_ids,
+        suspicious_ips=sorted(findings.context.ips),
+        suspicious_apps=sorted(findings.context.apps),
+        known_good_ips=list(options.known_good_ips),
+    )
+    try:
+        analysis = analyze_records(mail_records, analysis_options, source="collected MailItemsAccessed records")
+        written = write_outputs(analysis, case_dir / ANALYSIS_DIR)
+    except MiaError as exc:
+        steps.failed("MailItemsAccessed analysis", exc.message)
+        return {}
+    result.files.extend(written.values())
+    summary = analysis.summary
+    result.analysis = analysis
+    steps.done(
+        "MailItemsAccessed analysis",
+        f"{len(analysis.events)} events, {len(analysis.items)} item accesses, "
+        f"{len(analysis.synced_folders)} folder syncs, {len(analysis.throttled_windows)} throttled window(s)",
+    )
+    return summary
+
+
+def summarise(result: InvestigationResult, options: InvestigateOptions) -> dict[str, Any]:
+    """The machine-readable summary (``--json``)."""
+    findings = result.findings
+    searches = []
+    for run in result.searches:
+        entry: dict[str, Any] = {"name": run.spec.name, "sparrow_row": run.spec.sparrow_row}
+        if run.skipped:
+            entry.update(status="skipped", reason=run.skipped)
+        elif run.error:
+            entry.update(status="failed", reason=run.error)
+        elif run.result is not None:
+            c = run.result.counts
+            entry.update(
+                status="done",
+                records=c.unique,
+                retrieved=c.retrieved,
+                duplicates_removed=c.duplicates_removed,
+                gaps=len(run.result.gaps),
+            )
+        searches.append(entry)
+    return {
+        "tenant": options.tenant,
+        "case_dir": str(result.case_dir),
+        "report": str(result.report_path) if result.report_path else None,
+        "exit_code": result.exit_code,
+        "period": {"start": options.start.isoformat() if options.start else None, "end": options.end.isoformat()},
+        "steps": result.steps.to_list(),
+        "searches": searches,
+        "attacker": {
+            "ips": sorted(findings.context.ips) if findings else [],
+            "apps": sorted(findings.context.apps) if findings else [],
+            "accounts": sorted(findings.context.users) if findings else [],
+        },
+        "findings": [
+            {"severity": f.severity, "title": f.title, "attacker": f.attacker, "records": len(f.record_ids)}
+            for f in (findings.findings if findings else [])
+        ],
+        "exposed_message_ids": [m.internet_message_id for m in findings.exposed] if findings else [],
+        "synced_folders": {k: sorted(v) for k, v in findings.synced_folders.items()} if findings else {},
+    }

@@ -1,0 +1,228 @@
+"""Turns an investigation's results into the report model: verdict, findings, exposure, steps, gaps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mia_bridge.evidence import manifest
+from mia_bridge.investigate import audit_fields as af
+from mia_bridge.investigate.steps import StepStatus
+from mia_bridge.report.html import SEVERITIES, EvidenceFile, ReportFinding, ReportModel, ReportStep, TimelinePoint
+
+if TYPE_CHECKING:
+    from mia_bridge.investigate.findings import FindingSet
+    from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult
+
+MAX_ROWS_PER_FINDING = 200
+MAILBOX_COLUMNS = [
+    "Mailbox",
+    "Messages read by attacker",
+    "Folders synced by attacker",
+    "Throttled (24 h windows)",
+    "MailItemsAccessed records",
+    "Distinct IPs",
+    "Attacker IPs seen",
+]
+
+
+def _verdict(findings: FindingSet | None) -> tuple[str, str, list[str]]:
+    if findings is None:
+        return "no evidence", "The investigation did not get as far as the findings.", []
+    attacker = findings.attacker_findings
+    if not attacker:
+        review = len(findings.findings)
+        return (
+            "no evidence",
+            f"No activity was attributed to an attacker; {review} change(s) are listed for review.",
+            [],
+        )
+    per_mailbox = Counter(m.mailbox for m in findings.exposed)
+    times = [f.first_seen for f in attacker if f.first_seen]
+    when = f" between {min(times):%Y-%m-%d %H:%M} and {max(times):%Y-%m-%d %H:%M} UTC" if times else ""
+    ips = ", ".join(sorted(findings.context.ips)) or "unknown addresses"
+    if per_mailbox or findings.synced_folders:
+        read = "; ".join(f"{n} message(s) of {mb}" for mb, n in per_mailbox.most_common())
+        synced = "; ".join(
+            f"folders {', '.join(sorted(f))} of {mb} synced" for mb, f in sorted(findings.synced_folders.items()) if f
+        )
+        what = " and ".join(part for part in (read, synced) if part)
+        headline = f"An attacker read mail: {what}, from {ips}{when}."
+        level = "compromised"
+    else:
+        headline = f"Attacker activity found from {ips}{when}; no mail read in attacker context was recorded."
+        level = "compromised" if any(f.severity == "critical" for f in attacker) else "suspicious"
+    points = []
+    if findings.context.users:
+        points.append("Accounts used by the attacker: " + ", ".join(sorted(findings.context.users)))
+    if findings.context.apps:
+        points.append("Applications used by the attacker: " + ", ".join(sorted(findings.context.apps)))
+    ordered = sorted(
+        attacker,
+        key=lambda f: (
+            SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 9,
+            f.first_seen.isoformat() if f.first_seen else "~",
+        ),
+    )
+    points.extend(f.title for f in ordered if f.category != "mail-access")
+    return level, headline, points[:12]
+
+
+def _mailbox_rows(result: InvestigationResult) -> list[dict[str, Any]]:
+    findings = result.findings
+    mail = [r for run in result.searches for r in run.records if str(r.get("Operation")) == "MailItemsAccessed"]
+    seen: set[str] = set()
+    per_mailbox: dict[str, dict[str, Any]] = {}
+    for record in mail:
+        rid = af.record_id(record)
+        if rid in seen:
+            continue
+        seen.add(rid)
+        mailbox = af.mailbox_of(record)
+        row = per_mailbox.setdefault(mailbox, {"records": 0, "ips": set()})
+        row["records"] += 1
+        if af.record_ip(record):
+            row["ips"].add(af.record_ip(record))
+    if findings is not None:
+        for mailbox in {m.mailbox for m in findings.exposed} | set(findings.synced_folders) | set(findings.throttled):
+            per_mailbox.setdefault(mailbox, {"records": 0, "ips": set()})
+    rows = []
+    for mailbox, data in sorted(per_mailbox.items()):
+        read = sum(1 for m in findings.exposed if m.mailbox == mailbox) if findings else 0
+        folders = sorted(findings.synced_folders.get(mailbox, set())) if findings else []
+        throttled = len(findings.throttled.get(mailbox, [])) if findings else 0
+        attacker_ips = sorted(data["ips"] & findings.context.ips) if findings else []
+        rows.append(
+            {
+                "Mailbox": mailbox,
+                "Messages read by attacker": read,
+                "Folders synced by attacker": ", ".join(folders) or "—",
+                "Throttled (24 h windows)": throttled,
+                "MailItemsAccessed records": data["records"],
+                "Distinct IPs": len(data["ips"]),
+                "Attacker IPs seen": ", ".join(attacker_ips) or "—",
+            }
+        )
+    rows.sort(key=lambda r: (-int(r["Messages read by attacker"]), r["Mailbox"]))
+    return rows
+
+
+def _completeness(result: InvestigationResult) -> tuple[list[tuple[str, str]], list[str]]:
+    ran = [s for s in result.searches if s.result is not None]
+    skipped = [s for s in result.searches if s.skipped]
+    failed = [s for s in result.searches if s.error]
+    retrieved = sum(s.result.counts.retrieved for s in ran if s.result)
+    unique = sum(s.result.counts.unique for s in ran if s.result)
+    dups = sum(s.result.counts.duplicates_removed for s in ran if s.result)
+    unparseable = sum(s.result.counts.unparseable for s in ran if s.result)
+    calls = sum(s.result.calls for s in ran if s.result)
+    rows = [
+        ("Searches run / skipped / failed", f"{len(ran)} / {len(skipped)} / {len(failed)}"),
+        ("Records retrieved", str(retrieved)),
+        ("Unique records kept (evidence)", str(unique)),
+        ("Duplicates removed", str(dups)),
+        ("Reconciles (retrieved = unique + duplicates removed)", "yes" if retrieved == unique + dups else "NO"),
+        ("Unparseable AuditData kept aside", str(unparseable)),
+        ("Search-UnifiedAuditLog calls", str(calls)),
+    ]
+    summary = result.analysis_summary
+    if summary:
+        rows.append(
+            (
+                "Analysis: records read / parsed / quarantined",
+                f"{summary.get('records_read')} / {summary.get('records_parsed')} / "
+                f"{summary.get('records_quarantined')}",
+            )
+        )
+    gaps: list[str] = []
+    for s in failed:
+        gaps.append(f"Search {s.spec.name} failed: {s.error}")
+    for s in skipped:
+        gaps.append(f"Search {s.spec.name} skipped: {s.skipped}")
+    for s in ran:
+        assert s.result is not None
+        for gap in s.result.gaps:
+            gaps.append(
+                f"Search {s.spec.name}: window {gap.start:%Y-%m-%d %H:%M:%S}–{gap.end:%H:%M:%S} UTC still returned "
+                f"{gap.received} records at the cap of {gap.cap}: records beyond these may be missing"
+            )
+    if result.license is not None:
+        gaps.extend(result.license.warnings)
+    if result.ingestion is not None and result.ingestion.enabled_by_us_at is not None:
+        gaps.append("Audit ingestion was off until this run enabled it: activity from before was never recorded.")
+    return rows, gaps
+
+
+def _evidence(result: InvestigationResult) -> list[EvidenceFile]:
+    try:
+        data = manifest.load_manifest(result.case_dir)
+    except Exception:  # the report still renders; the gap shows as "no evidence files"
+        return []
+    return [
+        EvidenceFile(rel, str(e.get("sha256", "")), int(e.get("bytes", 0))) for rel, e in sorted(data["files"].items())
+    ]
+
+
+def build_report_model(result: InvestigationResult, options: InvestigateOptions, now: datetime) -> ReportModel:
+    findings = result.findings
+    level, headline, points = _verdict(findings)
+    report_findings = []
+    timeline: list[TimelinePoint] = []
+    for record in {af.record_id(r): r for run in result.searches for r in run.records}.values():
+        when = af.record_time(record)
+        if when:
+            timeline.append(TimelinePoint(when, str(record.get("Operation") or "")))
+    if findings is not None:
+        for f in findings.findings:
+            rows = f.rows[:MAX_ROWS_PER_FINDING]
+            summary = f.summary
+            if len(f.rows) > MAX_ROWS_PER_FINDING:
+                summary += f" Showing {MAX_ROWS_PER_FINDING} of {len(f.rows)} evidence rows; all are in findings.json."
+            title = f.title if f.attacker or "(for review)" in f.title else f"{f.title} (for review)"
+            report_findings.append(ReportFinding(f.severity, title, summary, f.columns, rows, f.category))
+            if f.first_seen:
+                timeline.append(TimelinePoint(f.first_seen, f.title, f.severity if f.attacker else "info"))
+    exposed = [
+        {
+            "InternetMessageId": m.internet_message_id,
+            "Mailbox": m.mailbox,
+            "Folder": m.folder,
+            "First read (UTC)": m.first_read.strftime("%Y-%m-%d %H:%M:%S") if m.first_read else "",
+            "Client IP": m.client_ip,
+            "App": m.app_id,
+        }
+        for m in (findings.exposed if findings else [])
+    ]
+    completeness, gaps = _completeness(result)
+    notes: list[str] = []
+    if findings is not None and findings.context.reasons:
+        notes.extend(f"Attacker indicator {k}: {v}" for k, v in sorted(findings.context.reasons.items()))
+    notes.append(
+        "Attribution pivots from self-evident attacker actions (forwarding outside the organisation, "
+        "federation changes, SAML anomalies) and --suspicious-ip/--app-id to the IPs and apps involved; "
+        "items marked 'for review' were not attributed."
+    )
+    return ReportModel(
+        tenant=options.tenant,
+        generated_at=now,
+        period_start=options.start,
+        period_end=options.end,
+        verdict_level=level,
+        verdict_headline=headline,
+        verdict_points=points,
+        findings=report_findings,
+        timeline=timeline,
+        mailbox_columns=list(MAILBOX_COLUMNS),
+        mailboxes=_mailbox_rows(result),
+        exposed_message_ids=exposed,
+        steps=[
+            ReportStep(o.name, o.status.value, o.reason)
+            for o in result.steps
+            if o.status in (StepStatus.DONE, StepStatus.SKIPPED, StepStatus.FAILED)
+        ],
+        completeness=completeness,
+        gaps=gaps,
+        evidence=_evidence(result),
+        notes=notes,
+    )
