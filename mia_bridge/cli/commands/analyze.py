@@ -37,19 +37,19 @@ def _report(result: AnalysisResult, written: dict[str, Path], out_dir: Path, as_
     summary = result.summary
     for entry in result.inputs:
         if entry.error:
-            err.print(f"warning: skipped {entry.error}", markup=False, highlight=False)
+            err.print(f"warning: skipped {entry.error}", markup=False, highlight=False, soft_wrap=True)
     quarantined = summary["records_quarantined"]
     if quarantined:
         err.print(f"warning: {quarantined} record(s) quarantined (kept in {written['quarantine.jsonl']}):",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
         for row in result.quarantine.head(_SHOWN_PROBLEMS).to_dict("records"):
             where = f"{row['file']}:{row['line']}" if row["line"] is not None else str(row["file"])
-            err.print(f"  {where}: {row['reason']}", markup=False, highlight=False)
+            err.print(f"  {where}: {row['reason']}", markup=False, highlight=False, soft_wrap=True)
         if quarantined > _SHOWN_PROBLEMS:
-            err.print(f"  ... and {quarantined - _SHOWN_PROBLEMS} more", markup=False)
+            err.print(f"  ... and {quarantined - _SHOWN_PROBLEMS} more", markup=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
-        err.print(f"results written to {out_dir}", markup=False, highlight=False)
+        err.print(f"results written to {out_dir}", markup=False, highlight=False, soft_wrap=True)
         return
     mia = summary["mail_items_accessed"]
     lines = [
