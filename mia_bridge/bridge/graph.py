@@ -10,10 +10,10 @@ followed to the end; 429 and 5xx are retried honouring ``Retry-After`` (see ``re
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -26,29 +26,30 @@ from mia_bridge.errors import AccessDeniedError, BridgeAuthError, BridgeTranspor
 _ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
-def _sp_id(call: CmdletCall) -> str:
-    value = call.parameters.get("ServicePrincipalId")
-    if not isinstance(value, str) or not value:
-        raise CmdletError(
-            "Cannot process command because of one or more missing mandatory parameters: ServicePrincipalId.",
-            cmdlet=call.name,
-            category="InvalidArgument",
-            error_id="MissingMandatoryParameter",
-        )
-    return value
+@dataclass(frozen=True)
+class GraphCmdlet:
+    """How one Get-Mg* cmdlet maps to Graph: the collection, the -<Id> parameter(s) and the parameters allowed."""
+
+    collection: str  # path template; {ServicePrincipalId} is filled from the parameter
+    item_parameter: str  # -DomainId etc.: GET {collection}/{id}, one entity
+    required: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # accepted and ignored (SDK-side only)
 
 
-# cmdlet (lower case) → (parameters it accepts besides paging switches, Graph path builder)
-GRAPH_CMDLETS: dict[str, tuple[frozenset[str], Callable[[CmdletCall], str]]] = {
-    "get-mgsubscribedsku": (frozenset(), lambda call: "subscribedSkus"),
-    "get-mgdomain": (frozenset(), lambda call: "domains"),
-    "get-mgserviceprincipal": (frozenset(), lambda call: "servicePrincipals"),
-    "get-mgserviceprincipalapproleassignment": (
-        frozenset({"serviceprincipalid"}),
-        lambda call: f"servicePrincipals/{quote(_sp_id(call), safe='')}/appRoleAssignments",
+GRAPH_CMDLETS: dict[str, GraphCmdlet] = {
+    "get-mgsubscribedsku": GraphCmdlet("subscribedSkus", "SubscribedSkuId"),
+    "get-mgdomain": GraphCmdlet("domains", "DomainId"),
+    "get-mgserviceprincipal": GraphCmdlet(
+        "servicePrincipals", "ServicePrincipalId", extra=("ConsistencyLevel", "CountVariable")
+    ),
+    "get-mgserviceprincipalapproleassignment": GraphCmdlet(
+        "servicePrincipals/{ServicePrincipalId}/appRoleAssignments",
+        "AppRoleAssignmentId",
+        required=("ServicePrincipalId",),
     ),
 }
-_PAGING_SWITCHES = frozenset({"all", "pagesize", "consistencylevel"})
+_COMMON = ("All", "Top", "Filter", "Property")
+GRAPH_MAX_PAGE = 999
 
 
 def to_powershell(value: Any) -> Any:
@@ -90,33 +91,63 @@ class GraphClient:
         self.pages_read = 0
 
     def run(self, call: CmdletCall) -> list[dict[str, Any]]:
-        accepted, build_path = GRAPH_CMDLETS[call.name.lower()]
-        for name in call.parameters:
-            if name.lower() not in accepted and name.lower() not in _PAGING_SWITCHES:
-                raise CmdletError(
-                    f"A parameter cannot be found that matches parameter name '{name}' "
-                    "(the REST backend maps only the parameters mia-bridge uses).",
-                    cmdlet=call.name,
-                    category="InvalidArgument",
-                    error_id="NamedParameterNotFound",
-                )
-        items = self.get_all(build_path(call), what=call.name)
-        records = [to_powershell(item) for item in items]
-        if call.select:
-            records = [{key: record.get(key) for key in call.select} for record in records]
-        return records
+        """The cmdlet's output as the SDK returns it: first page only, unless -All (every page) or -Top n."""
+        spec = GRAPH_CMDLETS[call.name.lower()]
+        params = {k.lower(): (k, v) for k, v in call.parameters.items()}
+        allowed = {n.lower() for n in (*_COMMON, spec.item_parameter, *spec.required, *spec.extra)}
+        for key, (name, _) in params.items():
+            if key not in allowed:
+                raise self._usage(call, f"A parameter cannot be found that matches parameter name '{name}'.")
+        missing = [n for n in spec.required if params.get(n.lower(), (n, None))[1] in (None, "")]
+        if missing:
+            raise self._usage(
+                call,
+                f"Cannot process command because of one or more missing mandatory parameters: {' '.join(missing)}.",
+            )
+        path = spec.collection
+        for name in spec.required:
+            path = path.replace("{" + name + "}", quote(str(params[name.lower()][1]), safe=""))
+        query: dict[str, str] = {}
+        if "filter" in params:
+            query["$filter"] = str(params["filter"][1])
+        if "property" in params:
+            value = params["property"][1]
+            names = [value] if isinstance(value, str) else list(value)
+            query["$select"] = ",".join(n[:1].lower() + n[1:] for n in names)
+        item_id = params.get(spec.item_parameter.lower(), (None, None))[1]
+        if item_id:
+            entity = self.get_one(f"{path}/{quote(str(item_id), safe='')}", query, what=call.name)
+            return [to_powershell(entity)]
+        top = params.get("top", (None, None))[1]
+        limit: int | None = None
+        if top is not None:
+            limit = int(top)
+            query["$top"] = str(min(limit, GRAPH_MAX_PAGE))
+        elif not params.get("all", (None, False))[1]:
+            limit = -1  # the SDK without -All: the first page only
+        items = self.get_all(path, query, what=call.name, limit=limit)
+        return [to_powershell(item) for item in items]
 
-    def get_all(self, path: str, *, what: str) -> list[dict[str, Any]]:
-        """Every item of a Graph collection (``/v1.0/{path}``), following ``@odata.nextLink``."""
+    def _usage(self, call: CmdletCall, message: str) -> CmdletError:
+        return CmdletError(message, cmdlet=call.name, category="InvalidArgument", error_id="NamedParameterNotFound")
+
+    def get_one(self, path: str, query: dict[str, str], *, what: str) -> dict[str, Any]:
+        response = self._get(f"{self.cloud.graph_url}/v1.0/{path}", query, what=what)
+        doc = parse_json(response)
+        if not isinstance(doc, dict):
+            raise BridgeTransportError(f"{what}: Graph answered {describe_response(response)} without a JSON entity")
+        return doc
+
+    def get_all(
+        self, path: str, query: dict[str, str] | None = None, *, what: str, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Items of ``/v1.0/{path}`` following ``@odata.nextLink``; ``limit`` n stops at n, -1 after one page."""
         url = f"{self.cloud.graph_url}/v1.0/{path}"
         items: list[dict[str, Any]] = []
         graph_host = urlsplit(self.cloud.graph_url).netloc
+        params: dict[str, str] | None = query
         while True:
-            response = self._sender.send(
-                "GET", url, scope=self.cloud.graph_scope, headers={"Accept": "application/json"}, what=what
-            )
-            if response.status_code != 200:
-                raise self._error(response, what)
+            response = self._get(url, params, what=what)
             doc = parse_json(response)
             if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
                 raise BridgeTransportError(
@@ -126,11 +157,23 @@ class GraphClient:
             self.pages_read += 1
             items.extend(v for v in doc["value"] if isinstance(v, dict))
             next_link = doc.get("@odata.nextLink")
-            if not next_link:
+            if limit is not None and limit >= 0 and len(items) >= limit:
+                return items[:limit]
+            if not next_link or limit == -1:
                 return items
             if urlsplit(str(next_link)).netloc != graph_host:
                 raise BridgeTransportError(f"{what}: Graph's next-page link leaves {graph_host}; not followed")
-            url = str(next_link)
+            url, params = str(next_link), None  # the link carries the query
+
+    def _get(self, url: str, params: dict[str, str] | None, *, what: str) -> httpx.Response:
+        if params:
+            url = f"{url}?{urlencode(params, quote_via=quote, safe='$,')}"
+        response = self._sender.send(
+            "GET", url, scope=self.cloud.graph_scope, headers={"Accept": "application/json"}, what=what
+        )
+        if response.status_code != 200:
+            raise self._error(response, what)
+        return response
 
     def _error(self, response: httpx.Response, what: str) -> Exception:
         doc = parse_json(response)
@@ -158,10 +201,13 @@ class GraphClient:
             )
         if status == 429:
             return ThrottledError(f"Microsoft Graph is throttling after retries: {message}", cmdlet=what, error_id=code)
-        if status == 404:
-            return CmdletError(message or "Resource not found", cmdlet=what, category="ObjectNotFound", error_id=code)
         if status >= 500:
             return BridgeTransportError(f"{what}: Graph answered {describe_response(response)}: {message}")
+        # As the Graph PowerShell SDK reports it: "[code] : message", FullyQualifiedErrorId "code,<cmdlet class>".
+        sdk_class = f"Microsoft.Graph.PowerShell.Cmdlets.{what.replace('-', '')}_Get"
         return CmdletError(
-            message or f"HTTP {status}", cmdlet=what, category="InvalidArgument", error_id=code or str(status)
+            f"[{code or status}] : {message or 'no message'}",
+            cmdlet=what,
+            category="ObjectNotFound" if status == 404 else "InvalidOperation",
+            error_id=f"{code or status},{sdk_class}",
         )

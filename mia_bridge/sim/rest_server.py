@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -943,41 +943,63 @@ class _Handler(BaseHTTPRequestHandler):
                 content_type="application/json",
             )
             return
-        cmdlet, params, context = route
+        cmdlet, params, context, single = route
+        if "$filter" in query:
+            params["Filter"] = query["$filter"]
+        if "$select" in query:
+            params["Property"] = [n[:1].upper() + n[1:] for n in query["$select"].split(",") if n]
         session = sim.session_for(str(claims.get("appid")))
         try:
             output = dispatch(session, cmdlet, params)
         except SimCmdletError as err:
-            status = 404 if err.category == "ObjectNotFound" else 400
-            code = "Request_ResourceNotFound" if status == 404 else "BadRequest"
-            self._send(status, {"error": {"code": code, "message": err.message}}, content_type="application/json")
+            self._graph_error(err)
             return
         items = [graph_json(o) for o in output.objects]
+        if single:
+            entity = dict(items[0]) if items else {}
+            self._send(
+                200,
+                {"@odata.context": f"{self._origin()}/v1.0/$metadata#{context}/$entity", **entity},
+                content_type="application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8",
+            )
+            return
         page_size = min(int(query.get("$top") or sim.graph_page_size), 999)
         offset = int(base64.urlsafe_b64decode(query["$skiptoken"]).decode()) if "$skiptoken" in query else 0
         doc: dict[str, Any] = {"@odata.context": f"{self._origin()}/v1.0/$metadata#{context}"}
         doc["value"] = items[offset : offset + page_size]
         if offset + page_size < len(items):
             token = base64.urlsafe_b64encode(str(offset + page_size).encode()).decode()
-            doc["@odata.nextLink"] = f"{self._origin()}/v1.0/{path}?$top={page_size}&$skiptoken={token}"
+            next_query = {k: v for k, v in query.items() if k not in ("$skiptoken", "$top")}
+            extra = "".join(f"&{quote(k, safe='$')}={quote(v, safe='')}" for k, v in next_query.items())
+            doc["@odata.nextLink"] = f"{self._origin()}/v1.0/{path}?$top={page_size}{extra}&$skiptoken={token}"
         self._send(200, doc, content_type="application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8")
 
+    def _graph_error(self, err: SimCmdletError) -> None:
+        """A Get-Mg* handler error as Graph's JSON error ("[code] : message" is the SDK's rendering of it)."""
+        match = re.match(r"^\[(\w+)\]\s*:\s*(.*)$", err.message, re.DOTALL)
+        code, message = (match.group(1), match.group(2)) if match else ("BadRequest", err.message)
+        status = 404 if code == "Request_ResourceNotFound" or err.category == "ObjectNotFound" else 400
+        self._send(status, {"error": {"code": code, "message": message}}, content_type="application/json")
 
-def _graph_route(segments: list[str]) -> tuple[str, dict[str, Any], str] | None:
-    """Graph path → (Get-Mg* cmdlet, its parameters, @odata.context suffix)."""
+
+def _graph_route(segments: list[str]) -> tuple[str, dict[str, Any], str, bool] | None:
+    """Graph path → (Get-Mg* cmdlet, its parameters, @odata.context suffix, single entity?)."""
     match segments:
         case ["subscribedSkus"]:
-            return "Get-MgSubscribedSku", {}, "subscribedSkus"
+            return "Get-MgSubscribedSku", {"All": True}, "subscribedSkus", False
+        case ["subscribedSkus", sku_id]:
+            return "Get-MgSubscribedSku", {"SubscribedSkuId": sku_id}, "subscribedSkus", True
         case ["domains"]:
-            return "Get-MgDomain", {}, "domains"
+            return "Get-MgDomain", {"All": True}, "domains", False
+        case ["domains", domain_id]:
+            return "Get-MgDomain", {"DomainId": domain_id}, "domains", True
         case ["servicePrincipals"]:
-            return "Get-MgServicePrincipal", {"All": True}, "servicePrincipals"
+            return "Get-MgServicePrincipal", {"All": True}, "servicePrincipals", False
+        case ["servicePrincipals", sp_id]:
+            return "Get-MgServicePrincipal", {"ServicePrincipalId": sp_id}, "servicePrincipals", True
         case ["servicePrincipals", sp_id, "appRoleAssignments"]:
-            return (
-                "Get-MgServicePrincipalAppRoleAssignment",
-                {"ServicePrincipalId": sp_id, "All": True},
-                f"servicePrincipals('{sp_id}')/appRoleAssignments",
-            )
+            context = f"servicePrincipals('{sp_id}')/appRoleAssignments"
+            return "Get-MgServicePrincipalAppRoleAssignment", {"ServicePrincipalId": sp_id, "All": True}, context, False
     return None
 
 
