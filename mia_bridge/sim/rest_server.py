@@ -908,7 +908,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _graph(self, segments: list[str], query: dict[str, str]) -> None:
         sim = self.sim
         path = "/".join(segments)
-        fault = sim.faults.take("graph", path)
+        fault = sim.faults.take("graph", self.path)  # match on path and query (page links)
         if fault is not None:
             if fault.kind is FaultKind.THROTTLE:
                 # Graph writes whole seconds; the client must honour it.
