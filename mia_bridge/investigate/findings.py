@@ -461,47 +461,56 @@ def _permission_findings(records: Sequence[Record], ctx: AttackerContext) -> lis
 def _app_findings(
     records: Sequence[Record], ctx: AttackerContext, to_app: Mapping[str, str], names: Mapping[str, str]
 ) -> list[Finding]:
-    """Consent, credential and app-role events, joined to the mail those apps read afterwards."""
+    """Consent, credential, app-role and registration events per app, joined to the mail the app read later."""
     mail_reads: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         if _op(record) == "mailitemsaccessed":
             for app in af.record_apps(record):
                 mail_reads[app].append(record)
-    out = []
     kinds = (
-        (_CONSENT_OPS, "app-consent", "consent granted to"),
-        (_CREDENTIAL_OPS, "app-credential", "credentials added to"),
-        (_APP_ROLE_OPS, "app-role", "app role assigned to"),
-        (_APP_CHANGE_OPS, "app-change", "registration changed for"),
+        (_CONSENT_OPS, "app-consent", "consent granted"),
+        (_CREDENTIAL_OPS, "app-credential", "credentials added"),
+        (_APP_ROLE_OPS, "app-role", "application permission (app role) assigned"),
+        (_APP_CHANGE_OPS, "app-change", "registration or service principal changed"),
     )
+    groups: dict[tuple[str, str, bool], list[Record]] = defaultdict(list)
     for record in records:
         op = _op(record)
-        for ops, category, verb in kinds:
-            if op not in ops:
-                continue
-            apps = _app_ids_of(record, to_app) or {"?"}
-            when = af.record_time(record)
-            for app in sorted(apps):
-                later = [r for r in mail_reads.get(app, []) if when is None or (af.record_time(r) or when) >= when]
-                mailboxes = sorted({af.mailbox_of(r) for r in later})
-                name = names.get(app, app)
-                attacker = ctx.matches(record) or app in ctx.apps
-                if attacker and later:
-                    severity = "critical"
-                    title = f"App '{name}': {verb} it, then it read mail of {len(mailboxes)} mailbox(es)"
-                elif attacker:
-                    severity, title = "high", f"App '{name}': {verb} it from an attacker context"
-                else:
-                    severity, title = "info", f"App '{name}': {verb} it (for review)"
-                detail = f"AppId {app}; later MailItemsAccessed records: {len(later)}"
-                if mailboxes:
-                    detail += " (" + ", ".join(mailboxes[:5]) + ")"
-                summary = f"{record.get('Operation')} by {record.get('UserId')} from {af.record_ip(record) or '?'}."
-                finding = Finding(f"{category}:{af.record_id(record)}:{app}", severity, category, title, summary,
-                                  attacker)  # fmt: skip
-                finding.rows.append(_evidence_row(record, detail, name))
-                out.append(_finish(finding, [record]))
+        for ops, category, _ in kinds:
+            if op in ops:
+                for app in sorted(_app_ids_of(record, to_app) or {"?"}):
+                    attacker = ctx.matches(record) or app in ctx.apps
+                    groups[(category, app, attacker)].append(record)
+    verbs = {category: verb for _, category, verb in kinds}
+    out = []
+    for (category, app, attacker), group in sorted(groups.items()):
+        times = [t for t in (af.record_time(r) for r in group) if t]
+        first = min(times) if times else None
+        later = [r for r in mail_reads.get(app, []) if first is None or (af.record_time(r) or first) >= first]
+        mailboxes = sorted({af.mailbox_of(r) for r in later})
+        name = names.get(app, app)
+        verb = verbs[category]
+        if attacker and later:
+            severity, title = "critical", f"App '{name}': {verb}, then it read mail of {len(mailboxes)} mailbox(es)"
+        elif attacker:
+            severity, title = "high", f"App '{name}': {verb} from an attacker context"
+        else:
+            severity, title = "info", f"App '{name}': {verb} (for review)"
+        actors = sorted({f"{r.get('UserId')} from {af.record_ip(r) or '?'}" for r in group})
+        summary = f"{len(group)} event(s) by {'; '.join(actors[:3])}. AppId {app}; {len(later)} later MailItemsAccessed"
+        summary += f" record(s){' on ' + ', '.join(mailboxes[:5]) if mailboxes else ''}."
+        finding = Finding(f"{category}:{app}:{attacker}", severity, category, title, summary, attacker)
+        finding.rows = [_evidence_row(r, _modified_summary(r), name) for r in group]
+        out.append(_finish(finding, group))
     return out
+
+
+def _modified_summary(record: Record) -> str:
+    parts = []
+    for item in af.as_list(record.get("ModifiedProperties")):
+        if isinstance(item, Mapping) and item.get("Name"):
+            parts.append(f"{item['Name']}={str(item.get('NewValue') or '')[:80]}")
+    return "; ".join(parts)
 
 
 def _login_findings(records: Sequence[Record], ctx: AttackerContext, flagged: set[str]) -> list[Finding]:

@@ -190,6 +190,7 @@ def _collect_all(
     collect_options.check_ingestion = False  # the pre-flight step did it, with the enablement option
     for run in runs:
         if run.skipped:
+            steps.record(_search_outcome(run))
             continue
         assert options.start is not None  # resolved in the licence step
         query = run.spec.to_audit_query(options.start, options.end)
@@ -197,9 +198,11 @@ def _collect_all(
             outcome = collect(backend, [query], options.out_dir, collect_options, ui.progress)
         except MiaError as exc:
             run.error = exc.message
+            steps.record(_search_outcome(run))
             continue
         run.result = outcome.queries[0]
         run.records = read_records(run.result.path) if run.result.path.exists() else []
+        steps.record(_search_outcome(run))
 
 
 def _search_outcome(run: SearchRun) -> StepOutcome:
@@ -373,8 +376,6 @@ def run_investigation(
     runs = plan_searches(options, directory, decision, steps)
     result.searches = runs
     _collect_all(backend, runs, options, ui, steps)
-    for run in runs:
-        steps.record(_search_outcome(run))
 
     records = _all_records(runs)
 

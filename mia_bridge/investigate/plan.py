@@ -13,9 +13,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from mia_bridge.collect.query import AuditQuery
+from mia_bridge.exports.sparrow import app_investigation_path
 
 EXO_POWERSHELL_APP_ID = "a0c73c16-a7e3-4564-9a95-2bdf47383716"  # Exchange Online PowerShell client
 AAD_POWERSHELL_APP_ID = "1b730954-1685-4b74-9bfd-dac224a7b894"  # Azure AD PowerShell
@@ -104,11 +106,8 @@ def app_searches(app_id: str, display_name: str | None) -> tuple[SearchSpec, Sea
     ``display_name`` None is Sparrow's single-app ("One") layout; otherwise the all-apps layout.
     """
     key = app_id.lower()
-    mail_file = f"AppInvestigations/MailItems_Operations_Export.{key}.csv"
-    file_file = f"AppInvestigations/FileItems_Operations_Export.{key}.csv"
-    if display_name is None:
-        mail_file = "AppInvestigations/MailItems_Operations_Export.csv"
-        file_file = "AppInvestigations/FileItems_Operations_Export.csv"
+    mail_file = app_investigation_path(Path(), "MailItems", app_id, display_name).as_posix()
+    file_file = app_investigation_path(Path(), "FileItems", app_id, display_name).as_posix()
     return (
         SearchSpec(f"app-{key}-mailitems", f"Mail read by app {display_name or app_id}", ("MailItemsAccessed",),
                    free_text=app_id, sparrow_file=mail_file, workload="EXO", sparrow_row="9", mail_items=True),

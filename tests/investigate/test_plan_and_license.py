@@ -39,6 +39,8 @@ def test_app_searches_layouts() -> None:
     assert mail.operations == ("MailItemsAccessed",) and mail.mail_items and mail.workload == "EXO"
     assert files.operations == ("FileAccessed", "FileAccessedExtended") and files.workload == "SharePoint"
     assert mail.free_text == "AAAA0000-0000-0000-0000-000000000001"
+    expected = "AppInvestigations/Mail Helper/MailItems_Operations_Export.AAAA0000-0000-0000-0000-000000000001.csv"
+    assert mail.sparrow_file == expected
     single_mail, _ = app_searches("aaaa0000-0000-0000-0000-000000000001", None)
     assert single_mail.sparrow_file == "AppInvestigations/MailItems_Operations_Export.csv"
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBar
 
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
 from mia_bridge.cli.console import err, out
@@ -54,31 +56,48 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
 
 
 class _LazyProgress:
-    """Collection progress: rich bars on stderr started on the first search, or JSON lines."""
+    """Collection progress: one rich bar per search on stderr (started on the first), or JSON lines."""
 
     def __init__(self, as_json: bool) -> None:
-        from mia_bridge.cli.commands.collect import JsonProgress, RichProgress
+        self.as_json = as_json
+        self._bar: RichBar | None = None
+        self._tasks: dict[str, TaskID] = {}
 
-        self._inner: Any = JsonProgress() if as_json else RichProgress()
-        self._rich = not as_json
-        self._started = False
+    def _emit(self, **event: Any) -> None:
+        err.print(json.dumps(event, default=str), markup=False, highlight=False, soft_wrap=True)
 
     def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
-        if self._rich and not self._started:
-            self._inner.__enter__()
-            self._started = True
-        self._inner.query_started(name, total_seconds, done_seconds)
+        if self.as_json:
+            self._emit(event="search_started", search=name, total_seconds=total_seconds, done_seconds=done_seconds)
+            return
+        if self._bar is None:
+            self._bar = RichBar(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("{task.fields[records]} records"), TimeElapsedColumn(), console=err,
+            )  # fmt: skip
+            self._bar.start()
+        self._tasks[name] = self._bar.add_task(name, total=max(total_seconds, 1), completed=done_seconds, records=0)
 
     def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
-        self._inner.window_done(name, seconds, records, calls, retries)
+        if self.as_json:
+            self._emit(event="window_done", search=name, seconds=seconds, records=records, calls=calls)
+        elif self._bar is not None and name in self._tasks:
+            task = self._tasks[name]
+            done = self._bar.tasks[task].fields.get("records", 0) + records
+            self._bar.update(task, advance=seconds, records=done)
 
     def query_finished(self, name: str, result: QueryResult) -> None:
-        self._inner.query_finished(name, result)
+        if self.as_json:
+            self._emit(event="search_finished", search=name, records=result.counts.unique, calls=result.calls)
+        elif self._bar is not None and name in self._tasks:
+            task = self._tasks[name]
+            self._bar.update(task, completed=self._bar.tasks[task].total, records=result.counts.unique)
 
     def close(self) -> None:
-        if self._rich and self._started:
-            self._inner.__exit__(None, None, None)
-            self._started = False
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._tasks.clear()
 
 
 class ConsoleUI:
