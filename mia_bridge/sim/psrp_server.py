@@ -9,6 +9,7 @@ client long-poll (WSMan OperationTimeout faults) exactly as against a real WinRM
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 import uuid
@@ -351,9 +352,14 @@ def encode_value(value: Any) -> Any:
 _CATEGORIES = {c.name: c for c in ErrorCategory}
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def error_record(err: SimCmdletError) -> ErrorRecord:
     """A SimCmdletError as the ErrorRecord PowerShell would send."""
-    exception = NETException(Message=err.message)
+    # psrpcore writes the record's ToString unescaped; control characters there would make the whole
+    # message unparseable XML for the client, so they are shown as U+FFFD in error text.
+    exception = NETException(Message=_XML_INVALID.sub("\ufffd", err.message))
     type_names = [err.exception_type]
     if err.exception_type != "System.Exception":
         type_names.append("System.Exception")
