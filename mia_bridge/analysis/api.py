@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mia_bridge.analysis import mailitemsaccessed as mia
-from mia_bridge.analysis.dedup import deduplicate
+from mia_bridge.analysis.dedup import deduplicate, fingerprints
 from mia_bridge.analysis.intake import Intake
 from mia_bridge.analysis.leads import rank_leads
 from mia_bridge.analysis.message_lookup import lookup_messages
@@ -125,7 +125,8 @@ def analyze_records(
 
 
 def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport]) -> AnalysisResult:
-    records = intake.records_frame()
+    records, folders, items_rows = intake.tables()
+    records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows)
     keep, conflicts = deduplicate(records)
     unique = records.loc[keep].copy() if len(records) else records.copy()
     in_period = pd.Series(True, index=unique.index)
@@ -136,8 +137,8 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     unique["in_period"] = in_period.astype("boolean")
     period = unique.loc[in_period]
     events = mia.event_table(period)
-    items = mia.item_table(events, intake.items_frame())
-    synced = mia.synced_folder_table(events, intake.folders_frame())
+    items = mia.item_table(events, items_rows)
+    synced = mia.synced_folder_table(events, folders)
     windows = mia.throttled_windows(events)
     contexts = mia.context_table(events, items, synced)
     leads = rank_leads(
@@ -155,6 +156,7 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         conflicts=conflicts, options=options, inputs=[vars(r) for r in reports], lookup=lookup,
     )
     records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
+    records_out["fingerprint"] = records_out["fingerprint"].astype("UInt64")
     return AnalysisResult(
         summary=summary, records=records_out, events=events.reset_index(drop=True), items=items,
         synced_folders=synced, throttled_windows=windows, contexts=contexts, leads=leads,

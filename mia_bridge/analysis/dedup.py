@@ -1,20 +1,55 @@
 """De-duplication across inputs and formats, and same-Id conflicts.
 
 A duplicate has the same ``Id`` and the same parsed content (``fingerprint``), so one record read from a
-Sentinel export and from a raw API dump matches. A copy whose message ids were lost in its export
-(Defender's ``System.Object[]``) duplicates a complete copy with the same Id and core content: the
-complete one is kept. The same Id with different content is a conflict: both kept, both reported.
+Sentinel export and from a raw API dump matches. The content compared is what every format keeps: time
+(to the second), operation, user, client IP, session, app, access type, throttling, the folder paths and
+the message ids (as multisets). Records without an Id are compared on their whole parsed content.
+A copy whose message ids were lost in its export (Defender's ``System.Object[]``) duplicates a complete
+copy with the same Id and core content: the complete one is kept. The same Id with different content is
+a conflict: both kept, both reported.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
+def _per_record_sum(n: int, rec: pd.Series, values: pd.Series) -> np.ndarray:
+    """Order-independent hash of each record's values (a multiset): sum of value hashes, wrapping."""
+    total = np.zeros(n, dtype=np.uint64)
+    if len(rec):
+        hashes = pd.util.hash_pandas_object(values.fillna("").astype(str), index=False).to_numpy(dtype=np.uint64)
+        np.add.at(total, rec.to_numpy(dtype=np.int64), hashes)
+    return total
+
+
+def fingerprints(records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(core, full)`` uint64 fingerprints per record; ``full`` adds the message ids to ``core``."""
+    n = len(records)
+    seconds = records["creation_time"].dt.floor("s").astype("int64") // 1  # one integer per second
+    core = pd.DataFrame({
+        "rid": records["record_id"].fillna("").astype(str),
+        "t": seconds,
+        "op": records["operation"].fillna("").astype(str).str.lower(),
+        "user": records["user_id"].fillna("").astype(str).str.lower(),
+        "ip": records["client_ip"].fillna("").astype(str),
+        "session": records["session_id"].fillna("").astype(str),
+        "app": records["app_id"].fillna("").astype(str),
+        "access": records["mail_access_type"].fillna("").astype(str),
+        "throttled": records["is_throttled"].astype("Int8").fillna(-1).astype("int64"),
+        "content": records["content_hash"].fillna("").astype(str),
+        "folders": _per_record_sum(n, folders["rec"], folders["folder_path"].fillna("").astype(str).str.lower()),
+    })
+    core_fp = pd.util.hash_pandas_object(core, index=False).to_numpy(dtype=np.uint64)
+    full = pd.DataFrame({"core": core_fp, "items": _per_record_sum(n, items["rec"], items["internet_message_id"])})
+    return core_fp, pd.util.hash_pandas_object(full, index=False).to_numpy(dtype=np.uint64)
+
+
 def deduplicate(records: pd.DataFrame) -> tuple[pd.Series, list[dict[str, Any]]]:
-    """``(keep mask, id_conflicts)`` for the records table (index 0..n-1)."""
+    """``(keep mask, id_conflicts)`` for the records table (index 0..n-1, with fingerprint columns)."""
     if records.empty:
         return pd.Series([], dtype=bool), []
     rid = records["record_id"].fillna("")
@@ -35,11 +70,11 @@ def deduplicate(records: pd.DataFrame) -> tuple[pd.Series, list[dict[str, Any]]]
     counts = kept.groupby("record_id")["fingerprint"].nunique()
     conflict_ids = counts[counts > 1].index
     conflicts: list[dict[str, Any]] = []
-    for record_id in conflict_ids:
-        rows = kept[kept["record_id"] == record_id]
-        conflicts.append({
-            "record_id": record_id,
-            "versions": int(rows["fingerprint"].nunique()),
-            "where": [f"{f}:{ln}" for f, ln in zip(rows["source_file"], rows["source_line"], strict=True)],
-        })
+    if len(conflict_ids):
+        for record_id, rows in kept[kept["record_id"].isin(conflict_ids)].groupby("record_id", sort=True):
+            conflicts.append({
+                "record_id": record_id,
+                "versions": int(rows["fingerprint"].nunique()),
+                "where": [f"{f}:{ln}" for f, ln in zip(rows["source_file"], rows["source_line"], strict=True)],
+            })
     return keep, conflicts

@@ -1,4 +1,8 @@
-"""Accumulates normalised records, folders, items and quarantined records into tables."""
+"""Accumulates normalised records, folders, items and quarantined records into tables.
+
+Records arrive one by one (readers + ``normalise``) or as whole column chunks (the vectorised JSON-lines
+path); both end up in the same three tables, addressed by the record's position ``rec``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,24 @@ from mia_bridge.readers.base import Quarantined, RawRecord
 QUARANTINE_COLUMNS = ["file", "line", "reason", "raw"]
 FOLDER_ROW_COLUMNS = ["rec", "folder_path", "folder_id"]
 ITEM_ROW_COLUMNS = ["rec", "folder_path", "internet_message_id", "internet_message_id_raw", "size_in_bytes"]
+BUILT_COLUMNS = [c for c in RECORD_COLUMNS if c not in ("in_period", "fingerprint")]
+
+
+@dataclass
+class Chunk:
+    records: pd.DataFrame  # BUILT_COLUMNS
+    folders: pd.DataFrame  # FOLDER_ROW_COLUMNS, rec relative to the chunk
+    items: pd.DataFrame  # ITEM_ROW_COLUMNS, rec relative to the chunk
+
+
+def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in BUILT_COLUMNS:
+        dtype = RECORD_COLUMNS[column]
+        if dtype.startswith("datetime64"):
+            frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+        else:
+            frame[column] = frame[column].astype(dtype)  # type: ignore[call-overload]
+    return frame
 
 
 @dataclass
@@ -23,6 +45,7 @@ class Intake:
     folder_rows: list[tuple[int, str | None, str | None]] = field(default_factory=list)
     item_rows: list[tuple[int, str | None, str, str, int | None]] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
     read: int = 0
 
     def add(self, item: RawRecord | Quarantined) -> Quarantined | None:
@@ -50,25 +73,47 @@ class Intake:
     def extend(self, items: Iterable[RawRecord | Quarantined]) -> list[Quarantined]:
         return [q for q in (self.add(item) for item in items) if q is not None]
 
-    def records_frame(self) -> pd.DataFrame:
-        columns = [c for c in RECORD_COLUMNS if c != "in_period"] + ["core_fingerprint"]
-        frame = pd.DataFrame(self.rows, columns=columns)
-        for column, dtype in RECORD_COLUMNS.items():
-            if column not in frame.columns:
-                continue
-            if dtype.startswith("datetime64"):
-                frame[column] = pd.to_datetime(frame[column], utc=True)
-            else:
-                frame[column] = frame[column].astype(dtype)  # type: ignore[call-overload]
-        return frame
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Take a whole vectorised chunk (every record in it parsed)."""
+        self._flush()
+        self.read += len(chunk.records)
+        self.chunks.append(chunk)
 
-    def folders_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.folder_rows, columns=FOLDER_ROW_COLUMNS)
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        records = typed_records(pd.DataFrame(self.rows, columns=BUILT_COLUMNS))
+        folders = pd.DataFrame(self.folder_rows, columns=FOLDER_ROW_COLUMNS)
+        items = pd.DataFrame(self.item_rows, columns=ITEM_ROW_COLUMNS)
+        items["size_in_bytes"] = items["size_in_bytes"].astype("Int64")
+        self.chunks.append(Chunk(records, folders, items))
+        self.rows, self.folder_rows, self.item_rows = [], [], []
 
-    def items_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.item_rows, columns=ITEM_ROW_COLUMNS)
-        frame["size_in_bytes"] = frame["size_in_bytes"].astype("Int64")
-        return frame
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """``(records, folders, items)`` over every chunk, ``rec`` = position in ``records``."""
+        self._flush()
+        if not self.chunks:
+            empty = Chunk(typed_records(pd.DataFrame(columns=BUILT_COLUMNS)),
+                          pd.DataFrame(columns=FOLDER_ROW_COLUMNS), pd.DataFrame(columns=ITEM_ROW_COLUMNS))
+            empty.items["size_in_bytes"] = empty.items["size_in_bytes"].astype("Int64")
+            empty.folders["rec"] = empty.folders["rec"].astype("int64")
+            empty.items["rec"] = empty.items["rec"].astype("int64")
+            return empty.records, empty.folders, empty.items
+        if len(self.chunks) == 1:
+            only = self.chunks[0]
+            return only.records, only.folders, only.items
+        offsets, total = [], 0
+        for chunk in self.chunks:
+            offsets.append(total)
+            total += len(chunk.records)
+        records = pd.concat([c.records for c in self.chunks], ignore_index=True)
+        folders = pd.concat([c.folders.assign(rec=c.folders["rec"] + off) for c, off in zip(self.chunks, offsets,
+                                                                                          strict=True)],
+                            ignore_index=True)
+        items = pd.concat([c.items.assign(rec=c.items["rec"] + off) for c, off in zip(self.chunks, offsets,
+                                                                                    strict=True)],
+                          ignore_index=True)
+        return records, folders, items
 
     def quarantine_frame(self) -> pd.DataFrame:
         return pd.DataFrame(

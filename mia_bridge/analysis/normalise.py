@@ -180,8 +180,9 @@ def _bool(value: str | None) -> bool | None:
     return None
 
 
-def fingerprint(parts: list[Any]) -> str:
-    return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=12).hexdigest()
+def fingerprint(data: dict[str, Any]) -> str:
+    """A hash of the parsed record, independent of key order."""
+    return hashlib.blake2b(json.dumps(data, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
 
 
 def normalise(record: RawRecord) -> Normalised | Quarantined:
@@ -210,7 +211,6 @@ def normalise(record: RawRecord) -> Normalised | Quarantined:
     access = text(props.get("MailAccessType"))
     if access is not None and access.lower() in ("bind", "sync"):
         access = access.capitalize()
-    mid_items = sorted(mid for folder in folders for _, mid, _ in folder.items)
     row: dict[str, Any] = {
         "record_id": text(data.get("Id")),
         "creation_time": when,
@@ -240,16 +240,7 @@ def normalise(record: RawRecord) -> Normalised | Quarantined:
         "source_file": record.source,
         "source_line": record.line,
     }
-    core = [
-        row["record_id"], when.replace(microsecond=0).isoformat(), operation.lower(), (user or "").lower(),
-        row["client_ip"], row["session_id"], row["app_id"], access, row["is_throttled"],
-        sorted((folder.path or "").lower() for folder in folders),
-    ]
-    row["core_fingerprint"] = fingerprint(core)
-    if row["record_id"] is None:
-        # Without an Id, only the whole parsed record can tell two records apart.
-        row["fingerprint"] = fingerprint([core, json.dumps(data, sort_keys=True, default=str)])
-    else:
-        row["fingerprint"] = fingerprint([*core, mid_items])
+    # Without an Id only the whole parsed record tells two records apart (see dedup.fingerprints).
+    row["content_hash"] = None if row["record_id"] is not None else fingerprint(data)
     row["raw_json"] = json.dumps(data, ensure_ascii=False, default=str)
     return Normalised(row=row, folders=folders)

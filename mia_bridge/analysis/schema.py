@@ -31,7 +31,8 @@ RECORD_COLUMNS: dict[str, str] = {
     "source_format": "string",
     "source_file": "string",
     "source_line": "Int64",
-    "fingerprint": "string",  # hash of the parsed content, for cross-format de-duplication
+    "fingerprint": "UInt64",  # hash of the parsed content, for cross-format de-duplication
+    "content_hash": "string",  # whole-record hash, only for records without an Id
     "raw_json": "string",  # the record as read (AuditData after decoding), JSON
 }
 
