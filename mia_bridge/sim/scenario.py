@@ -29,6 +29,7 @@ from mia_bridge.sim.scenario_records import (
     CLIENT_REST,
     RecordFactory,
     User,
+    clean,
 )
 from mia_bridge.sim.tenant import Tenant, TenantConfig, make_guid
 from mia_bridge.sim.tenant_store import epoch_seconds
@@ -90,9 +91,9 @@ class World:
             display_name=f"{first} {last}",
             object_id=make_guid(rng),
             mailbox_guid=make_guid(rng),
-            sid=f"S-1-5-21-{rng.randint(10**9, 4 * 10**9)}-{rng.randint(10**9, 4 * 10**9)}-"
-                f"{rng.randint(10**9, 4 * 10**9)}-{rng.randint(10**6, 9 * 10**7)}",
-            puid=f"1003{rng.getrandbits(48):012X}".replace("16457", "16458"),
+            sid=clean(f"S-1-5-21-{rng.randint(10**9, 4 * 10**9)}-{rng.randint(10**9, 4 * 10**9)}-"
+                      f"{rng.randint(10**9, 4 * 10**9)}-{rng.randint(10**6, 9 * 10**7)}"),
+            puid=clean(f"1003{rng.getrandbits(48):012X}"),
             home_ip=f"203.0.113.{rng.randint(1, 254)}",
             office_ip=f"198.51.100.{office}",
         )
@@ -169,6 +170,7 @@ def build_tenant(
         no_binds.append((truth.throttled_mailbox, thr, thr + 86_400))
     add_noise(tenant.store, world.factory, world.users, records - len(story.records), distribution, begin, end,
               config.seed, no_binds)
+    tenant.store.compact()
     tenant.directory = build_directory(world, scenario, tenant)
     truth.record_count = len(tenant)
     tenant.truth = truth

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,6 +154,7 @@ class _UserValues:
     sync_items: list[str]
     site: str
     ids: dict[str, str]
+    sessions: list[str]
 
 
 def _user_values(factory: RecordFactory, user: User, seed_rng: np.random.Generator) -> _UserValues:
@@ -172,7 +172,7 @@ def _user_values(factory: RecordFactory, user: User, seed_rng: np.random.Generat
             pool = user.messages[path]
             k = 1 + int(seed_rng.integers(0, 4))
             items = [
-                {"InternetMessageId": pool[int(j)], "SizeInBytes": int(seed_rng.integers(4_000, 120_000))}
+                {"InternetMessageId": pool[int(j)], "SizeInBytes": factory.size()}
                 for j in seed_rng.choice(len(pool), size=min(k, len(pool)), replace=False)
             ]
             count += len(items)
@@ -194,7 +194,9 @@ def _user_values(factory: RecordFactory, user: User, seed_rng: np.random.Generat
     label = factory.organization.split(".")[0]
     site = f"https://{label}-my.sharepoint.com/personal/{personal}/"
     ids = {"list": factory.guid(), "sitegid": factory.guid(), "web": factory.guid()}
-    return _UserValues(user, base, [user.office_ip, user.home_ip], bind_folders, sync_folders, sync_items, site, ids)
+    sessions = [factory.guid() for _ in range(64)]
+    return _UserValues(user, base, [user.office_ip, user.home_ip], bind_folders, sync_folders, sync_items, site, ids,
+                       sessions)
 
 
 def noise_times(
@@ -238,13 +240,15 @@ def noise_times(
     return times
 
 
-def _guids(rng: np.random.Generator, count: int) -> Iterator[str]:
-    """Version-4 GUID strings from a seeded generator, in blocks (never containing "16457")."""
+def _guids(rng: np.random.Generator) -> Iterator[str]:
+    """Version-4 GUID strings from a seeded generator, made in blocks (never containing "16457")."""
     while True:
-        block = rng.bytes(16 * 4096).hex()
-        for i in range(0, len(block), 32):
-            h = block[i : i + 32]
-            text = f"{h[0:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+        raw = np.frombuffer(rng.bytes(16 * 8192), dtype=np.uint8).reshape(-1, 16).copy()
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw.tobytes().hex()
+        for i in range(0, len(h), 32):
+            text = f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
             yield text if "16457" not in text else text.replace("16457", "16458")
 
 
@@ -271,10 +275,13 @@ def add_noise(
     kind_idx = rng.choice(len(kinds), size=n, p=weights / weights.sum())
     user_idx = rng.integers(0, len(users), size=n)
     pick = rng.integers(0, 1 << 30, size=n)
-    guid = _guids(rng, n)
+    guid = _guids(rng)
+    pool = [next(guid) for _ in range(4096)]  # correlation-style ids need not be unique
+    stamps = np.datetime_as_string(times.astype("datetime64[s]"), unit="s").tolist()
     blocked = {upn.lower(): (a, b) for upn, a, b in (no_binds or [])}
     rows = []
-    for when, k, ui, r in zip(times.tolist(), kind_idx.tolist(), user_idx.tolist(), pick.tolist(), strict=True):
+    for when, stamp, k, ui, r in zip(times.tolist(), stamps, kind_idx.tolist(), user_idx.tolist(), pick.tolist(),
+                                     strict=True):
         v = values[ui]
         kind = kinds[k]
         if kind.startswith("bind") and v.user.upn.lower() in blocked:
@@ -283,10 +290,10 @@ def add_noise(
                 kind = "mailbox_login"
         ip = v.ips[r & 1]
         fields = dict(v.base)
-        fields["t"] = _iso(when)
+        fields["t"] = stamp
         fields["id"] = next(guid)
         fields["ip"] = ip
-        fields["sess"] = next(guid)
+        fields["sess"] = v.sessions[(when // 14_400) % len(v.sessions)]  # one session per user per 4 hours
         if kind.startswith("bind"):
             fields["folders"], fields["opcount"] = v.bind_folders[r % len(v.bind_folders)]
         elif kind == "sync_folders":
@@ -294,11 +301,11 @@ def add_noise(
         elif kind == "sync_item":
             fields["item"] = v.sync_items[r % len(v.sync_items)]
         elif kind.startswith("login"):
-            fields["g2"], fields["g3"] = next(guid), next(guid)
+            fields["g2"], fields["g3"] = pool[r & 4095], pool[(r >> 12) & 4095]
         else:
             name = _FILES[r % len(_FILES)]
             fields.update(v.ids)
-            fields["g2"], fields["g3"] = next(guid), next(guid)
+            fields["g2"], fields["g3"] = pool[r & 4095], pool[(r >> 12) & 4095]
             fields["fname"] = name
             fields["ext"] = name.rsplit(".", 1)[-1]
             fields["site"] = v.site
@@ -330,17 +337,3 @@ _KIND_META: dict[str, tuple[str, int, str]] = {
     "login_teams": ("UserLoggedIn", 15, APP_TEAMS),
     "file_accessed": ("FileAccessed", 6, "file"),
 }
-
-_ISO_CACHE: dict[int, str] = {}
-
-
-def _iso(epoch: int) -> str:
-    # Records cluster in minutes; formatting each minute once is much cheaper than per record.
-    minute, sec = divmod(epoch, 60)
-    prefix = _ISO_CACHE.get(minute)
-    if prefix is None:
-        if len(_ISO_CACHE) > 200_000:
-            _ISO_CACHE.clear()
-        prefix = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(minute * 60))
-        _ISO_CACHE[minute] = prefix
-    return f"{prefix}:{sec:02d}"

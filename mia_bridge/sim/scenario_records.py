@@ -32,6 +32,12 @@ BROWSER_UA = (
 )
 
 
+def clean(text: str) -> str:
+    """Random identifiers must not spell "16457": Sparrow's SAML search is FreeText "16457", and only the
+    records meant to match it may."""
+    return text.replace("16457", "16458")
+
+
 def iso(moment: datetime | str) -> str:
     """AuditData CreationTime: UTC, seconds, no zone suffix (as real records). Strings pass through
     (templates use placeholders)."""
@@ -65,17 +71,23 @@ class RecordFactory:
 
     def guid(self) -> str:
         text = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        return text.replace("16457", "16458")  # keep Sparrow's FreeText "16457" for the records meant to carry it
+        return clean(text)
 
     def message_id(self) -> str:
         """A realistic Exchange Online InternetMessageId."""
-        return f"<{self.server}{self.rng.getrandbits(144):036X}@{self.server}.namprd05.prod.outlook.com>"
+        text = f"<{self.server}{self.rng.getrandbits(144):036X}@{self.server}.namprd05.prod.outlook.com>"
+        return clean(text)
+
+    def size(self) -> int:
+        """A message size in bytes (never spelling Sparrow's "16457")."""
+        value = self.rng.randint(4_000, 120_000)
+        return value if "16457" not in str(value) else value + 1
 
     def store_id(self) -> str:
         tail = "".join(
             self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40)
         )
-        return f"LgAAAAAM7KyT{tail}AAAB"
+        return clean(f"LgAAAAAM7KyT{tail}AAAB")
 
     def _common(
         self,
@@ -158,7 +170,7 @@ class RecordFactory:
         record["Folders"] = [
             {
                 "FolderItems": [
-                    {"InternetMessageId": mid, "SizeInBytes": self.rng.randint(4_000, 120_000)} for mid in ids
+                    {"InternetMessageId": mid, "SizeInBytes": self.size()} for mid in ids
                 ],
                 "Id": owner.folder_ids.get(path) or self.store_id(),
                 "Path": path,

@@ -229,5 +229,6 @@ class TenantSession:
 
 
 def make_guid(rng: random.Random) -> str:
-    """A version-4 GUID drawn from a seeded generator (scenarios are deterministic)."""
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    """A version-4 GUID drawn from a seeded generator (scenarios are deterministic). Never spells
+    "16457", Sparrow's SAML free-text search term."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4)).replace("16457", "16458")

@@ -237,12 +237,22 @@ class AuditStore:
                     mask &= np.isin(col[lo:hi], np.asarray(codes, dtype=np.int64))
             if record_types is not None:
                 mask &= np.isin(self._rt_col[lo:hi], np.asarray(list(record_types), dtype=np.int64))
-            positions = np.nonzero(mask)[0].astype(np.int64) + lo
-            if free_text:
-                needle = free_text.lower()
-                texts = self.json
-                positions = np.asarray([p for p in positions.tolist() if needle in texts[p].lower()], dtype=np.int64)
+            if not free_text:
+                return np.nonzero(mask)[0].astype(np.int64) + lo
+            candidates: Iterable[int] = range(lo, hi) if mask.all() else (np.nonzero(mask)[0] + lo).tolist()
+            texts = self.json
+            needle = free_text.lower()
+            if needle == free_text.upper():  # no letters: no case folding needed
+                kept = [p for p in candidates if needle in texts[p]]
+            else:
+                kept = [p for p in candidates if needle in texts[p].lower()]
+            positions = np.asarray(kept, dtype=np.int64)
             return positions
+
+    def compact(self) -> None:
+        """Merge buffered records now (so the first query does not pay for it)."""
+        with self._lock:
+            self._merge()
 
     def texts(self, positions: Iterable[int]) -> list[str]:
         with self._lock:
