@@ -113,7 +113,8 @@ def to_plain(value: Any, *, type_names: bool = False, _depth: int = 0) -> Any:
         props = list(meta.adapted_properties) + list(meta.extended_properties)
         if not props:
             text = getattr(meta, "to_string", None)
-            return str(text) if text is not None else str(value)
+            if text is not None:
+                return str(text)
         out: dict[str, Any] = {}
         for prop in props:
             out[prop.name] = to_plain(prop.get_value(value), type_names=type_names, _depth=nxt)
@@ -229,8 +230,10 @@ class _Reader:
         elif value is not _MISSING:
             is_enum = "System.Enum" in names or "Deserialized.System.Enum" in names
             result = to_string if is_enum and to_string is not None else value
+        elif to_string is not None:
+            result = to_string
         else:
-            result = to_string if to_string is not None else ""
+            result = {TYPE_NAMES_KEY: normalise_type_names(names)} if self.type_names else {}
         if ref_id:
             self.refs[ref_id] = result
         return result

@@ -26,6 +26,7 @@ from psrpcore.types import (
     NETException,
     PSDateTime,
     PSDouble,
+    PSInt64,
     PSInvocationState,
     PSList,
     PSNoteProperty,
@@ -344,6 +345,8 @@ def encode_value(value: Any) -> Any:
         return items
     if isinstance(value, Secret):
         return PSSecureString(value.reveal())
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
+        return PSInt64(value)
     if isinstance(value, float):
         return PSDouble(value)  # psrpcore would send a Python float as Single and lose precision
     return value
