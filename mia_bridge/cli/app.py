@@ -20,9 +20,12 @@ from mia_bridge.errors import MiaError
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module
     "mia_bridge.cli.commands.analyze",
+    "mia_bridge.cli.commands.collect",
+    "mia_bridge.cli.commands.verify",
     "mia_bridge.cli.commands.sim",
     "mia_bridge.cli.commands.doctor",
     "mia_bridge.cli.commands.config",
+    "mia_bridge.cli.commands.investigate",
 )
 
 app = typer.Typer(

@@ -190,11 +190,11 @@ class _Connections:
         return backend.invoke(call)
 
     def reconnect(self) -> None:
+        """Throw a broken connection away and open it again (Connect-ExchangeOnline included)."""
         backend = self.get()
-        try:
-            backend.close()
-        finally:
-            backend.open()
+        with contextlib.suppress(MiaError, OSError):
+            backend.close()  # closing a dropped connection may fail too; a fresh open is what matters
+        backend.open()
 
     def close(self) -> None:
         for backend in self._opened:
@@ -214,6 +214,23 @@ def _utc(seconds: int) -> datetime:
 
 def _now() -> datetime:
     return datetime.now(tz=UTC)
+
+
+def clone_factory(backend: ExoBackend) -> Callable[[], ExoBackend] | None:
+    """More connections like ``backend`` for concurrent workers: its ``clone()``, or the same class
+    built from its ``settings`` (the pypsrp backend). None when neither exists: calls then share it."""
+    clone = getattr(backend, "clone", None)
+    if callable(clone):
+        return clone  # type: ignore[no-any-return]
+    settings = getattr(backend, "settings", None)
+    if settings is None:
+        return None
+    kind = type(backend)
+
+    def make() -> ExoBackend:
+        return kind(settings)  # type: ignore[call-arg]
+
+    return make
 
 
 def check_ingestion(backend: ExoBackend) -> dict[str, Any]:
@@ -254,7 +271,7 @@ def collect(
         raise MiaError(f"query names must be unique: {names}")
     started = _now()
     ingestion = check_ingestion(backend) if options.check_ingestion else {"checked": False, "reason": "disabled"}
-    connections = _Connections(backend, options.backend_factory)
+    connections = _Connections(backend, options.backend_factory or clone_factory(backend))
     results: list[QueryResult] = []
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="mia-collect")
     try:

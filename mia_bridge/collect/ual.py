@@ -19,11 +19,13 @@ from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult
 from mia_bridge.collect.windows import PLAIN_CAP, SESSION_CAP, Mode, Window
-from mia_bridge.errors import BridgeTimeoutError, CmdletError
+from mia_bridge.errors import BridgeTimeoutError, CmdletError, IngestionDisabledError
 from mia_bridge.evidence.store import AuditRow, parse_row
 
 CMDLET = "Search-UnifiedAuditLog"
 PAGE_SIZE = PLAIN_CAP
+# Only what collection needs crosses the wire (Select-Object on the server side).
+SELECT = ("AuditData", "CreationDate", "Identity", "ResultIndex", "ResultCount")
 
 Invoke = Callable[[CmdletCall], CmdletResult]
 
@@ -51,6 +53,13 @@ def _check_streams(result: CmdletResult) -> None:
     """Warnings like "task was canceled" and non-terminating errors mean the page may be partial."""
     for warning in result.warnings:
         low = warning.lower()
+        if "unifiedauditlogingestionenabled" in low or "audit log search is turned off" in low:
+            raise IngestionDisabledError(
+                warning,
+                cmdlet=CMDLET,
+                hint="nothing was recorded while ingestion was off; enable it with Set-AdminAuditLogConfig "
+                "-UnifiedAuditLogIngestionEnabled $true and collect again later",
+            )
         if "canceled" in low or "cancelled" in low or "timed out" in low:
             raise BridgeTimeoutError(f"{CMDLET} warned: {warning}")
     if result.errors:
@@ -74,7 +83,9 @@ def fetch_plain(invoke: Invoke, params: dict[str, Any], window: Window) -> Fetch
     """One call without a session; complete when it returns fewer than 5,000 rows."""
     began = time.monotonic()
     call = CmdletCall(
-        CMDLET, {**params, "StartDate": _dt(window.start), "EndDate": _dt(window.end), "ResultSize": PAGE_SIZE}
+        CMDLET,
+        {**params, "StartDate": _dt(window.start), "EndDate": _dt(window.end), "ResultSize": PAGE_SIZE},
+        select=SELECT,
     )
     result = invoke(call)
     _check_streams(result)
@@ -108,7 +119,7 @@ def fetch_session(invoke: Invoke, params: dict[str, Any], window: Window) -> Fet
     last_index = 0
     announced: int | None = None
     while True:
-        result = invoke(CmdletCall(CMDLET, base))
+        result = invoke(CmdletCall(CMDLET, base, select=SELECT))
         fetch.calls += 1
         _check_streams(result)
         output = result.output
@@ -127,9 +138,11 @@ def fetch_session(invoke: Invoke, params: dict[str, Any], window: Window) -> Fet
         if count is not None and count > 0 and count != PAGE_SIZE:
             if announced is None:
                 announced = count
-            if last_index > announced:
+            # Duplicates get their own ResultIndex, so compare distinct records with the announcement.
+            distinct = len({r.key for r in fetch.rows})
+            if distinct > announced:
                 fetch.status = "session_failed"
-                fetch.detail = f"session returned row {last_index} of an announced {announced}"
+                fetch.detail = f"session returned {distinct} distinct records, more than the announced {announced}"
                 break
         if last_index >= SESSION_CAP:
             fetch.status, fetch.cap = "capped", SESSION_CAP

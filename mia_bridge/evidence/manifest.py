@@ -103,6 +103,15 @@ def rehash(case_dir: Path) -> Path:
         return _save(case_dir, data)
 
 
+def update_section(case_dir: Path, section: str, key: str, value: Any) -> Path:
+    """Set ``manifest[section][key] = value`` (e.g. a step's status), keeping everything else."""
+    case_dir = Path(case_dir)
+    with _LOCK:
+        data = _load_or_new(case_dir)
+        data.setdefault(section, {})[key] = value
+        return _save(case_dir, data)
+
+
 def record_collection(
     case_dir: Path,
     *,

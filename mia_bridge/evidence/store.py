@@ -130,6 +130,8 @@ class EvidenceFile:
                 # Bytes of a fetch that crashed before it was journalled: that fetch is redone.
                 with path.open("r+b") as fh:
                     fh.truncate(size)
+        if not self.path.exists():
+            self.path.touch()  # an empty result is evidence too: registered and hashed like any other
         for line in self._read_lines(self.path):
             obj = json.loads(line)
             self._seen[str(obj["Id"]).lower()] = False

@@ -41,6 +41,10 @@ class DirectSimBackend:
         self._lock = threading.Lock()
         self.fail_next_transport = 0  # tests: make the next N invocations fail like a dropped connection
 
+    def clone(self) -> DirectSimBackend:
+        """Another connection to the same tenant (one per concurrent worker)."""
+        return DirectSimBackend(self.tenant, connect=self.connect)
+
     def open(self) -> None:
         self._session = self.tenant.open_session()
         if self.connect:

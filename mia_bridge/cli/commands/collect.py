@@ -1,0 +1,207 @@
+"""``mia collect``: every unified audit log record of one query into a hashed, resumable case folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.console import err
+from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
+from mia_bridge.collect.engine import DEFAULT_CONCURRENCY
+from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
+from mia_bridge.errors import UsageError
+
+
+def parse_when(value: str, option: str) -> datetime:
+    """An ISO date or date-time; without a zone it is UTC (as the audit log reads it)."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{option}: {value!r} is not a date or date-time", hint="use e.g. 2026-01-31 or 2026-01-31T13:00:00Z"
+        ) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    """Repeatable options that also accept comma-separated lists."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return tuple(out)
+
+
+class RichProgress:
+    """A bar per query: share of the period done, records, rate, retries."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[records]} records"),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TextColumn("{task.fields[calls]} calls"),
+            TextColumn("{task.fields[retries]} retries"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.started: dict[str, float] = {}
+        self.totals: dict[str, dict[str, int]] = {}
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
+        self.started[name] = time.monotonic()
+        self.totals[name] = {"records": 0, "calls": 0, "retries": 0}
+        self.tasks[name] = self.bar.add_task(
+            name, total=total_seconds, completed=done_seconds, records=0, rate=0.0, calls=0, retries=0
+        )
+
+    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
+        t = self.totals[name]
+        t["records"] += records
+        t["calls"] += calls
+        t["retries"] += retries
+        elapsed = max(time.monotonic() - self.started[name], 1e-6)
+        self.bar.update(self.tasks[name], advance=seconds, rate=t["records"] / elapsed, **t)
+
+    def query_finished(self, name: str, result: QueryResult) -> None:
+        self.bar.update(self.tasks[name], records=result.counts.unique, calls=result.calls, retries=result.retries)
+
+
+class JsonProgress:
+    """Progress as JSON lines on stderr, for scripts."""
+
+    def _emit(self, **event: Any) -> None:
+        sys.stderr.write(json.dumps(event, default=str) + "\n")
+        sys.stderr.flush()
+
+    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
+        self._emit(event="query_started", query=name, total_seconds=total_seconds, done_seconds=done_seconds)
+
+    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
+        self._emit(event="window_done", query=name, seconds=seconds, records=records, calls=calls, retries=retries)
+
+    def query_finished(self, name: str, result: QueryResult) -> None:
+        self._emit(event="query_finished", query=name, unique=result.counts.unique, calls=result.calls)
+
+
+def summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "complete": result.complete,
+        "manifest": str(result.manifest_path),
+        "queries": {
+            q.query.name: {
+                "file": str(q.path),
+                "counts": q.describe()["counts"],
+                "calls": q.calls,
+                "retries": q.retries,
+                "gaps": [g.describe() for g in q.gaps],
+            }
+            for q in result.queries
+        },
+        "mailbox_audit": mailbox,
+    }
+
+
+def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> None:
+    for q in result.queries:
+        c = q.counts
+        err.print(
+            f"{q.query.name}: {c.unique} records in {q.path} ({c.retrieved} retrieved, {c.duplicates_removed} "
+            f"duplicates removed, {c.out_of_window} outside the period, {c.unparseable} unparseable); "
+            f"{q.calls} calls, {q.retries} retries",
+            markup=False,
+            highlight=False,
+        )
+        for gap in q.gaps:
+            err.print(
+                f"GAP {gap.start.isoformat()} .. {gap.end.isoformat()}: still {gap.received} records at the "
+                f"{gap.cap} cap in the smallest window; records there may be missing",
+                markup=False,
+                highlight=False,
+            )
+    for item in mailbox:
+        err.print(f"mailbox audit {item['identity']}: {item['status']} {item.get('detail', '')}".rstrip(),
+                  markup=False, highlight=False)
+    err.print(f"manifest: {result.manifest_path}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("collect")
+    @connection_options
+    def collect_command(
+        out: Path = typer.Option(..., "--out", help="Case folder (created; rerun the same command to resume)."),
+        start: str = typer.Option(..., "--start", help="Start of the period (ISO date/time, UTC if no zone)."),
+        end: str = typer.Option(..., "--end", help="End of the period, exclusive (ISO date/time)."),
+        operations: list[str] = typer.Option(None, "--operations", help="Operations (repeat or comma-separate)."),
+        record_types: list[str] = typer.Option(None, "--record-type", help="Record types (repeat)."),
+        users: list[str] = typer.Option(None, "--user", help="User ids / UPNs (repeat)."),
+        free_text: str = typer.Option(None, "--free-text", help="Free-text filter."),
+        ips: list[str] = typer.Option(None, "--ip", help="IP addresses (repeat)."),
+        object_ids: list[str] = typer.Option(None, "--object-id", help="Object ids (repeat)."),
+        name: str = typer.Option("ual", "--name", help="Query name = evidence file name."),
+        mailbox_audit: list[str] = typer.Option(
+            None, "--mailbox-audit", help="Also run Search-MailboxAuditLog (MailItemsAccessed) for this mailbox."
+        ),
+        concurrency: int = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", min=1, max=16,
+                                        help="Windows fetched at once (connections opened)."),
+        sessions: SessionPolicy = typer.Option(SessionPolicy.AUTO, "--sessions",
+                                               help="ReturnLargeSet sessions: auto (dense windows only), never, "
+                                               "always."),
+        gzip_out: bool = typer.Option(False, "--gzip", help="Write evidence as .jsonl.gz."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+        as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout, progress as JSON lines."),
+        *,
+        conn: ConnectionSettings,
+    ) -> None:
+        """Collect every matching unified audit log record into CASE/evidence, with a hashed manifest."""
+        query = AuditQuery(
+            name=name,
+            start=parse_when(start, "--start"),
+            end=parse_when(end, "--end"),
+            operations=_split(operations),
+            record_types=_split(record_types),
+            user_ids=_split(users),
+            free_text=free_text,
+            ip_addresses=_split(ips),
+            object_ids=_split(object_ids),
+        )
+        options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out)
+        mailbox: list[dict[str, Any]] = []
+        with open_connection(conn) as backend:
+            if quiet:
+                result = collect(backend, [query], out, options)
+            elif as_json:
+                result = collect(backend, [query], out, options, JsonProgress())
+            else:
+                with RichProgress() as bar:
+                    result = collect(backend, [query], out, options, bar)
+            for identity in _split(mailbox_audit):
+                mailbox.append(collect_mailbox_audit(backend, identity, query.start, query.end, out))
+        if as_json:
+            typer.echo(json.dumps(summary(result, mailbox), indent=2, default=str))
+        elif not quiet:
+            _print_summary(result, mailbox)
+        if not result.complete:
+            raise typer.Exit(ExitCode.ATTENTION)

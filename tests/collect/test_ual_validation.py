@@ -1,0 +1,89 @@
+"""Session validation on crafted ResultIndex sequences (what a misbehaving service sends).
+
+The service side is played by a function returning ``CmdletResult``s, because the real failure
+modes (restart, skipped page, over-delivery) are about exact index sequences; the end-to-end tests
+go through pypsrp and the PSRP server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from mia_bridge.bridge.backend import CmdletCall, CmdletResult
+from mia_bridge.collect.ual import fetch_plain, fetch_session
+from mia_bridge.collect.windows import Window
+from mia_bridge.errors import BridgeTimeoutError, IngestionDisabledError
+
+
+def _row(i: int, index: int, count: int) -> dict[str, object]:
+    audit = {"Id": f"00000000-0000-0000-0000-{i:012d}", "CreationTime": "2026-01-01T00:00:10"}
+    return {"AuditData": json.dumps(audit), "ResultIndex": index, "ResultCount": count}
+
+
+def _pages(*pages: list[tuple[int, int]], count: int = 0) -> Callable[[CmdletCall], CmdletResult]:
+    queue = list(pages)
+
+    def invoke(call: CmdletCall) -> CmdletResult:
+        assert call.parameters["SessionCommand"] == "ReturnLargeSet"
+        page = queue.pop(0) if queue else []
+        return CmdletResult(call, [_row(i, idx, count) for i, idx in page])
+
+    return invoke
+
+
+def _page(first_id: int, first_index: int, n: int) -> list[tuple[int, int]]:
+    return [(first_id + k, first_index + k) for k in range(n)]
+
+
+W = Window(0, 3600)
+
+
+def test_continuous_session_completes() -> None:
+    fetch = fetch_session(_pages(_page(0, 1, 5000), _page(5000, 5001, 10), count=5010), {}, W)
+    assert fetch.status == "complete" and len(fetch.rows) == 5010 and fetch.calls == 2
+
+
+def test_restarted_session_is_a_failed_window() -> None:
+    fetch = fetch_session(_pages(_page(0, 1, 5000), _page(0, 1, 5000)), {}, W)
+    assert fetch.status == "session_failed" and "restarted" in fetch.detail
+
+
+def test_skipped_rows_are_a_failed_window() -> None:
+    fetch = fetch_session(_pages(_page(0, 1, 5000), _page(6000, 6001, 100)), {}, W)
+    assert fetch.status == "session_failed" and "jumped" in fetch.detail
+
+
+def test_more_unique_rows_than_announced_is_a_failed_window() -> None:
+    fetch = fetch_session(_pages(_page(0, 1, 5000), _page(5000, 5001, 200), count=5100), {}, W)
+    assert fetch.status == "session_failed" and "announced" in fetch.detail
+
+
+def test_result_count_echoing_result_size_is_ignored() -> None:
+    fetch = fetch_session(_pages(_page(0, 1, 5000), _page(5000, 5001, 7), count=5000), {}, W)
+    assert fetch.status == "complete" and len(fetch.rows) == 5007
+
+
+def test_fifty_thousand_rows_is_a_capped_session() -> None:
+    pages = [_page(k * 5000, k * 5000 + 1, 5000) for k in range(10)]
+    fetch = fetch_session(_pages(*pages), {}, W)
+    assert fetch.status == "capped" and fetch.cap == 50000 and fetch.calls == 10
+
+
+def test_cancelled_task_warning_is_a_retryable_timeout() -> None:
+    def invoke(call: CmdletCall) -> CmdletResult:
+        return CmdletResult(call, [], warnings=["The task was canceled."])
+
+    with pytest.raises(BridgeTimeoutError) as info:
+        fetch_plain(invoke, {}, W)
+    assert info.value.retryable
+
+
+def test_ingestion_off_warning_fails_fast() -> None:
+    def invoke(call: CmdletCall) -> CmdletResult:
+        return CmdletResult(call, [], warnings=["UnifiedAuditLogIngestionEnabled is False"])
+
+    with pytest.raises(IngestionDisabledError):
+        fetch_plain(invoke, {}, W)
