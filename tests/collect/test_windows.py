@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from mia_bridge.collect.windows import PLAIN_CAP, SESSION_CAP, Mode, SessionPolicy, Window, WindowPlanner
 
 
@@ -34,7 +36,7 @@ def test_never_policy_splits_capped_windows_in_halves_or_smaller() -> None:
         covered.append(p.window)
         planner.complete(p, 10)
     assert covered[0].start == 0 and covered[-1].end == 1000
-    assert all(a.end == b.start for a, b in zip(covered, covered[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(covered))
 
 
 def test_capped_at_the_floor_without_sessions_is_a_gap() -> None:
