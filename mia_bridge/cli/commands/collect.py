@@ -83,7 +83,8 @@ class RichProgress:
         t["calls"] += calls
         t["retries"] += retries
         elapsed = max(time.monotonic() - self.started[name], 1e-6)
-        self.bar.update(self.tasks[name], advance=seconds, rate=t["records"] / elapsed, **t)
+        self.bar.update(self.tasks[name], advance=seconds, rate=t["records"] / elapsed, records=t["records"],
+                        calls=t["calls"], retries=t["retries"])
 
     def query_finished(self, name: str, result: QueryResult) -> None:
         self.bar.update(self.tasks[name], records=result.counts.unique, calls=result.calls, retries=result.retries)
