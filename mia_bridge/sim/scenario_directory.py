@@ -256,7 +256,7 @@ def role_assignments(mia_sp_id: str) -> list[dict[str, Any]]:
             "Identity": name,
             "Role": role,
             "RoleAssignee": assignee,
-            "RoleAssigneeName": assignee,
+            "RoleAssigneeName": "mia-bridge" if assignee == mia_sp_id else assignee,
             "RoleAssigneeType": kind,
             "AssignmentMethod": "Direct",
             "Enabled": True,
