@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mia_bridge.analysis import fast_jsonl
 from mia_bridge.analysis import mailitemsaccessed as mia
 from mia_bridge.analysis.dedup import deduplicate, fingerprints
 from mia_bridge.analysis.intake import Intake
@@ -23,9 +24,9 @@ from mia_bridge.analysis.message_lookup import lookup_messages
 from mia_bridge.analysis.outputs import write_outputs
 from mia_bridge.analysis.summary import build_summary
 from mia_bridge.errors import ReaderError, UnreadableInput
-from mia_bridge.readers import open_input
 from mia_bridge.readers.base import Quarantined, RawRecord
 from mia_bridge.readers.raw_auditdata_json import unwrap
+from mia_bridge.readers.registry import prepare, read_prepared
 
 __all__ = ["AnalysisOptions", "AnalysisResult", "analyze_files", "analyze_records", "write_outputs"]
 
@@ -74,13 +75,19 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisRe
     reports: list[InputReport] = []
     for path in paths:
         try:
-            reader, items = open_input(Path(path), options.format)
+            reader, src, sniffed = prepare(Path(path), options.format)
         except UnreadableInput as exc:
             reports.append(InputReport(str(path), None, error=exc.message))
             continue
         report = InputReport(str(path), reader.NAME)
         before_read, before_q = intake.read, len(intake.quarantined)
-        intake.extend(items)
+        chunk = None
+        if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
+            chunk = fast_jsonl.read_jsonl_chunk(src)  # None: irregular input, read record by record
+        if chunk is not None:
+            intake.add_chunk(chunk)
+        else:
+            intake.extend(read_prepared(reader, src, sniffed))
         report.records_read = intake.read - before_read
         report.records_quarantined = len(intake.quarantined) - before_q
         reports.append(report)

@@ -84,8 +84,8 @@ def detect(sniffed: Sniff) -> Reader:
     )
 
 
-def open_input(path: Path, fmt: str | None = None) -> tuple[Reader, Iterator[RawRecord | Quarantined]]:
-    """Pick the reader for ``path`` (or the forced ``fmt``) and return it with its record iterator.
+def prepare(path: Path, fmt: str | None = None) -> tuple[Reader, DecodedInput, Sniff]:
+    """Decode and sniff ``path`` and pick its reader (or the forced ``fmt``).
 
     Raises ``UnreadableInput`` when the file cannot be read at all, ``UsageError`` for an unknown ``fmt``.
     """
@@ -94,9 +94,18 @@ def open_input(path: Path, fmt: str | None = None) -> tuple[Reader, Iterator[Raw
     if fmt is not None:
         if fmt not in _READERS:
             raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(format_names())}")
-        reader = _READERS[fmt]
-    else:
-        reader = detect(sniffed)
+        return _READERS[fmt], src, sniffed
+    return detect(sniffed), src, sniffed
+
+
+def read_prepared(reader: Reader, src: DecodedInput, sniffed: Sniff) -> Iterator[RawRecord | Quarantined]:
+    """Every record of a prepared input; a broken container (truncated gzip, I/O error) is quarantined."""
+    return _guarded(reader, src, sniffed)
+
+
+def open_input(path: Path, fmt: str | None = None) -> tuple[Reader, Iterator[RawRecord | Quarantined]]:
+    """Pick the reader for ``path`` (or the forced ``fmt``) and return it with its record iterator."""
+    reader, src, sniffed = prepare(path, fmt)
     return reader, _guarded(reader, src, sniffed)
 
 

@@ -1,0 +1,82 @@
+"""The vectorised JSON-lines path gives exactly the rows of the record-by-record path, or steps aside."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mia_builders import folder, mia
+
+from mia_bridge.analysis.api import AnalysisOptions, analyze_files
+from mia_bridge.analysis.fast_jsonl import read_jsonl_chunk
+from mia_bridge.analysis.intake import Intake
+from mia_bridge.readers import open_input
+from mia_bridge.readers.decoding import decode_input
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from gen_records import generate
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def _slow_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    intake = Intake()
+    _, items = open_input(path)
+    intake.extend(items)
+    return intake.tables()
+
+
+def _assert_same(path: Path) -> None:
+    chunk = read_jsonl_chunk(decode_input(path))
+    assert chunk is not None
+    records, folders, items = _slow_tables(path)
+    columns = [c for c in records.columns if c != "raw_json"]  # fast keeps the line, slow the parsed record
+    pd.testing.assert_frame_equal(chunk.records[columns], records[columns], check_dtype=False)
+    pd.testing.assert_frame_equal(chunk.folders, folders, check_dtype=False)
+    pd.testing.assert_frame_equal(chunk.items, items, check_dtype=False)
+
+
+def _odd_records() -> list[dict[str, object]]:
+    return [
+        mia("2024-05-01T10:00:00", ip="[2001:DB8::1]:443", folders=[
+            folder("\\Inbox", " <A@x> ", "<b@x>"), {"Id": "f-only"},
+            {"FolderItems": [{"InternetMessageId": "<c@x>", "SizeInBytes": 12}, {"SizeInBytes": 3}]}]),
+        mia("2024-05-01T10:01:00", access="sync", throttled="TRUE", session=None, ip=None, RecordType=2,
+            Item={"ParentFolder": {"Name": "Inbox"}}),
+        mia("2024-05-01T10:02:00", throttled=None, Item={"InternetMessageId": "<D@x>", "SizeInBytes": 5,
+                                                          "ParentFolder": {"Path": "\\Drafts", "Id": "p"}}),
+        {"CreationTime": "2024-05-01T10:03:00", "Id": "adm-1", "Operation": "Set-Mailbox", "RecordType": 1,
+         "UserId": "Admin@Contoso.example", "ClientIP": "203.0.113.5:5123", "LogonType": 2,
+         "OperationProperties": [{"Name": "MailAccessType", "Value": ""}, {"Name": "MailAccessType", "Value": "Bind"}]},
+    ]
+
+
+def test_generated_and_odd_records_match(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    lines = [json.dumps(r) for r in [*generate(300, seed=3), *_odd_records()]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _assert_same(path)
+    gz = tmp_path / "records.jsonl.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert read_jsonl_chunk(decode_input(gz)) is not None
+
+
+@pytest.mark.parametrize("name", ["truncated.jsonl", "missing_timestamp.jsonl"])
+def test_irregular_input_steps_aside(name: str) -> None:
+    assert read_jsonl_chunk(decode_input(DATA / name)) is None
+
+
+def test_blank_lines_and_type_conflicts_step_aside(tmp_path: Path) -> None:
+    good = json.dumps(mia("2024-05-01T10:00:00"))
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text(good + "\n\n" + json.dumps(mia("2024-05-01T10:01:00")) + "\n", encoding="utf-8")
+    assert read_jsonl_chunk(decode_input(blank)) is None
+    conflict = tmp_path / "conflict.jsonl"
+    conflict.write_text(good + "\n" + json.dumps(mia("2024-05-01T10:01:00", Folders="[]")) + "\n", encoding="utf-8")
+    assert read_jsonl_chunk(decode_input(conflict)) is None
+    s = analyze_files([blank, conflict], AnalysisOptions()).summary
+    assert s["records_read"] == 4 and s["records_quarantined"] == 0
