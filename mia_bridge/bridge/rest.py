@@ -37,7 +37,7 @@ from mia_bridge.bridge.rest_http import (
     httpx_verify,
     parse_json,
 )
-from mia_bridge.errors import BridgeError, BridgeTransportError, CmdletError, UsageError
+from mia_bridge.errors import BridgeError, BridgeTransportError, CmdletError, CommandNotFoundError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ MAX_PAGE_SIZE = 1000
 SESSION_CMDLETS = frozenset(
     {"connect-exchangeonline", "disconnect-exchangeonline", "connect-mggraph", "disconnect-mggraph"}
 )
+# Module-local PowerShell commands with no admin-API counterpart.
+MODULE_ONLY_CMDLETS = frozenset({"get-module", "get-mgcontext"})
 _STATEFUL_PARAMETERS = frozenset({"sessionid", "sessioncommand"})
 
 
@@ -243,12 +245,42 @@ class RestBackend:
         key = call.name.lower()
         if key in SESSION_CMDLETS:
             result = CmdletResult(call=call)  # the token is the connection
+        elif key == "get-connectioninformation":
+            result = CmdletResult(call=call, output=[self._connection_information()])
+        elif key in MODULE_ONLY_CMDLETS:
+            raise CommandNotFoundError(
+                f"not applicable with the rest backend: {call.name} describes a local PowerShell session, and this "
+                "backend talks to the admin API directly (no PowerShell module is involved)",
+                cmdlet=call.name,
+                category="ObjectNotFound",
+                error_id="CommandNotFoundException",
+            )
         elif key in GRAPH_CMDLETS:
             result = CmdletResult(call=call, output=self._graph.run(call))
         else:
             result = self._invoke_command(call)
         result.duration_s = time.monotonic() - started
         return result
+
+    def _connection_information(self) -> dict[str, Any]:
+        """What Get-ConnectionInformation (module-local in ExchangeOnlineManagement) says about this connection."""
+        assert self._tokens is not None
+        expires = self._tokens.expires_at(self.cloud.exo_scope)
+        return {
+            "ConnectionId": self.connection_id,
+            "State": "Connected",
+            "Name": "ExchangeOnline_REST",
+            "UserPrincipalName": None,
+            "ConnectionUri": self.admin_url,
+            "AzureAdAuthorizationEndpointUri": self.cloud.authority(self.tenant_id or self.organization),
+            "TokenExpiryTimeUTC": datetime.fromtimestamp(expires, UTC) if expires else None,
+            "CertificateAuthentication": True,
+            "Organization": self.organization,
+            "AppId": self.credential.client_id,
+            "TenantID": self.tenant_id,
+            "TokenStatus": "Active" if expires and expires > time.time() else "Expired",
+            "PageSize": self.page_size,
+        }
 
     def _invoke_command(self, call: CmdletCall) -> CmdletResult:
         body = json.dumps({"CmdletInput": {"CmdletName": call.name, "Parameters": encode_parameters(call.parameters)}})

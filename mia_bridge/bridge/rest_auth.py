@@ -241,6 +241,10 @@ class TokenProvider:
             log.debug("token for %s lives only %.0f s (margin %.0f s)", scope, expires_in, self.refresh_margin_s)
         return Secret(str(result["access_token"]))
 
+    def expires_at(self, scope: str) -> float | None:
+        """Epoch seconds when the last token for ``scope`` expires (None before the first one)."""
+        return self._expires.get(scope)
+
     def invalidate(self) -> None:
         """Drop cached tokens (after a 401) so the next ``token()`` asks the STS again."""
         self._app.remove_tokens_for_client()

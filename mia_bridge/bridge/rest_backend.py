@@ -5,12 +5,14 @@ Settings map as follows: ``organization`` is the tenant (``contoso.onmicrosoft.c
 (password from MIA_CERT_PASSWORD or the keyring entry ``certificate:<path>``), ``exchange_environment``
 the cloud (O365Default, O365USGovGCCHigh, O365USGovDoD, O365China), ``ca_bundle`` an extra CA for
 TLS-inspecting proxies or the simulator. A thumbprint alone is not enough: it names a certificate
-in a Windows store, and this backend signs with the key itself.
+in a Windows store, and this backend signs with the key itself. ``server`` is only accepted as the
+loopback URL of ``mia sim serve --api rest``: every host of the cloud then becomes that origin.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mia_bridge.bridge.backend import ExoBackend
 from mia_bridge.bridge.clouds import Cloud, get_cloud
@@ -43,12 +45,31 @@ def rest_backend(settings: ConnectionSettings, credentials: Credentials, *, clou
         thumbprint=settings.certificate_thumbprint,
         password=credentials.certificate_password,
     )
+    if cloud is None:
+        cloud = get_cloud(settings.exchange_environment or "worldwide")
+        if settings.server:
+            cloud = cloud.with_loopback(_simulator_origin(settings.server, settings.port))
     return RestBackend(
-        cloud=cloud or get_cloud(settings.exchange_environment or "worldwide"),
+        cloud=cloud,
         organization=settings.organization,
         credential=credential,
         ca_bundle=settings.ca_bundle,
     )
+
+
+def _simulator_origin(server: str, port: int | None) -> str:
+    """``--server`` with the rest backend: only the URL of a local simulator (``mia sim serve --api rest``)."""
+    origin = server if "://" in server else f"https://{server}"
+    parts = urlsplit(origin)
+    if parts.scheme != "https" or parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise ConfigError(
+            f"--server {server}: the rest backend talks to Microsoft's own hosts for the chosen cloud",
+            hint="drop --server (it names a WinRM jump host for --backend psrp), or give the https://127.0.0.1:PORT "
+            "URL that `mia sim serve --api rest` printed",
+        )
+    if port and not parts.port:
+        origin = f"{origin.rstrip('/')}:{port}"
+    return f"{parts.scheme}://{urlsplit(origin).netloc}"
 
 
 def _factory(settings: ConnectionSettings, credentials: Credentials) -> ExoBackend:

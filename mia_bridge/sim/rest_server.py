@@ -45,9 +45,9 @@ from cryptography.x509.oid import NameOID
 
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.sim import rest_jwt
-from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, dispatch
+from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, command_not_found, dispatch
 from mia_bridge.sim.rest_faults import FaultKind, FaultPlan, RestFault
-from mia_bridge.sim.tenant import Tenant, TenantSession
+from mia_bridge.sim.tenant import MODULE_CMDLETS, Tenant, TenantSession
 from mia_bridge.sim.tls import make_tls_files
 
 EXO_RESOURCE = "https://outlook.office365.com"
@@ -773,6 +773,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         session = sim.session_for(str(claims.get("appid")))
+        if name.lower() in MODULE_CMDLETS:
+            # Connect-ExchangeOnline, Get-ConnectionInformation, Get-Module …: module-local, not service cmdlets.
+            self._send(400, cmdlet_error_body(command_not_found(name)))
+            return
         try:
             output = dispatch(session, name, params)
         except SimCmdletError as err:

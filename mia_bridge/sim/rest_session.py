@@ -6,9 +6,15 @@ the certificate file and a cloud whose login, admin and Graph hosts are all the 
 
 from __future__ import annotations
 
+import shutil
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from mia_bridge.bridge.clouds import get_cloud
@@ -45,3 +51,35 @@ def rest_sim_session(conn: ConnectionSettings, tenant: Any) -> Iterator[tuple[Re
     """Start the HTTPS simulator for ``tenant`` and yield (opened backend, server)."""
     with RestSimServer(tenant) as server, sim_backend(conn, server) as backend:
         yield backend, server
+
+
+def serve_rest(tenant: Any, *, host: str, port: int, ca_out: Path | None = None) -> None:
+    """``mia sim serve --api rest``: serve ``tenant`` over HTTPS until SIGINT/SIGTERM; prints ``READY <url>``."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with RestSimServer(tenant, host=host, port=port) as server:
+            assert server.app_files is not None
+            if ca_out is not None:
+                shutil.copyfile(server.ca_path, ca_out)
+            config = tenant.config
+            for line in (
+                f"CA certificate: {ca_out or server.ca_path}",
+                f"organization {config.organization} (tenant id {server.tenant_id}), app id {config.app_id}",
+                f"app certificate: {server.app_files.pem_path} (PEM, key + certificate) or {server.app_files.pfx_path}"
+                f" (PFX, same password as the tenant's certificate); thumbprint {server.app_files.thumbprint}",
+                f"login, admin API and Graph all at {server.url} (regional host {server.regional_url})",
+            ):
+                sys.stderr.write(line + "\n")
+            sys.stdout.write(f"READY {server.url}\n")
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sys.stderr.write("simulator stopped\n")

@@ -477,3 +477,17 @@ def test_powershell_line_quotes_values() -> None:
         CmdletCall("Search-UnifiedAuditLog", {"UserIds": ["o'brien@x"], "ResultSize": 10, "Formatted": True})
     )
     assert line == "Search-UnifiedAuditLog -UserIds 'o''brien@x' -ResultSize 10 -Formatted"
+
+
+def test_connection_information_is_answered_locally(server: RestSimServer, exo: RestBackend) -> None:
+    since = len(server.requests)
+    info = exo.invoke(CmdletCall("Get-ConnectionInformation")).output
+    assert server.requests[since:] == []
+    assert info[0]["State"] == "Connected" and info[0]["TokenStatus"] == "Active"
+    assert info[0]["TenantID"] == server.tenant_id
+    assert isinstance(info[0]["TokenExpiryTimeUTC"], datetime)
+
+
+def test_module_only_cmdlets_are_not_applicable(exo: RestBackend) -> None:
+    with pytest.raises(CommandNotFoundError, match="not applicable with the rest backend"):
+        exo.invoke(CmdletCall("Get-Module", {"Name": "ExchangeOnlineManagement"}))

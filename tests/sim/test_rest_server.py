@@ -255,3 +255,11 @@ def test_parameter_and_value_codecs() -> None:
     assert params["Table"] == {"k": 1}
     assert dotnet_utc(params["StartDate"]) == "2026-01-02T03:04:05.0000000+00:00"
     assert exo_object({"L": ["x"], "N": 1}) == {"L@odata.type": "#Collection(String)", "L": ["x"], "N": 1}
+
+
+def test_module_local_cmdlets_are_not_served(server: RestSimServer, http: httpx.Client) -> None:
+    """Get-ConnectionInformation and friends live in the PowerShell module, not behind InvokeCommand."""
+    for name in ("Get-ConnectionInformation", "Connect-ExchangeOnline", "Get-Module"):
+        response = _invoke(http, server, {"CmdletInput": {"CmdletName": name, "Parameters": {}}})
+        assert response.status_code == 400
+        assert "CommandNotFoundException" in response.json()["error"]["details"][0]["message"]

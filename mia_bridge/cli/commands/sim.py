@@ -45,6 +45,8 @@ def serve(
     dump_truth: Path | None = typer.Option(None, "--dump-truth", help="Write every audit record (AuditData JSON "
                                            "lines) to FILE, then serve."),
     ca_out: Path | None = typer.Option(None, "--ca-out", help="With https: copy the CA certificate (PEM) here."),
+    api: str = typer.Option("psrp", "--api", help="psrp (WinRM) or rest (admin API, Graph and token service "
+                            "over HTTPS, for --backend rest --server <url>)."),
 ) -> None:
     """Serve the simulated tenant over WinRM until SIGINT/SIGTERM; prints `READY <url>` when listening."""
     from mia_bridge.sim.server import SimServer
@@ -56,8 +58,10 @@ def serve(
         raise UsageError("--auth must be basic, ntlm or negotiate")
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise UsageError("the simulator listens on loopback only", hint="use --host 127.0.0.1 or ::1")
+    if api not in ("psrp", "rest"):
+        raise UsageError("--api must be psrp or rest")
     password = os.environ.get(SIM_PASSWORD_ENV)
-    if not password:
+    if not password and api == "psrp":
         raise UsageError(f"set {SIM_PASSWORD_ENV} to the password the simulator should accept",
                          hint="passwords are never taken from the command line")
     config = TenantConfig(
@@ -77,6 +81,12 @@ def serve(
         count = tenant.dump_truth(dump_truth)
         err.print(f"wrote {count} audit records to {dump_truth}", markup=False, highlight=False, soft_wrap=True)
 
+    if api == "rest":
+        from mia_bridge.sim.rest_session import serve_rest
+
+        serve_rest(tenant, host=host, port=port, ca_out=ca_out)
+        return
+    assert password is not None  # required above for psrp
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
