@@ -414,7 +414,8 @@ def _rule_and_forwarding_findings(records: Sequence[Record], domains: set[str], 
             who = f"{record.get('Operation')} by {record.get('UserId')} from {af.record_ip(record) or '?'}"
             summary = f"{who}: {detail}."
             finding = Finding(f"rule:{af.record_id(record)}", severity, "inbox-rule", title, summary, attacker)
-            finding.rows.append(_evidence_row(record, detail, af.mailbox_of(record) or rule))
+            target = params.get("Mailbox") or params.get("Identity") or str(record.get("ObjectId") or rule)
+            finding.rows.append(_evidence_row(record, detail, target))
             out.append(_finish(finding, [record]))
         elif op == "set-mailbox":
             targets = _mailbox_forwarding(record)
@@ -593,7 +594,8 @@ def _mail_findings(
             parts.append(f"folders synced: {', '.join(folders)} (assume every item in them was read)")
         title = f"Attacker read mail of {mailbox}: " + "; ".join(parts)
         summary = f"From {', '.join(ips) or '?'} via {', '.join(apps) or '?'}; {len(group)} MailItemsAccessed records."
-        finding = Finding(f"mail:{mailbox}", "critical", "mail-access", title, summary, True, list(MAIL_COLUMNS))
+        finding = Finding(f"mail:{mailbox}", "critical", "mail-access", title, summary, True)
+        finding.columns = list(MAIL_COLUMNS)
         finding.message_ids = sorted(m.internet_message_id for m in messages)
         for record in group:
             access = af.mail_access_type(record) or "?"

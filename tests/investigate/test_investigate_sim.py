@@ -1,0 +1,289 @@
+"""Proof against the simulated tenant, through pypsrp's real client and the project's PSRP server.
+
+The compromised scenario's ground truth must be found (every attacker action a finding, every message
+id the attacker read listed, no benign look-alike attributed), the Sparrow files must have Sparrow's
+exact column sets, the licence policies must differ exactly as described, ingestion off must stop
+clearly (or be enabled with --enable-ingestion --yes), one denied search must not lose the rest, and an
+interrupted run must resume to a case that ``mia verify`` accepts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mia_bridge.bridge.config import ConnectionSettings
+from mia_bridge.cli.app import main
+from mia_bridge.cli.connection import sim_session
+from mia_bridge.collect.engine import CollectOptions, QueryResult
+from mia_bridge.errors import IngestionDisabledError
+from mia_bridge.evidence import verify_case
+from mia_bridge.exports.sparrow import WORKLOAD_COLUMNS
+from mia_bridge.exports.timeline import TIMELINE_COLUMNS
+from mia_bridge.investigate.license import LicensePolicy
+from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
+from mia_bridge.investigate.steps import StepOutcome
+from mia_bridge.sim.scenario import DEFAULT_START, build_tenant
+from mia_bridge.sim.tenant import Tenant, TenantConfig, TenantSession
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDS = 1500
+END = DEFAULT_START + timedelta(days=30)
+SPARROW_WORKLOADS = {
+    "Domain": "AAD", "AppUpdate": "AAD", "ServicePrincipal": "AAD", "AppRoleAssignment": "AAD", "Consent": "AAD",
+    "SAMLToken": "AAD", "PSLogin": "AAD", "PSMailbox": "EXO2", "MailItems": "EXO", "FileItems": "SharePoint",
+}  # fmt: skip
+
+
+@dataclass
+class RecordingUI:
+    """The console stand-in: answers confirmations, records outcomes, can press Ctrl-C mid-collection."""
+
+    answer: bool = True
+    interrupt_at: int | None = None  # Ctrl-C when this many searches have started
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def progress(self) -> RecordingUI:
+        return self
+
+    def confirm(self, question: str) -> bool:
+        self.questions.append(question)
+        return self.answer
+
+    def outcome(self, outcome: StepOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
+        self.started.append(name)
+        if self.interrupt_at is not None and len(self.started) >= self.interrupt_at:
+            raise KeyboardInterrupt
+
+    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
+        pass
+
+    def query_finished(self, name: str, result: QueryResult) -> None:
+        pass
+
+
+def _options(case: Path, **kw: Any) -> InvestigateOptions:
+    base: dict[str, Any] = {"tenant": "contoso.onmicrosoft.com", "out_dir": case, "start": DEFAULT_START, "end": END,
+                            "collect_options": CollectOptions(concurrency=2)}  # fmt: skip
+    base.update(kw)
+    return InvestigateOptions(**base)
+
+
+def _run(tenant: Tenant, options: InvestigateOptions, ui: RecordingUI | None = None) -> InvestigationResult:
+    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+        return run_investigation(session.backend, options, ui or RecordingUI())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tenant, InvestigationResult]]:
+    """The demo scenario, all apps: first interrupted by Ctrl-C, then rerun to completion (resume)."""
+    tenant = build_tenant(TenantConfig(), scenario="compromised", records=RECORDS)
+    case = tmp_path_factory.mktemp("demo") / "case"
+    with pytest.raises(KeyboardInterrupt):
+        _run(tenant, _options(case, all_apps=True), RecordingUI(interrupt_at=6))
+    assert (case / "manifest.json").exists()  # the interrupted case is there to resume
+    yield tenant, _run(tenant, _options(case, all_apps=True))
+
+
+def test_ground_truth_found_and_nothing_benign_attributed(demo: tuple[Tenant, InvestigationResult]) -> None:
+    tenant, result = demo
+    truth = tenant.truth
+    assert truth is not None and result.findings is not None
+    attributed = {rid for f in result.findings.attacker_findings for rid in f.record_ids}
+    missing = [(a.operation, a.what) for a in truth.actions if a.record_id not in attributed]
+    assert missing == []
+    assert not attributed & set(truth.benign_lookalike_ids)
+    assert attributed <= truth.attacker_record_ids()  # nothing else either
+    listed = {m.internet_message_id for m in result.findings.exposed}
+    assert listed == truth.read_message_ids
+    assert set(result.findings.synced_folders[truth.victims[0]]) == set(truth.synced_folders)
+    assert set(result.findings.context.ips) == set(truth.attacker_ips)
+    assert set(result.findings.context.apps) == set(truth.attacker_app_ids)
+    # the exposed messages are in the case as a file, and in the machine summary
+    rows = list(csv.DictReader((result.case_dir / "exposed_messages.csv").open(encoding="utf-8")))
+    assert {r["internet_message_id"] for r in rows} == truth.read_message_ids
+    assert set(result.summary["exposed_message_ids"]) == truth.read_message_ids
+    assert result.exit_code == 0
+
+
+def test_sparrow_files_have_exact_columns_and_layout(demo: tuple[Tenant, InvestigationResult]) -> None:
+    tenant, result = demo
+    export = result.case_dir / "sparrow"
+    files = sorted(export.rglob("*_Operations_Export*.csv"))
+    assert {f.name.split("_")[0] for f in files} == set(SPARROW_WORKLOADS)  # every Sparrow search produced rows
+    for path in files:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle))
+        assert tuple(header) == WORKLOAD_COLUMNS[SPARROW_WORKLOADS[path.name.split("_")[0]]], path
+        assert path.read_bytes().startswith(b'"CreationTime","Id","Operation"')
+    truth = tenant.truth
+    assert truth is not None
+    app = truth.attacker_app_ids[0]
+    app_dir = export / "AppInvestigations" / truth.attacker_app_names[0]
+    assert (app_dir / f"MailItems_Operations_Export.{app}.csv").exists()
+    assert (app_dir / f"FileItems_Operations_Export.{app}.csv").exists()
+    saml = list(csv.DictReader((export / "SAMLToken_Operations_Export.csv").open(encoding="utf-8")))
+    assert {r["UserId"].split("@")[1] for r in saml} == set(truth.federated_domains)  # Sparrow's domain filter
+    pslogin = list(csv.DictReader((export / "PSLogin_Operations_Export.csv").open(encoding="utf-8")))
+    assert len({r["Id"] for r in pslogin}) == len(pslogin) >= 3  # 8a + 8b + 8c in one file, each record once
+    graph = list(csv.DictReader((export / "ApplicationGraphPermissions.csv").open(encoding="utf-8")))
+    assert {"ApplicationDisplayName": truth.attacker_app_names[0], "ClientID": app, "Value": "Mail.Read"} in graph
+    domains = list(csv.DictReader((export / "Domain_List.csv").open(encoding="utf-8")))
+    assert truth.federated_domains[0] in {d["Name"] for d in domains}
+    assert (export / "Summary_Export.xlsx").stat().st_size > 0
+
+
+def test_case_verifies_and_holds_everything(demo: tuple[Tenant, InvestigationResult]) -> None:
+    _, result = demo
+    case = result.case_dir
+    report = verify_case(case)
+    assert report.ok, report.problems
+    manifest = json.loads((case / "manifest.json").read_text(encoding="utf-8"))
+    for rel in (
+        "report.html",
+        "timeline.csv",
+        "findings.json",
+        "investigation.json",
+        "sparrow/Domain_List.csv",
+        "analysis/summary.json",
+        "directory/domains.json",
+        "evidence/mia-mailitemsaccessed.jsonl",
+    ):
+        assert rel in manifest["files"], rel
+    with (case / "timeline.csv").open(encoding="utf-8") as handle:
+        assert tuple(next(csv.reader(handle))) == TIMELINE_COLUMNS
+    steps = json.loads((case / "investigation.json").read_text(encoding="utf-8"))["steps"]
+    assert all(s["status"] == "done" for s in steps if s["name"].startswith("Search"))
+
+
+def test_demo_report_renders_in_chromium(demo: tuple[Tenant, InvestigationResult]) -> None:
+    _, result = demo
+    assert result.report_path is not None
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail("chromium is not installed (apt-get install chromium)")
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    profile = result.case_dir.parent / "chromium-profile"
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--window-size=1200,2000"]  # fmt: skip
+    dom = subprocess.run([*base, "--dump-dom", result.report_path.as_uri()], capture_output=True, text=True,
+                         timeout=90, check=False)  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Verdict: compromised" in dom.stdout and "An attacker read mail" in dom.stdout
+    assert "forwards all mail outside the organisation" in dom.stdout
+    shot = artifacts / "investigate-demo-report.png"
+    subprocess.run([*base, f"--screenshot={shot}", result.report_path.as_uri()], capture_output=True, timeout=90,
+                   check=True)  # fmt: skip
+    assert shot.stat().st_size > 10_000
+
+
+def _search_status(result: InvestigationResult) -> dict[str, tuple[str, str]]:
+    out = {}
+    for run in result.searches:
+        status = "skipped" if run.skipped else "failed" if run.error else "done"
+        out[run.spec.name] = (status, run.skipped or run.error)
+    return out
+
+
+def test_sparrow_and_detect_policies_differ_exactly_as_described(tmp_path: Path) -> None:
+    tenant = build_tenant(TenantConfig(premium=False), scenario="compromised", records=RECORDS)
+    truth = tenant.truth
+    assert truth is not None
+    app = truth.attacker_app_ids[0]
+    common = {"users": tuple(truth.victims), "app_id": app}
+    sparrow = _run(tenant, _options(tmp_path / "sparrow", license_policy=LicensePolicy.SPARROW, **common))
+    detect = _run(tenant, _options(tmp_path / "detect", license_policy=LicensePolicy.DETECT, **common))
+    s, d = _search_status(sparrow), _search_status(detect)
+    assert set(s) == set(d)
+    differing = {name for name in s if s[name][0] != d[name][0]}
+    mail_items = {run.spec.name for run in sparrow.searches if run.spec.mail_items}
+    assert differing == mail_items == {"mia-mailitemsaccessed", f"app-{app}-mailitems"}
+    for name in mail_items:
+        assert s[name][0] == "skipped" and "E5/G5" in s[name][1]
+        assert d[name][0] == "done"
+    # Premium-only searches are skipped by both, with the reason given
+    assert s["mia-premium-crucial"][0] == d["mia-premium-crucial"][0] == "skipped"
+    assert "Premium" in d["mia-premium-crucial"][1]
+    # what that means for the responder: detect finds the mail read, sparrow cannot
+    assert sparrow.findings is not None and detect.findings is not None
+    assert sparrow.findings.exposed == []
+    assert {m.internet_message_id for m in detect.findings.exposed} == truth.read_message_ids
+    assert not (sparrow.case_dir / "sparrow" / "AppInvestigations" / "MailItems_Operations_Export.csv").exists()
+    assert (detect.case_dir / "sparrow" / "AppInvestigations" / "MailItems_Operations_Export.csv").exists()
+    # the skips are explained in the manifest's investigation record and in the report
+    for result, name in ((sparrow, "mia-mailitemsaccessed"), (detect, "mia-premium-crucial")):
+        record = json.loads((result.case_dir / "investigation.json").read_text(encoding="utf-8"))
+        assert any(e["name"] == name and e["status"] == "skipped" for e in record["summary"]["searches"])
+        assert result.report_path is not None and name in result.report_path.read_text(encoding="utf-8")
+    assert sparrow.exit_code == detect.exit_code == 3  # complete, with skips worth attention
+
+
+def test_ingestion_off_stops_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["investigate", "--demo", "--sim-ingestion-off", "--sim-records", "300", "--out", str(tmp_path)])
+    assert code == 1
+    message = capsys.readouterr().err
+    assert "ingestion is OFF" in message and "--enable-ingestion" in message
+
+
+def test_enable_ingestion_declined_then_confirmed(tmp_path: Path) -> None:
+    tenant = build_tenant(TenantConfig(ingestion_enabled=False), scenario="compromised", records=RECORDS)
+    declined = RecordingUI(answer=False)
+    with pytest.raises(IngestionDisabledError, match="declined"):
+        _run(tenant, _options(tmp_path / "no", enable_ingestion=True), declined)
+    assert declined.questions and "60 minutes" in declined.questions[0] and not tenant.ingestion_enabled
+    truth = tenant.truth
+    assert truth is not None
+    result = _run(tenant, _options(tmp_path / "yes", enable_ingestion=True, assume_yes=True,
+                                   users=tuple(truth.victims)))  # fmt: skip
+    assert tenant.ingestion_enabled
+    first = result.steps.to_list()[0]
+    assert first["status"] == "done" and "was OFF; enabled" in first["reason"] and "60 minutes" in first["reason"]
+    assert result.exit_code == 3
+
+
+def test_one_denied_search_does_not_lose_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mia_bridge.sim.registry import SimCmdletError
+
+    original = TenantSession.before_call
+
+    def deny_winrm(self: TenantSession, cmdlet: str, params: Any) -> None:
+        if cmdlet.lower() == "search-unifiedauditlog" and params.get("FreeText") == "WinRM":
+            raise SimCmdletError(
+                "The user doesn't have the required role to run this cmdlet.",
+                category="PermissionDenied",
+                error_id="AccessDenied,Search-UnifiedAuditLog",
+            )
+        original(self, cmdlet, params)
+
+    monkeypatch.setattr(TenantSession, "before_call", deny_winrm)
+    tenant = build_tenant(TenantConfig(), scenario="compromised", records=RECORDS)
+    result = _run(tenant, _options(tmp_path / "case"))
+    status = _search_status(result)
+    assert status["sparrow-08c-winrm"][0] == "failed" and "role" in status["sparrow-08c-winrm"][1]
+    assert all(s == "done" for name, (s, _) in status.items() if name not in {"sparrow-08c-winrm",
+                                                                              "mia-premium-crucial"})  # fmt: skip
+    assert (result.case_dir / "sparrow" / "PSLogin_Operations_Export.csv").exists()  # 8a/8b still exported
+    assert result.findings is not None and result.findings.exposed
+    assert result.exit_code == 3
+    assert verify_case(result.case_dir).ok
