@@ -17,7 +17,7 @@ from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.collect.retry import RetryPolicy, call_with_retry
-from mia_bridge.errors import CommandNotFoundError
+from mia_bridge.errors import CmdletError, CommandNotFoundError
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.store import EVIDENCE_DIR
 
@@ -77,6 +77,11 @@ def collect_mailbox_audit(
     except CommandNotFoundError as exc:
         status.update(status="retired", detail=f"{CMDLET} is not available ({exc.message}); "
                       "MailItemsAccessed comes from the unified audit log only")
+        manifest.update_section(case_dir, "mailbox_audit", identity, status)
+        return status
+    except CmdletError as exc:
+        # One mailbox that cannot be searched (unknown, denied) does not undo the rest of the case.
+        status.update(status="failed", detail=exc.render().removeprefix("error: "))
         manifest.update_section(case_dir, "mailbox_audit", identity, status)
         return status
     path = case_dir / EVIDENCE_DIR / f"mailbox_audit.{_safe(identity)}.jsonl"

@@ -123,8 +123,8 @@ class EvidenceFile:
             actual = path.stat().st_size
             if actual < size:
                 raise EvidenceError(
-                    f"{path}: evidence file has {actual} bytes, the resume state recorded {size}",
-                    hint="the file was truncated; start a new case with a fresh --out",
+                    f"{path}: evidence file was truncated: {actual} bytes, the resume state recorded {size}",
+                    hint="records already collected are gone; start a new case with a fresh --out",
                 )
             if actual > size:
                 # Bytes of a fetch that crashed before it was journalled: that fetch is redone.

@@ -204,5 +204,5 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(summary(result, mailbox), indent=2, default=str))
         elif not quiet:
             _print_summary(result, mailbox)
-        if not result.complete:
+        if not result.complete or any(item["status"] not in ("collected", "retired") for item in mailbox):
             raise typer.Exit(ExitCode.ATTENTION)
