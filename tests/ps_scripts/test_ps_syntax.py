@@ -1,0 +1,80 @@
+"""Every shipped PowerShell file parses cleanly with tree-sitter's PowerShell grammar, the check can
+fail, and the JEA role capability exposes exactly the cmdlets the product (and the simulator) serve."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser
+
+import mia_bridge.sim.handlers  # noqa: F401  (registers the simulated cmdlets)
+from mia_bridge.sim.registry import canonical_name, registered_cmdlets
+
+PS_DIR = Path(__file__).resolve().parents[2] / "ps_scripts"
+SHIPPED = sorted(p for p in PS_DIR.iterdir() if p.suffix.lower() in (".ps1", ".psrc", ".pssc"))
+PARSER = Parser(Language(tree_sitter_powershell.language()))
+
+
+def syntax_problems(source: bytes) -> list[str]:
+    """ERROR and MISSING nodes, as 'line:column kind text'."""
+    problems = []
+    stack = [PARSER.parse(source).root_node]
+    while stack:
+        node: Node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            text = source[node.start_byte : node.end_byte][:60].decode("utf-8", "replace")
+            kind = "MISSING" if node.is_missing else "ERROR"
+            problems.append(f"{node.start_point[0] + 1}:{node.start_point[1] + 1} {kind} {node.type} {text!r}")
+        stack.extend(node.children)
+    return problems
+
+
+def test_all_expected_files_are_shipped() -> None:
+    names = {p.name for p in SHIPPED}
+    assert names == {"Install-MiaJumpHost.ps1", "Connect-MiaTenant.ps1", "MiaBridgeAudit.psrc", "MiaBridge.pssc"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_file_parses_without_errors(path: Path) -> None:
+    assert syntax_problems(path.read_bytes()) == []
+
+
+@pytest.mark.parametrize("broken", [
+    b'param([string] $Name\nGet-Mailbox -Identity $Name\n',           # unclosed param block
+    b'if ($x) {\n    Connect-ExchangeOnline -AppId $AppId\n',         # missing closing brace
+    b'@{\n    VisibleCmdlets = @( "Get-Mailbox"\n}\n',                # unclosed array in a .psrc
+    b'Write-Host "unterminated\n',                                      # unterminated string
+])
+def test_broken_scripts_are_detected(broken: bytes) -> None:
+    assert syntax_problems(broken), broken
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_no_script_text_is_built_from_input(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for pattern in (r"Invoke-Expression", r"\biex\b", r"\[scriptblock\]::Create", r"AddScript", r"-ScriptBlock"):
+        assert not re.search(pattern, text, re.IGNORECASE), pattern
+
+
+def _role_capability_commands() -> set[str]:
+    text = (PS_DIR / "MiaBridgeAudit.psrc").read_text(encoding="utf-8")
+    names = set(re.findall(r"Name = '([A-Z][A-Za-z]+-[A-Za-z]+)'", text))
+    names |= set(re.findall(r"^\s+'([A-Z][A-Za-z]+-[A-Za-z]+)',?$", text, re.MULTILINE))
+    return names
+
+
+def test_role_capability_exposes_exactly_the_simulated_cmdlets() -> None:
+    exposed = _role_capability_commands()
+    simulated = {canonical_name(name) for name in registered_cmdlets()}
+    assert exposed == simulated
+    assert not {"Remove-Mailbox", "Set-Mailbox", "New-InboxRule", "Invoke-Command"} & exposed
+
+
+def test_role_capability_limits_search_parameters() -> None:
+    text = (PS_DIR / "MiaBridgeAudit.psrc").read_text(encoding="utf-8")
+    assert "@{ Name = 'ResultSize'; ValidateRange = '1', '5000' }" in text
+    assert "ValidateSet = 'ReturnLargeSet', 'ReturnNextPreviewPage'" in text
+    assert "@{ Name = 'UnifiedAuditLogIngestionEnabled'; ValidateSet = 'True' }" in text
