@@ -146,7 +146,7 @@ class WinRMBackend:
                     stacklevel=2,
                 )
             else:
-                log.warning("Basic authentication over HTTP: allowed only because %s is loopback", s.server)
+                log.info("Basic authentication over HTTP: allowed only because %s is loopback", s.server)
         try:
             self._wsman = WSMan(
                 s.server,

@@ -92,7 +92,9 @@ class SimServer:
             tls=tls,
             cert_der=cert_der,
         )
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="mia-sim-wsman", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="mia-sim-wsman", daemon=True
+        )
         self._thread.start()
         return self
 
