@@ -363,6 +363,7 @@ def run_investigation(
     if options.start is None:
         options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
         ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
+    result.files.append(_write_json(case_dir / "investigation.settings.json", options.describe()))
     decision = decide(options.license_policy, facts, start=options.start, now=now())
     result.license = decision
     licence_text = f"policy {decision.policy.value}: Audit {'Premium' if decision.premium else 'Standard'}"
@@ -469,6 +470,12 @@ def run_investigation(
     manifest.add_files(case_dir, [result.report_path], kind="report")
     steps.done("Report", str(result.report_path))
     result.summary = summarise(result, options)
+    # the manifest itself says what ran, what was skipped and why (the files above carry the details)
+    manifest.update_section(case_dir, "investigation", "options", options.describe())
+    manifest.update_section(case_dir, "investigation", "steps", steps.to_list())
+    manifest.update_section(case_dir, "investigation", "license", decision.to_dict())
+    manifest.update_section(case_dir, "investigation", "ingestion", state.to_dict())
+    manifest.update_section(case_dir, "investigation", "exit_code", result.exit_code)
     return result
 
 

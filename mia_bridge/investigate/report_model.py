@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 from mia_bridge.evidence import manifest
 from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.steps import StepStatus
-from mia_bridge.report.html import SEVERITIES, EvidenceFile, ReportFinding, ReportModel, ReportStep, TimelinePoint
+from mia_bridge.report.html import (
+    SEVERITIES,
+    EvidenceFile,
+    ReportFinding,
+    ReportModel,
+    ReportStep,
+    ReportTable,
+    TimelinePoint,
+)
 
 if TYPE_CHECKING:
     from mia_bridge.investigate.findings import FindingSet
@@ -164,6 +172,48 @@ def _evidence(result: InvestigationResult) -> list[EvidenceFile]:
     ]
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        if value != value:  # NaN / NaT
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def _frame_table(title: str, note: str, frame: Any, columns: list[str], limit: int) -> ReportTable:
+    rows = [{c: _cell(row.get(c)) for c in columns} for row in frame.head(limit).to_dict("records")]
+    if len(frame) > limit:
+        note += f" Showing {limit} of {len(frame)}; the full table is in analysis/."
+    return ReportTable(title, note, columns, rows)
+
+
+def _analysis_tables(result: InvestigationResult) -> list[ReportTable]:
+    analysis = result.analysis
+    if analysis is None:
+        return []
+    tables = []
+    lookup = getattr(analysis, "message_lookup", None)
+    if lookup is not None:
+        columns = ["internet_message_id", "status", "accesses", "first_access", "mailboxes", "client_ips",
+                   "exposure_reasons"]  # fmt: skip
+        tables.append(_frame_table("Message-id lookups (--message-ids)", "Each listed message: read (bind), possibly "
+                                   "exposed (folder synced or mailbox throttled), or not seen.", lookup,
+                                   [c for c in columns if c in lookup.columns], 500))  # fmt: skip
+    leads = getattr(analysis, "leads", None)
+    if leads is not None and len(leads):
+        columns = ["rank", "score", "mailbox", "client_ip", "app_id", "client_info_string", "events",
+                   "items_accessed", "sync_events", "reasons"]  # fmt: skip
+        tables.append(_frame_table("MailItemsAccessed leads", "Access contexts ranked by suspicion, with the reasons "
+                                   "that scored them (heuristics, not verdicts).", leads,
+                                   [c for c in columns if c in leads.columns], 15))  # fmt: skip
+    return tables
+
+
 def build_report_model(result: InvestigationResult, options: InvestigateOptions, now: datetime) -> ReportModel:
     findings = result.findings
     level, headline, points = _verdict(findings)
@@ -216,6 +266,7 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
         mailbox_columns=list(MAILBOX_COLUMNS),
         mailboxes=_mailbox_rows(result),
         exposed_message_ids=exposed,
+        tables=_analysis_tables(result),
         steps=[
             ReportStep(o.name, o.status.value, o.reason)
             for o in result.steps

@@ -62,6 +62,16 @@ class EvidenceFile:
 
 
 @dataclass
+class ReportTable:
+    """An extra table (message-id lookups, leads): a title, a note, columns and rows."""
+
+    title: str
+    note: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+@dataclass
 class ReportModel:
     """Everything the report shows, in the order a responder reads it."""
 
@@ -82,6 +92,7 @@ class ReportModel:
     gaps: list[str] = field(default_factory=list)
     evidence: list[EvidenceFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[ReportTable] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

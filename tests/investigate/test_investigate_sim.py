@@ -97,11 +97,13 @@ def _run(tenant: Tenant, options: InvestigateOptions, ui: RecordingUI | None = N
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tenant, InvestigationResult]]:
     """The demo scenario, all apps: first interrupted by Ctrl-C, then rerun to completion (resume)."""
     tenant = build_tenant(TenantConfig(), scenario="compromised", records=RECORDS)
+    assert tenant.truth is not None
     case = tmp_path_factory.mktemp("demo") / "case"
+    lookups = [*sorted(tenant.truth.read_message_ids)[:2], "<never-sent@contoso.com>"]
     with pytest.raises(KeyboardInterrupt):
-        _run(tenant, _options(case, all_apps=True), RecordingUI(interrupt_at=6))
+        _run(tenant, _options(case, all_apps=True, message_ids=lookups), RecordingUI(interrupt_at=6))
     assert (case / "manifest.json").exists()  # the interrupted case is there to resume
-    yield tenant, _run(tenant, _options(case, all_apps=True))
+    yield tenant, _run(tenant, _options(case, all_apps=True, message_ids=lookups))
 
 
 def test_ground_truth_found_and_nothing_benign_attributed(demo: tuple[Tenant, InvestigationResult]) -> None:
@@ -173,6 +175,21 @@ def test_case_verifies_and_holds_everything(demo: tuple[Tenant, InvestigationRes
         assert tuple(next(csv.reader(handle))) == TIMELINE_COLUMNS
     steps = json.loads((case / "investigation.json").read_text(encoding="utf-8"))["steps"]
     assert all(s["status"] == "done" for s in steps if s["name"].startswith("Search"))
+    assert manifest["investigation"]["steps"][-1]["name"] == "Report"  # outcomes are in the manifest too
+    assert manifest["investigation"]["license"]["policy"] == "detect"
+
+
+def test_message_id_lookups(demo: tuple[Tenant, InvestigationResult]) -> None:
+    tenant, result = demo
+    assert tenant.truth is not None and result.analysis is not None
+    lookup = result.analysis.message_lookup
+    status = dict(zip(lookup["internet_message_id"], lookup["status"], strict=True))
+    read = sorted(tenant.truth.read_message_ids)[:2]
+    assert [status[m.strip("<>").lower()] for m in read] == ["accessed", "accessed"]
+    # never read, but the mailbox was synced and throttled: possibly exposed, never "accessed"
+    assert status["never-sent@contoso.com"] == "possibly_exposed"
+    assert result.report_path is not None
+    assert "Message-id lookups" in result.report_path.read_text(encoding="utf-8")
 
 
 def test_demo_report_renders_in_chromium(demo: tuple[Tenant, InvestigationResult]) -> None:
