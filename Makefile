@@ -24,7 +24,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 demo: $(STAMP)
-	$(BIN)/mia analyze --demo --out output/demo
+	$(BIN)/mia investigate --demo --out output/demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_analyze.py

@@ -317,7 +317,8 @@ def run_investigation(
     backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now
 ) -> InvestigationResult:
     """Run every step against an open backend; returns outcomes, findings and the files written."""
-    case_dir = options.out_dir
+    # absolute: the collector's manifest joins relative evidence paths onto the case folder again
+    options.out_dir = case_dir = options.out_dir.resolve()
     case_dir.mkdir(parents=True, exist_ok=True)
     steps = StepLog(ui.outcome)
     result = InvestigationResult(case_dir, steps)
