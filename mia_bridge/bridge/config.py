@@ -39,6 +39,9 @@ class ConnectionSettings:
     certificate_path: str | None = None  # on the jump host (with MIA_CERT_PASSWORD)
     exchange_environment: str | None = None  # O365Default, O365USGovGCCHigh, O365China, …
     backend: str = "psrp"
+    reconnection_retries: int = 3  # connect retries (backoff 2 s, 4 s, 8 s …)
+    operation_timeout: int = 20  # WSMan OperationTimeout of each Receive long poll, seconds
+    read_timeout: int = 30  # HTTP read timeout, seconds (must exceed operation_timeout)
     output_dir: str | None = None
     config_path: str | None = None  # where the file values came from
     # --sim: run against the built-in simulated tenant instead.
@@ -60,6 +63,10 @@ class ConnectionSettings:
             raise ConfigError(f"port {self.port} is out of range")
         if self.certificate_thumbprint and self.certificate_path:
             raise ConfigError("give either a certificate thumbprint or a certificate path, not both")
+        if self.reconnection_retries < 0:
+            raise ConfigError("reconnection_retries cannot be negative")
+        if not 0 < self.operation_timeout < self.read_timeout:
+            raise ConfigError("read_timeout must be longer than operation_timeout (both positive, in seconds)")
         if self.sim_records < 0:
             raise ConfigError("--sim-records cannot be negative")
         if not self.sim and self.backend == "psrp" and not self.server:
@@ -87,6 +94,9 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("jump_host", "username"): "username",
     ("jump_host", "ca_bundle"): "ca_bundle",
     ("jump_host", "configuration_name"): "configuration_name",
+    ("jump_host", "reconnection_retries"): "reconnection_retries",
+    ("jump_host", "operation_timeout"): "operation_timeout",
+    ("jump_host", "read_timeout"): "read_timeout",
     ("output", "dir"): "output_dir",
     ("backend", "name"): "backend",
 }
@@ -170,6 +180,9 @@ username = "CORP\\\\svc-mia"
 # ca_bundle = "/etc/mia-bridge/corp-ca.pem"
 # The JEA session configuration registered by ps_scripts/ (Microsoft.PowerShell if none).
 configuration_name = "ExoBridge"
+# reconnection_retries = 3  # connect retries with backoff
+# operation_timeout = 20    # seconds per Receive long poll (at most 60 on Windows)
+# read_timeout = 30         # seconds; longer than operation_timeout
 
 [output]
 dir = "cases"

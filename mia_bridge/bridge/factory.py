@@ -83,6 +83,9 @@ def winrm_settings(settings: ConnectionSettings, credentials: Credentials) -> Wi
         certificate_path=settings.certificate_path,
         certificate_password=credentials.certificate_password,
         exchange_environment=settings.exchange_environment,
+        reconnection_retries=settings.reconnection_retries,
+        operation_timeout=settings.operation_timeout,
+        read_timeout=settings.read_timeout,
     )
 
 

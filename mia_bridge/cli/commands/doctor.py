@@ -87,6 +87,21 @@ def _audit_search(exo: ExoBackend) -> Check:
     return Check("Audit log search role", OK, "Search-UnifiedAuditLog runs (View-Only Audit Logs or Audit Logs)")
 
 
+AUDIT_ROLES = ("View-Only Audit Logs", "Audit Logs")
+
+
+def _roles(exo: ExoBackend) -> Check:
+    holders: dict[str, list[str]] = {}
+    for role in AUDIT_ROLES:
+        res = exo.invoke(CmdletCall("Get-ManagementRoleAssignment", {"Role": role, "Enabled": True}))
+        holders[role] = sorted({f"{r.get('RoleAssigneeName')} ({r.get('RoleAssigneeType')})" for r in res.output})
+    apps = [h for hs in holders.values() for h in hs if "ServicePrincipal" in h]
+    detail = "; ".join(f"{role}: {', '.join(h) or 'nobody'}" for role, h in holders.items())
+    if not apps:
+        return Check("Audit roles", WARN, f"no service principal holds an audit role ({detail})")
+    return Check("Audit roles", OK, detail)
+
+
 def _mailbox_audit_search(exo: ExoBackend) -> Check:
     end = dt.datetime.now(dt.UTC)
     try:
@@ -133,6 +148,7 @@ def _mailbox_auditing(exo: ExoBackend) -> Check:
 _PROBES: list[tuple[str, Callable[[ExoBackend], Check]]] = [
     ("ExchangeOnlineManagement module", _module),
     ("Exchange Online connection", _connection),
+    ("Audit roles", _roles),
     ("Audit log search role", _audit_search),
     ("Mailbox audit log search", _mailbox_audit_search),
     ("Unified audit log ingestion", _ingestion),
