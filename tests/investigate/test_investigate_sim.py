@@ -304,3 +304,28 @@ def test_one_denied_search_does_not_lose_the_rest(tmp_path: Path, monkeypatch: p
     assert result.findings is not None and result.findings.exposed
     assert result.exit_code == 3
     assert verify_case(result.case_dir).ok
+
+
+def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["investigate", "--demo", "--sim-records", "600", "--out", str(tmp_path / "case"), "--json"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert code == summary["exit_code"] == 0
+    assert summary["report"] and Path(summary["report"]).exists()
+    assert summary["attacker"]["ips"] and len(summary["exposed_message_ids"]) > 0
+    assert any(s["sparrow_row"] == "6" and s["status"] == "done" for s in summary["searches"])
+    events = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    assert {"step", "search_started"} <= {e["event"] for e in events}  # machine-readable progress on stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["--app-id", "11111111-2222-3333-4444-555555555555", "--all-apps"], "not both"),
+        (["--app-id", "not-a-guid"], "GUID"),
+        (["--start", "2026-10-05", "--end", "2026-10-01"], "after --start"),
+    ],
+)
+def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
+    assert main(["investigate", "--demo", "--out", str(tmp_path), *argv]) == 2
+    assert text in capsys.readouterr().err

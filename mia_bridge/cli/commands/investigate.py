@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,12 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _json_line(event: dict[str, Any]) -> None:
+    """One JSON object per line on stderr (never wrapped, unlike console output)."""
+    sys.stderr.write(json.dumps(event, default=str) + "\n")
+    sys.stderr.flush()
+
+
 class _LazyProgress:
     """Collection progress: one rich bar per search on stderr (started on the first), or JSON lines."""
 
@@ -64,7 +71,7 @@ class _LazyProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def _emit(self, **event: Any) -> None:
-        err.print(json.dumps(event, default=str), markup=False, highlight=False, soft_wrap=True)
+        _json_line(event)
 
     def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
         if self.as_json:
@@ -118,7 +125,7 @@ class ConsoleUI:
 
     def outcome(self, outcome: StepOutcome) -> None:
         if self.as_json:
-            err.print(json.dumps({"event": "step", **outcome.to_dict()}, default=str), markup=False, highlight=False)
+            _json_line({"event": "step", **outcome.to_dict()})
             return
         if not outcome.name.startswith("Search"):
             self._progress.close()  # searches print under their bars; other steps after them
