@@ -294,9 +294,10 @@ class _WSManHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         # Headers and body in one write: two small segments meet Nagle and delayed ACKs (~40 ms each).
-        self._headers_buffer.append(b"\r\n")
-        self.wfile.write(b"".join(self._headers_buffer) + payload)
-        self._headers_buffer = []
+        buffered: list[bytes] = getattr(self, "_headers_buffer", [])
+        buffered.append(b"\r\n")
+        self.wfile.write(b"".join(buffered) + payload)
+        buffered.clear()
 
 
 def _same(a: str, b: str) -> bool:
