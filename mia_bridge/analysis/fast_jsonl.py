@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
 from mia_bridge.analysis.intake import BUILT_COLUMNS, FOLDER_ROW_COLUMNS, ITEM_ROW_COLUMNS, Chunk, typed_records
-from mia_bridge.analysis.normalise import LOGON_TYPES, RECORD_TYPE_NAMES, norm_ip, norm_message_id
+from mia_bridge.analysis.normalise import LOGON_TYPES, RECORD_TYPE_NAMES
 from mia_bridge.readers.decoding import DecodedInput
 
 NAME = "raw_auditdata_json"
@@ -76,6 +76,30 @@ def _map_unique(series: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     mapped = np.array([func(u) for u in uniques] + [None], dtype=object)
     return pd.Series(mapped[codes], index=series.index, dtype="string")
+
+
+def _arrow(series: pd.Series) -> pa.Array:
+    return pa.array(series.astype("string").array, type=pa.string())  # type: ignore[arg-type]
+
+
+def _string(array: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """An arrow string array as a pandas string column, empty → missing."""
+    series = pd.Series(pd.arrays.ArrowExtensionArray(array)).astype("string")
+    return series.mask(series == "")
+
+
+def _norm_message_ids(raw: pd.Series) -> pd.Series:
+    """``normalise.norm_message_id`` in arrow: trim, drop angle brackets, trim, lower."""
+    array = pc.utf8_trim_whitespace(_arrow(raw))
+    array = pc.utf8_lower(pc.utf8_trim_whitespace(pc.utf8_trim(array, "<>")))
+    return _string(array)
+
+
+def _norm_ips(raw: pd.Series) -> pd.Series:
+    """``normalise.norm_ip`` in arrow: ``[v6]:port`` → v6, ``v4:port`` → v4 (exactly one colon), lower."""
+    array = pc.replace_substring_regex(_arrow(raw), r"^\[([^\]]*)\].*$", r"\1")
+    array = pc.replace_substring_regex(array, r"^([^:\[]*):[^:]*$", r"\1")
+    return _string(pc.utf8_lower(array))
 
 
 def _props(table: pa.Table) -> tuple[pd.Series, pd.Series]:
@@ -139,11 +163,11 @@ def _items_frame(rec: np.ndarray, path: pd.Series, items: pa.Array) -> pd.DataFr
     parent = pc.list_parent_indices(items).to_numpy()
     flat = pc.list_flatten(items)
     raw = _struct_text(flat, "InternetMessageId")
-    mid = _map_unique(raw, norm_message_id)
+    mid = _norm_message_ids(raw)
     return pd.DataFrame({
-        "rec": rec[parent], "folder_path": path.to_numpy()[parent],
-        "internet_message_id": mid.fillna("").to_numpy(), "internet_message_id_raw": raw.fillna("").to_numpy(),
-        "size_in_bytes": _struct_int(flat, "SizeInBytes").to_numpy(),
+        "rec": rec[parent], "folder_path": path.take(parent).reset_index(drop=True),
+        "internet_message_id": mid.fillna(""), "internet_message_id_raw": raw.mask(mid.isna(), "").fillna(""),
+        "size_in_bytes": _struct_int(flat, "SizeInBytes"),
     })
 
 
@@ -160,8 +184,8 @@ def _folders(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, n
             rec = pc.list_parent_indices(column).to_numpy()
             flat = pc.list_flatten(column)
             path = _struct_text(flat, "Path")
-            folder_frames.append(pd.DataFrame({"rec": rec, "folder_path": path.to_numpy(),
-                                               "folder_id": _struct_text(flat, "Id").to_numpy()}))
+            folder_frames.append(pd.DataFrame({"rec": rec, "folder_path": path,
+                                               "folder_id": _struct_text(flat, "Id")}))
             counts += np.bincount(rec, minlength=n)
             if flat.type.get_field_index("FolderItems") >= 0:
                 item_frames.append(_items_frame(rec, path, pc.struct_field(flat, "FolderItems")))
@@ -183,17 +207,15 @@ def _folders(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, n
             else:
                 path = pd.Series([None] * len(present), dtype="string")
                 folder_id = path
-            folder_frames.append(pd.DataFrame({"rec": rec, "folder_path": path.to_numpy(),
-                                               "folder_id": folder_id.to_numpy()}))
+            folder_frames.append(pd.DataFrame({"rec": rec, "folder_path": path, "folder_id": folder_id}))
             counts[rec] += 1
             raw = _struct_text(present, "InternetMessageId")
-            mid = _map_unique(raw, norm_message_id)
+            mid = _norm_message_ids(raw)
             has = mid.notna().to_numpy()
             item_frames.append(pd.DataFrame({
-                "rec": rec[has], "folder_path": path.to_numpy()[has],
-                "internet_message_id": mid.to_numpy()[has], "internet_message_id_raw": raw.fillna("").to_numpy()[has],
-                "size_in_bytes": _struct_int(present, "SizeInBytes").to_numpy()[has],
-            }))
+                "rec": rec[has], "folder_path": path[has], "internet_message_id": mid[has],
+                "internet_message_id_raw": raw[has], "size_in_bytes": _struct_int(present, "SizeInBytes")[has],
+            }).reset_index(drop=True))
     folders = (pd.concat(folder_frames, ignore_index=True) if folder_frames
                else pd.DataFrame(columns=FOLDER_ROW_COLUMNS))
     items = pd.concat(item_frames, ignore_index=True) if item_frames else pd.DataFrame(columns=ITEM_ROW_COLUMNS)
@@ -233,8 +255,10 @@ def read_jsonl_chunk(src: DecodedInput) -> Chunk | None:
         if table.num_rows == 0 or raw.length() != table.num_rows or "AuditData" in table.column_names \
                 or "auditData" in table.column_names:
             return None
-        if pc.any(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)).as_py():
-            return None  # blank lines: line numbers would drift
+        if pc.min(pc.utf8_length(raw)).as_py() < 2:
+            return None  # blank lines ("" or a lone CR): line numbers would drift; no JSON object is shorter
+        if pc.any(pc.ends_with(raw, "\r")).as_py():
+            raw = pc.utf8_rtrim(raw, "\r")  # CRLF files
         return _build(table, raw, str(src.path))
     except (_Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
         return None
@@ -268,7 +292,7 @@ def _build(table: pa.Table, raw: pa.ChunkedArray, source: str) -> Chunk:
         "user_id": text["UserId"],
         "mailbox": mailbox.str.lower(),
         "mailbox_guid": text["MailboxGuid"],
-        "client_ip": _map_unique(ip_raw, norm_ip),
+        "client_ip": _norm_ips(ip_raw),
         "client_ip_raw": ip_raw,
         "session_id": text["SessionId"],
         "app_id": text["AppId"].str.lower(),
@@ -287,6 +311,6 @@ def _build(table: pa.Table, raw: pa.ChunkedArray, source: str) -> Chunk:
         "source_file": source,
         "source_line": np.arange(1, n + 1),
         "content_hash": None,
-        "raw_json": raw.to_pandas(types_mapper=pd.ArrowDtype).astype("string").str.strip(),
+        "raw_json": pd.Series(pd.arrays.ArrowExtensionArray(raw)).astype("string"),
     })
     return Chunk(typed_records(frame[BUILT_COLUMNS]), folders, items)

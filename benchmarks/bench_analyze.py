@@ -1,0 +1,130 @@
+"""Benchmark ``mia analyze`` on N generated MailItemsAccessed records, against the straightforward approach.
+
+    .venv/bin/python benchmarks/bench_analyze.py [-n 1000000] [--csv-n 100000] [--straightforward-n 50000]
+
+Generates N records as raw JSON lines (and --csv-n records as a Purview CSV), runs ``mia analyze`` on each
+in a fresh process (wall time includes interpreter start and writing every output), and reports wall time
+and peak RSS. In the same run it times the straightforward approach (per-row ``json.loads`` +
+``pandas.json_normalize`` + ``explode``, computing the same headline counts, no outputs written) on
+--straightforward-n records and extrapolates it linearly to N, saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from gen_records import generate, write_jsonl, write_purview_csv  # noqa: E402
+
+_CHILD = """
+import json, resource, sys, time
+start = time.perf_counter()
+if sys.argv[1] == "mia":
+    from mia_bridge.cli.app import main
+    code = main(sys.argv[3:])
+else:
+    sys.path.insert(0, sys.argv[2])
+    from bench_analyze import straightforward
+    print(json.dumps(straightforward(sys.argv[3])), file=sys.stderr)
+    code = 0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"code": code, "inner_seconds": time.perf_counter() - start, "peak_bytes": peak}))
+"""
+
+
+def straightforward(path: str) -> dict[str, int]:
+    """The obvious pandas approach: json.loads per line, json_normalize, explode the nested lists."""
+    import pandas as pd
+
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    frame = pd.json_normalize(rows, max_level=0).drop_duplicates(subset=["Id"])
+    events = frame[frame["Operation"] == "MailItemsAccessed"]
+    props = events[["Id", "OperationProperties"]].explode("OperationProperties").dropna()
+    props = pd.concat([props[["Id"]].reset_index(drop=True),
+                       pd.json_normalize(props["OperationProperties"].tolist())], axis=1)
+    access = props[props["Name"] == "MailAccessType"].set_index("Id")["Value"]
+    folders = events[["Id", "Folders"]].explode("Folders").dropna()
+    folders = pd.concat([folders[["Id"]].reset_index(drop=True),
+                         pd.json_normalize(folders["Folders"].tolist()).add_prefix("folder_")], axis=1)
+    items = folders[["Id", "folder_Path", "folder_FolderItems"]].explode("folder_FolderItems")
+    items = items.dropna(subset=["folder_FolderItems"])
+    items = pd.concat([items[["Id", "folder_Path"]].reset_index(drop=True),
+                       pd.json_normalize(items["folder_FolderItems"].tolist())], axis=1)
+    binds = set(access[access == "Bind"].index)
+    items = items[items["Id"].isin(binds)]
+    mids = items["InternetMessageId"].str.strip("<>").str.lower()
+    return {"events": len(events), "bind_events": len(binds), "items_accessed": len(items),
+            "unique_internet_message_ids": int(mids.nunique())}
+
+
+def _run(kind: str, args: list[str]) -> dict[str, float]:
+    wall = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _CHILD, kind, str(HERE), *args], capture_output=True, text=True,
+                          check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+    elapsed = time.perf_counter() - wall
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = elapsed
+    return result
+
+
+def _summary(out: Path) -> dict[str, object]:
+    data = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return {k: data["mail_items_accessed"][k] for k in ("events", "bind_events", "items_accessed",
+                                                         "unique_internet_message_ids")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="benchmark mia analyze")
+    parser.add_argument("-n", type=int, default=1_000_000)
+    parser.add_argument("--csv-n", type=int, default=100_000)
+    parser.add_argument("--straightforward-n", type=int, default=50_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="mia-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    jsonl, small, csv_path = work / "records.jsonl", work / "small.jsonl", work / "purview.csv"
+    started = time.perf_counter()
+    write_jsonl(jsonl, generate(args.n))
+    write_jsonl(small, generate(args.straightforward_n))
+    write_purview_csv(csv_path, generate(args.csv_n))
+    print(f"generated {args.n:,} JSONL records ({jsonl.stat().st_size / 1e9:.2f} GB), {args.csv_n:,} Purview CSV "
+          f"rows and {args.straightforward_n:,} for the straightforward run in {time.perf_counter() - started:.1f} s")
+
+    ours = _run("mia", ["analyze", str(jsonl), "--out", str(work / "out-jsonl")])
+    ours_small = _run("mia", ["analyze", str(small), "--out", str(work / "out-small")])
+    ours_csv = _run("mia", ["analyze", str(csv_path), "--out", str(work / "out-csv")])
+    plain = _run("straightforward", [str(small)])
+    extrapolated = plain["wall_seconds"] * args.n / args.straightforward_n
+
+    def row(label: str, n: int, res: dict[str, float], note: str = "") -> str:
+        return (f"| {label} | {n:,} | {res['wall_seconds']:.1f} | {res['peak_bytes'] / 2**20:,.0f} | "
+                f"{n / res['wall_seconds']:,.0f} | {note} |")
+
+    print("\n| run | records | wall s | peak RSS MiB | records/s | note |\n|---|---|---|---|---|---|")
+    print(row("mia analyze, raw JSONL", args.n, ours, "end to end: start-up, read, analyse, write all outputs"))
+    print(row("mia analyze, raw JSONL", args.straightforward_n, ours_small, "same input as the straightforward run"))
+    print(row("mia analyze, Purview CSV", args.csv_n, ours_csv, "record-by-record reader path"))
+    print(row("straightforward (json.loads + json_normalize + explode)", args.straightforward_n, plain,
+              "counts only, no outputs"))
+    print(f"\nstraightforward extrapolated linearly to {args.n:,}: {extrapolated:.0f} s")
+    print(f"speed-up at {args.n:,} (extrapolated straightforward / ours): {extrapolated / ours['wall_seconds']:.1f}x")
+    print(f"speed-up at {args.straightforward_n:,} (both measured): "
+          f"{plain['wall_seconds'] / ours_small['wall_seconds']:.1f}x")
+    same = _summary(work / "out-small")
+    print(f"same answer on the small input: ours {same}")
+    print(f"work directory: {work}")
+
+
+if __name__ == "__main__":
+    main()
