@@ -32,6 +32,8 @@ class ConnectionSettings:
     auth: str = "negotiate"
     username: str | None = None
     ca_bundle: str | None = None
+    client_certificate: str | None = None  # --auth certificate: PEM certificate mapped to a local account
+    client_key: str | None = None  # its PEM private key
     configuration_name: str = "Microsoft.PowerShell"  # the JEA endpoint, e.g. ExoBridge
     organization: str | None = None  # contoso.onmicrosoft.com
     app_id: str | None = None
@@ -93,6 +95,8 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("jump_host", "auth"): "auth",
     ("jump_host", "username"): "username",
     ("jump_host", "ca_bundle"): "ca_bundle",
+    ("jump_host", "client_certificate"): "client_certificate",
+    ("jump_host", "client_key"): "client_key",
     ("jump_host", "configuration_name"): "configuration_name",
     ("jump_host", "reconnection_retries"): "reconnection_retries",
     ("jump_host", "operation_timeout"): "operation_timeout",
@@ -178,6 +182,9 @@ auth = "negotiate"         # negotiate | kerberos | ntlm | certificate | basic (
 username = "CORP\\\\svc-mia"
 # CA that issued the jump host's WinRM certificate (validation is always on).
 # ca_bundle = "/etc/mia-bridge/corp-ca.pem"
+# auth = "certificate": the client certificate mapped to a local account on the jump host (PEM files).
+# client_certificate = "/etc/mia-bridge/winrm-client.pem"
+# client_key = "/etc/mia-bridge/winrm-client.key"
 # The JEA session configuration registered by ps_scripts/ (Microsoft.PowerShell if none).
 configuration_name = "ExoBridge"
 # reconnection_retries = 3  # connect retries with backoff

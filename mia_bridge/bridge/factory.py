@@ -40,7 +40,7 @@ def register_backend(name: str, factory: BackendFactory) -> None:
 def resolve_credentials(settings: ConnectionSettings, *, interactive: bool = True) -> Credentials:
     """Secrets from the environment, the keyring or a prompt (only what the settings need)."""
     password = None
-    if settings.backend == "psrp" and settings.auth in ("basic", "ntlm", "negotiate") and settings.username:
+    if settings.backend == "psrp" and settings.auth in ("basic", "ntlm", "negotiate", "kerberos") and settings.username:
         password = winrm_password(settings.username, interactive=interactive)
     cert_password = None
     if settings.certificate_path and not settings.certificate_thumbprint:
@@ -76,6 +76,8 @@ def winrm_settings(settings: ConnectionSettings, credentials: Credentials) -> Wi
         username=settings.username,
         password=credentials.winrm_password,
         ca_bundle=settings.ca_bundle,
+        client_cert_pem=settings.client_certificate,
+        client_key_pem=settings.client_key,
         configuration_name=settings.configuration_name,
         organization=settings.organization,
         app_id=settings.app_id,

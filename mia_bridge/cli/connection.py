@@ -206,11 +206,13 @@ def sim_session(conn: ConnectionSettings, *, tenant: Any = None) -> Iterator[Sim
         with rest_sim_session(conn, tenant) as (backend, server):
             yield SimSession(backend=backend, tenant=tenant, server=server)
         return
-    if conn.auth not in ("negotiate", "ntlm", "basic"):
+    if conn.auth not in ("negotiate", "ntlm", "basic", "certificate"):
         raise ConfigError(
             f"the simulator does not offer {conn.auth} authentication",
-            hint="use --auth negotiate, ntlm or basic with --sim",
+            hint="use --auth negotiate, ntlm, basic or certificate (with https) with --sim",
         )
+    if conn.auth == "certificate" and conn.transport != "https":
+        raise ConfigError("certificate authentication needs --transport https")
     cert_password = _secrets.token_urlsafe(12) if conn.certificate_path and not conn.certificate_thumbprint else None
     if tenant is None:
         tenant = build_sim_tenant(conn, certificate_password=cert_password)
@@ -231,6 +233,9 @@ def sim_session(conn: ConnectionSettings, *, tenant: Any = None) -> Iterator[Sim
                    password=password) as server:
         settings = replace(settings, port=server.port,
                            ca_bundle=str(server.ca_path) if server.ca_path else settings.ca_bundle)
+        if server.client_certificate is not None:
+            cert, key = server.client_certificate
+            settings = replace(settings, client_certificate=str(cert), client_key=str(key))
         credentials = Credentials(password, Secret(cert_password) if cert_password else None)
         psrp_backend = open_backend(settings, credentials)
         with psrp_backend:

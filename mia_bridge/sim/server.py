@@ -76,9 +76,14 @@ class SimServer:
         cert_der: bytes | None = None
         if self.transport == "https":
             self._tmp = Path(tempfile.mkdtemp(prefix="mia-sim-tls-"))
-            self.tls_files = make_tls_files(self._tmp)
+            client_user = self.username if self.auth == "certificate" else None
+            self.tls_files = make_tls_files(self._tmp, client_user=client_user)
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(self.tls_files.cert_path, self.tls_files.key_path)
+            if client_user:
+                # Optional at the TLS layer, required by the handler: a missing certificate gets a 401.
+                tls.verify_mode = ssl.CERT_OPTIONAL
+                tls.load_verify_locations(self.tls_files.ca_path)
             first_pem = self.tls_files.cert_path.read_bytes().split(b"-----END CERTIFICATE-----")[0]
             cert = x509.load_pem_x509_certificate(first_pem + b"-----END CERTIFICATE-----\n")
             cert_der = cert.public_bytes(serialization.Encoding.DER)
@@ -135,6 +140,14 @@ class SimServer:
     @property
     def ca_path(self) -> Path | None:
         return self.tls_files.ca_path if self.tls_files else None
+
+    @property
+    def client_certificate(self) -> tuple[Path, Path] | None:
+        """(certificate, key) PEM files for WinRM certificate authentication, when auth is certificate."""
+        files = self.tls_files
+        if files is None or files.client_cert_path is None or files.client_key_path is None:
+            return None
+        return files.client_cert_path, files.client_key_path
 
     @property
     def faults(self) -> Faults:

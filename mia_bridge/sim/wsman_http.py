@@ -32,7 +32,8 @@ from mia_bridge.sim.wsman_soap import WSManFault, WSManService, fault_envelope
 
 log = logging.getLogger(__name__)
 
-AUTH_SCHEMES = ("basic", "ntlm", "negotiate")
+AUTH_SCHEMES = ("basic", "ntlm", "negotiate", "certificate")
+MUTUAL_TLS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
 _TOKEN_RE = re.compile(r"^(Negotiate|NTLM|Basic)\s+(\S+)\s*$", re.I)
 FAULT_SIMULATED = 0x803381A6  # what the injected 500s carry
 
@@ -120,6 +121,8 @@ class WSManHTTPServer(ThreadingHTTPServer):
     ) -> None:
         if auth not in AUTH_SCHEMES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_SCHEMES)}")
+        if auth == "certificate" and tls is None:
+            raise ValueError("certificate authentication needs HTTPS")
         if address[0] not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the simulator only listens on loopback (127.0.0.1 or ::1)")
         if ":" in address[0]:
@@ -221,6 +224,8 @@ class _WSManHandler(BaseHTTPRequestHandler):
         """True when the request may proceed; otherwise the 401 (or 200 with the last token) is sent."""
         srv = self.server
         header = self.headers.get("Authorization", "")
+        if srv.auth == "certificate":
+            return self._check_client_certificate(header)
         if not header and self._ctx is not None and self._authenticated_user:
             return True
         match = _TOKEN_RE.match(header)
@@ -247,6 +252,18 @@ class _WSManHandler(BaseHTTPRequestHandler):
             self._reply(401, b"", {"WWW-Authenticate": challenge}, close=True)
             return False
         return self._step_spnego(scheme, token, body)
+
+    def _check_client_certificate(self, header: str) -> bool:
+        """WinRM certificate auth: a client certificate from our CA whose CN is the mapped user."""
+        peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+        subject = dict(item[0] for item in (peer or {}).get("subject", ()))
+        user = str(subject.get("commonName", ""))
+        if (header != MUTUAL_TLS or not user or self.server.faults.reject_auth
+                or not _same(user.lower(), self.server.credential.username.lower())):
+            self._reply(401, b"", {"WWW-Authenticate": MUTUAL_TLS}, close=True)
+            return False
+        self._authenticated_user = user
+        return True
 
     def _step_spnego(self, scheme: str, token: str, body: bytes) -> bool:
         srv = self.server

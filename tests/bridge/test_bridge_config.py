@@ -236,3 +236,11 @@ def test_sim_refuses_kerberos() -> None:
         ConnectionSettings(sim=True, auth="kerberos"), tenant=Tenant(TenantConfig())
     ):
         pass
+
+
+def test_sim_session_with_winrm_certificate_auth() -> None:
+    conn = ConnectionSettings(sim=True, auth="certificate")
+    with sim_session(conn, tenant=Tenant(TenantConfig())) as session:
+        described = session.backend.describe()
+        assert described["auth"] == "certificate"
+        assert session.backend.invoke(CmdletCall("Get-ConnectionInformation")).output[0]["State"] == "Connected"

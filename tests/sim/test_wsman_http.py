@@ -140,3 +140,15 @@ def test_ipv6_loopback() -> None:
         wsman = WSMan("::1", port=sim.port, ssl=False, auth="basic", username="mia", password=PASSWORD,
                       encryption="never")
         assert _ping_through(wsman) == "hello\nworld"
+
+
+def test_client_certificate_authentication() -> None:
+    with SimServer(TinyTenant(), transport="https", auth="certificate", username="mia", password=PASSWORD) as sim:
+        assert sim.client_certificate is not None
+        cert, key = sim.client_certificate
+        wsman = WSMan("127.0.0.1", port=sim.port, ssl=True, auth="certificate", cert_validation=str(sim.ca_path),
+                      certificate_pem=str(cert), certificate_key_pem=str(key))
+        assert _ping_through(wsman) == "hello\nworld"
+        # no client certificate: refused
+        with pytest.raises(AuthenticationError):
+            _ping_through(_client(sim, "basic"))
