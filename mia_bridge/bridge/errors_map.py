@@ -42,6 +42,7 @@ WSMAN_SHELL_NOT_FOUND = 0x8033805B
 
 _CATEGORY_NAMES = {c.value: c.name for c in ErrorCategory}
 _THROTTLE_RE = re.compile(r"throttl|server ?busy|too many (concurrent )?requests|try again later|backoff", re.I)
+_DENIED_RE = re.compile(r"access (is )?denied|AccessDenied|UnauthorizedAccess", re.I)
 _INGESTION_RE = re.compile(r"ingestion|UnifiedAuditLogIngestionEnabled", re.I)
 
 
@@ -187,7 +188,7 @@ def cmdlet_error(cmdlet: str, info: ErrorInfo) -> CmdletError:
             hint="it may be retired by Microsoft, missing from the module, or outside the JEA role capability",
             **kwargs,
         )
-    if info.category in ("PermissionDenied", "SecurityError") or re.search(r"access (is )?denied|AccessDenied", text):
+    if info.category in ("PermissionDenied", "SecurityError") or _DENIED_RE.search(text):
         return AccessDeniedError(
             info.message,
             hint="the app's service principal needs the Exchange role this cmdlet requires "
