@@ -44,14 +44,19 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from mia_bridge.bridge.backend import Secret
+from mia_bridge.bridge.clouds import CLOUDS
 from mia_bridge.sim import rest_jwt
 from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, command_not_found, dispatch
 from mia_bridge.sim.rest_faults import FaultKind, FaultPlan, RestFault
 from mia_bridge.sim.tenant import MODULE_CMDLETS, Tenant, TenantSession
 from mia_bridge.sim.tls import make_tls_files
 
-EXO_RESOURCE = "https://outlook.office365.com"
+EXO_RESOURCE = "https://outlook.office365.com"  # worldwide; the token service accepts every cloud's
 GRAPH_RESOURCE = "https://graph.microsoft.com"
+RESOURCES: dict[str, str] = {
+    **{c.exo_scope.removesuffix("/.default"): "exo" for c in CLOUDS.values()},
+    **{c.graph_scope.removesuffix("/.default"): "graph" for c in CLOUDS.values()},
+}
 EXO_ROLE = "Exchange.ManageAsApp"
 GRAPH_ROLES = ("Organization.Read.All", "Directory.Read.All", "Application.Read.All")
 JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -100,13 +105,11 @@ ERROR_CATEGORIES = (
 
 @dataclass
 class SimApp:
-    """An app registration: its id, uploaded certificates and granted application permissions."""
+    """An app registration: its id, uploaded certificates and application permissions per API (exo, graph)."""
 
     client_id: str
     certificates: list[x509.Certificate]
-    roles: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: {EXO_RESOURCE: (EXO_ROLE,), GRAPH_RESOURCE: GRAPH_ROLES}
-    )
+    roles: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"exo": (EXO_ROLE,), "graph": GRAPH_ROLES})
 
 
 @dataclass(frozen=True)
@@ -409,7 +412,7 @@ class RestSimServer:
             "tid": self.tenant_id,
             "appid": app.client_id,
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
-            "roles": list(app.roles.get(resource, ())),
+            "roles": list(app.roles.get(RESOURCES.get(resource, ""), ())),
             "ver": "1.0",
             "uti": secrets.token_urlsafe(16),
         }
@@ -417,7 +420,7 @@ class RestSimServer:
             self.tokens_issued += 1
         return rest_jwt.sign_rs256(claims, self._signing_key), self.token_lifetime_s
 
-    def check_token(self, authorization: str | None, resource: str) -> tuple[int, str, dict[str, Any] | None]:
+    def check_token(self, authorization: str | None, api: str) -> tuple[int, str, dict[str, Any] | None]:
         """(status, diagnostics, claims): 200 with claims, or 401/403 with an x-ms-diagnostics reason."""
         if not authorization or not authorization.startswith("Bearer "):
             return 401, '2000000;reason="The authorization header is missing or not a bearer token."', None
@@ -427,8 +430,8 @@ class RestSimServer:
             return 401, '2000001;reason="The token signature is not valid."', None
         if float(claims.get("exp", 0)) <= self.clock():
             return 401, '2000003;reason="The access token has expired.";error_category="invalid_token"', None
-        if claims.get("aud") != resource:
-            return 401, f'2000001;reason="The audience of the token is not {resource}."', None
+        if RESOURCES.get(str(claims.get("aud"))) != api:
+            return 401, f'2000001;reason="The audience of the token is not the {api} API."', None
         if claims.get("tid") != self.tenant_id:
             return 401, '2000001;reason="The token was issued for another tenant."', None
         return 200, "", claims
@@ -627,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._token_error(401, "invalid_client", problem[0], problem[1])
         scope = form.get("scope", "")
         resource = scope.split()[0].removesuffix("/.default") if scope else ""
-        if resource not in (EXO_RESOURCE, GRAPH_RESOURCE):
+        if resource not in RESOURCES:
             return self._token_error(
                 400, "invalid_scope", 500011, f"The resource principal named {resource} was not found."
             )
@@ -675,8 +678,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- InvokeCommand --------------------------------------------------------------------------
 
-    def _auth(self, resource: str) -> dict[str, Any] | None:
-        status, diagnostics, claims = self.sim.check_token(self.headers.get("Authorization"), resource)
+    def _auth(self, api: str) -> dict[str, Any] | None:
+        status, diagnostics, claims = self.sim.check_token(self.headers.get("Authorization"), api)
         if claims is not None:
             return claims
         self._send(
@@ -697,7 +700,7 @@ class _Handler(BaseHTTPRequestHandler):
                 404, {"error": {"code": "NotFound", "message": f"Tenant {tenant} is not known to this endpoint."}}
             )
             return
-        claims = self._auth(EXO_RESOURCE)
+        claims = self._auth("exo")
         if claims is None:
             return
         if EXO_ROLE not in claims.get("roles", []):
@@ -924,7 +927,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
             return self._fault(fault, path)
-        claims = self._auth(GRAPH_RESOURCE)
+        claims = self._auth("graph")
         if claims is None:
             return
         if not set(claims.get("roles", [])) & set(GRAPH_ROLES):

@@ -491,3 +491,11 @@ def test_connection_information_is_answered_locally(server: RestSimServer, exo: 
 def test_module_only_cmdlets_are_not_applicable(exo: RestBackend) -> None:
     with pytest.raises(CommandNotFoundError, match="not applicable with the rest backend"):
         exo.invoke(CmdletCall("Get-Module", {"Name": "ExchangeOnlineManagement"}))
+
+
+def test_sovereign_cloud_scopes_work_against_the_simulator(server: RestSimServer) -> None:
+    """GCC High asks for https://outlook.office365.us/.default; the token is checked for that audience."""
+    cloud = get_cloud("O365USGovGCCHigh").with_loopback(server.url)
+    with _backend(server, cloud=cloud) as exo:
+        assert len(exo.invoke(_search(ResultSize=2)).output) == 2
+        assert exo.describe()["cloud"].startswith("gcchigh@")

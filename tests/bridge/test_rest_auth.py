@@ -63,7 +63,7 @@ def test_pem_certificate_gets_a_token_once_then_from_the_cache(server: RestSimSe
     assert first == second
     assert provider.acquired == 1
     assert server.tokens_issued == issued + 1
-    status, _, claims = server.check_token(f"Bearer {first.reveal()}", EXO_RESOURCE)
+    status, _, claims = server.check_token(f"Bearer {first.reveal()}", "exo")
     assert status == 200 and claims is not None
     assert claims["roles"] == ["Exchange.ManageAsApp"]
     assert claims["tid"] == server.tenant_id
@@ -78,7 +78,7 @@ def test_pfx_with_password_signs_with_ps256(server: RestSimServer, cloud: Cloud)
     )
     assert "private_key_pfx_path" in msal_client_credential(credential)
     token = _provider(server, cloud, credential).token(EXO_SCOPE)
-    assert server.check_token(f"Bearer {token.reveal()}", EXO_RESOURCE)[0] == 200
+    assert server.check_token(f"Bearer {token.reveal()}", "exo")[0] == 200
 
 
 def test_wrong_pfx_password_names_the_file_not_the_password(server: RestSimServer, cloud: Cloud) -> None:

@@ -16,7 +16,7 @@ from mia_bridge.bridge.rest_auth import AppCredential
 from mia_bridge.bridge.rest_http import RetryPolicy
 from mia_bridge.errors import AccessDeniedError, BridgeTransportError, CmdletError, ThrottledError
 from mia_bridge.sim.rest_faults import FaultKind, RestFault
-from mia_bridge.sim.rest_server import GRAPH_RESOURCE, RestSimServer
+from mia_bridge.sim.rest_server import RestSimServer
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 SP_COUNT = 7
@@ -146,7 +146,7 @@ def test_graph_5xx_with_html_is_reported(server: RestSimServer, exo: RestBackend
 def test_missing_graph_permission_is_access_denied(server: RestSimServer, exo: RestBackend) -> None:
     app = next(iter(server.apps.values()))
     saved = dict(app.roles)
-    app.roles = {**saved, GRAPH_RESOURCE: ()}
+    app.roles = {**saved, "graph": ()}
     try:
         exo._tokens.invalidate()  # type: ignore[union-attr]  # pick up the reduced grant
         with pytest.raises(AccessDeniedError, match="Insufficient privileges"):
