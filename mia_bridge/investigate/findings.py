@@ -121,6 +121,7 @@ class ExposedMessage:
     client_ip: str
     app_id: str
     record_id: str
+    app_name: str = ""
 
 
 @dataclass
@@ -553,6 +554,14 @@ def _is_powershell(record: Record) -> bool:
     return any(m in lowered for m in ("powershell", "winrm", EXO_POWERSHELL_APP_ID, AAD_POWERSHELL_APP_ID))
 
 
+def _acting_app(record: Record, ctx: AttackerContext) -> str:
+    """The application that read: an attacker app if one acted, else the client app, else the resource."""
+    attacker_apps = sorted(af.record_apps(record) & ctx.apps)
+    if attacker_apps:
+        return attacker_apps[0]
+    return str(record.get("ClientAppId") or record.get("AppId") or "").lower()
+
+
 def _mail_findings(
     records: Sequence[Record], ctx: AttackerContext, names: Mapping[str, str]
 ) -> tuple[list[Finding], list[ExposedMessage], dict[str, set[str]], dict[str, list[datetime]]]:
@@ -576,9 +585,9 @@ def _mail_findings(
         for folder, message_id in af.accessed_messages(record):
             key = (mailbox, message_id)
             if key not in exposed:
-                apps = sorted(af.record_apps(record))
-                exposed[key] = ExposedMessage(mailbox, message_id, folder, when, af.record_ip(record),
-                                              apps[0] if apps else "", af.record_id(record))  # fmt: skip
+                app = _acting_app(record, ctx)
+                exposed[key] = ExposedMessage(mailbox, message_id, folder, when, af.record_ip(record), app,
+                                              af.record_id(record), names.get(app, ""))  # fmt: skip
             else:
                 earlier = exposed[key].first_read
                 if when is not None and earlier is not None and when < earlier:

@@ -297,7 +297,9 @@ def _write_exposed(path: Path, findings: FindingSet) -> Path:
 
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["mailbox", "internet_message_id", "folder", "first_read", "client_ip", "app_id", "record_id"])
+        writer.writerow(
+            ["mailbox", "internet_message_id", "folder", "first_read", "client_ip", "app_id", "app_name", "record_id"]
+        )
         for m in findings.exposed:
             writer.writerow(
                 [
@@ -307,6 +309,7 @@ def _write_exposed(path: Path, findings: FindingSet) -> Path:
                     m.first_read.isoformat() if m.first_read else "",
                     m.client_ip,
                     m.app_id,
+                    m.app_name,
                     m.record_id,
                 ]
             )

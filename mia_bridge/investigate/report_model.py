@@ -240,7 +240,7 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
             "Folder": m.folder,
             "First read (UTC)": m.first_read.strftime("%Y-%m-%d %H:%M:%S") if m.first_read else "",
             "Client IP": m.client_ip,
-            "App": m.app_id,
+            "App": f"{m.app_name} ({m.app_id})" if m.app_name else m.app_id,
         }
         for m in (findings.exposed if findings else [])
     ]
