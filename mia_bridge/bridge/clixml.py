@@ -39,7 +39,13 @@ def output_to_record(obj: Any, *, type_names: bool = False) -> dict[str, Any]:
     return plain if isinstance(plain, dict) else {"Value": plain}
 
 
+class RawClixml(str):
+    """Pipeline output left as its CLIXML text (the backend skips pypsrp's own reading)."""
+
+
 def _source_element(obj: Any) -> ET.Element | None:
+    if isinstance(obj, RawClixml):
+        return ET.fromstring(obj)
     xml = getattr(obj, "_xml", None)
     if xml is None and isinstance(obj, str) and obj.startswith("<") and obj.rstrip().endswith(">"):
         xml = obj  # pypsrp gave up and returned the element as text

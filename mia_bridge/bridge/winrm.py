@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
-from pypsrp.serializer import TaggedValue
+from pypsrp.serializer import Serializer, TaggedValue
 from pypsrp.wsman import WSMan
 
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, ProgressInfo, Secret
-from mia_bridge.bridge.clixml import output_to_record
+from mia_bridge.bridge.clixml import RawClixml, output_to_record
 from mia_bridge.bridge.errors_map import cmdlet_error, error_info, map_transport_error, scrub
 from mia_bridge.errors import BridgeAuthError, BridgeError, CmdletError, UsageError
 
@@ -109,6 +109,20 @@ class WinRMSettings:
             )
 
 
+class _RawOutputSerializer(Serializer):
+    """pypsrp's serializer, except that pipeline output stays CLIXML text.
+
+    pypsrp would build objects we cannot use (dates as strings, multi-valued properties as raw XML)
+    and we would parse the XML again; ``clixml.output_to_record`` reads the text once instead.
+    Pipeline output is the only message pypsrp deserializes from a string without metadata.
+    """
+
+    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if metadata is None and clear and isinstance(element, str):
+            return RawClixml(element)
+        return super().deserialize(element, metadata, clear)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -177,6 +191,9 @@ class WinRMBackend:
                 max_runspaces=1,
                 idle_timeout=s.idle_timeout,
             )
+            raw = _RawOutputSerializer()
+            pool._serializer = raw
+            pool._fragmenter.serializer = raw
             pool.open()
             self._pool = pool
         except Exception as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psrpcore
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
@@ -35,6 +36,7 @@ from psrpcore.types import (
 )
 
 from mia_bridge.bridge.backend import Secret
+from mia_bridge.sim.clixml_writer import object_clixml
 from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, dispatch
 
 # Built-in cmdlets the simulator implements itself as later pipeline stages.
@@ -45,6 +47,35 @@ _SELECT_OBJECT = "select-object"
 MULTI_VALUED_TYPE = "Microsoft.Exchange.Data.MultiValuedProperty`1[[System.String, mscorlib]]"
 
 Dispatcher = Callable[[Any, str, dict[str, Any]], SimOutput]
+
+
+class _Serialized:
+    """An output object already written as CLIXML (see ``clixml_writer``)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _SimRunspacePool(psrpcore.ServerRunspacePool):
+    """psrpcore's server pool, accepting pre-serialized pipeline output (the hot path)."""
+
+    def prepare_message(  # type: ignore[override]
+        self,
+        message: Any,
+        message_type: psrpcore.types.PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: psrpcore.StreamType = psrpcore.StreamType.default,
+    ) -> None:
+        if not isinstance(message, _Serialized):
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        kind = psrpcore.types.PSRPMessageType.PipelineOutput
+        b_msg = create_message(False, kind, message.data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type)
+        )
 
 
 class ParameterBindingError(SimCmdletError):
@@ -77,7 +108,7 @@ class PsrpShell:
         self.session = session
         self._dispatch = dispatcher
         self._on_call = on_call
-        self._pool = psrpcore.ServerRunspacePool(
+        self._pool = _SimRunspacePool(
             application_private_data={"PSVersionTable": {"PSVersion": "5.1.20348.2849", "PSEdition": "Desktop"}}
         )
         self._cond = threading.Condition()
@@ -211,7 +242,8 @@ class PsrpShell:
             for text in output.warnings:
                 pipe.write_warning(text)
             for obj in output.objects:
-                pipe.write_output(encode_object(obj))
+                data = object_clixml(obj)
+                pipe.write_output(_Serialized(data) if data is not None else encode_object(obj))
             for err in output.errors:
                 record = error_record(err)
                 pipe.write_error(

@@ -30,6 +30,7 @@ from mia_bridge.bridge.clixml import (
     reread,
     to_plain,
 )
+from mia_bridge.sim.clixml_writer import object_clixml
 from mia_bridge.sim.psrp_server import encode_object
 from mia_bridge.sim.registry import SimObject
 
@@ -142,3 +143,30 @@ def test_readers_agree_on_random_objects(props: dict[str, Any]) -> None:
     assert fast == reference
     # and both give back exactly what the handler put in
     assert {key: fast[key] for key in props} == props
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=10),
+                       st.one_of(_SCALARS, st.lists(st.text(max_size=10), max_size=4)), max_size=6))
+def test_simulator_writer_matches_psrpcore(props: dict[str, Any]) -> None:
+    """The server's direct CLIXML writer reads back exactly like psrpcore's serialization."""
+    obj = SimObject(["Test.Random"], {**props, "Inner": SimObject(["Test.Inner"], dict(props)), "Again":
+                                      SimObject(["Test.Inner"], {"K": ["x"]})})
+    direct = object_clixml(obj)
+    assert direct is not None
+    via_psrpcore = ET.tostring(serialize(encode_object(obj), CIPHER), encoding="unicode")
+    assert element_to_plain(ET.fromstring(direct), type_names=True) == element_to_plain(
+        ET.fromstring(via_psrpcore), type_names=True)
+    assert to_plain(reread(direct.decode())) == to_plain(reread(via_psrpcore))
+
+
+def test_simulator_writer_is_byte_identical_on_an_audit_record() -> None:
+    obj = SimObject(["Microsoft.Exchange.Management.SystemConfigurationTasks.UnifiedAuditLogEvent"], {
+        "RecordType": "ExchangeItem", "CreationDate": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        "UserIds": "alice@contoso.com", "Operations": "MailItemsAccessed", "AuditData": '{"a": "<&_x>"}',
+        "ResultIndex": 1, "ResultCount": 2, "Identity": "5d3e", "IsValid": True, "ObjectState": "Unchanged",
+        "Tags": ["a", "b"], "Empty": [], "Nothing": None, "Big": 2**40, "Ratio": 0.5,
+    })
+    expected = ET.tostring(serialize(encode_object(obj), CIPHER), encoding="unicode")
+    assert object_clixml(obj) == ET.tostring(ET.fromstring(expected), encoding="utf-8").replace(
+        b"<?xml version='1.0' encoding='utf-8'?>\n", b"")
