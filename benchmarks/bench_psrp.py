@@ -2,9 +2,12 @@
 
     .venv/bin/python benchmarks/bench_psrp.py [--objects 3000] [--records 5000] [--repeat 3]
 
-1. Re-reading output CLIXML into plain Python: psrpcore ``deserialize`` + ``to_plain`` (the
-   straightforward way, the reference) versus ``element_to_plain`` (direct XML walk using psrpcore's
-   primitive decoders), on Search-UnifiedAuditLog-shaped objects.
+1. Server side, writing output CLIXML: psrpcore PSObjects + ``serialize`` (straightforward) versus
+   ``clixml_writer.object_clixml`` (byte-identical XML written directly).
+   Client side, reading it into plain Python: psrpcore ``deserialize`` + ``to_plain`` versus
+   ``element_to_plain`` (direct XML walk using psrpcore's primitive decoders).
+   End to end, 5000 records in one call: plain pypsrp ``PowerShell.invoke`` + psrpcore re-read of
+   each object versus ``WinRMBackend.invoke`` (CLIXML kept as text, read once), same server.
 2. Per-cmdlet latency over loopback for each transport/auth the simulator offers.
 3. Bulk retrieval (ResultSize 5000) with a 150 kB envelope (Windows Server 2008 R2's limit) versus
    the 500 kB the backend sets before the pool opens (Windows' default MaxEnvelopeSizekb). pypsrp
@@ -26,11 +29,14 @@ from typing import Any
 
 import psrpcore
 from psrpcore.types import serialize
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
 
 from mia_bridge.bridge.backend import CmdletCall, Secret
 from mia_bridge.bridge.clixml import element_to_plain, reread, to_plain
-from mia_bridge.bridge.winrm import WinRMBackend, WinRMSettings
+from mia_bridge.bridge.winrm import WinRMBackend, WinRMSettings, ps_datetime
 from mia_bridge.sim import registry
+from mia_bridge.sim.clixml_writer import object_clixml
 from mia_bridge.sim.psrp_server import encode_object
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.server import SimServer
@@ -65,6 +71,59 @@ def bench_reread(objects: int, repeat: int) -> dict[str, Any]:
             "direct_s": round(direct, 3), "speedup": round(reference / direct, 1)}
 
 
+def bench_write(objects: int, repeat: int) -> dict[str, Any]:
+    tenant = build_tenant(TenantConfig(seed=11), records=objects)
+    session = tenant.open_session()
+    session.connected_exchange = True
+    out = registry.dispatch(session, "Search-UnifiedAuditLog", {"StartDate": EPOCH, "EndDate": FUTURE,
+                                                                 "ResultSize": min(objects, 5000)})
+    cipher = psrpcore.PSRemotingCrypto()
+    reference = best(lambda: [ET.tostring(serialize(encode_object(o), cipher)) for o in out.objects], repeat)
+    direct = best(lambda: [object_clixml(o) for o in out.objects], repeat)
+    return {"bench": "clixml_write", "objects": len(out.objects), "psrpcore_s": round(reference, 3),
+            "direct_s": round(direct, 3), "speedup": round(reference / direct, 1)}
+
+
+def bench_end_to_end(records: int, repeat: int) -> dict[str, Any]:
+    tenant = build_tenant(TenantConfig(seed=11), records=records)
+    params = {"StartDate": EPOCH, "EndDate": FUTURE, "ResultSize": min(records, 5000)}
+    with SimServer(tenant, transport="http", auth="ntlm", password=PASSWORD) as sim:
+        with WinRMBackend(_settings(sim)) as exo:
+            backend_cpu, backend_wall = _cpu_and_wall(
+                lambda: exo.invoke(CmdletCall("Search-UnifiedAuditLog", params)), repeat)
+        wsman = WSMan("127.0.0.1", port=sim.port, ssl=False, auth="ntlm", username="mia", password=PASSWORD,
+                      max_envelope_size=512_000)
+        with wsman, RunspacePool(wsman) as pool:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Connect-ExchangeOnline").add_parameters({
+                "AppId": DEFAULT_APP_ID, "Organization": DEFAULT_ORGANIZATION,
+                "CertificateThumbprint": DEFAULT_THUMBPRINT})
+            ps.invoke()
+
+            def plain() -> None:
+                ps = PowerShell(pool)
+                ps.add_cmdlet("Search-UnifiedAuditLog")
+                for key, value in params.items():
+                    ps.add_parameter(key, ps_datetime(value) if isinstance(value, datetime) else value)
+                ps.invoke()
+                [to_plain(reread(o)) for o in ps.output]
+
+            plain_cpu, plain_wall = _cpu_and_wall(plain, repeat)
+    return {"bench": "end_to_end", "records": min(records, 5000), "backend_cpu_s": backend_cpu,
+            "backend_wall_s": backend_wall, "plain_pypsrp_cpu_s": plain_cpu, "plain_pypsrp_wall_s": plain_wall,
+            "cpu_speedup": round(plain_cpu / backend_cpu, 1)}
+
+
+def _cpu_and_wall(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    cpu, wall = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return round(min(cpu), 3), round(min(wall), 3)
+
+
 def _settings(sim: SimServer, **kw: Any) -> WinRMSettings:
     return WinRMSettings(
         server="127.0.0.1", port=sim.port, transport=sim.transport, auth=sim.auth, username="mia",
@@ -79,8 +138,12 @@ def bench_latency(repeat: int, calls: int = 20) -> list[dict[str, Any]]:
     for transport, auth in (("http", "basic"), ("http", "ntlm"), ("https", "negotiate")):
         with SimServer(tenant, transport=transport, auth=auth, password=PASSWORD) as sim, \
                 WinRMBackend(_settings(sim)) as exo:
-            elapsed = best(lambda exo=exo: [exo.invoke(CmdletCall("Get-ConnectionInformation")) for _ in range(calls)],
-                           repeat)
+
+            def run(exo: WinRMBackend = exo) -> None:
+                for _ in range(calls):
+                    exo.invoke(CmdletCall("Get-ConnectionInformation"))
+
+            elapsed = best(run, repeat)
         rows.append({"bench": "cmdlet_latency", "transport": transport, "auth": auth,
                      "ms_per_cmdlet": round(elapsed / calls * 1000, 1)})
     return rows
@@ -113,22 +176,28 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    results = [bench_reread(args.objects, args.repeat), *bench_latency(args.repeat),
+    results = [bench_write(args.objects, args.repeat), bench_reread(args.objects, args.repeat),
+               bench_end_to_end(args.records, args.repeat), *bench_latency(args.repeat),
                *bench_envelope(args.records, args.repeat)]
     for row in results:
         print(json.dumps(row))
     print()
     print("| benchmark | setting | result | straightforward | ratio |")
     print("|---|---|---|---|---|")
-    r = results[0]
-    print(f"| CLIXML re-read, {r['objects']} audit objects | direct reader vs psrpcore objects | {r['direct_s']} s | "
-          f"{r['psrpcore_s']} s | {r['speedup']}x faster |")
+    w, r, e = results[0], results[1], results[2]
+    print(f"| server: write CLIXML, {w['objects']} audit objects | direct writer vs psrpcore objects | "
+          f"{w['direct_s']} s | {w['psrpcore_s']} s | {w['speedup']}x faster |")
+    print(f"| client: read CLIXML, {r['objects']} audit objects | direct reader vs psrpcore objects | "
+          f"{r['direct_s']} s | {r['psrpcore_s']} s | {r['speedup']}x faster |")
+    print(f"| one call of {e['records']} records, NTLM+encryption, client+server CPU | WinRMBackend vs pypsrp "
+          f"invoke + psrpcore re-read | {e['backend_cpu_s']} s CPU ({e['backend_wall_s']} s wall) | "
+          f"{e['plain_pypsrp_cpu_s']} s CPU ({e['plain_pypsrp_wall_s']} s wall) | {e['cpu_speedup']}x less CPU |")
     for r in results:
         if r["bench"] == "cmdlet_latency":
             print(f"| one cmdlet round trip | {r['transport']} + {r['auth']} | {r['ms_per_cmdlet']} ms | | |")
     bulk = [r for r in results if r["bench"] == "bulk_5000"]
     if len(bulk) == 2:
-        print(f"| Search-UnifiedAuditLog -ResultSize 5000 | 500 kB envelope vs pypsrp's 150 kB | "
+        print(f"| Search-UnifiedAuditLog -ResultSize 5000 | 500 kB envelope vs 150 kB | "
               f"{bulk[1]['seconds']} s ({bulk[1]['receives_per_call']} Receives) | {bulk[0]['seconds']} s "
               f"({bulk[0]['receives_per_call']} Receives) | {round(bulk[0]['seconds'] / bulk[1]['seconds'], 2)}x |")
     print(f"\nrecorded {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

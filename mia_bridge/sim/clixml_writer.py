@@ -10,6 +10,7 @@ SimObject; tests check that both serializations read back identically. Values it
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -25,8 +26,13 @@ class _Unsupported(Exception):
     pass
 
 
+# What psrpcore's string encoder would change: control characters, surrogates, characters beyond the
+# BMP (UTF-16 surrogate pairs) and a literal "_x" that would read as an escape.
+_NEEDS_ENCODING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\U00010000-\U0010ffff]|_[xX]")
+
+
 def _text(value: str) -> str:
-    if "_" in value or any(c < " " or "\ud800" <= c <= "\udfff" or c > "\uffff" for c in value):
+    if _NEEDS_ENCODING.search(value):
         value = _serialize_string(value)
     return escape(value)
 

@@ -166,6 +166,7 @@ def test_simulator_writer_is_byte_identical_on_an_audit_record() -> None:
         "UserIds": "alice@contoso.com", "Operations": "MailItemsAccessed", "AuditData": '{"a": "<&_x>"}',
         "ResultIndex": 1, "ResultCount": 2, "Identity": "5d3e", "IsValid": True, "ObjectState": "Unchanged",
         "Tags": ["a", "b"], "Empty": [], "Nothing": None, "Big": 2**40, "Ratio": 0.5,
+        "Escapes": "\x00\x1f\x7f\x85\x9f \U0001f600 _X _x tab\t",
     })
     expected = ET.tostring(serialize(encode_object(obj), CIPHER), encoding="unicode")
     assert object_clixml(obj) == ET.tostring(ET.fromstring(expected), encoding="utf-8").replace(
