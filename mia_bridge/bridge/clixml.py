@@ -141,7 +141,7 @@ _COLLECTIONS = ("LST", "IE", "STK", "QUE")
 def _text(value: str | None) -> str:
     if not value:
         return ""
-    return _psrp_string(value) if "_x" in value else value
+    return _psrp_string(value) if ("_x" in value or "_X" in value) else value
 
 
 def element_to_plain(element: ET.Element, *, type_names: bool = False) -> Any:
