@@ -19,7 +19,6 @@ Protocol facts and their uncertainty: ../shared/reference/exo-rest-invokecommand
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -31,243 +30,26 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
-from mia_bridge.bridge.backend import Secret
-from mia_bridge.bridge.clouds import CLOUDS
 from mia_bridge.sim import rest_jwt
 from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, command_not_found, dispatch
+from mia_bridge.sim.rest_apps import EXO_ROLE, RESOURCES, AppCertificateFiles, SimApp, make_app_certificate
+from mia_bridge.sim.rest_codec import cmdlet_error_body, decode_rest_parameters, exo_object, is_throttle
 from mia_bridge.sim.rest_faults import FaultKind, FaultPlan, RestFault
+from mia_bridge.sim.rest_graph_routes import GraphRoutes
+from mia_bridge.sim.rest_handler import RequestRecord
+from mia_bridge.sim.rest_sts import StsRoutes
 from mia_bridge.sim.tenant import MODULE_CMDLETS, Tenant, TenantSession
 from mia_bridge.sim.tls import make_tls_files
 
-EXO_RESOURCE = "https://outlook.office365.com"  # worldwide; the token service accepts every cloud's
-GRAPH_RESOURCE = "https://graph.microsoft.com"
-RESOURCES: dict[str, str] = {
-    **{c.exo_scope.removesuffix("/.default"): "exo" for c in CLOUDS.values()},
-    **{c.graph_scope.removesuffix("/.default"): "graph" for c in CLOUDS.values()},
-}
-EXO_ROLE = "Exchange.ManageAsApp"
-GRAPH_ROLES = ("Organization.Read.All", "Directory.Read.All", "Application.Read.All")
-JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
-_GUID = re.compile(r"^[0-9a-fA-F-]{36}$")
-_DATE_PARAM = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
-
-# PowerShell's System.Management.Automation.ErrorCategory, by value.
-ERROR_CATEGORIES = (
-    "NotSpecified",
-    "OpenError",
-    "CloseError",
-    "DeviceError",
-    "DeadlockDetected",
-    "InvalidArgument",
-    "InvalidData",
-    "InvalidOperation",
-    "InvalidResult",
-    "InvalidType",
-    "MetadataError",
-    "NotImplemented",
-    "NotInstalled",
-    "ObjectNotFound",
-    "OperationStopped",
-    "OperationTimeout",
-    "SyntaxError",
-    "ParserError",
-    "PermissionDenied",
-    "ResourceBusy",
-    "ResourceExists",
-    "ResourceUnavailable",
-    "ReadError",
-    "WriteError",
-    "FromStdErr",
-    "SecurityError",
-    "ProtocolError",
-    "ConnectionError",
-    "AuthenticationError",
-    "LimitsExceeded",
-    "QuotaExceeded",
-    "NotEnabled",
-)
-
-
-# --- app registrations --------------------------------------------------------------------------
-
-
-@dataclass
-class SimApp:
-    """An app registration: its id, uploaded certificates and application permissions per API (exo, graph)."""
-
-    client_id: str
-    certificates: list[x509.Certificate]
-    roles: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"exo": (EXO_ROLE,), "graph": GRAPH_ROLES})
-
-
-@dataclass(frozen=True)
-class AppCertificateFiles:
-    """A generated app certificate: PEM (key then certificate), PFX (password protected), thumbprint."""
-
-    pem_path: Path
-    pfx_path: Path
-    thumbprint: str  # SHA-1, upper-case hex, as the Entra portal shows it
-    certificate: x509.Certificate
-
-
-def make_app_certificate(
-    directory: Path, *, pfx_password: str, name: str = "mia-bridge sim app"
-) -> AppCertificateFiles:
-    """A self-signed RSA certificate as an app registration would have; key files are mode 0600."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    pem_path = directory / "app.pem"
-    pfx_path = directory / "app.pfx"
-    for path in (pem_path, pfx_path):
-        path.touch(mode=0o600)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    pem_path.write_bytes(key_pem + cert.public_bytes(serialization.Encoding.PEM))
-    pfx_path.write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            b"mia-sim-app", key, cert, None, serialization.BestAvailableEncryption(pfx_password.encode())
-        )
-    )
-    thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()
-    return AppCertificateFiles(pem_path, pfx_path, thumbprint, cert)
-
-
-# --- value encoding -----------------------------------------------------------------------------
-
-
-def dotnet_utc(value: dt.datetime) -> str:
-    """A DateTime as EXO's REST layer writes it: 7 fraction digits and an explicit +00:00."""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    utc = aware.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0+00:00"
-
-
-def exo_object(obj: SimObject | dict[str, Any]) -> dict[str, Any]:
-    """A cmdlet output object as one ``value`` entry with the module's type annotations."""
-    props = obj.properties if isinstance(obj, SimObject) else obj
-    out: dict[str, Any] = {}
-    for key, value in props.items():
-        if isinstance(value, dt.datetime):
-            out[f"{key}@data.type"] = "System.DateTime"
-        elif isinstance(value, list | tuple):
-            out[f"{key}@odata.type"] = "#Collection(String)"
-        elif isinstance(value, uuid.UUID):
-            out[f"{key}@odata.type"] = "#Guid"
-        out[key] = _exo_value(value)
-    return out
-
-
-def _exo_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return dotnet_utc(value)
-    if isinstance(value, list | tuple):
-        return [_exo_value(v) for v in value]
-    if isinstance(value, SimObject | dict):
-        return exo_object(value)
-    if isinstance(value, Secret):
-        return "System.Security.SecureString"  # what ToString() of a SecureString gives
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
-
-
-def decode_rest_parameters(raw: Any) -> dict[str, Any]:
-    """InvokeCommand ``Parameters`` → handler parameters, leniently, as the service binds them."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise SimCmdletError("Parameters must be a JSON object.", category="InvalidArgument", error_id="BadRequest")
-    return {str(k): _decode_param(v) for k, v in raw.items() if "@" not in str(k)}
-
-
-def _decode_param(value: Any) -> Any:
-    if isinstance(value, str) and _DATE_PARAM.match(value):
-        text = value[:-1] + "+00:00" if value.endswith("Z") else value
-        parsed = dt.datetime.fromisoformat(text)
-        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
-    if isinstance(value, list):
-        return [_decode_param(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _decode_param(v) for k, v in value.items() if not str(k).startswith("@odata")}
-    return value
-
-
-def graph_json(value: Any) -> Any:
-    """A Get-Mg* output value as Graph JSON: camelCase names, ISO-8601 Z dates, AdditionalProperties merged."""
-    if isinstance(value, SimObject):
-        value = value.properties
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key == "AdditionalProperties" and isinstance(item, dict):
-                out.update({str(k): graph_json(v) for k, v in item.items()})
-                continue
-            out[_camel(str(key))] = graph_json(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [graph_json(v) for v in value]
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
-
-
-def _camel(name: str) -> str:
-    return name[:1].lower() + name[1:] if name else name
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-def cmdlet_error_body(err: SimCmdletError) -> dict[str, Any]:
-    """A terminating cmdlet error in the shape the module's ``Get-ErrorMessage`` parses."""
-    category = ERROR_CATEGORIES.index(err.category) if err.category in ERROR_CATEGORIES else 0
-    string_id = err.error_id.split(",")[0] if err.error_id else ""
-    detail = {"ClassName": err.exception_type, "Message": err.message, "localizedString": {"stringId": string_id}}
-    return {
-        "error": {
-            "code": "BadRequest",
-            "message": err.message,
-            "details": [{"code": category, "target": err.target or "", "message": json.dumps(detail)}],
-            "innererror": {
-                "message": err.message,
-                "type": err.exception_type,
-                "internalexception": {"message": err.message},
-            },
-        }
-    }
-
-
-def _is_throttle(err: SimCmdletError) -> bool:
-    text = f"{err.exception_type} {err.error_id} {err.message}".lower()
-    return err.category in ("LimitsExceeded", "QuotaExceeded") or "throttl" in text or "micro delay" in text
+__all__ = ["RequestRecord", "RestSimServer"]
 
 
 @dataclass
@@ -277,17 +59,6 @@ class _Page:
     created: float
     page_size: int
     warnings: list[str]
-
-
-@dataclass
-class RequestRecord:
-    """One request as the server saw it (headers minus Authorization), for tests."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int = 0
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -464,67 +235,8 @@ class RestSimServer:
         return page
 
 
-class _Handler(BaseHTTPRequestHandler):
-    sim: RestSimServer
-    protocol_version = "HTTP/1.1"
-    server_version = "Microsoft-IIS/10.0"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read sim.requests instead
-        return
-
-    # --- plumbing -------------------------------------------------------------------------------
-
-    def _origin(self) -> str:
-        address: Any = self.server.server_address
-        host = str(address[0])
-        host = f"[{host}]" if ":" in host else host
-        return f"https://{host}:{int(address[1])}"
-
-    def _record(self, body: bytes) -> RequestRecord:
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
-        record = RequestRecord(self.command, self.path, headers, body)
-        with self.sim._lock:
-            self.sim.requests.append(record)
-        return record
-
-    def _send(
-        self,
-        status: int,
-        body: bytes | dict[str, Any] | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        content_type: str = JSON_CONTENT_TYPE,
-    ) -> None:
-        data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
-        self.send_response(status)
-        request_id = str(uuid.uuid4())
-        self.send_header("request-id", request_id)
-        self.send_header("client-request-id", self.headers.get("client-request-id", request_id))
-        if data:
-            self.send_header("Content-Type", content_type)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        if self._current is not None:
-            self._current.status = status
-
-    _current: RequestRecord | None = None
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def do_GET(self) -> None:
-        self._current = self._record(b"")
-        self._route("GET", b"")
-
-    def do_POST(self) -> None:
-        body = self._read_body()
-        self._current = self._record(body)
-        self._route("POST", body)
+class _Handler(StsRoutes, GraphRoutes):
+    """Routes requests to the token service, the admin API (here) and Graph."""
 
     def _route(self, method: str, body: bytes) -> None:
         parts = urlsplit(self.path)
@@ -549,149 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a simulator bug must reach the client as a 500, not a dropped connection
             self._send(500, {"error": {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}})
 
-    # --- STS ------------------------------------------------------------------------------------
-
-    def _known_tenant(self, name: str) -> bool:
-        return name.lower() in (self.sim.tenant_id, self.sim.organization.lower())
-
-    def _openid(self, tenant: str) -> None:
-        if not self._known_tenant(tenant):
-            self._send(
-                400,
-                {
-                    "error": "invalid_tenant",
-                    "error_description": f"AADSTS90002: Tenant '{tenant}' not found.",
-                    "error_codes": [90002],
-                },
-            )
-            return
-        origin, tid = self._origin(), self.sim.tenant_id
-        self._send(
-            200,
-            {
-                "token_endpoint": f"{origin}/{tid}/oauth2/v2.0/token",
-                "authorization_endpoint": f"{origin}/{tid}/oauth2/v2.0/authorize",
-                "issuer": f"{origin}/{tid}/v2.0",
-                "jwks_uri": f"{origin}/{tid}/discovery/v2.0/keys",
-                "token_endpoint_auth_methods_supported": [
-                    "client_secret_post",
-                    "private_key_jwt",
-                    "client_secret_basic",
-                ],
-                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                "tenant_region_scope": "EU",
-            },
-            content_type="application/json; charset=utf-8",
-        )
-
-    def _token_error(self, status: int, error: str, code: int, text: str) -> None:
-        self._send(
-            status,
-            {
-                "error": error,
-                "error_description": f"AADSTS{code}: {text}",
-                "error_codes": [code],
-                "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-            },
-            content_type="application/json; charset=utf-8",
-        )
-
-    def _token(self, tenant: str, body: bytes) -> None:
-        sim = self.sim
-        fault = sim.faults.take("token")
-        if fault is not None:
-            return self._fault(fault)
-        if tenant.lower() != sim.tenant_id:
-            return self._token_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
-        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        if form.get("grant_type") != "client_credentials":
-            return self._token_error(
-                400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
-            )
-        client_id = form.get("client_id", "")
-        app = sim.apps.get(client_id.lower())
-        if app is None:
-            return self._token_error(
-                400,
-                "unauthorized_client",
-                700016,
-                f"Application with identifier '{client_id}' was not found in the directory '{sim.organization}'.",
-            )
-        assertion = form.get("client_assertion")
-        if (
-            not assertion
-            or form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-        ):
-            return self._token_error(
-                401, "invalid_client", 7000218, "The request body must contain 'client_assertion'."
-            )
-        problem = self._check_assertion(app, assertion)
-        if problem:
-            return self._token_error(401, "invalid_client", problem[0], problem[1])
-        scope = form.get("scope", "")
-        resource = scope.split()[0].removesuffix("/.default") if scope else ""
-        if resource not in RESOURCES:
-            return self._token_error(
-                400, "invalid_scope", 500011, f"The resource principal named {resource} was not found."
-            )
-        token, lifetime = sim.issue_token(app, resource)
-        self._send(
-            200,
-            {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token},
-            content_type="application/json; charset=utf-8",
-        )
-
-    def _check_assertion(self, app: SimApp, assertion: str) -> tuple[int, str] | None:
-        try:
-            header, claims, _, _ = rest_jwt.split(assertion)
-        except rest_jwt.JwtError:
-            return 50027, "JWT token is invalid or malformed."
-        cert = None
-        for candidate in app.certificates:
-            sha1 = rest_jwt.b64url(candidate.fingerprint(hashes.SHA1()))
-            sha256 = rest_jwt.b64url(candidate.fingerprint(hashes.SHA256()))
-            # MSAL keeps the base64 padding; RFC 7515 drops it. Accept both.
-            if str(header.get("x5t", "")).rstrip("=") == sha1 or str(header.get("x5t#S256", "")).rstrip("=") == sha256:
-                cert = candidate
-        if cert is None:
-            return 700027, (
-                "The certificate with identifier used to sign the client assertion is not registered on application. "
-                f"[Reason - The key was not found., Thumbprint of key used by client: "
-                f"'{header.get('x5t') or header.get('x5t#S256')}']"
-            )
-        try:
-            rest_jwt.verify(assertion, cert.public_key())
-        except rest_jwt.JwtError:
-            return 700027, "Client assertion failed signature validation."
-        now = self.sim.clock()
-        expected_aud = f"{self._origin()}/{self.sim.tenant_id}/oauth2/v2.0/token"
-        if claims.get("aud") != expected_aud:
-            return (
-                700212,
-                f"No matching federated identity record found for presented assertion audience '{claims.get('aud')}'.",
-            )
-        if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
-            return 700021, "Client assertion application identifier doesn't match 'client_id' parameter."
-        if float(claims.get("exp", 0)) < now - 300:
-            return 700024, "Client assertion is not within its valid time range."
-        return None
-
     # --- InvokeCommand --------------------------------------------------------------------------
-
-    def _auth(self, api: str) -> dict[str, Any] | None:
-        status, diagnostics, claims = self.sim.check_token(self.headers.get("Authorization"), api)
-        if claims is not None:
-            return claims
-        self._send(
-            status,
-            None,
-            headers={
-                "WWW-Authenticate": f'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
-                f'authorization_uri="{self._origin()}/common/oauth2/authorize", error="invalid_token"',
-                "x-ms-diagnostics": diagnostics,
-            },
-        )
-        return None
 
     def _invoke(self, tenant: str, query: dict[str, str], body: bytes) -> None:
         sim = self.sim
@@ -783,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             output = dispatch(session, name, params)
         except SimCmdletError as err:
-            if _is_throttle(err):
+            if is_throttle(err):
                 self._send(
                     429, {"error": {"code": "TooManyRequests", "message": err.message}}, headers={"Retry-After": "0.05"}
                 )
@@ -909,105 +479,6 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:  # pragma: no cover - every kind is handled above
             self._send(500, {"error": {"code": "InternalServerError", "message": f"unhandled fault {kind}"}})
-
-    # --- Graph ----------------------------------------------------------------------------------
-
-    def _graph(self, segments: list[str], query: dict[str, str]) -> None:
-        sim = self.sim
-        path = "/".join(segments)
-        fault = sim.faults.take("graph", self.path)  # match on path and query (page links)
-        if fault is not None:
-            if fault.kind is FaultKind.THROTTLE:
-                # Graph writes whole seconds; the client must honour it.
-                self._send(
-                    429,
-                    {"error": {"code": "TooManyRequests", "message": "Too many requests."}},
-                    headers={"Retry-After": fault.retry_after},
-                    content_type="application/json",
-                )
-                return
-            return self._fault(fault, path)
-        claims = self._auth("graph")
-        if claims is None:
-            return
-        if not set(claims.get("roles", [])) & set(GRAPH_ROLES):
-            self._send(
-                403,
-                {
-                    "error": {
-                        "code": "Authorization_RequestDenied",
-                        "message": "Insufficient privileges to complete the operation.",
-                    }
-                },
-                content_type="application/json",
-            )
-            return
-        route = _graph_route(segments)
-        if route is None:
-            self._send(
-                404,
-                {"error": {"code": "Request_ResourceNotFound", "message": f"Resource not found: /{path}"}},
-                content_type="application/json",
-            )
-            return
-        cmdlet, params, context, single = route
-        if "$filter" in query:
-            params["Filter"] = query["$filter"]
-        if "$select" in query:
-            params["Property"] = [n[:1].upper() + n[1:] for n in query["$select"].split(",") if n]
-        session = sim.session_for(str(claims.get("appid")))
-        try:
-            output = dispatch(session, cmdlet, params)
-        except SimCmdletError as err:
-            self._graph_error(err)
-            return
-        items = [graph_json(o) for o in output.objects]
-        if single:
-            entity = dict(items[0]) if items else {}
-            self._send(
-                200,
-                {"@odata.context": f"{self._origin()}/v1.0/$metadata#{context}/$entity", **entity},
-                content_type="application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8",
-            )
-            return
-        page_size = min(int(query.get("$top") or sim.graph_page_size), 999)
-        offset = int(base64.urlsafe_b64decode(query["$skiptoken"]).decode()) if "$skiptoken" in query else 0
-        doc: dict[str, Any] = {"@odata.context": f"{self._origin()}/v1.0/$metadata#{context}"}
-        doc["value"] = items[offset : offset + page_size]
-        if offset + page_size < len(items):
-            token = base64.urlsafe_b64encode(str(offset + page_size).encode()).decode()
-            next_query = {k: v for k, v in query.items() if k not in ("$skiptoken", "$top")}
-            extra = "".join(f"&{quote(k, safe='$')}={quote(v, safe='')}" for k, v in next_query.items())
-            doc["@odata.nextLink"] = f"{self._origin()}/v1.0/{path}?$top={page_size}{extra}&$skiptoken={token}"
-        self._send(200, doc, content_type="application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8")
-
-    def _graph_error(self, err: SimCmdletError) -> None:
-        """A Get-Mg* handler error as Graph's JSON error ("[code] : message" is the SDK's rendering of it)."""
-        match = re.match(r"^\[(\w+)\]\s*:\s*(.*)$", err.message, re.DOTALL)
-        code, message = (match.group(1), match.group(2)) if match else ("BadRequest", err.message)
-        status = 404 if code == "Request_ResourceNotFound" or err.category == "ObjectNotFound" else 400
-        self._send(status, {"error": {"code": code, "message": message}}, content_type="application/json")
-
-
-def _graph_route(segments: list[str]) -> tuple[str, dict[str, Any], str, bool] | None:
-    """Graph path → (Get-Mg* cmdlet, its parameters, @odata.context suffix, single entity?)."""
-    match segments:
-        case ["subscribedSkus"]:
-            return "Get-MgSubscribedSku", {"All": True}, "subscribedSkus", False
-        case ["subscribedSkus", sku_id]:
-            return "Get-MgSubscribedSku", {"SubscribedSkuId": sku_id}, "subscribedSkus", True
-        case ["domains"]:
-            return "Get-MgDomain", {"All": True}, "domains", False
-        case ["domains", domain_id]:
-            return "Get-MgDomain", {"DomainId": domain_id}, "domains", True
-        case ["servicePrincipals"]:
-            return "Get-MgServicePrincipal", {"All": True}, "servicePrincipals", False
-        case ["servicePrincipals", sp_id]:
-            return "Get-MgServicePrincipal", {"ServicePrincipalId": sp_id}, "servicePrincipals", True
-        case ["servicePrincipals", sp_id, "appRoleAssignments"]:
-            context = f"servicePrincipals('{sp_id}')/appRoleAssignments"
-            return "Get-MgServicePrincipalAppRoleAssignment", {"ServicePrincipalId": sp_id, "All": True}, context, False
-    return None
 
 
 def _select(output: SimOutput, select: str | None) -> SimOutput:

@@ -12,7 +12,8 @@ from mia_bridge.bridge.backend import Secret
 from mia_bridge.bridge.clouds import Cloud, get_cloud
 from mia_bridge.bridge.rest_auth import AppCredential, TokenProvider, msal_client_credential, resolve_tenant_id
 from mia_bridge.errors import BridgeAuthError, BridgeTLSError, UsageError
-from mia_bridge.sim.rest_server import EXO_RESOURCE, RestSimServer, make_app_certificate
+from mia_bridge.sim.rest_apps import EXO_RESOURCE, make_app_certificate
+from mia_bridge.sim.rest_server import RestSimServer
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 EXO_SCOPE = f"{EXO_RESOURCE}/.default"

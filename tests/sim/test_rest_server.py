@@ -12,15 +12,10 @@ import httpx
 import pytest
 
 from mia_bridge.sim import rest_jwt
+from mia_bridge.sim.rest_apps import EXO_RESOURCE
+from mia_bridge.sim.rest_codec import JSON_CONTENT_TYPE, decode_rest_parameters, dotnet_utc, exo_object
 from mia_bridge.sim.rest_faults import FaultKind, RestFault
-from mia_bridge.sim.rest_server import (
-    EXO_RESOURCE,
-    JSON_CONTENT_TYPE,
-    RestSimServer,
-    decode_rest_parameters,
-    dotnet_utc,
-    exo_object,
-)
+from mia_bridge.sim.rest_server import RestSimServer
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 
