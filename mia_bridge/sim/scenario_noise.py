@@ -35,6 +35,7 @@ from mia_bridge.sim.tenant_store import AuditStore, epoch_seconds
 DISTRIBUTIONS = ("uniform", "bursty", "pathological")
 BURST_MAX = 20_000
 PATHOLOGICAL_SECOND = 5_200
+PATHOLOGICAL_MIN = 5_101  # background records needed to put more than 5,000 in one second
 _DAY = 86_400
 
 # kind -> weight (kinds are templates below)
@@ -225,15 +226,14 @@ def noise_times(
         times = np.clip(times, lo, hi - 1)
         times = np.concatenate([times, burst_at + rng.integers(0, 60, size=burst, dtype=np.int64)])
     elif distribution == "pathological":
-        if n < PATHOLOGICAL_SECOND + 500:
-            raise ValueError(f"distribution 'pathological' needs at least {PATHOLOGICAL_SECOND + 500} records")
+        if n < PATHOLOGICAL_MIN:
+            raise ValueError(f"distribution 'pathological' needs at least {PATHOLOGICAL_MIN} background records")
+        crowded = min(PATHOLOGICAL_SECOND, n - 100)  # > 5,000 in one second, the rest spread out
         second = lo + int(span * 0.45)
-        times = np.concatenate(
-            [
-                rng.integers(lo, hi, size=n - PATHOLOGICAL_SECOND, dtype=np.int64),
-                np.full(PATHOLOGICAL_SECOND, second, dtype=np.int64),
-            ]
-        )
+        times = np.concatenate([
+            rng.integers(lo, hi, size=n - crowded, dtype=np.int64),
+            np.full(crowded, second, dtype=np.int64),
+        ])
     else:
         raise ValueError(f"unknown distribution {distribution!r}; expected one of {', '.join(DISTRIBUTIONS)}")
     times.sort(kind="stable")
