@@ -54,14 +54,31 @@ class AppCredential:
         return {"client_id": self.client_id, "certificate": str(self.certificate_path), "thumbprint": self.thumbprint}
 
 
-def _load_certificate(cred: AppCredential) -> x509.Certificate | None:
-    """The public certificate in the file (None for a key-only PEM). Errors name the file, never the key."""
+def _needed_password(cred: AppCredential, data: bytes) -> Secret | None:
+    """The password, if the file needs one: MIA_CERT_PASSWORD set for another certificate must not break
+    an unencrypted PEM or PFX."""
+    if cred.password is None:
+        return None
+    if cred.is_pfx:
+        try:
+            pkcs12.load_key_and_certificates(data, None)
+        except ValueError:
+            return cred.password  # encrypted (or unreadable: the caller reports it)
+        return None
+    return cred.password if b"ENCRYPTED" in data.split(b"-----END", 1)[0] else None
+
+
+def _load_certificate(cred: AppCredential) -> tuple[x509.Certificate | None, Secret | None]:
+    """(public certificate in the file or None for a key-only PEM, the password the file needs).
+
+    Errors name the file, never the key or the password."""
     path = cred.certificate_path
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the certificate file ({exc.strerror})") from None
-    password = cred.password.reveal().encode() if cred.password else None
+    needed = _needed_password(cred, data)
+    password = needed.reveal().encode() if needed else None
     if cred.is_pfx:
         try:
             key, cert, _ = pkcs12.load_key_and_certificates(data, password)
@@ -72,7 +89,7 @@ def _load_certificate(cred: AppCredential) -> x509.Certificate | None:
             ) from None
         if key is None or cert is None:
             raise BridgeAuthError(f"{path}: the PFX must hold both the private key and its certificate")
-        return cert
+        return cert, needed
     if b"PRIVATE KEY-----" not in data:
         raise UsageError(f"{path}: no PEM private key in this file", hint="use a PEM with the key, or a .pfx")
     try:
@@ -80,8 +97,8 @@ def _load_certificate(cred: AppCredential) -> x509.Certificate | None:
     except (ValueError, TypeError):
         raise BridgeAuthError(f"{path}: cannot load the PEM private key (wrong or missing password?)") from None
     if b"-----BEGIN CERTIFICATE-----" in data:
-        return x509.load_pem_x509_certificate(data[data.index(b"-----BEGIN CERTIFICATE-----") :])
-    return None
+        return x509.load_pem_x509_certificate(data[data.index(b"-----BEGIN CERTIFICATE-----") :]), needed
+    return None, needed
 
 
 def sha1_thumbprint(cert: x509.Certificate) -> str:
@@ -90,11 +107,11 @@ def sha1_thumbprint(cert: x509.Certificate) -> str:
 
 def msal_client_credential(cred: AppCredential) -> dict[str, Any]:
     """The ``client_credential`` dict MSAL wants; validates the thumbprint against the certificate."""
-    cert = _load_certificate(cred)
+    cert, password = _load_certificate(cred)
     if cred.is_pfx:
         out: dict[str, Any] = {"private_key_pfx_path": str(cred.certificate_path)}
-        if cred.password:
-            out["passphrase"] = cred.password.reveal()
+        if password:
+            out["passphrase"] = password.reveal()
         return out
     thumbprint = (cred.thumbprint or "").replace(":", "").replace(" ", "").upper()
     if cert is not None:
@@ -107,11 +124,11 @@ def msal_client_credential(cred: AppCredential) -> dict[str, Any]:
     if not thumbprint:
         raise UsageError(
             f"{cred.certificate_path}: the PEM holds no certificate, so give its SHA-1 thumbprint",
-            hint="--thumbprint <hex> (as shown on the app registration)",
+            hint="use a PEM that also holds the certificate (cat key.pem cert.pem > app.pem), or a .pfx",
         )
     out = {"private_key": cred.certificate_path.read_text(encoding="ascii"), "thumbprint": thumbprint}
-    if cred.password:
-        out["passphrase"] = cred.password.reveal()
+    if password:
+        out["passphrase"] = password.reveal()
     return out
 
 

@@ -499,3 +499,15 @@ def test_sovereign_cloud_scopes_work_against_the_simulator(server: RestSimServer
     with _backend(server, cloud=cloud) as exo:
         assert len(exo.invoke(_search(ResultSize=2)).output) == 2
         assert exo.describe()["cloud"].startswith("gcchigh@")
+
+
+def test_tokens_never_reach_the_logs(exo: RestBackend, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    exo.invoke(_search(ResultSize=2))
+    exo.invoke(CmdletCall("Get-MgDomain", {"All": True}))
+    for scope in (exo.cloud.exo_scope, exo.cloud.graph_scope):
+        token = exo._tokens.token(scope).reveal()  # type: ignore[union-attr]
+        assert token and token not in caplog.text
+        assert token[-40:] not in caplog.text  # not even the signature part

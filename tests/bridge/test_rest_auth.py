@@ -172,3 +172,33 @@ def test_untrusted_server_certificate_is_a_tls_error(server: RestSimServer, clou
     """Without the simulator's CA the authority's certificate does not verify: no silent fallback."""
     with pytest.raises(BridgeTLSError):
         TokenProvider(_pem(server), cloud, server.tenant_id, verify=True)
+
+
+def test_encrypted_pem_needs_its_password(server: RestSimServer, cloud: Cloud, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    assert server.app_files is not None
+    text = server.app_files.pem_path.read_bytes()
+    key = serialization.load_pem_private_key(text, None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pem-pass"),
+    )
+    path = tmp_path / "enc.pem"
+    path.write_bytes(encrypted + text[text.index(b"-----BEGIN CERTIFICATE-----") :])
+    app_id = server.tenant.config.app_id
+    with pytest.raises(BridgeAuthError, match="wrong or missing password"):
+        msal_client_credential(AppCredential(app_id, path))
+    good = AppCredential(app_id, path, password=Secret("pem-pass"))
+    assert _provider(server, cloud, good).token(EXO_SCOPE).reveal()
+
+
+def test_a_password_meant_for_another_file_does_not_break_an_unencrypted_pem(
+    server: RestSimServer, cloud: Cloud
+) -> None:
+    """MIA_CERT_PASSWORD may be set for the psrp backend's PFX; a plain PEM must still load."""
+    assert server.app_files is not None
+    credential = AppCredential(server.tenant.config.app_id, server.app_files.pem_path, password=Secret("stray"))
+    assert "passphrase" not in msal_client_credential(credential)
+    assert _provider(server, cloud, credential).token(EXO_SCOPE).reveal()
