@@ -90,14 +90,16 @@ def main() -> None:
     parser.add_argument("--csv-n", type=int, default=100_000)
     parser.add_argument("--straightforward-n", type=int, default=50_000)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep inputs already generated in --workdir")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mia-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     jsonl, small, csv_path = work / "records.jsonl", work / "small.jsonl", work / "purview.csv"
     started = time.perf_counter()
-    write_jsonl(jsonl, generate(args.n))
-    write_jsonl(small, generate(args.straightforward_n))
-    write_purview_csv(csv_path, generate(args.csv_n))
+    for path, n, writer in ((jsonl, args.n, write_jsonl), (small, args.straightforward_n, write_jsonl),
+                            (csv_path, args.csv_n, write_purview_csv)):
+        if not (args.reuse and path.exists()):
+            writer(path, generate(n))  # deterministic: same n, same records
     print(f"generated {args.n:,} JSONL records ({jsonl.stat().st_size / 1e9:.2f} GB), {args.csv_n:,} Purview CSV "
           f"rows and {args.straightforward_n:,} for the straightforward run in {time.perf_counter() - started:.1f} s")
 
