@@ -91,6 +91,13 @@ def registered_cmdlets() -> list[str]:
     return sorted(_HANDLERS)
 
 
+def registered_handlers() -> dict[str, Handler]:
+    """Registered spelling -> handler, for every cmdlet (tests tell model handlers from test doubles)."""
+    import mia_bridge.sim.handlers  # noqa: F401
+
+    return {_CANONICAL[key]: handler for key, handler in _HANDLERS.items()}
+
+
 def canonical_name(name: str) -> str:
     """The registered spelling of a cmdlet name (PowerShell resolves names case-insensitively)."""
     import mia_bridge.sim.handlers  # noqa: F401
