@@ -113,7 +113,6 @@ class PsrpShell:
         )
         self._cond = threading.Condition()
         self._targets: dict[uuid.UUID | None, _Target] = {None: _Target()}
-        self._threads: list[threading.Thread] = []
         self.closed = False
         # Bytes per outgoing payload; the WSMan layer sets it from the envelope size so that each
         # payload fits one Receive response.
@@ -195,9 +194,7 @@ class PsrpShell:
     def _start_pipeline(self, pipeline_id: uuid.UUID) -> None:
         pipe = self._pool.pipeline_table[pipeline_id]
         pipe.start()
-        thread = threading.Thread(target=self._run_pipeline, args=(pipe,), name=f"psrp-{pipeline_id}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        threading.Thread(target=self._run_pipeline, args=(pipe,), name=f"psrp-{pipeline_id}", daemon=True).start()
 
     def _run_pipeline(self, pipe: psrpcore.ServerPipeline) -> None:
         try:
