@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from mia_bridge.sim.registry import SimCmdletError, dispatch
+from mia_bridge.sim.registry import SimCmdletError
 from mia_bridge.sim.rest_apps import GRAPH_ROLES
 from mia_bridge.sim.rest_codec import graph_json
 from mia_bridge.sim.rest_faults import FaultKind
@@ -69,7 +69,7 @@ class GraphRoutes(RestHandlerBase):
             params["Property"] = [n[:1].upper() + n[1:] for n in query["$select"].split(",") if n]
         session = sim.session_for(str(claims.get("appid")))
         try:
-            output = dispatch(session, cmdlet, params)
+            output = self.sim.dispatch(session, cmdlet, params)
         except SimCmdletError as err:
             self._graph_error(err)
             return

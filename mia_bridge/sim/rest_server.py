@@ -81,6 +81,7 @@ class RestSimServer:
         graph_page_size: int = 100,
         regional_redirect: bool = False,
         clock: Callable[[], float] = time.time,
+        dispatcher: Callable[[Any, str, dict[str, Any]], SimOutput] = dispatch,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the simulator only listens on loopback")
@@ -98,6 +99,7 @@ class RestSimServer:
         self.graph_page_size = graph_page_size
         self.regional_redirect = regional_redirect
         self.clock = clock
+        self.dispatch = dispatcher  # registry.dispatch; tests may wrap it to add cmdlets of their own
         self.faults = FaultPlan()
         self.requests: list[RequestRecord] = []
         self.tokens_issued = 0
@@ -351,7 +353,7 @@ class _Handler(StsRoutes, GraphRoutes):
             self._send(400, cmdlet_error_body(command_not_found(name)))
             return
         try:
-            output = dispatch(session, name, params)
+            output = self.sim.dispatch(session, name, params)
         except SimCmdletError as err:
             if is_throttle(err):
                 self._send(
