@@ -329,3 +329,15 @@ def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
     assert main(["investigate", "--demo", "--out", str(tmp_path), *argv]) == 2
     assert text in capsys.readouterr().err
+
+
+def test_benign_tenant_has_no_attacker_findings(tmp_path: Path) -> None:
+    tenant = build_tenant(TenantConfig(), scenario="benign", records=RECORDS)
+    result = _run(tenant, _options(tmp_path / "case", all_apps=True))
+    assert result.findings is not None
+    assert result.findings.attacker_findings == [] and result.findings.exposed == []
+    assert result.findings.findings  # the benign look-alikes are still listed, for review
+    assert all(not f.attacker and f.severity in {"info", "low", "medium"} for f in result.findings.findings)
+    assert result.report_path is not None
+    assert "Verdict: no evidence" in result.report_path.read_text(encoding="utf-8")
+    assert result.exit_code == 0
