@@ -29,7 +29,7 @@ from pypsrp.wsman import WSMan
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, ProgressInfo, Secret
 from mia_bridge.bridge.clixml import RawClixml, output_to_record
 from mia_bridge.bridge.errors_map import cmdlet_error, error_info, map_transport_error, scrub
-from mia_bridge.errors import BridgeAuthError, BridgeError, CmdletError, UsageError
+from mia_bridge.errors import BridgeAuthError, BridgeError, BridgeTransportError, CmdletError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class WinRMBackend:
         self._keys_exchanged = False
         self.connected_exchange = False
         self.connected_graph = False
+        self._broken = False  # a transport error happened: close() then skips remote calls
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -208,7 +209,7 @@ class WinRMBackend:
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and not self._broken:
             if self.connected_exchange:
                 try:
                     self._run(CmdletCall("Disconnect-ExchangeOnline", {"Confirm": False}))
@@ -232,6 +233,8 @@ class WinRMBackend:
 
     def _teardown(self) -> None:
         self._keys_exchanged = False
+        self._broken = False
+        self.connected_exchange = self.connected_graph = False
         if self._wsman is not None:
             try:
                 self._wsman.close()
@@ -398,9 +401,12 @@ class WinRMBackend:
     def _map(self, exc: BaseException) -> BaseException:
         if isinstance(exc, UsageError | BridgeError):
             return exc
-        return map_transport_error(
+        mapped = map_transport_error(
             exc, endpoint=self.settings.endpoint, username=self.settings.username, secrets=self._secrets()
         )
+        if isinstance(mapped, BridgeTransportError | BridgeAuthError):
+            self._broken = True
+        return mapped
 
 
 def ps_datetime(value: dt.datetime) -> ET.Element:

@@ -285,3 +285,13 @@ def test_unsafe_or_incomplete_settings_are_refused() -> None:
 def test_naive_datetime_is_refused(sim: SimServer) -> None:
     with WinRMBackend(settings_for(sim)) as exo, pytest.raises(UsageError, match="time zone"):
         exo.invoke(CmdletCall("Search-UnifiedAuditLog", {"StartDate": dt.datetime(2024, 1, 1), "EndDate": FUTURE}))
+
+
+def test_dropped_connection_then_reconnect(sim: SimServer) -> None:
+    with WinRMBackend(settings_for(sim)) as exo:
+        sim.faults.drop = 1
+        with pytest.raises(BridgeTransportError) as info:
+            exo.invoke(CmdletCall("Get-ConnectionInformation"))
+        assert info.value.retryable
+        exo.reconnect()  # what the collector does on a retryable transport error
+        assert exo.invoke(CmdletCall("Get-ConnectionInformation")).output[0]["State"] == "Connected"
