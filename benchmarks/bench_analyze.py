@@ -75,6 +75,8 @@ def _run(kind: str, args: list[str]) -> dict[str, float]:
         raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = elapsed
+    if kind == "straightforward":
+        result["counts"] = json.loads(proc.stderr.strip().splitlines()[-1])
     return result
 
 
@@ -124,7 +126,7 @@ def main() -> None:
     print(f"speed-up at {args.straightforward_n:,} (both measured): "
           f"{plain['wall_seconds'] / ours_small['wall_seconds']:.1f}x")
     same = _summary(work / "out-small")
-    print(f"same answer on the small input: ours {same}")
+    print(f"same answer on the small input: ours {same}, straightforward {plain['counts']}")
     print(f"work directory: {work}")
 
 
