@@ -244,3 +244,14 @@ def test_sim_session_with_winrm_certificate_auth() -> None:
         described = session.backend.describe()
         assert described["auth"] == "certificate"
         assert session.backend.invoke(CmdletCall("Get-ConnectionInformation")).output[0]["State"] == "Connected"
+
+
+def test_mia_config_init_writes_the_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mia_bridge.cli.app import main
+
+    path = tmp_path / "cfg" / "mia.toml"
+    assert main(["config", "init", str(path)]) == 0
+    assert path.read_text() == CONFIG_TEMPLATE
+    assert main(["config", "init", str(path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["config", "init", str(path), "--force"]) == 0

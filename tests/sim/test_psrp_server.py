@@ -271,3 +271,17 @@ def test_server_config_and_shell_state(sim: SimServer) -> None:
         assert wsman.max_envelope_size == 500 * 1024
         with RunspacePool(wsman) as pool:
             assert pool.is_alive(timeout=5)
+
+
+def test_stopping_a_running_pipeline() -> None:
+    tenant = TinyTenant()
+    with SimServer(tenant, auth="basic", password=PASSWORD) as sim:
+        with _wsman(sim, operation_timeout=1) as wsman, RunspacePool(wsman) as pool:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Wait-PsrpTest")
+            ps.begin_invoke()
+            ps.stop()  # Signal powershell/signal/ctrl_c
+            assert ps.state == PSInvocationState.STOPPED
+            tenant.release.set()
+            assert _run(pool, "Get-PsrpTestThing", Count=1).state == PSInvocationState.COMPLETED
+        assert sim.service.action_counts["Signal"] >= 1
