@@ -2,8 +2,9 @@
 
 Each kind of record is built once by ``RecordFactory`` with placeholders, serialised, and turned into
 a ``str.format`` template; generating a record is then one format call (a dict per record plus
-``json.dumps`` would be ~5x slower). Times follow a distribution: uniform, bursty (quiet stretches
-and one minute holding up to ~20,000 records) or pathological (one second holding > 5,000).
+``json.dumps`` is 2-4x slower, see BENCHMARKS.md). Times follow a distribution: uniform, bursty
+(quiet stretches and one minute holding up to ~20,000 records) or pathological (one second holding
+more than 5,000).
 """
 
 from __future__ import annotations
@@ -77,7 +78,14 @@ class _Template:
         def hole(match: re.Match[str]) -> str:
             return "{" + match.group(2) + "}" if match.group(1) else '"{' + match.group(2) + '}"'
 
-        self.format = self._HOLE.sub(hole, text).format_map
+        self.text = self._HOLE.sub(hole, text)
+
+    def for_user(self, values: dict[str, str]) -> str:
+        """The template with one user's constant fields filled in (still a format string)."""
+        text = self.text
+        for key, value in values.items():
+            text = text.replace("{" + key + "}", value.replace("{", "{{").replace("}", "}}"))
+        return text
 
 
 def _token_user() -> User:
@@ -277,53 +285,54 @@ def add_noise(
     pick = rng.integers(0, 1 << 30, size=n)
     guid = _guids(rng)
     pool = [next(guid) for _ in range(4096)]  # correlation-style ids need not be unique
+    # Throttled mailboxes: no binds in their silent window (they become logins instead).
+    binds = np.isin(kind_idx, [kinds.index(k) for k in kinds if k.startswith("bind")])
+    for upn, a, b in no_binds or []:
+        for ui, user in enumerate(users):
+            if user.upn.lower() == upn.lower():
+                kind_idx[binds & (user_idx == ui) & (times >= a) & (times < b)] = kinds.index("mailbox_login")
+    # Filter columns, computed per user / kind once and spread with numpy.
+    ip_pick = (pick & 1).astype(np.int64)
+    file_pick = pick % len(_FILES)
+    op_codes = np.array([store.operation_code(_KIND_META[k][0]) for k in kinds], dtype=np.int64)
+    rt_codes = np.array([_KIND_META[k][1] for k in kinds], dtype=np.int64)
+    user_codes = np.array([store.user_code(u.upn) for u in users], dtype=np.int64)
+    ip_codes = np.array([[store.ip_code(ip) for ip in v.ips] for v in values], dtype=np.int64)
+    file_codes = np.array([[store.object_code(f"{v.site}Documents/{f}") for f in _FILES] for v in values],
+                          dtype=np.int64)
+    kind_objects = np.array([store.object_code(_KIND_META[k][2] if _KIND_META[k][2] != "file" else "")
+                             for k in kinds], dtype=np.int64)
+    is_file = kind_idx == kinds.index("file_accessed")
+    objects = np.where(is_file, file_codes[user_idx, file_pick], kind_objects[kind_idx])
+    # Texts: per (user, kind) format strings with the user's constants already in.
+    formats = [[templates[k].for_user({**v.base, **v.ids, "site": v.site}).format for k in kinds] for v in values]
     stamps = np.datetime_as_string(times.astype("datetime64[s]"), unit="s").tolist()
-    blocked = {upn.lower(): (a, b) for upn, a, b in (no_binds or [])}
-    rows = []
+    texts: list[str] = []
+    append = texts.append
     for when, stamp, k, ui, r in zip(times.tolist(), stamps, kind_idx.tolist(), user_idx.tolist(), pick.tolist(),
                                      strict=True):
         v = values[ui]
+        fmt = formats[ui][k]
         kind = kinds[k]
-        if kind.startswith("bind") and v.user.upn.lower() in blocked:
-            a, b = blocked[v.user.upn.lower()]
-            if a <= when < b:
-                kind = "mailbox_login"
         ip = v.ips[r & 1]
-        fields = dict(v.base)
-        fields["t"] = stamp
-        fields["id"] = next(guid)
-        fields["ip"] = ip
-        fields["sess"] = v.sessions[(when // 14_400) % len(v.sessions)]  # one session per user per 4 hours
-        if kind.startswith("bind"):
-            fields["folders"], fields["opcount"] = v.bind_folders[r % len(v.bind_folders)]
-        elif kind == "sync_folders":
-            fields["folders"], fields["opcount"] = v.sync_folders[r % len(v.sync_folders)]
+        if kind in ("bind_owa", "bind_rest", "sync_folders"):
+            choices = v.bind_folders if kind != "sync_folders" else v.sync_folders
+            folders, count = choices[r % len(choices)]
+            append(fmt(t=stamp, id=next(guid), ip=ip, sess=v.sessions[(when // 14_400) % 64], folders=folders,
+                       opcount=count))
         elif kind == "sync_item":
-            fields["item"] = v.sync_items[r % len(v.sync_items)]
-        elif kind.startswith("login"):
-            fields["g2"], fields["g3"] = pool[r & 4095], pool[(r >> 12) & 4095]
-        else:
+            append(fmt(t=stamp, id=next(guid), ip=ip, sess=v.sessions[(when // 14_400) % 64],
+                       item=v.sync_items[r % len(v.sync_items)]))
+        elif kind == "mailbox_login":
+            append(fmt(t=stamp, id=next(guid), ip=ip, sess=v.sessions[(when // 14_400) % 64]))
+        elif kind == "file_accessed":
             name = _FILES[r % len(_FILES)]
-            fields.update(v.ids)
-            fields["g2"], fields["g3"] = pool[r & 4095], pool[(r >> 12) & 4095]
-            fields["fname"] = name
-            fields["ext"] = name.rsplit(".", 1)[-1]
-            fields["site"] = v.site
-            fields["objid"] = f"{v.site}Documents/{name}"
-        text = templates[kind].format(fields)
-        operation, record_type, object_id = _KIND_META[kind]
-        rows.append(
-            (
-                when,
-                operation,
-                record_type,
-                v.user.upn,
-                ip,
-                fields.get("objid", "") if object_id == "file" else object_id,
-                text,
-            )
-        )
-    store.extend_serialized(rows)
+            append(fmt(t=stamp, id=next(guid), ip=ip, g2=pool[r & 4095], g3=pool[(r >> 12) & 4095], fname=name,
+                       ext=name.rsplit(".", 1)[-1], objid=f"{v.site}Documents/{name}"))
+        else:
+            append(fmt(t=stamp, id=next(guid), ip=ip, g2=pool[r & 4095], g3=pool[(r >> 12) & 4095]))
+    store.extend_columns(times, op_codes[kind_idx], rt_codes[kind_idx], user_codes[user_idx],
+                         ip_codes[user_idx, ip_pick], objects, texts)
     return n
 
 

@@ -132,11 +132,32 @@ class AuditStore:
         self._ip_col: IntArray = np.empty(0, dtype=np.int64)
         self._obj_col: IntArray = np.empty(0, dtype=np.int64)
         self.json: list[str] = []
-        self._pending: list[tuple[int, int, int, int, int, int, str]] = []
+        self._rows: list[tuple[int, int, int, int, int, int, str]] = []  # single appends
+        self._chunks: list[tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, list[str]]] = []
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self.json) + len(self._pending)
+            return len(self.json) + len(self._rows) + sum(len(c[6]) for c in self._chunks)
+
+    # --- codes (generators precompute them once per user / kind) ----------------------------------
+
+    def operation_code(self, operation: str) -> int:
+        with self._lock:
+            return self._ops.code(normalise_operation(operation))
+
+    def user_code(self, user: str) -> int:
+        with self._lock:
+            return self._users.code(user.lower())
+
+    def ip_code(self, ip: str) -> int:
+        with self._lock:
+            return self._ips.code(strip_port(ip).lower())
+
+    def object_code(self, object_id: str) -> int:
+        with self._lock:
+            return self._objects.code(object_id.lower())
+
+    # --- appends ------------------------------------------------------------------------------------
 
     def add_record(self, record: dict[str, Any]) -> None:
         """Add one AuditData dict (it needs CreationTime, Operation, RecordType and a unique Id)."""
@@ -157,52 +178,41 @@ class AuditStore:
     def add_serialized(
         self, when: int, operation: str, record_type: int, user: str, ip: str, object_id: str, text: str
     ) -> None:
-        """Fast path for generators: the AuditData JSON already serialised, filter fields given."""
+        """One record whose AuditData JSON is already serialised, with its filter fields."""
         with self._lock:
-            self._pending.append(
-                (
-                    when,
-                    self._ops.code(normalise_operation(operation)),
-                    record_type,
-                    self._users.code(user.lower()),
-                    self._ips.code(ip.lower()),
-                    self._objects.code(object_id.lower()),
-                    text,
-                )
-            )
+            self._rows.append((
+                when, self.operation_code(operation), record_type, self.user_code(user), self.ip_code(ip),
+                self.object_code(object_id), text,
+            ))
 
-    def extend_serialized(self, rows: Iterable[tuple[int, str, int, str, str, str, str]]) -> None:
-        """Bulk ``add_serialized``: (epoch, operation, record type, user, ip, object id, AuditData JSON)."""
-        ops, users, ips, objects = self._ops.code, self._users.code, self._ips.code, self._objects.code
+    def extend_columns(self, times: IntArray, operations: IntArray, record_types: IntArray, users: IntArray,
+                       ips: IntArray, objects: IntArray, texts: list[str]) -> None:
+        """Bulk append for generators: parallel columns of codes (from the ``*_code`` methods) and JSON."""
+        columns = [np.asarray(c, dtype=np.int64) for c in (times, operations, record_types, users, ips, objects)]
+        if any(len(c) != len(texts) for c in columns):
+            raise ValueError("extend_columns: columns differ in length")
         with self._lock:
-            self._pending.extend(
-                (
-                    when,
-                    ops(normalise_operation(op)),
-                    rt,
-                    users(user.lower()),
-                    ips(ip.lower()),
-                    objects(obj.lower()),
-                    text,
-                )
-                for when, op, rt, user, ip, obj, text in rows
-            )
+            self._chunks.append((*columns, list(texts)))  # type: ignore[arg-type]
 
     def _merge(self) -> None:
-        if not self._pending:
+        if self._rows:
+            cols = list(zip(*self._rows, strict=True))
+            self._rows = []
+            arrays = [np.asarray(c, dtype=np.int64) for c in cols[:6]]
+            self._chunks.append((*arrays, list(cols[6])))  # type: ignore[arg-type]
+        if not self._chunks:
             return
-        pending = self._pending
-        self._pending = []
-        cols = list(zip(*pending, strict=True))
-        times = np.concatenate([self.times, np.asarray(cols[0], dtype=np.int64)])
+        chunks = self._chunks
+        self._chunks = []
+        times = np.concatenate([self.times, *(c[0] for c in chunks)])
         order = np.argsort(times, kind="stable")
         self.times = times[order]
-        self._op_col = np.concatenate([self._op_col, np.asarray(cols[1], dtype=np.int64)])[order]
-        self._rt_col = np.concatenate([self._rt_col, np.asarray(cols[2], dtype=np.int64)])[order]
-        self._user_col = np.concatenate([self._user_col, np.asarray(cols[3], dtype=np.int64)])[order]
-        self._ip_col = np.concatenate([self._ip_col, np.asarray(cols[4], dtype=np.int64)])[order]
-        self._obj_col = np.concatenate([self._obj_col, np.asarray(cols[5], dtype=np.int64)])[order]
-        texts = self.json + list(cols[6])
+        for i, name in enumerate(("_op_col", "_rt_col", "_user_col", "_ip_col", "_obj_col"), start=1):
+            column = np.concatenate([getattr(self, name), *(c[i] for c in chunks)])
+            setattr(self, name, column[order])
+        texts = self.json
+        for chunk in chunks:
+            texts.extend(chunk[6])
         self.json = [texts[i] for i in order.tolist()]
 
     def select(
