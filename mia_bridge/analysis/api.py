@@ -135,14 +135,14 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     records, folders, items_rows = intake.tables()
     records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows)
     keep, conflicts = deduplicate(records)
-    unique = records.loc[keep].copy() if len(records) else records.copy()
+    unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
     in_period = pd.Series(True, index=unique.index)
     if options.start is not None:
         in_period &= unique["creation_time"] >= pd.Timestamp(options.start)
     if options.end is not None:
         in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
     unique["in_period"] = in_period.astype("boolean")
-    period = unique.loc[in_period]
+    period = unique if bool(in_period.all()) else unique.loc[in_period]
     events = mia.event_table(period)
     items = mia.item_table(events, items_rows)
     synced = mia.synced_folder_table(events, folders)

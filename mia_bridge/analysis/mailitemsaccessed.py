@@ -25,10 +25,20 @@ _CONTEXT_FIELDS = ["record_id", "creation_time", "mailbox", "client_ip", "app_id
                    "session_id", "client_info_string"]
 
 
+def _time_ordered(frame: pd.DataFrame, with_rec: bool) -> pd.DataFrame:
+    """Sort by time (then input position); skipped when already in order, as bulk dumps usually are."""
+    in_order = frame["creation_time"].is_monotonic_increasing and (
+        not with_rec or frame["rec"].is_monotonic_increasing
+    )
+    if in_order:
+        return frame
+    return frame.sort_values(["creation_time", "rec"] if with_rec else ["creation_time"], kind="stable")
+
+
 def event_table(records: pd.DataFrame) -> pd.DataFrame:
     """One row per MailItemsAccessed record (``records`` already de-duplicated and period-filtered)."""
     mask = records["operation"].str.lower() == "mailitemsaccessed"
-    return records.loc[mask.fillna(False).astype(bool), EVENT_COLUMNS].sort_values("creation_time", kind="stable")
+    return _time_ordered(records.loc[mask.fillna(False).astype(bool), EVENT_COLUMNS], with_rec=False)
 
 
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
@@ -36,14 +46,14 @@ def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     binds = events.loc[events["mail_access_type"] == "Bind", _CONTEXT_FIELDS]
     merged = items.merge(binds, left_on="rec", right_index=True, how="inner")
     merged = merged[merged["internet_message_id"].fillna("") != ""]
-    return merged.sort_values(["creation_time", "rec"], kind="stable")[ITEM_COLUMNS].reset_index(drop=True)
+    return _time_ordered(merged, with_rec=True)[ITEM_COLUMNS].reset_index(drop=True)
 
 
 def synced_folder_table(events: pd.DataFrame, folders: pd.DataFrame) -> pd.DataFrame:
     """One row per folder of a sync event."""
     syncs = events.loc[events["mail_access_type"] == "Sync", _CONTEXT_FIELDS]
     merged = folders.merge(syncs, left_on="rec", right_index=True, how="inner")
-    return merged.sort_values(["creation_time", "rec"], kind="stable")[SYNCED_FOLDER_COLUMNS].reset_index(drop=True)
+    return _time_ordered(merged, with_rec=True)[SYNCED_FOLDER_COLUMNS].reset_index(drop=True)
 
 
 def _window(mailbox: object, start: object, end: object, count: int) -> dict[str, object]:
