@@ -37,7 +37,7 @@ from mia_bridge.bridge.clixml import element_to_plain, reread, to_plain
 from mia_bridge.bridge.winrm import WinRMBackend, WinRMSettings, ps_datetime
 from mia_bridge.sim import registry
 from mia_bridge.sim.clixml_writer import object_clixml
-from mia_bridge.sim.psrp_server import encode_object
+from mia_bridge.sim.psrp_values import encode_object
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.server import SimServer
 from mia_bridge.sim.tenant import DEFAULT_APP_ID, DEFAULT_ORGANIZATION, DEFAULT_THUMBPRINT, TenantConfig

@@ -13,13 +13,11 @@ connection made once by ``Connect-ExchangeOnline`` (app-only certificate auth) f
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
@@ -29,84 +27,15 @@ from pypsrp.wsman import WSMan
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, ProgressInfo, Secret
 from mia_bridge.bridge.clixml import RawClixml, output_to_record
 from mia_bridge.bridge.errors_map import cmdlet_error, error_info, map_transport_error, scrub
+from mia_bridge.bridge.winrm_settings import WinRMSettings
 from mia_bridge.errors import BridgeAuthError, BridgeError, BridgeTransportError, CmdletError, UsageError
 
 log = logging.getLogger(__name__)
 
-AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic")
-DEFAULT_CONFIGURATION = "Microsoft.PowerShell"
 INT32_MAX = 2**31 - 1
 GRAPH_PREFIX = "get-mg"
 # -ExchangeEnvironmentName → Connect-MgGraph -Environment.
 GRAPH_ENVIRONMENTS = {"O365USGovGCCHigh": "USGov", "O365USGovDoD": "USGovDoD", "O365China": "China"}
-
-
-@dataclass(frozen=True)
-class WinRMSettings:
-    """Everything needed to reach the jump host and connect it to Exchange Online."""
-
-    server: str
-    port: int | None = None  # 5986 for https, 5985 for http
-    transport: str = "https"
-    auth: str = "negotiate"
-    username: str | None = None
-    password: Secret | None = None
-    ca_bundle: str | None = None  # PEM file; None = the system store
-    cert_validation: bool = True
-    client_cert_pem: str | None = None  # certificate auth
-    client_key_pem: str | None = None
-    configuration_name: str = DEFAULT_CONFIGURATION
-    path: str = "wsman"
-    # Exchange Online app-only connection, made once per pool (skipped when organization is None).
-    organization: str | None = None
-    app_id: str | None = None
-    certificate_thumbprint: str | None = None
-    certificate_path: str | None = None  # on the jump host
-    certificate_password: Secret | None = None
-    exchange_environment: str | None = None  # O365USGovGCCHigh, O365China, …
-    operation_timeout: int = 20
-    read_timeout: int = 30
-    connection_timeout: int = 30
-    reconnection_retries: int = 3
-    reconnection_backoff: float = 2.0
-    max_envelope_size: int = 512_000  # Windows' default MaxEnvelopeSizekb is 500
-    idle_timeout: int = 3600
-
-    @property
-    def ssl(self) -> bool:
-        return self.transport == "https"
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (5986 if self.ssl else 5985)
-
-    @property
-    def endpoint(self) -> str:
-        host = f"[{self.server}]" if ":" in self.server else self.server
-        return f"{self.transport}://{host}:{self.effective_port}/{self.path}"
-
-    def validate(self) -> None:
-        """Refuse unsafe or incomplete combinations before any traffic."""
-        if self.transport not in ("http", "https"):
-            raise UsageError(f"transport must be http or https, not {self.transport!r}")
-        if self.auth not in AUTH_METHODS:
-            raise UsageError(f"auth must be one of {', '.join(AUTH_METHODS)}, not {self.auth!r}")
-        if self.auth == "basic" and not self.ssl and not _is_loopback(self.server):
-            raise UsageError(
-                "Basic authentication over plain HTTP would send the password in clear text",
-                hint="use --transport https (port 5986), or negotiate/kerberos",
-            )
-        if self.auth == "certificate" and (not self.ssl or not self.client_cert_pem or not self.client_key_pem):
-            raise UsageError("certificate authentication needs HTTPS and a client certificate and key (PEM)")
-        if self.auth in ("basic", "ntlm") and not self.username:
-            raise UsageError(f"{self.auth} authentication needs --username")
-        if self.organization and not self.app_id:
-            raise UsageError("connecting to Exchange Online needs --app-id as well as --organization")
-        if self.organization and not (self.certificate_thumbprint or self.certificate_path):
-            raise UsageError(
-                "connecting to Exchange Online needs --certificate-thumbprint or --certificate-path",
-                hint="app-only authentication: the certificate stays on the jump host",
-            )
 
 
 class _RawOutputSerializer(Serializer):
@@ -121,15 +50,6 @@ class _RawOutputSerializer(Serializer):
         if metadata is None and clear and isinstance(element, str):
             return RawClixml(element)
         return super().deserialize(element, metadata, clear)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class WinRMBackend:

@@ -31,7 +31,7 @@ from mia_bridge.bridge.clixml import (
     to_plain,
 )
 from mia_bridge.sim.clixml_writer import object_clixml
-from mia_bridge.sim.psrp_server import encode_object
+from mia_bridge.sim.psrp_values import encode_object
 from mia_bridge.sim.registry import SimObject
 
 CIPHER = psrpcore.PSRemotingCrypto()
