@@ -33,7 +33,9 @@ RECORD_COLUMNS: dict[str, str] = {
     "source_line": "Int64",
     "fingerprint": "UInt64",  # hash of the parsed content, for cross-format de-duplication
     "content_hash": "string",  # whole-record hash, only for records without an Id
-    "raw_json": "string",  # the record as read (AuditData after decoding), JSON
+    # The record as read (AuditData after decoding), JSON. Empty for records of clean JSON-lines inputs read
+    # by the vectorised path: their text is line source_line of source_file.
+    "raw_json": "string",
 }
 
 EVENT_COLUMNS = [
