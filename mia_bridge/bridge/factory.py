@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.bridge.secrets import certificate_password, winrm_password
+from mia_bridge.bridge.secrets import KEYRING_SERVICE, WINRM_PASSWORD_ENV, certificate_password, winrm_password
 from mia_bridge.bridge.winrm import WinRMBackend, WinRMSettings
 from mia_bridge.errors import ConfigError
 
@@ -42,6 +42,13 @@ def resolve_credentials(settings: ConnectionSettings, *, interactive: bool = Tru
     password = None
     if settings.backend == "psrp" and settings.auth in ("basic", "ntlm", "negotiate", "kerberos") and settings.username:
         password = winrm_password(settings.username, interactive=interactive)
+        # Negotiate/Kerberos may use a ticket from the credential cache instead.
+        if password is None and settings.auth in ("basic", "ntlm"):
+            raise ConfigError(
+                f"no WinRM password for {settings.username}",
+                hint=f"set {WINRM_PASSWORD_ENV} or store it in the OS keyring (service {KEYRING_SERVICE!r}, "
+                "entry = the user name); it is never taken from the command line",
+            )
     cert_password = None
     if settings.certificate_path and not settings.certificate_thumbprint:
         cert_password = certificate_password(settings.certificate_path, interactive=interactive)

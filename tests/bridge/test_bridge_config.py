@@ -255,3 +255,12 @@ def test_mia_config_init_writes_the_template(tmp_path: Path, capsys: pytest.Capt
     assert main(["config", "init", str(path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["config", "init", str(path), "--force"]) == 0
+
+
+def test_missing_password_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(secrets.WINRM_PASSWORD_ENV, raising=False)
+    monkeypatch.setattr(secrets, "_from_keyring", lambda entry: None)
+    settings = ConnectionSettings(server="jump01", auth="ntlm", username="CORP\\svc")
+    with pytest.raises(ConfigError, match="no WinRM password") as info:
+        open_backend(settings, interactive=False)
+    assert "MIA_WINRM_PASSWORD" in (info.value.hint or "")
