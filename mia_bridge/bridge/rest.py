@@ -209,6 +209,19 @@ class RestBackend:
         )
         self._graph = GraphClient(self._http, self.cloud, self._tokens, self.retry)
 
+    def clone(self) -> RestBackend:
+        """An unopened backend with the same settings: the collector opens one per worker thread."""
+        return RestBackend(
+            cloud=self.cloud,
+            organization=self.organization,
+            credential=self.credential,
+            ca_bundle=self.verify if isinstance(self.verify, str) else None,
+            retry=self.retry,
+            timeout_s=self.timeout_s,
+            page_size=self.page_size,
+            refresh_margin_s=self.refresh_margin_s,
+        )
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

@@ -516,3 +516,20 @@ def test_tokens_never_reach_the_logs(exo: RestBackend, caplog: pytest.LogCapture
         token = exo._tokens.token(scope).reveal()  # type: ignore[union-attr]
         assert token and token not in caplog.text
         assert token[-40:] not in caplog.text  # not even the signature part
+
+
+def test_clones_serve_concurrent_workers(server: RestSimServer, exo: RestBackend) -> None:
+    """The collector opens one clone per worker thread; each holds its own HTTP client and token cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clones = [exo.clone() for _ in range(3)]
+    for clone in clones:
+        clone.open()
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            sizes = list(pool.map(lambda b: len(b.invoke(_search(ResultSize=1500)).output), clones))
+        assert sizes == [1500, 1500, 1500]
+        assert all(c.describe()["tokens_acquired"] == 1 for c in clones)
+    finally:
+        for clone in clones:
+            clone.close()
