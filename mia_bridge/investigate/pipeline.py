@@ -109,6 +109,7 @@ class InvestigationResult:
     analysis: Any = None  # mia_bridge.analysis.api.AnalysisResult when the analysis ran
     files: list[Path] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, str] = field(default_factory=dict)  # level and headline, as the report states them
 
     @property
     def exit_code(self) -> int:
@@ -313,6 +314,7 @@ def run_investigation(
     )
     manifest.add_files(case_dir, [p for p in result.files if p.exists()], kind="investigation")
     model = build_report_model(result, options, now())
+    result.verdict = {"level": model.verdict_level, "headline": model.verdict_headline}
     result.report_path = write_report(model, case_dir / REPORT_NAME)
     manifest.add_files(case_dir, [result.report_path], kind="report")
     steps.done("Report", str(result.report_path))
@@ -383,6 +385,7 @@ def summarise(result: InvestigationResult, options: InvestigateOptions) -> dict[
         searches.append(entry)
     return {
         "tenant": options.tenant,
+        "verdict": result.verdict,
         "case_dir": str(result.case_dir),
         "report": str(result.report_path) if result.report_path else None,
         "exit_code": result.exit_code,

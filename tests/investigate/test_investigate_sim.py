@@ -312,6 +312,7 @@ def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     summary = json.loads(captured.out)
     assert code == summary["exit_code"] == 0
     assert summary["report"] and Path(summary["report"]).exists()
+    assert summary["verdict"]["level"] == "compromised" and "An attacker read mail" in summary["verdict"]["headline"]
     assert summary["attacker"]["ips"] and len(summary["exposed_message_ids"]) > 0
     assert any(s["sparrow_row"] == "6" and s["status"] == "done" for s in summary["searches"])
     events = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]

@@ -159,6 +159,8 @@ def _print_result(result: InvestigationResult, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(result.summary, indent=2, default=str))
         return
+    if result.verdict:
+        out.print(f"verdict: {result.verdict['level']}: {result.verdict['headline']}", markup=False, highlight=False)
     findings = result.findings
     if findings is not None:
         attacker = findings.attacker_findings
