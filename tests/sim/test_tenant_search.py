@@ -189,13 +189,15 @@ def test_result_count_quirk_of_2026() -> None:
     assert {o.properties["ResultCount"] for o in out.objects} == {7}
 
 
-def test_ingestion_off_returns_nothing_with_a_warning_until_enabled() -> None:
+def test_ingestion_off_returns_nothing_but_a_bad_request_until_enabled() -> None:
     tenant = build_tenant(TenantConfig(ingestion_enabled=False), records=2000)
     session = connect(tenant)
     config = dispatch(session, "Get-AdminAuditLogConfig", {}).objects[0].properties
     assert config["UnifiedAuditLogIngestionEnabled"] is False
     off = search(session)
-    assert off.objects == [] and "UnifiedAuditLogIngestionEnabled is False" in off.warnings[0]
+    assert off.objects == [] and len(off.errors) == 1  # non-terminating: "silently" empty
+    error = off.errors[0]
+    assert error.error_id.startswith("BadRequest") and "UnifiedAuditLogIngestionEnabled" in error.message
     changed = dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
     assert "60 minutes" in changed.warnings[0]
     assert len(search(session).objects) == 100

@@ -31,10 +31,12 @@ _PARAMS = (
     "SessionId", "SessionCommand", "ResultSize", "Formatted", "HighCompleteness", "SiteIds", "LegacyFlow",
     "LongerRetentionEnabled",
 )
-INGESTION_OFF_WARNING = (
-    "Audit log search is turned off for this organization: UnifiedAuditLogIngestionEnabled is False, so user and "
-    "admin activity is not recorded and cannot be searched. Turn it on with Set-AdminAuditLogConfig "
-    "-UnifiedAuditLogIngestionEnabled $true (it can take up to 60 minutes to take effect)."
+# With ingestion off the service answers BadRequest and no rows (peer-tools §0.6, Hawk #303): a
+# non-terminating error, so a script that does not look at the error stream sees an empty result.
+INGESTION_OFF_MESSAGE = (
+    "BadRequest: audit log search is turned off for this organization (UnifiedAuditLogIngestionEnabled is "
+    "False): user and admin activity is not recorded and cannot be searched. Turn it on with "
+    "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true."
 )
 _TRANSIENT = (
     ("The server is busy. Please retry your request after some time.", "ServerBusyException", "ResourceBusy"),
@@ -61,7 +63,10 @@ def search_unified_audit_log(session: TenantSession, params: dict[str, Any]) -> 
     command = _session_command(p)
     session_id = p.text("SessionId")
     if not tenant.ingestion_enabled:
-        return SimOutput(warnings=[INGESTION_OFF_WARNING])
+        return SimOutput(errors=[SimCmdletError(
+            INGESTION_OFF_MESSAGE, category="InvalidOperation", error_id=f"BadRequest,{NAME}",
+            exception_type="Microsoft.Exchange.Management.RestApiClient.RestClientException",
+        )])
     _maybe_fail(tenant)
     filters: dict[str, Any] = {
         "operations": p.texts("Operations"),
