@@ -153,6 +153,15 @@ def test_switching_commands_limits_a_session_to_10000(session: TenantSession) ->
     assert total == 10_000
 
 
+def test_old_paging_sessions_are_forgotten(tenant: Tenant, session: TenantSession) -> None:
+    from mia_bridge.sim.handlers.unified_audit_log import MAX_PAGING_SESSIONS
+
+    for i in range(MAX_PAGING_SESSIONS + 5):
+        search(session, SessionId=f"many-{i}", SessionCommand="ReturnLargeSet", ResultSize=1)
+    assert len(tenant.paging) == MAX_PAGING_SESSIONS and "many-0" not in tenant.paging
+    assert f"many-{MAX_PAGING_SESSIONS + 4}" in tenant.paging
+
+
 def test_duplicates_across_pages_lose_nothing() -> None:
     tenant = build_tenant(TenantConfig(duplicate_rate=0.05), records=8000)
     session = connect(tenant)

@@ -26,6 +26,7 @@ DEFAULT_RESULT_SIZE = 100
 LARGE_SET_CAP = 50_000
 PREVIEW_CAP = 5_000
 SWITCHED_CAP = 10_000
+MAX_PAGING_SESSIONS = 256
 _PARAMS = (
     "StartDate", "EndDate", "Operations", "RecordType", "UserIds", "FreeText", "IPAddresses", "ObjectIds",
     "SessionId", "SessionCommand", "ResultSize", "Formatted", "HighCompleteness", "SiteIds", "LegacyFlow",
@@ -199,7 +200,10 @@ def _page(
                 matches.reverse()
                 cap = PREVIEW_CAP
             state = PagingState(filter_key=key, command=command, order=matches, total=len(matches), cap=cap)
+            tenant.paging.pop(session_id, None)
             tenant.paging[session_id] = state
+            while len(tenant.paging) > MAX_PAGING_SESSIONS:  # a long-running server forgets the oldest
+                del tenant.paging[next(iter(tenant.paging))]
         elif state.command != command:
             state.command = command
             state.switched = True
