@@ -225,6 +225,8 @@ def run_investigation(
     result.searches = runs
     run_searches(backend, runs, start=options.start, end=options.end, case_dir=case_dir,
                  collect_options=options.collect_options, progress=ui.progress, steps=steps)  # fmt: skip
+    for user in options.users:  # beyond Sparrow, best effort: the cmdlet is announced for retirement
+        _mailbox_audit_step(backend, user, options.start, options.end, case_dir, steps)
 
     records = all_records(runs)
 
@@ -326,6 +328,24 @@ def run_investigation(
     manifest.update_section(case_dir, "investigation", "ingestion", state.to_dict())
     manifest.update_section(case_dir, "investigation", "exit_code", result.exit_code)
     return result
+
+
+def _mailbox_audit_step(
+    backend: ExoBackend, user: str, start: datetime, end: datetime, case_dir: Path, steps: StepLog
+) -> None:
+    """Search-MailboxAuditLog for one mailbox, kept as evidence (the collector registers it)."""
+    from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
+
+    name = f"Mailbox audit log: {user}"
+    status = collect_mailbox_audit(backend, user, start, end, case_dir)
+    if status.get("status") == "retired":
+        steps.skipped(name, str(status.get("detail", "")), attention=False)
+    elif status.get("status") == "failed":
+        steps.failed(name, str(status.get("detail", "")))
+    else:
+        gaps = len(status.get("gaps", []))
+        detail = f"{status.get('records', 0)} MailItemsAccessed rows in {status.get('file')}"
+        steps.done(name, detail + (f"; {gaps} period(s) still at the cap" if gaps else ""), attention=bool(gaps))
 
 
 def _analyse(

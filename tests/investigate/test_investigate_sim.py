@@ -31,7 +31,7 @@ from mia_bridge.exports.sparrow import WORKLOAD_COLUMNS
 from mia_bridge.exports.timeline import TIMELINE_COLUMNS
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
-from mia_bridge.investigate.steps import StepOutcome
+from mia_bridge.investigate.steps import StepOutcome, StepStatus
 from mia_bridge.sim.scenario import DEFAULT_START, build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig, TenantSession
 
@@ -224,7 +224,8 @@ def _search_status(result: InvestigationResult) -> dict[str, tuple[str, str]]:
 
 
 def test_sparrow_and_detect_policies_differ_exactly_as_described(tmp_path: Path) -> None:
-    tenant = build_tenant(TenantConfig(premium=False), scenario="compromised", records=RECORDS)
+    tenant = build_tenant(TenantConfig(premium=False, mailbox_audit_retired=True), scenario="compromised",
+                          records=RECORDS)  # fmt: skip
     truth = tenant.truth
     assert truth is not None
     app = truth.attacker_app_ids[0]
@@ -254,6 +255,9 @@ def test_sparrow_and_detect_policies_differ_exactly_as_described(tmp_path: Path)
         assert any(e["name"] == name and e["status"] == "skipped" for e in record["summary"]["searches"])
         assert result.report_path is not None and name in result.report_path.read_text(encoding="utf-8")
     assert sparrow.exit_code == detect.exit_code == 3  # complete, with skips worth attention
+    # Search-MailboxAuditLog retired: said so, not a gap (MailItemsAccessed comes from the unified log)
+    retired = next(o for o in detect.steps if o.name.startswith("Mailbox audit log"))
+    assert retired.status is StepStatus.SKIPPED and not retired.attention and "not available" in retired.reason
 
 
 def test_ingestion_off_stops_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -276,6 +280,8 @@ def test_enable_ingestion_declined_then_confirmed(tmp_path: Path) -> None:
     assert tenant.ingestion_enabled
     first = result.steps.to_list()[0]
     assert first["status"] == "done" and "was OFF; enabled" in first["reason"] and "60 minutes" in first["reason"]
+    audit = next(o for o in result.steps if o.name == f"Mailbox audit log: {truth.victims[0]}")
+    assert audit.status is StepStatus.DONE and "MailItemsAccessed rows" in audit.reason
     assert result.exit_code == 3
 
 
