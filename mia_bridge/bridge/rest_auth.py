@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import msal
+import msal.exceptions
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -172,6 +173,15 @@ def resolve_tenant_id(cloud: Cloud, organization: str, *, verify: str | bool = T
     return segment.lower()
 
 
+_TRANSIENT_STS_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ": ".join(str(value.get(k)) for k in ("code", "message") if value.get(k)) or str(value)[:200]
+    return str(value)[:200]
+
+
 class _PinnedVerifySession(requests.Session):
     """A session whose CA choice wins over REQUESTS_CA_BUNDLE (requests lets the environment override
     ``Session.verify``, which would silently drop the CA bundle the user passed)."""
@@ -226,6 +236,10 @@ class TokenProvider:
             raise BridgeTransportError(
                 f"{cloud.login_url}: cannot reach the authority ({type(exc).__name__})"
             ) from None
+        except msal.exceptions.MsalError as exc:
+            raise BridgeTransportError(
+                f"{cloud.login_url}: the authority's OpenID configuration failed ({exc})"
+            ) from None
         except ValueError as exc:
             # MSAL's messages here describe the authority or credential format, never the key material.
             raise BridgeAuthError(f"cannot set up the app-only client: {exc}") from None
@@ -242,8 +256,19 @@ class TokenProvider:
             raise BridgeTLSError(f"{self.cloud.login_url}: certificate verification failed") from None
         except requests.exceptions.RequestException as exc:
             raise BridgeTransportError(f"{self.cloud.login_url}: token request failed ({type(exc).__name__})") from None
+        except msal.exceptions.MsalServiceError as exc:  # 5xx from the token service (MSAL raises for those)
+            raise BridgeTransportError(
+                f"{self.cloud.login_url}: the token service is failing ({exc})",
+                hint="retry in a few minutes; rerunning the same command resumes",
+            ) from None
         if not result or "access_token" not in result:
             error = (result or {}).get("error", "no_token")
+            if not isinstance(error, str) or error in _TRANSIENT_STS_ERRORS:
+                # Not an OAuth refusal: throttling or an outage answered in another shape.
+                raise BridgeTransportError(
+                    f"{self.cloud.login_url}: the token service did not issue a token ({_short(error)})",
+                    hint="retry in a few minutes; rerunning the same command resumes",
+                )
             desc = str((result or {}).get("error_description", "")).splitlines()[0:1]
             raise BridgeAuthError(
                 f"the token request for app {self.credential.client_id} was refused: {error}: {' '.join(desc)}",

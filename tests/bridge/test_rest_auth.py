@@ -11,8 +11,9 @@ import pytest
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.bridge.clouds import Cloud, get_cloud
 from mia_bridge.bridge.rest_auth import AppCredential, TokenProvider, msal_client_credential, resolve_tenant_id
-from mia_bridge.errors import BridgeAuthError, BridgeTLSError, UsageError
+from mia_bridge.errors import BridgeAuthError, BridgeTLSError, BridgeTransportError, UsageError
 from mia_bridge.sim.rest_apps import EXO_RESOURCE, make_app_certificate
+from mia_bridge.sim.rest_faults import FaultKind, RestFault
 from mia_bridge.sim.rest_server import RestSimServer
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
@@ -202,3 +203,16 @@ def test_a_password_meant_for_another_file_does_not_break_an_unencrypted_pem(
     credential = AppCredential(server.tenant.config.app_id, server.app_files.pem_path, password=Secret("stray"))
     assert "passphrase" not in msal_client_credential(credential)
     assert _provider(server, cloud, credential).token(EXO_SCOPE).reveal()
+
+
+@pytest.mark.parametrize("kind", [FaultKind.UNAVAILABLE, FaultKind.BAD_GATEWAY_HTML, FaultKind.THROTTLE])
+def test_token_service_outage_is_a_retryable_transport_error(
+    server: RestSimServer, cloud: Cloud, kind: FaultKind
+) -> None:
+    """MSAL raises for 5xx and returns a non-OAuth error for throttling; neither is an auth refusal."""
+    server.faults.add(RestFault(kind, endpoint="token", retry_after="0"))
+    provider = _provider(server, cloud, _pem(server))  # a fresh MSAL app: no replayed error from another test
+    with pytest.raises(BridgeTransportError) as info:
+        provider.token(EXO_SCOPE)
+    assert info.value.retryable
+    assert not isinstance(info.value, BridgeAuthError)
