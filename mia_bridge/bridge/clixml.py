@@ -149,6 +149,17 @@ def element_to_plain(element: ET.Element, *, type_names: bool = False) -> Any:
     return _Reader(type_names).read(element)
 
 
+def _datetime(text: str) -> dt.datetime:
+    """A .NET DateTime as aware UTC; fromisoformat reads the usual forms (7-digit fractions truncated
+    as psrpcore does), psrpcore's parser the rest."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        result: dt.datetime = to_plain(_psrp_datetime(text))
+        return result
+
+
 class _Reader:
     def __init__(self, type_names: bool) -> None:
         self.type_names = type_names
@@ -168,7 +179,7 @@ class _Reader:
         if tag == "B":
             return (el.text or "").lower() == "true"
         if tag == "DT":
-            return to_plain(_psrp_datetime(el.text or ""))
+            return _datetime(el.text or "")
         if tag == "Obj":
             return self._obj(el, depth)
         if tag == "Ref":

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import psrpcore
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psrpcore.types import (
@@ -19,6 +20,7 @@ from psrpcore.types import (
     PSList,
     PSNoteProperty,
     PSObject,
+    deserialize,
     serialize,
 )
 
@@ -171,3 +173,14 @@ def test_simulator_writer_is_byte_identical_on_an_audit_record() -> None:
     expected = ET.tostring(serialize(encode_object(obj), CIPHER), encoding="unicode")
     assert object_clixml(obj) == ET.tostring(ET.fromstring(expected), encoding="utf-8").replace(
         b"<?xml version='1.0' encoding='utf-8'?>\n", b"")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-01-02T03:04:05.1234567Z", "2024-01-02T03:04:05Z", "2024-01-02T03:04:05.5+02:00", "2024-01-02T03:04:05",
+     "2024-01-02T03:04:05.0000001-05:30", "0001-01-01T00:00:00", "9999-12-31T23:59:59.9999999Z"],
+)
+def test_datetime_forms_read_like_psrpcore(text: str) -> None:
+    element = ET.fromstring(f"<DT>{text}</DT>")
+    assert element_to_plain(element) == to_plain(deserialize(element, CIPHER))
+    assert element_to_plain(element).tzinfo == dt.UTC
