@@ -10,6 +10,7 @@ SimObject; tests check that both serializations read back identically. Values it
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -34,10 +35,14 @@ _NEEDS_ENCODING = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\U00010000-\U0010f
 def _text(value: str) -> str:
     if _NEEDS_ENCODING.search(value):
         value = _serialize_string(value)
-    return escape(value)
+    if "&" in value or "<" in value or ">" in value:
+        value = escape(value)
+    return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _name(name: str) -> str:
+    """The N="…" attribute of a property (property names repeat: cached)."""
     return " N=" + quoteattr(_serialize_string(name))
 
 
