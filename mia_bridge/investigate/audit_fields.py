@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.exports.timeline import parse_creation_time
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -82,7 +83,9 @@ def record_apps(record: Mapping[str, Any]) -> set[str]:
 
 
 def record_time(record: Mapping[str, Any]) -> datetime | None:
-    return parse_creation_time(record.get("CreationTime"))
+    """CreationTime as aware UTC; exports' other spellings (US dates, Sentinel's) are read too."""
+    value = record.get("CreationTime")
+    return parse_creation_time(value) or (parse_time(value) if isinstance(value, str) else None)
 
 
 def record_id(record: Mapping[str, Any]) -> str:
