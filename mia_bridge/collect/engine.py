@@ -422,7 +422,8 @@ def _commit(
     if fetch.status == "session_failed":
         planner.failed_session(planned)
         return 0
-    gap_window = planner.incomplete(planned, [r.time for r in fetch.rows if r.time is not None], fetch.cap)
+    gap_window = planner.incomplete(planned, [r.time for r in fetch.rows if r.time is not None], fetch.cap,
+                                    fetch.announced if fetch.mode is Mode.SESSION else None)
     if gap_window is None:
         return 0
     gap = JournalEntry(

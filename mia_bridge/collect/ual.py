@@ -43,6 +43,7 @@ class Fetch:
     pages: int = 0
     detail: str = ""
     seconds: float = 0.0
+    announced: int | None = None  # a session's ResultCount, when it is not just an echo of ResultSize
 
 
 def _dt(seconds: int) -> datetime:
@@ -137,7 +138,13 @@ def fetch_session(invoke: Invoke, params: dict[str, Any], window: Window) -> Fet
         # ResultCount is only a consistency check, and only when it is not just echoing ResultSize.
         if count is not None and count > 0 and count != PAGE_SIZE:
             if announced is None:
-                announced = count
+                announced = fetch.announced = count
+                if count > SESSION_CAP:
+                    # This session would stop at 50,000: give up after one page instead of ten. The
+                    # page is a random sample that, with the announced total, sizes the pieces.
+                    fetch.status, fetch.cap = "capped", SESSION_CAP
+                    fetch.detail = f"session announced {count} records, more than one session returns"
+                    break
             # Duplicates get their own ResultIndex, so compare distinct records with the announcement.
             distinct = len({r.key for r in fetch.rows})
             if distinct > announced:

@@ -55,6 +55,7 @@ class _Region:
     session_ok: bool = True  # False once a session on a window containing it hit the 50,000 cap
     force_session: bool = False  # a plain call on this exact window hit the cap: page it instead
     sample: list[int] = field(default_factory=list)  # sorted CreationTimes a capped fetch returned here
+    weight: float = 1.0  # records each sample point stands for (> 1 when the service announced a total)
     basis: float | None = None  # the density the previous window planned here was sized with
 
 
@@ -101,9 +102,11 @@ class WindowPlanner:
                 out.append(r)
                 continue
             if r.start < window.start:
-                out.append(_Region(r.start, window.start, r.max_len, r.density, r.session_ok, sample=r.sample))
+                out.append(_Region(r.start, window.start, r.max_len, r.density, r.session_ok, sample=r.sample,
+                                   weight=r.weight))
             if window.end < r.end:
-                out.append(_Region(window.end, r.end, r.max_len, r.density, r.session_ok, sample=r.sample))
+                out.append(_Region(window.end, r.end, r.max_len, r.density, r.session_ok, sample=r.sample,
+                                   weight=r.weight))
         self._todo = sorted(out, key=lambda r: r.start)
 
     def next(self) -> Planned | None:
@@ -134,8 +137,9 @@ class WindowPlanner:
             # Never plan past the point where the capped sample alone would fill the window.
             target = self.session_target if use_session else self.plain_target
             i = bisect.bisect_left(region.sample, region.start)
-            if i + target < len(region.sample):
-                length = min(length, max(1, region.sample[i + target] - region.start))
+            k = max(1, int(target / region.weight))
+            if i + k < len(region.sample):
+                length = min(length, max(1, region.sample[i + k] - region.start))
         length = max(self.floor, min(length, region.max_len, region.end - region.start))
         window = Window(region.start, region.start + length)
         if window.end >= region.end:
@@ -181,28 +185,37 @@ class WindowPlanner:
         density = max(count, 0.5) / window.seconds
         bisect.insort(self._known, (window.start, window.end, density))
 
-    def incomplete(self, planned: Planned, sample_times: list[int], cap: int) -> Window | None:
+    def incomplete(
+        self, planned: Planned, sample_times: list[int], cap: int, announced: int | None = None
+    ) -> Window | None:
         """The fetch hit ``cap`` (or a session failed): refetch the window in smaller pieces.
 
         Returns the window as a gap when it is already at the floor and nothing else can be tried.
         """
         self.in_flight -= 1
         w = planned.window
-        session_capped = planned.mode is Mode.SESSION and cap >= SESSION_CAP
-        session_ok = planned.session_ok and not session_capped and self.policy is not SessionPolicy.NEVER
+        # The halves of a window whose session hit 50,000 may still use sessions: they are sized from
+        # its (random, unsorted) 50,000-row sample, and halving guarantees progress down to the floor.
+        session_ok = planned.session_ok and self.policy is not SessionPolicy.NEVER
         can_session_retry = planned.mode is Mode.PLAIN and session_ok
         if w.seconds <= self.floor and not can_session_retry:
             return w
         inside = sorted(t for t in sample_times if w.contains(t))
         span = (max(inside) - min(inside) + 1) if inside else w.seconds
         density = max(cap / max(span, 1), cap / w.seconds)
+        weight = 1.0
+        if announced and inside and announced > len(inside):
+            # A session page is a random sample of the window; the announced total scales it. A hint
+            # for sizing only: whatever the total really is, each piece is still checked for the cap.
+            weight = announced / len(inside)
+            density = announced / w.seconds
         if can_session_retry:
             # Now known to need more than one call: page it in sessions sized from the sample.
             region = _Region(w.start, w.end, max_len=w.seconds, density=density, session_ok=True, sample=inside)
             region.force_session = w.seconds <= self.floor or density * w.seconds <= self.session_target
         else:
             region = _Region(w.start, w.end, max_len=max(self.floor, w.seconds // 2), density=density,
-                             session_ok=session_ok, sample=inside)
+                             session_ok=session_ok, sample=inside, weight=weight)
         self._insert(region)
         return None
 

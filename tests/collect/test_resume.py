@@ -51,7 +51,7 @@ def _run(tenant: object, out: Path, progress: object = None, **kw: object) -> se
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_ctrl_c_then_rerun_gives_the_uninterrupted_set(tmp_path: Path, compress: bool) -> None:
-    tenant = tenant_with("bursty", 14000)
+    tenant = tenant_with("bursty", 9000)
     truth = truth_ids(tenant, QUERY.start, QUERY.end)
     with pytest.raises(KeyboardInterrupt):
         _run(tenant, tmp_path / "case", StopAfter(3), compress=compress)
@@ -94,7 +94,8 @@ def test_dropped_connection_through_pypsrp_is_reconnected(tmp_path: Path) -> Non
 
     with psrp_session(tenant) as session:
         server = session.server
-        result = collect(session.backend, [QUERY], tmp_path, _options(concurrency=1), DropOnce(0))
+        result = collect(session.backend, [QUERY], tmp_path, _options(concurrency=1, sessions=SessionPolicy.AUTO),
+                         DropOnce(0))
     assert ids(read_records(result.by_name("all").path)) == truth_ids(tenant, QUERY.start, QUERY.end)
     assert result.by_name("all").retries >= 1
 
@@ -106,7 +107,7 @@ def test_connection_lost_for_good_then_rerun_resumes_to_the_same_set(tmp_path: P
         def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
             server.faults.drop = 10_000
 
-    opts = CollectOptions(sessions=SessionPolicy.NEVER, concurrency=1,
+    opts = CollectOptions(sessions=SessionPolicy.AUTO, concurrency=1,
                           retry=RetryPolicy(attempts=2, base_s=0.01, cap_s=0.02))
     with psrp_session(tenant) as session:
         server = session.server
