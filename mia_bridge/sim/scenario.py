@@ -204,15 +204,17 @@ def _lookalikes(story: _Story, at: datetime) -> None:
                             "2603:10b6:303:5b::21", client_info=CLIENT_REST, app_id=APP_GRAPH,
                             client_app_id=w.archiver_app_id))
     story.benign(f.exchange_admin(at + 20 * m, "New-InboxRule", user, user.office_ip,
-                                  object_id=f"{user.upn}\\Newsletters",
-                                  parameters=[("Mailbox", user.upn), ("Name", "Newsletters"),
+                                  object_id=f.exchange_object_id(user, "Newsletters"),
+                                  parameters=[("AlwaysDeleteOutlookRulesBlob", "False"), ("Force", "False"),
+                                              ("Name", "Newsletters"),
                                               ("From", "news@contoso-news.example"), ("MoveToFolder", "Newsletters"),
                                               ("StopProcessingRules", "True")],
                                   app_id="00000002-0000-0ff1-ce00-000000000000"))
-    story.benign(f.exchange_admin(at + 21 * m, "Set-Mailbox", adm, office, object_id=user.upn,
+    story.benign(f.exchange_admin(at + 21 * m, "Set-Mailbox", adm, office,
+                                  object_id=f.exchange_object_id(user),
                                   parameters=[("Identity", user.upn), ("RetainDeletedItemsFor", "30.00:00:00")]))
     story.benign(f.exchange_admin(at + 22 * m, "Add-MailboxPermission", adm, office,
-                                  object_id=w.shared_mailbox.upn,
+                                  object_id=f.exchange_object_id(w.shared_mailbox),
                                   parameters=[("Identity", w.shared_mailbox.upn), ("User", user.upn),
                                               ("AccessRights", "FullAccess"), ("InheritanceType", "All")]))
     # The victim's own activity from her own IPs (noise adds much more).
@@ -328,17 +330,20 @@ def _attack(story: _Story, t0: datetime) -> None:
     truth.synced_folders = ["\\Inbox", "\\Sent Items", "\\Finance"]
     # Persistence through Exchange PowerShell as the compromised admin.
     rule_at = t0 + timedelta(hours=5)
-    story.attack(f.exchange_admin(rule_at, "New-InboxRule", admin, ip, object_id=f"{victim.upn}\\.",
-                                  parameters=[("Mailbox", victim.upn), ("Name", "."),
+    story.attack(f.exchange_admin(rule_at, "New-InboxRule", admin, ip, object_id=f.exchange_object_id(victim, "."),
+                                  parameters=[("AlwaysDeleteOutlookRulesBlob", "False"), ("Force", "False"),
+                                              ("Mailbox", victim.upn), ("Name", "."),
                                               ("SubjectOrBodyContainsWords", "invoice;payment;wire"),
                                               ("ForwardTo", FORWARD_TO), ("DeleteMessage", "True"),
                                               ("StopProcessingRules", "True")]),
                  "inbox rule on the victim forwarding and deleting payment mail")
-    story.attack(f.exchange_admin(rule_at + m, "Set-Mailbox", admin, ip, object_id=victim.upn,
+    story.attack(f.exchange_admin(rule_at + m, "Set-Mailbox", admin, ip,
+                                  object_id=f.exchange_object_id(victim),
                                   parameters=[("Identity", victim.upn), ("ForwardingSmtpAddress", f"smtp:{FORWARD_TO}"),
                                               ("DeliverToMailboxAndForward", "True")]),
                  "mailbox forwarding to an external address")
-    story.attack(f.exchange_admin(rule_at + 2 * m, "Add-MailboxPermission", admin, ip, object_id=victim.upn,
+    story.attack(f.exchange_admin(rule_at + 2 * m, "Add-MailboxPermission", admin, ip,
+                                  object_id=f.exchange_object_id(victim),
                                   parameters=[("Identity", victim.upn), ("User", admin.upn),
                                               ("AccessRights", "FullAccess"), ("InheritanceType", "All")]),
                  "FullAccess on the victim mailbox granted to the compromised admin")

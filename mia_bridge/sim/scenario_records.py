@@ -333,6 +333,13 @@ class RecordFactory:
         )
         return record
 
+    def exchange_object_id(self, mailbox: User, rule: str | None = None) -> str:
+        """ObjectId of an Exchange admin record, as real ones spell it (directory path, rule after a
+        backslash): ``NAMPR05A001.prod.outlook.com/Microsoft Exchange Hosted Organizations/<org>/<alias>``."""
+        alias = mailbox.upn.split("@", 1)[0]
+        path = f"NAMPR05A001.prod.outlook.com/Microsoft Exchange Hosted Organizations/{self.organization}/{alias}"
+        return f"{path}\\{rule}" if rule is not None else path
+
     def exchange_admin(
         self,
         when: datetime | str,
@@ -345,20 +352,20 @@ class RecordFactory:
         app_id: str = APP_EXO_POWERSHELL_V3,
         client_app_id: str = "",
     ) -> dict[str, Any]:
-        """An Exchange admin cmdlet run (New-InboxRule, Set-Mailbox, ...): RecordType 1."""
+        """An Exchange admin cmdlet run (New-InboxRule, Set-Mailbox, ...): RecordType 1, ClientIP with port."""
         record = self._common(when, cmdlet, 1, "Exchange", actor.upn, actor.puid, user_type=2, result="True")
+        port = self.rng.randint(1024, 65000)
         record.update(
             {
+                "ObjectId": object_id,
+                "UserId": actor.upn,
+                "ClientIP": f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}",
+                "Parameters": [{"Name": name, "Value": value} for name, value in parameters],
+                "ExternalAccess": False,
+                "OriginatingServer": f"{self.server} (15.20.8200.000)",
+                "OrganizationName": self.organization,
                 "AppId": app_id,
                 "ClientAppId": client_app_id,
-                "ClientIP": f"{ip}:{self.rng.randint(1024, 65000)}" if ":" not in ip else ip,
-                "ExternalAccess": False,
-                "ObjectId": object_id,
-                "OrganizationName": self.organization,
-                "OriginatingServer": f"{self.server} (15.20.8200.000)",
-                "Parameters": [{"Name": name, "Value": value} for name, value in parameters],
-                "SessionId": self.guid(),
-                "UserId": actor.upn,
             }
         )
         return record
