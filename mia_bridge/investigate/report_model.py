@@ -206,11 +206,12 @@ def _analysis_tables(result: InvestigationResult) -> list[ReportTable]:
                                    [c for c in columns if c in lookup.columns], 500))  # fmt: skip
     leads = getattr(analysis, "leads", None)
     if leads is not None and len(leads):
-        columns = ["rank", "score", "mailbox", "client_ip", "app_id", "client_info_string", "events",
-                   "items_accessed", "sync_events", "reasons"]  # fmt: skip
-        tables.append(_frame_table("MailItemsAccessed leads", "Access contexts ranked by suspicion, with the reasons "
-                                   "that scored them (heuristics, not verdicts).", leads,
-                                   [c for c in columns if c in leads.columns], 15))  # fmt: skip
+        columns = ["rank", "score", "mailbox", "client_ip", "app_id", "events", "reasons"]
+        note = ("Access contexts ranked by suspicion, with the reasons that scored them (heuristics, not verdicts). "
+                "The IPs and apps attributed to the attacker are scored as if given with --suspicious-ip / "
+                "--app-id.")  # fmt: skip
+        tables.append(_frame_table("MailItemsAccessed leads", note, leads, [c for c in columns if c in leads.columns],
+                                   10))  # fmt: skip
     return tables
 
 
