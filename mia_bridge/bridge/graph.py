@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -156,7 +156,7 @@ class GraphClient:
                 )
             self.pages_read += 1
             items.extend(v for v in doc["value"] if isinstance(v, dict))
-            next_link = doc.get("@odata.nextLink")
+            next_link = urljoin(url, str(doc["@odata.nextLink"])) if doc.get("@odata.nextLink") else None
             if limit is not None and limit >= 0 and len(items) >= limit:
                 return items[:limit]
             if not next_link or limit == -1:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
@@ -383,7 +383,7 @@ class RestBackend:
                     result.warnings.append(str(warning))
             for error in doc.get("@adminapi.errors") or []:
                 result.errors.append(ErrorInfo(message=str(error), category="NotSpecified", error_id="AdminApiError"))
-            next_link = doc.get("@odata.nextLink")
+            next_link = urljoin(url, str(doc["@odata.nextLink"])) if doc.get("@odata.nextLink") else None
             if not next_link:
                 return result
             if not self.cloud.allows_admin_redirect(str(next_link)):

@@ -244,12 +244,14 @@ def test_warnings_arrive_once_however_many_pages(exo: RestBackend) -> None:
     assert result.warnings == ["probe warning"]
 
 
-def test_ingestion_off_warning_is_surfaced(server: RestSimServer) -> None:
+def test_ingestion_off_error_is_surfaced(server: RestSimServer) -> None:
+    """The tenant answers a non-terminating BadRequest; over REST it travels in @adminapi.errors (plain text)."""
     tenant = Tenant(TenantConfig(ingestion_enabled=False))
     with RestSimServer(tenant) as srv, _backend(srv) as exo:
         result = exo.invoke(_search())
     assert result.output == []
-    assert len(result.warnings) == 1 and "UnifiedAuditLogIngestionEnabled is False" in result.warnings[0]
+    assert len(result.errors) == 1 and "UnifiedAuditLogIngestionEnabled is False" in result.errors[0].message
+    assert result.errors[0].error_id == "AdminApiError"  # what the module reports for these, too
 
 
 def test_adminapi_errors_become_non_terminating_errors(server: RestSimServer, exo: RestBackend) -> None:
