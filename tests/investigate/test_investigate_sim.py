@@ -313,7 +313,9 @@ def test_one_denied_search_does_not_lose_the_rest(tmp_path: Path, monkeypatch: p
 
 
 def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["investigate", "--demo", "--sim-records", "600", "--out", str(tmp_path / "case"), "--json"])
+    connect_app = "11111111-2222-3333-4444-555555555555"  # the connection's identity: --connect-app-id here
+    code = main(["investigate", "--demo", "--sim-records", "600", "--out", str(tmp_path / "case"), "--json",
+                 "--connect-app-id", connect_app])  # fmt: skip
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert code == summary["exit_code"] == 0
@@ -321,6 +323,7 @@ def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert summary["verdict"]["level"] == "compromised" and "An attacker read mail" in summary["verdict"]["headline"]
     assert summary["attacker"]["ips"] and len(summary["exposed_message_ids"]) > 0
     assert any(s["sparrow_row"] == "6" and s["status"] == "done" for s in summary["searches"])
+    assert connect_app in (tmp_path / "case" / "manifest.json").read_text(encoding="utf-8")
     events = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
     assert {"step", "search_started"} <= {e["event"] for e in events}  # machine-readable progress on stderr
 
