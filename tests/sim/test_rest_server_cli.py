@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from mia_bridge.cli.app import main
 from mia_bridge.sim.tenant import DEFAULT_APP_ID, DEFAULT_ORGANIZATION
 
 MIA = [sys.executable, "-m", "mia_bridge.cli.app"]
@@ -73,29 +76,26 @@ def test_serve_rest_then_doctor_over_rest(tmp_path: Path) -> None:
     assert "simulator stopped" in err
 
 
-def test_rest_backend_refuses_a_non_loopback_server(tmp_path: Path) -> None:
+def test_rest_backend_refuses_a_non_loopback_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--server names a jump host for psrp; with rest it may only be the simulator's loopback URL."""
     pem = tmp_path / "app.pem"
     pem.write_text("placeholder")
-    result = subprocess.run(
+    code = main(
         [
-            *MIA,
             "doctor",
             "--backend",
             "rest",
             "--server",
             "jump01.corp.example",
             "--organization",
-            "contoso.onmicrosoft.com",
+            DEFAULT_ORGANIZATION,
             "--app-id",
             DEFAULT_APP_ID,
             "--certificate-path",
             str(pem),
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=120,
+        ]
     )
-    assert result.returncode != 0
-    assert "jump01.corp.example" in result.stderr
-    assert "Traceback" not in result.stderr
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "jump01.corp.example" in err and "mia sim serve --api rest" in err
+    assert "Traceback" not in err
