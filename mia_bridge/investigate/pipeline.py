@@ -174,7 +174,7 @@ def run_investigation(
         backend, enable=options.enable_ingestion, confirm=lambda q: options.assume_yes or ui.confirm(q), now=now
     )
     result.ingestion = state
-    result.files.append(save_raw(case_dir, "admin_audit_log_config", state.raw or {}))
+    _keep_raw(case_dir, result, [save_raw(case_dir, "admin_audit_log_config", state.raw or {})])
     if state.enabled_by_us_at is not None:
         steps.done(
             "Pre-flight: audit ingestion",
@@ -189,7 +189,7 @@ def run_investigation(
 
     # 2. directory
     directory = collect_directory(backend, case_dir)
-    result.files.extend(directory.files)
+    _keep_raw(case_dir, result, directory.files)
     if directory.errors:
         steps.done(
             "Directory: domains, service principals, Graph permissions",
@@ -205,7 +205,7 @@ def run_investigation(
 
     # 3. licence
     facts: LicenseFacts = detect_license(backend, options.users)
-    result.files.append(save_raw(case_dir, "license", facts.to_dict()))
+    _keep_raw(case_dir, result, [save_raw(case_dir, "license", facts.to_dict())])
     if options.start is None:
         options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
         ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
@@ -314,7 +314,8 @@ def run_investigation(
             },
         )
     )
-    manifest.add_files(case_dir, [p for p in result.files if p.exists()], kind="investigation")
+    raw = {p for p in result.files if p.parent.name == "directory"}
+    manifest.add_files(case_dir, [p for p in result.files if p.exists() and p not in raw], kind="investigation")
     model = build_report_model(result, options, now())
     result.verdict = {"level": model.verdict_level, "headline": model.verdict_headline}
     result.report_path = write_report(model, case_dir / REPORT_NAME)
@@ -328,6 +329,12 @@ def run_investigation(
     manifest.update_section(case_dir, "investigation", "ingestion", state.to_dict())
     manifest.update_section(case_dir, "investigation", "exit_code", result.exit_code)
     return result
+
+
+def _keep_raw(case_dir: Path, result: InvestigationResult, paths: list[Path]) -> None:
+    """Raw tenant output is hashed into the manifest as soon as it is written, before anything uses it."""
+    manifest.add_files(case_dir, paths, kind="evidence-directory")
+    result.files.extend(paths)
 
 
 def _mailbox_audit_step(
