@@ -75,11 +75,20 @@ def exo_object(obj: SimObject | dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dt.datetime):
             out[f"{key}@data.type"] = "System.DateTime"
         elif isinstance(value, list | tuple):
-            out[f"{key}@odata.type"] = "#Collection(String)"
+            out[f"{key}@odata.type"] = _collection_type(value)
         elif isinstance(value, uuid.UUID):
             out[f"{key}@odata.type"] = "#Guid"
         out[key] = _exo_value(value)
     return out
+
+
+def _collection_type(items: list[Any] | tuple[Any, ...]) -> str:
+    """``#Collection(String)`` as captured for string lists; dates and numbers say what they hold."""
+    if items and all(isinstance(v, dt.datetime) for v in items):
+        return "#Collection(DateTimeOffset)"
+    if items and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        return "#Collection(Int64)"
+    return "#Collection(String)"
 
 
 def _exo_value(value: Any) -> Any:
