@@ -90,6 +90,10 @@ class GraphClient:
         )
         self.pages_read = 0
 
+    @property
+    def retries(self) -> int:
+        return self._sender.retries
+
     def run(self, call: CmdletCall) -> list[dict[str, Any]]:
         """The cmdlet's output as the SDK returns it: first page only, unless -All (every page) or -Top n."""
         spec = GRAPH_CMDLETS[call.name.lower()]

@@ -246,7 +246,9 @@ class RestBackend:
             "page_size": self.page_size,
             "module_version_emulated": MODULE_VERSION,
             "retries": self._sender.retries if self._sender else 0,
+            "graph_retries": self._graph.retries if self._graph else 0,
             "tokens_acquired": self._tokens.acquired if self._tokens else 0,
+            **({"cloud_note": self.cloud.note} if not self.cloud.certain else {}),
         }
 
     # --- cmdlets --------------------------------------------------------------------------------

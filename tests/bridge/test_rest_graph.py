@@ -120,6 +120,7 @@ def test_throttling_honours_retry_after(server: RestSimServer, exo: RestBackend,
     server.faults.add(RestFault(FaultKind.THROTTLE, endpoint="graph", retry_after="3"))
     assert exo.invoke(CmdletCall("Get-MgDomain", {"All": True})).output
     assert sleeps == [3.0]
+    assert exo.describe()["graph_retries"] == 1
 
 
 def test_throttling_mid_paging_resumes_at_the_same_page(server: RestSimServer, exo: RestBackend) -> None:
