@@ -37,8 +37,10 @@ from mia_bridge.investigate.plan import (
     flagged_federated_domains,
 )
 from mia_bridge.investigate.preflight import IngestionState, ensure_ingestion
+from mia_bridge.investigate.report_model import build_report_model
 from mia_bridge.investigate.searches import SearchRun, all_records, plan_searches, run_searches, write_sparrow_exports
 from mia_bridge.investigate.steps import StepLog, StepOutcome
+from mia_bridge.report.html import write_report
 
 SPARROW_DIR = "sparrow"
 ANALYSIS_DIR = "analysis"
@@ -296,38 +298,38 @@ def run_investigation(
         attention=bool(stats.undated),
     )
 
-    # 8. report and the investigation record, then everything into the manifest
-    from mia_bridge.investigate.report_model import build_report_model
-    from mia_bridge.report.html import write_report
-
-    result.summary = summarise(result, options)
-    result.files.append(
-        _write_json(
-            case_dir / INVESTIGATION_NAME,
-            {
-                "options": options.describe(),
-                "summary": result.summary,
-                "steps": steps.to_list(),
-                "license": decision.to_dict(),
-                "license_facts": facts.to_dict(),
-                "ingestion": state.to_dict(),
-            },
-        )
-    )
+    # 8. report, then the investigation record; everything into the manifest
     raw = {p for p in result.files if p.parent.name == "directory"}
     manifest.add_files(case_dir, [p for p in result.files if p.exists() and p not in raw], kind="investigation")
+    result.summary = summarise(result, options)
     model = build_report_model(result, options, now())
     result.verdict = {"level": model.verdict_level, "headline": model.verdict_headline}
     result.report_path = write_report(model, case_dir / REPORT_NAME)
-    manifest.add_files(case_dir, [result.report_path], kind="report")
     steps.done("Report", str(result.report_path))
     result.summary = summarise(result, options)
+    record_path = _write_json(
+        case_dir / INVESTIGATION_NAME,
+        {
+            "options": options.describe(),
+            "summary": result.summary,
+            "steps": steps.to_list(),
+            "license": decision.to_dict(),
+            "license_facts": facts.to_dict(),
+            "ingestion": state.to_dict(),
+        },
+    )
+    result.files.extend([result.report_path, record_path])
+    manifest.add_files(case_dir, [result.report_path, record_path], kind="report")
     # the manifest itself says what ran, what was skipped and why (the files above carry the details)
-    manifest.update_section(case_dir, "investigation", "options", options.describe())
-    manifest.update_section(case_dir, "investigation", "steps", steps.to_list())
-    manifest.update_section(case_dir, "investigation", "license", decision.to_dict())
-    manifest.update_section(case_dir, "investigation", "ingestion", state.to_dict())
-    manifest.update_section(case_dir, "investigation", "exit_code", result.exit_code)
+    for key, value in (
+        ("options", options.describe()),
+        ("steps", steps.to_list()),
+        ("license", decision.to_dict()),
+        ("ingestion", state.to_dict()),
+        ("verdict", result.verdict),
+        ("exit_code", result.exit_code),
+    ):
+        manifest.update_section(case_dir, "investigation", key, value)
     return result
 
 
