@@ -123,8 +123,9 @@ def run_searches(
 def search_outcome(run: SearchRun) -> StepOutcome:
     label = f"Search {run.spec.sparrow_row or '+'}: {run.spec.title}"
     if run.skipped:
-        # a skip Sparrow would also make (no federated domain) or that the user chose is not a gap
-        attention = not run.skipped.startswith("no federated domain")
+        # Not gaps: a skip Sparrow makes too (no federated domain to check) and Premium-only events on a
+        # tenant without Premium (never recorded). Gaps: MailItemsAccessed skipped by policy, anything else.
+        attention = not (run.skipped.startswith("no federated domain") or run.spec.premium_only)
         return StepOutcome(label, StepStatus.SKIPPED, run.skipped, attention)
     if run.error:
         return StepOutcome(label, StepStatus.FAILED, run.error, True)
