@@ -244,6 +244,7 @@ class WinRMBackend:
     def _run(self, call: CmdletCall) -> CmdletResult:
         assert self._pool is not None
         started = time.monotonic()
+        log.debug("invoke %s", call.describe())  # secrets masked by describe()
         ps = PowerShell(self._pool)
         try:
             ps.add_cmdlet(call.name)
@@ -274,6 +275,8 @@ class WinRMBackend:
             ],
             duration_s=time.monotonic() - started,
         )
+        log.debug("%s: %d objects, %d errors, %d warnings in %.2f s", call.name, len(output), len(errors),
+                  len(result.warnings), result.duration_s)
         if ps.state == PSInvocationState.FAILED:
             # The terminating ErrorRecord comes last (from the pipeline state message).
             info = errors.pop() if errors else ErrorInfo(message="the pipeline failed without an error record")
