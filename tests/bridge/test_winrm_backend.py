@@ -172,7 +172,8 @@ def test_wrong_app_id_fails_connect_exchange_online(sim: SimServer) -> None:
     assert "Connect-ExchangeOnline failed" in info.value.message
 
 
-def test_certificate_file_with_secure_string_password() -> None:
+def test_certificate_file_with_secure_string_password(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     config = TenantConfig(certificate_password="pfx-Pa55word")
     with SimServer(Tenant(config), auth="ntlm", password=PASSWORD) as sim:
         settings = settings_for(sim, certificate_thumbprint=None, certificate_path=config.certificate_path,
@@ -183,6 +184,8 @@ def test_certificate_file_with_secure_string_password() -> None:
         assert isinstance(params["CertificatePassword"], Secret)
         assert params["CertificatePassword"].reveal() == "pfx-Pa55word"
         assert params["CertificateFilePath"] == config.certificate_path
+    assert "pfx-Pa55word" not in caplog.text and PASSWORD not in caplog.text
+    assert "Connect-ExchangeOnline" in caplog.text  # the call itself is logged, with the secret masked
 
 
 HOSTILE = [
