@@ -230,3 +230,12 @@ def test_a_million_records_model_stays_compact_per_record() -> None:
     store = tenant.store
     assert store.times.dtype.kind == "i" and len(store.json) == 20_000
     assert all(isinstance(t, str) for t in store.json[:10])
+
+
+def test_dates_as_text_like_the_docs_examples(tenant: Tenant, session: TenantSession) -> None:
+    as_text = dispatch(session, NAME, {"StartDate": "10/01/2026", "EndDate": "2026-10-31 00:00:00z",
+                                       "ResultSize": 5000, "Operations": "MailboxLogin"})
+    typed = search(session, EndDate=datetime(2026, 10, 31, tzinfo=UTC), ResultSize=5000, Operations="MailboxLogin")
+    assert ids(as_text) == ids(typed) and as_text.objects
+    with pytest.raises(SimCmdletError, match=r"System\.DateTime"):
+        dispatch(session, NAME, {"StartDate": "last tuesday", "EndDate": END})

@@ -136,10 +136,9 @@ class Params:
             text = value.strip()
             if text.lower().endswith("z"):
                 text = text[:-1].rstrip() + "+00:00"
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                raise self._type_error(name, value, "System.DateTime") from None
+            parsed = _parse_date(text)
+            if parsed is None:
+                raise self._type_error(name, value, "System.DateTime")
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
         raise self._type_error(name, value, "System.DateTime")
 
@@ -151,3 +150,20 @@ class Params:
             f'"{type(value).__name__}" to type "{target}".',
             f"ParameterArgumentTransformationError,{name}",
         )
+
+
+# en-US culture formats PowerShell accepts for a [DateTime] given as text (the docs' examples use them).
+_US_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+
+
+def _parse_date(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for fmt in _US_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None

@@ -88,8 +88,9 @@ def search_unified_audit_log(session: TenantSession, params: dict[str, Any]) -> 
         key = (start, end, *(tuple(v) if isinstance(v, list) else v for v in filters.values()))
         rows, total, first_index = _page(tenant, session_id, command, key, size, start, end, filters)
     result_count = size if tenant.config.result_count_equals_result_size else total
+    texts = tenant.store.texts(rows)
     return SimOutput(objects=[
-        _event(tenant, position, first_index + i, result_count, formatted) for i, position in enumerate(rows)
+        _event(text, first_index + i, result_count, formatted) for i, text in enumerate(texts)
     ])
 
 
@@ -220,8 +221,7 @@ def _page(
         return rows, state.total, first
 
 
-def _event(tenant: Tenant, position: int, index: int, count: int, formatted: bool) -> SimObject:
-    text = tenant.store.texts([position])[0]
+def _event(text: str, index: int, count: int, formatted: bool) -> SimObject:
     record = json.loads(text)
     record_type = record_type_code(record.get("RecordType"))
     created = datetime.fromisoformat(str(record["CreationTime"]).rstrip("Z")).replace(tzinfo=None)
