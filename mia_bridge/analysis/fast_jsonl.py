@@ -73,7 +73,9 @@ def _text(table: pa.Table, name: str) -> pd.Series:
     column = table.column(name)
     if not pa.types.is_string(column.type) and not pa.types.is_null(column.type):
         raise _Irregular(f"{name} has type {column.type}")
-    series = column.cast(pa.string()).to_pandas(types_mapper=pd.ArrowDtype).astype("string")
+    # One contiguous array: later joins take rows by position, which is slow across many chunks.
+    contiguous = pa.chunked_array([column.cast(pa.string()).combine_chunks()])
+    series = contiguous.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
     series = series.str.strip()
     return series.mask(series == "")
 

@@ -80,18 +80,18 @@ def throttled_windows(events: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=THROTTLED_WINDOW_COLUMNS)
 
 
-def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    keyed = frame.copy()
-    for column in CONTEXT_KEY:
-        keyed[column] = keyed[column].fillna("").astype(str)
-    return keyed
+def _key_frame(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
+    """The context key columns (missing → "") plus ``extra`` columns, without copying the rest."""
+    keyed = {column: frame[column].fillna("").astype(str) for column in CONTEXT_KEY}
+    keyed.update({column: frame[column] for column in extra})
+    return pd.DataFrame(keyed, index=frame.index)
 
 
 def context_table(events: pd.DataFrame, items: pd.DataFrame, synced: pd.DataFrame) -> pd.DataFrame:
     """Access contexts: mailbox × IP × AppId × ClientInfoString × SessionId, with first/last seen and counts."""
     if events.empty:
         return pd.DataFrame(columns=CONTEXT_COLUMNS)
-    keyed = _key_frame(events)
+    keyed = _key_frame(events, "creation_time", "record_id", "mail_access_type", "is_throttled", "client_app_id")
     keyed["is_bind"] = keyed["mail_access_type"] == "Bind"
     keyed["is_sync"] = keyed["mail_access_type"] == "Sync"
     keyed["throttled"] = keyed["is_throttled"].fillna(False).astype(bool)
@@ -106,14 +106,14 @@ def context_table(events: pd.DataFrame, items: pd.DataFrame, synced: pd.DataFram
         client_app_ids=("client_app_id", lambda s: ";".join(sorted({v for v in s.dropna() if v}))),
     )
     if not items.empty:
-        item_keyed = _key_frame(items).groupby(CONTEXT_KEY, sort=False)["internet_message_id"]
+        item_keyed = _key_frame(items, "internet_message_id").groupby(CONTEXT_KEY, sort=False)["internet_message_id"]
         table = table.join(item_keyed.size().rename("items_accessed"))
         table = table.join(item_keyed.nunique().rename("unique_message_ids"))
     else:
         table["items_accessed"] = 0
         table["unique_message_ids"] = 0
     if not synced.empty:
-        sync_keyed = _key_frame(synced).groupby(CONTEXT_KEY, sort=False)["folder_path"].nunique()
+        sync_keyed = _key_frame(synced, "folder_path").groupby(CONTEXT_KEY, sort=False)["folder_path"].nunique()
         table = table.join(sync_keyed.rename("synced_folders"))
     else:
         table["synced_folders"] = 0

@@ -15,7 +15,7 @@ class _Period(Protocol):
 
 
 def _distinct(series: pd.Series) -> list[str]:
-    return sorted({str(v) for v in series.dropna() if str(v)})
+    return sorted({str(v) for v in series.dropna().unique() if str(v)})
 
 
 def _iso(value: Any) -> str | None:
