@@ -384,12 +384,35 @@ def _analyse(
     result.files.extend(written.values())
     summary = analysis.summary
     result.analysis = analysis
+    # Microsoft's order: throttling first, then sync, then bind, then the message ids
     steps.done(
         "MailItemsAccessed analysis",
-        f"{len(analysis.events)} events, {len(analysis.items)} item accesses, "
-        f"{len(analysis.synced_folders)} folder syncs, {len(analysis.throttled_windows)} throttled window(s)",
+        f"{len(analysis.throttled_windows)} throttled 24 h window(s); {len(analysis.synced_folders)} folder syncs; "
+        f"{len(analysis.items)} item accesses (bind) in {len(analysis.events)} events"
+        + (f"; {len(analysis.message_lookup)} message id(s) looked up" if analysis.message_lookup is not None else ""),
     )
+    for user in options.users:
+        steps.done(f"MailItemsAccessed for {user}", _mailbox_story(analysis, findings, user))
     return summary
+
+
+def _mailbox_story(analysis: Any, findings: FindingSet, mailbox: str) -> str:
+    """One mailbox in the guidance's order: throttled, synced, bound, and what of it was the attacker's."""
+
+    def rows(frame: Any) -> Any:
+        return frame[frame["mailbox"].astype(str).str.lower() == mailbox] if len(frame) else frame
+
+    throttled = len(rows(analysis.throttled_windows))
+    synced = sorted({str(p) for p in rows(analysis.synced_folders).get("folder_path", [])})
+    bound = rows(analysis.items)
+    ids = bound["internet_message_id"].nunique() if len(bound) else 0
+    by_attacker = sum(1 for m in findings.exposed if m.mailbox == mailbox)
+    attacker_synced = sorted(findings.synced_folders.get(mailbox, set()))
+    text = f"throttled {throttled} time(s); synced folders: {', '.join(synced) or 'none'}; {ids} message(s) bound"
+    text += f"; by the attacker: {by_attacker} message(s) read"
+    if attacker_synced:
+        text += f", folders synced {', '.join(attacker_synced)}"
+    return text
 
 
 def summarise(result: InvestigationResult, options: InvestigateOptions) -> dict[str, Any]:

@@ -246,6 +246,9 @@ def test_sparrow_and_detect_policies_differ_exactly_as_described(tmp_path: Path)
     # what that means for the responder: detect finds the mail read, sparrow cannot
     assert sparrow.findings is not None and detect.findings is not None
     assert sparrow.findings.exposed == []
+    story = next(o for o in detect.steps if o.name == f"MailItemsAccessed for {truth.victims[0]}")
+    assert story.reason.startswith("throttled 1 time(s); synced folders:")  # Microsoft's order
+    assert f"by the attacker: {len(truth.read_message_ids)} message(s) read" in story.reason
     assert {m.internet_message_id for m in detect.findings.exposed} == truth.read_message_ids
     assert not (sparrow.case_dir / "sparrow" / "AppInvestigations" / "MailItems_Operations_Export.csv").exists()
     assert (detect.case_dir / "sparrow" / "AppInvestigations" / "MailItems_Operations_Export.csv").exists()
