@@ -114,7 +114,13 @@ class WindowPlanner:
         if not self._todo:
             return None
         region = self._todo[0]
-        density = self._density_at(region)
+        density, measured = self._density_at(region)
+        scale = 1.0
+        if density is not None and not measured and not region.force_session:
+            # Only a capped sample or a guess so far: one modest window, then size from its count.
+            if self.in_flight:
+                return None
+            scale = 0.4
         use_session = False
         if region.force_session:
             use_session = True
@@ -122,17 +128,17 @@ class WindowPlanner:
         elif density is None:
             length = region.max_len  # probe: one plain call over as much as allowed
         else:
-            length = max(1, int(self.plain_target / density))
+            length = max(1, int(scale * self.plain_target / density))
             room = min(region.end - region.start, region.max_len)
             dense = self.policy is SessionPolicy.ALWAYS or density * room > self.plain_target
             if self.policy is not SessionPolicy.NEVER and region.session_ok and dense:
                 use_session = True
-                length = max(1, int(self.session_target / density))
+                length = max(1, int(scale * self.session_target / density))
         if self.policy is SessionPolicy.ALWAYS and region.session_ok:
             use_session = True
             if density is None and not region.force_session:
                 length = region.max_len
-        region.basis = density
+        region.basis = density if measured else None
         if region.sample and not region.force_session:
             # Never plan past the point where the capped sample alone would fill the window.
             target = self.session_target if use_session else self.plain_target
@@ -149,20 +155,22 @@ class WindowPlanner:
         self.in_flight += 1
         return Planned(window, Mode.SESSION if use_session else Mode.PLAIN, region.session_ok)
 
-    def _density_at(self, region: _Region) -> float | None:
-        """Density for sizing: a finished window ending right here, else what the previous window
-        in this region was sized with, else the capped-sample hint, else the nearest finished window."""
+    def _density_at(self, region: _Region) -> tuple[float | None, bool]:
+        """Density for sizing, and whether it was measured on finished windows.
+
+        Preference: a finished window ending right here; what the previous window in this region was
+        sized with; the capped-sample hint (not measured); the nearest finished window."""
         if self._known:
             i = bisect.bisect_left(self._known, (region.start, region.start, 0.0)) - 1
             for j in range(max(0, i - 2), min(len(self._known), i + 3)):
                 if self._known[j][1] == region.start:
-                    return self._known[j][2]
+                    return self._known[j][2], True
         if region.basis is not None:
-            return region.basis
+            return region.basis, True
         if region.density is not None:
-            return region.density
+            return region.density, False
         if not self._known:
-            return None
+            return None, False
         i = bisect.bisect_right(self._known, (region.start, region.start + 1, float("inf")))
         candidates = []
         if i > 0:
@@ -170,7 +178,7 @@ class WindowPlanner:
         if i < len(self._known):
             candidates.append(self._known[i])
         best = min(candidates, key=lambda k: min(abs(k[1] - region.start), abs(k[0] - region.start)))
-        return best[2]
+        return best[2], True
 
     # --- feedback -----------------------------------------------------------------------------
 
