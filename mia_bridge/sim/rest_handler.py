@@ -34,6 +34,13 @@ class RestHandlerBase(BaseHTTPRequestHandler):
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
 
+    timeout = 60.0  # seconds a client may stall (handshake included) before its thread gives up
+
+    def setup(self) -> None:
+        self.request.settimeout(self.timeout)
+        self.request.do_handshake()  # here, in the request thread (see rest_server._TLSServer)
+        super().setup()
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read sim.requests instead
         return
 

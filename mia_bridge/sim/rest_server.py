@@ -114,7 +114,7 @@ class RestSimServer:
         self._pages: dict[str, _Page] = {}
         self._sessions: dict[str, TenantSession] = {}
         self._lock = threading.Lock()
-        self._servers: list[ThreadingHTTPServer] = []
+        self._servers: list[_TLSServer] = []
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -124,9 +124,7 @@ class RestSimServer:
         context.load_cert_chain(self.tls.cert_path, self.tls.key_path)
         handler = type("BoundHandler", (_Handler,), {"sim": self})
         for port in (self._port, 0):  # main host, then the "regional" host
-            httpd = ThreadingHTTPServer((self.host, port), handler)
-            httpd.daemon_threads = True
-            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+            httpd = _TLSServer((self.host, port), handler, context)
             thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
             thread.start()
             self._servers.append(httpd)
@@ -235,6 +233,24 @@ class RestSimServer:
         if page is None or self.clock() - page.created > self.nextlink_ttl_s:
             return None
         return page
+
+
+class _TLSServer(ThreadingHTTPServer):
+    """HTTPS listener whose TLS handshakes run in the request threads, so a client that connects and
+    stalls cannot block ``accept`` (and with it every other client and ``stop()``)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], context: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self.context = context
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a failed handshake or a dropped client is the client's problem, not a traceback here
 
 
 class _Handler(StsRoutes, GraphRoutes):

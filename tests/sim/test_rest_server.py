@@ -258,3 +258,19 @@ def test_module_local_cmdlets_are_not_served(server: RestSimServer, http: httpx.
         response = _invoke(http, server, {"CmdletInput": {"CmdletName": name, "Parameters": {}}})
         assert response.status_code == 400
         assert "CommandNotFoundException" in response.json()["error"]["details"][0]["message"]
+
+
+def test_a_stalled_client_does_not_block_others(server: RestSimServer, http: httpx.Client) -> None:
+    """A TCP connection that never starts TLS, and one that speaks plain HTTP, leave the server serving."""
+    import socket
+
+    host, port = server.url.removeprefix("https://").rsplit(":", 1)
+    stalled = socket.create_connection((host, int(port)))
+    plain = socket.create_connection((host, int(port)))
+    try:
+        plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = http.get(f"/{server.organization}/v2.0/.well-known/openid-configuration", timeout=10)
+        assert response.status_code == 200
+    finally:
+        stalled.close()
+        plain.close()
