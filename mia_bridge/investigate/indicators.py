@@ -7,6 +7,7 @@ application."), as the service's own -Operations filter does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,13 +46,15 @@ def is_external(address: str, tenant_domains: set[str]) -> bool:
     return not any(domain == d or domain.endswith("." + d) for d in tenant_domains)
 
 
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
 def addresses(value: str) -> list[str]:
-    parts = value.replace(";", ",").split(",")
-    return [p.strip().strip("[]\"' ") for p in parts if p.strip().strip("[]\"' ")]
+    """SMTP addresses anywhere in a value (lists, "Name <a@b>", "smtp:a@b", rule-action JSON), in order, once.
 
-
-def addresses_in(text: str) -> list[str]:
-    return [w.strip("\"'[]{}(),;<>") for w in text.replace(",", " ").split() if "@" in w]
+    Recipients given as a mailbox name or alias (no ``@``) are inside the organisation.
+    """
+    return list(dict.fromkeys(_EMAIL.findall(value)))
 
 
 def inbox_rule_forwarding(record: Record, tenant_domains: set[str]) -> tuple[list[str], list[str]]:
@@ -70,14 +73,13 @@ def inbox_rule_forwarding(record: Record, tenant_domains: set[str]) -> tuple[lis
     folder = params.get("MoveToFolder", "")
     if folder and any(word in folder.lower() for word in HIDING_FOLDERS):
         hiding.append(f"moves to {folder}")
-    if operation_of(record) == "updateinboxrules":
-        actions = " ".join(params.values()).lower()
-        for word in ("forward", "redirect"):
-            if word in actions:
-                external.extend(a for a in addresses_in(actions) if is_external(a, tenant_domains))
-        if "delete" in actions:
+    if operation_of(record) == "updateinboxrules":  # Outlook's own rule edits: actions in OperationProperties
+        actions = " ".join(params.values())
+        if "forward" in actions.lower() or "redirect" in actions.lower():
+            external.extend(a for a in addresses(actions) if is_external(a, tenant_domains))
+        if "delete" in actions.lower() and "deletes messages" not in hiding:
             hiding.append("deletes messages")
-    return external, hiding
+    return list(dict.fromkeys(external)), hiding
 
 
 def mailbox_forwarding(record: Record) -> list[str]:

@@ -86,3 +86,21 @@ def test_suspicious_ip_given_and_sync_and_throttle() -> None:
     assert any(f.category == "throttling" for f in result.findings)
     mail = next(f for f in result.findings if f.category == "mail-access")
     assert "\\Finance" in mail.title and mail.attacker
+
+
+def test_update_inbox_rules_and_address_forms() -> None:
+    update = {"Id": "u1", "CreationTime": "2026-03-01T10:00:00", "Operation": "UpdateInboxRules", "RecordType": 2,
+              "UserId": "victim@contoso.com", "ClientIPAddress": ATTACKER_IP,
+              "OperationProperties": [
+                  {"Name": "RuleName", "Value": "x"},
+                  {"Name": "RuleActions", "Value": '[{"Actions":[{"Recipients":["Evil Person <drop@evil.example>",'
+                                                   '"bob@contoso.com"],"ActionType":"Forward"}]}]'}]}  # fmt: skip
+    named = _rule("r-named", ADMIN_IP, "Evil <drop@evil.example>; smtp:other@evil.example")
+    alias = _rule("r-alias", "198.51.100.77", "Bob Internal")  # a mailbox name: inside the organisation
+    result = build_findings(_inputs([update, named, alias]))
+    by_id = {f.record_ids[0]: f for f in result.findings if f.category == "inbox-rule"}
+    assert by_id["u1"].attacker and by_id["u1"].severity == "critical"
+    assert "forwards to drop@evil.example" in by_id["u1"].rows[0]["Detail"]
+    assert "bob@contoso.com" not in by_id["u1"].rows[0]["Detail"]  # internal recipient is not external
+    assert by_id["r-named"].rows[0]["Detail"] == "forwards to drop@evil.example; forwards to other@evil.example"
+    assert not by_id["r-alias"].attacker
