@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from psrpcore.types import ErrorCategory
 
 from mia_bridge.bridge.backend import ErrorInfo
 from mia_bridge.bridge.errors_map import cmdlet_error
@@ -27,40 +28,8 @@ from mia_bridge.errors import (
     ThrottledError,
 )
 
-ERROR_CATEGORIES = (
-    "NotSpecified",
-    "OpenError",
-    "CloseError",
-    "DeviceError",
-    "DeadlockDetected",
-    "InvalidArgument",
-    "InvalidData",
-    "InvalidOperation",
-    "InvalidResult",
-    "InvalidType",
-    "MetadataError",
-    "NotImplemented",
-    "NotInstalled",
-    "ObjectNotFound",
-    "OperationStopped",
-    "OperationTimeout",
-    "SyntaxError",
-    "ParserError",
-    "PermissionDenied",
-    "ResourceBusy",
-    "ResourceExists",
-    "ResourceUnavailable",
-    "ReadError",
-    "WriteError",
-    "FromStdErr",
-    "SecurityError",
-    "ProtocolError",
-    "ConnectionError",
-    "AuthenticationError",
-    "LimitsExceeded",
-    "QuotaExceeded",
-    "NotEnabled",
-)
+# PowerShell's System.Management.Automation.ErrorCategory, value → name (details[].code is the value).
+ERROR_CATEGORIES: dict[int, str] = {c.value: c.name for c in ErrorCategory}
 
 # Exception names the module (RetryableExceptions) and other REST clients retry.
 RETRYABLE_EXCEPTIONS = (
@@ -112,7 +81,7 @@ def parse_error(response: httpx.Response) -> AdminApiError | None:
         first = details[0]
         target = str(first.get("target") or "")
         code = first.get("code")
-        if isinstance(code, int) and 0 <= code < len(ERROR_CATEGORIES):
+        if isinstance(code, int) and code in ERROR_CATEGORIES:
             category = ERROR_CATEGORIES[code]
         inner = first.get("message")
         parsed = _json_object(inner)

@@ -15,46 +15,16 @@ import re
 import uuid
 from typing import Any
 
+from psrpcore.types import ErrorCategory
+
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.sim.registry import SimCmdletError, SimObject
 
 JSON_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 _DATE_PARAM = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
-ERROR_CATEGORIES = (
-    "NotSpecified",
-    "OpenError",
-    "CloseError",
-    "DeviceError",
-    "DeadlockDetected",
-    "InvalidArgument",
-    "InvalidData",
-    "InvalidOperation",
-    "InvalidResult",
-    "InvalidType",
-    "MetadataError",
-    "NotImplemented",
-    "NotInstalled",
-    "ObjectNotFound",
-    "OperationStopped",
-    "OperationTimeout",
-    "SyntaxError",
-    "ParserError",
-    "PermissionDenied",
-    "ResourceBusy",
-    "ResourceExists",
-    "ResourceUnavailable",
-    "ReadError",
-    "WriteError",
-    "FromStdErr",
-    "SecurityError",
-    "ProtocolError",
-    "ConnectionError",
-    "AuthenticationError",
-    "LimitsExceeded",
-    "QuotaExceeded",
-    "NotEnabled",
-)
+# PowerShell's System.Management.Automation.ErrorCategory, name → value (what details[].code carries).
+ERROR_CATEGORY_VALUES: dict[str, int] = {c.name: c.value for c in ErrorCategory}
 
 
 # --- value encoding -----------------------------------------------------------------------------
@@ -157,7 +127,7 @@ def _camel(name: str) -> str:
 
 def cmdlet_error_body(err: SimCmdletError) -> dict[str, Any]:
     """A terminating cmdlet error in the shape the module's ``Get-ErrorMessage`` parses."""
-    category = ERROR_CATEGORIES.index(err.category) if err.category in ERROR_CATEGORIES else 0
+    category = ERROR_CATEGORY_VALUES.get(err.category, 0)
     string_id = err.error_id.split(",")[0] if err.error_id else ""
     detail = {"ClassName": err.exception_type, "Message": err.message, "localizedString": {"stringId": string_id}}
     return {
