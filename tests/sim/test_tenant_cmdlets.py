@@ -237,3 +237,11 @@ def test_management_role_assignments(tenant: Tenant) -> None:
     assert all(r["Role"] == "View-Only Audit Logs" for r in rows)
     app = props(dispatch(session, "Get-ManagementRoleAssignment", {"RoleAssignee": "mia-bridge"}))
     assert {r["Role"] for r in app} >= {"View-Only Audit Logs", "Audit Logs"}
+
+
+def test_mailbox_audit_search_also_fails_transiently() -> None:
+    tenant = build_tenant(TenantConfig(transient_failure_rate=1.0), records=500)
+    with pytest.raises(SimCmdletError) as info:
+        dispatch(exo(tenant), "Search-MailboxAuditLog", {"StartDate": START, "EndDate": END})
+    assert info.value.error_id.endswith(",Search-MailboxAuditLog")
+    assert info.value.category in ("ResourceBusy", "ResourceUnavailable", "LimitsExceeded")

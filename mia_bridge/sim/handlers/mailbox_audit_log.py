@@ -15,6 +15,7 @@ from typing import Any
 
 from mia_bridge.sim.handlers._params import Params
 from mia_bridge.sim.handlers.mailbox import find_mailboxes, not_found
+from mia_bridge.sim.handlers.unified_audit_log import maybe_fail
 from mia_bridge.sim.registry import SimCmdletError, SimObject, cmdlet
 from mia_bridge.sim.tenant import TenantSession
 
@@ -52,6 +53,7 @@ def search_mailbox_audit_log(session: TenantSession, params: dict[str, Any]) -> 
         if identity is not None and not found:
             raise not_found(NAME, identity, tenant.config.organization)
         boxes.extend(found)
+    maybe_fail(tenant, NAME)
     end = p.date("EndDate") or datetime.now(UTC)
     start = p.date("StartDate") or end - timedelta(days=90)
     operations = p.texts("Operations")

@@ -68,7 +68,7 @@ def search_unified_audit_log(session: TenantSession, params: dict[str, Any]) -> 
             INGESTION_OFF_MESSAGE, category="InvalidOperation", error_id=f"BadRequest,{NAME}",
             exception_type="Microsoft.Exchange.Management.RestApiClient.RestClientException",
         )])
-    _maybe_fail(tenant)
+    maybe_fail(tenant)
     filters: dict[str, Any] = {
         "operations": p.texts("Operations"),
         "record_types": record_types,
@@ -146,7 +146,8 @@ def _session_command(p: Params) -> str | None:
     )
 
 
-def _maybe_fail(tenant: Tenant) -> None:
+def maybe_fail(tenant: Tenant, cmdlet_name: str = NAME) -> None:
+    """Raise a retryable service error for a ``transient_failure_rate`` fraction of search calls."""
     rate = tenant.config.transient_failure_rate
     if rate <= 0:
         return
@@ -155,7 +156,7 @@ def _maybe_fail(tenant: Tenant) -> None:
         message, error_id, category = tenant.rng.choice(_TRANSIENT)
     if hit:
         raise SimCmdletError(
-            message, category=category, error_id=f"{error_id},{NAME}",
+            message, category=category, error_id=f"{error_id},{cmdlet_name}",
             exception_type="Microsoft.Exchange.Management.RestApiClient.RestClientException",
         )
 
