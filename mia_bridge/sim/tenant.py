@@ -201,7 +201,6 @@ class TenantSession:
                                             version=4))
         self.connected_at: datetime | None = None
         self.connection_uri = ""
-        self.graph_scopes: list[str] = []
 
     def before_call(self, cmdlet: str, params: Mapping[str, Any]) -> None:
         """Count, delay, and refuse cmdlets the session cannot run yet (like PowerShell would)."""

@@ -68,3 +68,30 @@ def test_search_filters_and_default_result_size() -> None:
     assert 0 < len(rows) == len(truth) < 3000
     assert {r.properties["Identity"] for r in rows} == {t["Id"] for t in truth}
     assert all(r.properties["Operations"] == "MailboxLogin" for r in rows)
+
+
+def _record(i: int, when: str = "2026-10-05T10:00:00", op: str = "MailboxLogin") -> dict[str, object]:
+    return {"Id": f"00000000-0000-4000-8000-{i:012d}", "CreationTime": when, "Operation": op, "RecordType": 2,
+            "UserId": f"user{i % 3}@contoso.com", "ClientIPAddress": f"198.51.100.{i % 7}"}
+
+
+def test_crafted_records_and_tie_order() -> None:
+    tenant = Tenant(TenantConfig())
+    tenant.add_audit_records(_record(i) for i in range(10))
+    tenant.add_audit_records([_record(10, "2026-10-05T09:59:59")])
+    assert len(tenant) == 11
+    truth = tenant.query_truth(start=START, end=END, user_ids=["USER1@contoso.com"])
+    assert [r["Id"][-2:] for r in truth] == ["10", "01", "04", "07"]  # oldest first, then ingestion order
+    out = dispatch(connected(tenant), "Search-UnifiedAuditLog", {"StartDate": START, "EndDate": END, "ResultSize": 11})
+    got = [o.properties["Identity"][-2:] for o in out.objects]
+    assert got == ["09", "08", "07", "06", "05", "04", "03", "02", "01", "00", "10"]  # newest, then last ingested
+    assert tenant.query_truth(start=START, end=END, ip_addresses=["198.51.100.3:443"])  # a port is ignored
+
+
+def test_records_without_the_common_fields_are_refused() -> None:
+    tenant = Tenant(TenantConfig())
+    bad = _record(1)
+    del bad["Id"]
+    with pytest.raises(ValueError, match="lacks Id"):
+        tenant.add_audit_records([bad])
+    assert len(tenant) == 0
