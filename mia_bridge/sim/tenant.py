@@ -60,6 +60,14 @@ class TenantConfig:
     result_count_equals_result_size: bool = False  # the 2026 quirk
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("transient_failure_rate", "duplicate_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"TenantConfig.{name} must be between 0 and 1, not {value}")
+        if self.latency_s < 0:
+            raise ValueError("TenantConfig.latency_s must not be negative")
+
     def __repr__(self) -> str:  # the certificate password stays out of logs
         fields = {k: v for k, v in self.__dict__.items() if k != "certificate_password"}
         return f"TenantConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())}, certificate_password='***')"

@@ -95,3 +95,14 @@ def test_records_without_the_common_fields_are_refused() -> None:
     with pytest.raises(ValueError, match="lacks Id"):
         tenant.add_audit_records([bad])
     assert len(tenant) == 0
+
+
+@pytest.mark.parametrize("bad", [{"duplicate_rate": 1.5}, {"transient_failure_rate": -0.1}, {"latency_s": -1.0}])
+def test_config_rejects_impossible_knobs(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="TenantConfig"):
+        TenantConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_config_repr_hides_the_certificate_password() -> None:
+    text = repr(TenantConfig(certificate_password="hunter2-secret"))
+    assert "hunter2-secret" not in text and "certificate_password='***'" in text

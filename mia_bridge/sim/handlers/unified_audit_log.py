@@ -4,7 +4,9 @@ Ordering (kept stable, see exchange-platform-facts §4): without -SessionCommand
 ReturnNextPreviewPage, results are sorted by CreationDate, newest first (ties: last ingested first);
 ReturnLargeSet serves the matches in a pseudo-random order fixed per SessionId ("unsorted").
 Caps: ResultSize 1..5000 (default 100); ReturnLargeSet 50,000 rows per session, ReturnNextPreviewPage
-5,000, and 10,000 once a session switched between the two. Realism knobs come from TenantConfig.
+5,000, and 10,000 once a session switched between the two. Paging state is kept per SessionId on the
+tenant (server side, shared by all clients, the oldest forgotten past 256); the same SessionId with
+other filters starts a new search. Realism knobs come from TenantConfig.
 """
 
 from __future__ import annotations
