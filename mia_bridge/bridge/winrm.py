@@ -13,6 +13,7 @@ connection made once by ``Connect-ExchangeOnline`` (app-only certificate auth) f
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import logging
 import time
 import warnings
@@ -73,6 +74,12 @@ class WinRMBackend:
         if self._pool is not None:
             return
         s = self.settings
+        if s.auth == "kerberos" and not _kerberos_available():
+            raise UsageError(
+                "Kerberos authentication needs the gssapi package and a Kerberos ticket",
+                hint="pip install 'pypsrp[kerberos]' (with the system krb5 libraries), then kinit; "
+                "or use --auth negotiate",
+            )
         if s.auth == "basic":
             if s.ssl:
                 warnings.warn(
@@ -330,6 +337,11 @@ class WinRMBackend:
         if isinstance(mapped, BridgeTransportError | BridgeAuthError):
             self._broken = True
         return mapped
+
+
+def _kerberos_available() -> bool:
+    """pyspnego does Kerberos on Linux through python-gssapi (the pypsrp[kerberos] extra)."""
+    return importlib.util.find_spec("gssapi") is not None
 
 
 def ps_datetime(value: dt.datetime) -> ET.Element:

@@ -298,3 +298,12 @@ def test_dropped_connection_then_reconnect(sim: SimServer) -> None:
         assert info.value.retryable
         exo.reconnect()  # what the collector does on a retryable transport error
         assert exo.invoke(CmdletCall("Get-ConnectionInformation")).output[0]["State"] == "Connected"
+
+
+def test_kerberos_without_gssapi_is_a_clear_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mia_bridge.bridge.winrm as winrm
+
+    monkeypatch.setattr(winrm, "_kerberos_available", lambda: False)
+    with pytest.raises(UsageError, match="gssapi") as info:
+        WinRMBackend(WinRMSettings(server="jump01.corp.example", auth="kerberos")).open()
+    assert "kinit" in (info.value.hint or "")
