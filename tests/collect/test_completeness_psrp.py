@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from collect_simdata import T0, ids, psrp, scenario_tenant, truth_ids
+from collect_simdata import T0, ids, psrp, psrp_session, scenario_tenant, tenant_with, truth_ids
 
 from mia_bridge.collect import AuditQuery, CollectOptions, RetryPolicy, SessionPolicy, collect
 from mia_bridge.evidence import verify_case
@@ -79,3 +79,14 @@ def test_filters_reach_the_service_and_match_its_semantics(tmp_path: Path) -> No
         result = collect(backend, [query], tmp_path, CollectOptions(retry=FAST_RETRY))
     expected = truth_ids(tenant, query.start, query.end, operations=list(query.operations), user_ids=[user])
     assert ids(read_records(result.by_name("mine").path)) == expected
+
+
+def test_concurrent_windows_use_their_own_connections(tmp_path: Path) -> None:
+    tenant = tenant_with("uniform", 9000, days=10)
+    query = AuditQuery("all", T0, T0 + timedelta(days=10))
+    with psrp_session(tenant) as session:
+        options = CollectOptions(retry=FAST_RETRY, sessions=SessionPolicy.NEVER, concurrency=3)
+        result = collect(session.backend, [query], tmp_path, options)
+        connects = [name for name, _ in session.server.calls if name == "Connect-ExchangeOnline"]
+    assert ids(read_records(result.by_name("all").path)) == truth_ids(tenant, query.start, query.end)
+    assert len(connects) >= 2  # more than the caller's own connection served windows
