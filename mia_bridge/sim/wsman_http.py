@@ -8,6 +8,7 @@ client side copes: refused logons, HTTP 500 with a WSMan fault, slow answers, dr
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import contextlib
@@ -15,6 +16,7 @@ import hmac
 import logging
 import os
 import re
+import shutil
 import socket
 import ssl
 import tempfile
@@ -94,6 +96,7 @@ class _NtlmUserFile:
     def _write(self) -> None:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="mia-sim-ntlm-")
+            atexit.register(shutil.rmtree, self._dir, True)
         path = Path(self._dir) / "users"
         path.touch(mode=0o600)
         path.write_text("".join(line + "\n" for line, _ in self._entries.values()))
