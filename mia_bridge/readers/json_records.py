@@ -78,13 +78,17 @@ def first_object(head: str) -> tuple[str | None, dict[str, Any] | None]:
             return "array", None
         return "array", obj if isinstance(obj, dict) else None
     if stripped.startswith("{"):
-        first_line = stripped.split("\n", 1)[0].strip()
-        try:
-            obj = json.loads(first_line)
-        except ValueError:
+        # The first object that parses decides the format, so one broken first line does not misroute a file.
+        for line in stripped.splitlines()[:50]:
             try:
-                obj, _ = _DECODER.raw_decode(stripped)
+                obj = json.loads(line.strip())
             except ValueError:
-                return "lines", None
+                continue
+            if isinstance(obj, dict):
+                return "lines", obj
+        try:
+            obj, _ = _DECODER.raw_decode(stripped)  # one pretty-printed object
+        except ValueError:
+            return "lines", None
         return "lines", obj if isinstance(obj, dict) else None
     return None, None

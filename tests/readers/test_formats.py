@@ -160,3 +160,13 @@ def test_unreadable_inputs_name_the_file(name: str, reason: str) -> None:
 def test_missing_file() -> None:
     with pytest.raises(UnreadableInput, match="no such file"):
         open_input(DATA / "does-not-exist.csv")
+
+
+def test_broken_first_line_does_not_misroute_a_sentinel_file(tmp_path: Path) -> None:
+    row = {"TimeGenerated": "2021-08-02T13:32:07Z", "OfficeId": "699e0b10-0000-4000-8000-000000000001",
+           "Operation": "Send", "OfficeWorkload": "Exchange", "UserId": "a@contoso.example", "Type": "OfficeActivity"}
+    path = tmp_path / "sentinel.json"
+    path.write_text('{"TimeGenerated": "2021-08-02T13:3\n' + json.dumps(row) + "\n", encoding="utf-8")
+    name, records, quarantined = _records(path)
+    assert name == "sentinel_officeactivity_json"
+    assert len(records) == 1 and len(quarantined) == 1 and quarantined[0].line == 1
