@@ -95,3 +95,11 @@ def test_forced_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["inputs"][0]["format"] == "raw_auditdata_json"
     assert summary["mail_items_accessed"]["items_accessed"] == 4
+
+
+def test_end_date_includes_that_whole_day(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert main(["analyze", str(DATA / "bind_record.json"), "--start", "2022-10-25", "--end", "2022-10-25",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["period"]["records_in_period"] == 1  # the record is at 18:23 that day

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +30,8 @@ def _time(value: str | None, option: str) -> datetime | None:
     parsed = parse_time(value)
     if parsed is None:
         raise UsageError(f"{option}: {value!r} is not a date/time", hint="use e.g. 2024-05-01 or 2024-05-01T13:00:00Z")
+    if option == "--end" and len(value.strip()) == 10:
+        return parsed + timedelta(days=1, microseconds=-1)  # a bare date ends at the end of that day
     return parsed
 
 
