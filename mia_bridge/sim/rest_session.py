@@ -6,6 +6,7 @@ the certificate file and a cloud whose login, admin and Graph hosts are all the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -22,6 +23,7 @@ from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.bridge.factory import Credentials
 from mia_bridge.bridge.rest import RestBackend
 from mia_bridge.bridge.rest_backend import rest_backend
+from mia_bridge.bridge.secrets import SIM_PASSWORD_ENV
 from mia_bridge.sim.rest_server import RestSimServer
 
 
@@ -56,6 +58,9 @@ def rest_sim_session(conn: ConnectionSettings, tenant: Any) -> Iterator[tuple[Re
 def serve_rest(tenant: Any, *, host: str, port: int, ca_out: Path | None = None) -> None:
     """``mia sim serve --api rest``: serve ``tenant`` over HTTPS until SIGINT/SIGTERM; prints ``READY <url>``."""
     stop = threading.Event()
+    password = os.environ.get(SIM_PASSWORD_ENV)
+    if password:
+        tenant.config.certificate_password = password  # protects the generated app.pfx
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -71,7 +76,8 @@ def serve_rest(tenant: Any, *, host: str, port: int, ca_out: Path | None = None)
                 f"CA certificate: {ca_out or server.ca_path}",
                 f"organization {config.organization} (tenant id {server.tenant_id}), app id {config.app_id}",
                 f"app certificate: {server.app_files.pem_path} (PEM, key + certificate) or {server.app_files.pfx_path}"
-                f" (PFX, same password as the tenant's certificate); thumbprint {server.app_files.thumbprint}",
+                f" (PFX, password {SIM_PASSWORD_ENV if password else 'TenantConfig.certificate_password'});"
+                f" thumbprint {server.app_files.thumbprint}",
                 f"login, admin API and Graph all at {server.url} (regional host {server.regional_url})",
             ):
                 sys.stderr.write(line + "\n")
