@@ -535,3 +535,15 @@ def test_clones_serve_concurrent_workers(server: RestSimServer, exo: RestBackend
     finally:
         for clone in clones:
             clone.close()
+
+
+def test_long_collection_never_sends_an_aging_token() -> None:
+    """Tokens that would expire within the refresh margin are replaced before each request (pages too)."""
+    tenant = Tenant(TenantConfig())
+    tenant.add_audit_records(_records(2500))
+    with RestSimServer(tenant, token_lifetime_s=200) as srv, _backend(srv) as exo:
+        issued = srv.tokens_issued
+        result = exo.invoke(_search())
+        assert len(result.output) == 2500
+        assert srv.tokens_issued - issued == 3  # one fresh token for each of the three page requests
+        assert all(r.status == 200 for r in srv.requests if "InvokeCommand" in r.path)
