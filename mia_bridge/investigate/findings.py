@@ -41,7 +41,8 @@ from mia_bridge.investigate.plan import PERMISSION_OPERATIONS
 Record = Mapping[str, Any]
 
 EVIDENCE_COLUMNS = ["CreationTime", "Operation", "UserId", "ClientIP", "Target", "Detail", "Id"]
-MAIL_COLUMNS = ["CreationTime", "Mailbox", "Access", "Folder", "InternetMessageId", "ClientIP", "AppId", "Id"]
+# One row per MailItemsAccessed record; the message ids themselves are listed once each in ``exposed``.
+MAIL_COLUMNS = ["CreationTime", "Mailbox", "Access", "Folders", "Messages", "ClientIP", "App", "Id"]
 THROTTLE_WINDOW = timedelta(hours=24)
 
 __all__ = ["AttackerContext", "ExposedMessage", "Finding", "FindingInputs", "FindingSet", "build_findings"]
@@ -396,17 +397,16 @@ def _mail_findings(
         finding = Finding(f"mail:{mailbox}", "critical", "mail-access", title, summary, True)
         finding.columns = list(MAIL_COLUMNS)
         finding.message_ids = sorted(m.internet_message_id for m in messages)
-        for record in group:
-            access = af.mail_access_type(record) or "?"
+        for record in sorted(group, key=lambda r: str(r.get("CreationTime") or "")):
             items = list(af.accessed_messages(record))
-            base = {"CreationTime": str(record.get("CreationTime") or ""), "Mailbox": mailbox, "Access": access,
-                    "ClientIP": af.record_ip(record), "AppId": ",".join(sorted(af.record_apps(record))),
-                    "Id": af.record_id(record)}  # fmt: skip
-            if items:
-                for folder, message_id in items:
-                    finding.rows.append({**base, "Folder": folder, "InternetMessageId": message_id})
-            else:
-                finding.rows.append({**base, "Folder": ", ".join(af.synced_folders(record)), "InternetMessageId": ""})
+            folders = sorted({folder for folder, _ in items}) or af.synced_folders(record)
+            app = _acting_app(record, ctx)
+            finding.rows.append({
+                "CreationTime": str(record.get("CreationTime") or ""), "Mailbox": mailbox,
+                "Access": af.mail_access_type(record) or "?", "Folders": ", ".join(folders),
+                "Messages": str(len(items)) if items else "whole folder (sync)" if folders else "0",
+                "ClientIP": af.record_ip(record), "App": names.get(app, app), "Id": af.record_id(record),
+            })  # fmt: skip
         out.append(_finish(finding, group))
     for mailbox, times in sorted(throttled.items()):
         times.sort()
