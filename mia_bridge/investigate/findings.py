@@ -96,6 +96,11 @@ class FindingSet:
     exposed: list[ExposedMessage]
     synced_folders: dict[str, set[str]]  # mailbox -> folders synced in attacker context
     throttled: dict[str, list[datetime]]  # mailbox -> throttled record times
+    app_names: dict[str, str] = field(default_factory=dict)  # AppId -> service principal display name
+
+    def app_label(self, app_id: str) -> str:
+        name = self.app_names.get(app_id)
+        return f"{name} ({app_id})" if name else app_id
 
     @property
     def attacker_findings(self) -> list[Finding]:
@@ -150,7 +155,7 @@ def build_findings(inputs: FindingInputs) -> FindingSet:
     mail_findings, exposed, synced, throttled = _mail_findings(records, context, app_names)
     findings += mail_findings
     findings += _other_attacker_activity(records, context, findings)
-    return FindingSet(findings, context, exposed, synced, throttled)
+    return FindingSet(findings, context, exposed, synced, throttled, dict(app_names))
 
 
 def _other_attacker_activity(

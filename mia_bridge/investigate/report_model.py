@@ -65,7 +65,10 @@ def _verdict(findings: FindingSet | None) -> tuple[str, str, list[str]]:
     if findings.context.users:
         points.append("Accounts used by the attacker: " + ", ".join(sorted(findings.context.users)))
     if findings.context.apps:
-        points.append("Applications used by the attacker: " + ", ".join(sorted(findings.context.apps)))
+        points.append(
+            "Applications used by the attacker: "
+            + ", ".join(findings.app_label(a) for a in sorted(findings.context.apps))
+        )
     ordered = sorted(
         attacker,
         key=lambda f: (
