@@ -188,19 +188,17 @@ def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, d
 
 
 def _tenant_span(tenant: Any) -> tuple[datetime | None, datetime | None]:
+    """Whole days covering the simulated tenant's records (its store is sorted by time)."""
     from datetime import timedelta
-
-    from mia_bridge.investigate.audit_fields import record_time
 
     store = getattr(tenant, "store", None)
     if store is None or not len(store):
         return None, None
-    first = record_time(json.loads(store.texts([0])[0]))
-    last = record_time(json.loads(store.texts([len(store) - 1])[0]))
-    if first is None or last is None:
-        return None, None
-    day = timedelta(days=1)
-    return first.replace(hour=0, minute=0, second=0), last.replace(hour=0, minute=0, second=0) + day
+    first = datetime.fromtimestamp(store.time_at(0), tz=UTC)
+    last = datetime.fromtimestamp(store.time_at(len(store) - 1), tz=UTC)
+    first_day = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    last_day = datetime(last.year, last.month, last.day, tzinfo=UTC)
+    return first_day, last_day + timedelta(days=1)
 
 
 def investigate(
