@@ -355,3 +355,16 @@ def test_benign_tenant_has_no_attacker_findings(tmp_path: Path) -> None:
     assert result.report_path is not None
     assert "Verdict: no evidence" in result.report_path.read_text(encoding="utf-8")
     assert result.exit_code == 0
+
+
+def test_cli_ctrl_c_says_the_case_is_resumable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mia_bridge.cli.commands.investigate as command
+
+    def interrupted(*args: Any, **kwargs: Any) -> InvestigationResult:
+        raise KeyboardInterrupt  # what Ctrl-C raises wherever the run is (the resume itself is proven above)
+
+    monkeypatch.setattr(command, "_run", interrupted)
+    assert main(["investigate", "--demo", "--out", str(tmp_path / "case")]) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err

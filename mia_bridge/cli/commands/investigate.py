@@ -278,6 +278,12 @@ def investigate(
     ui = ConsoleUI(as_json)
     try:
         result = _run(conn, options, ui, demo)
+    except KeyboardInterrupt:
+        ui.close()
+        # click turns Ctrl-C into a silent Abort (exit 130); say what state the case is in first
+        err.print(f"interrupted: the case in {case_dir} is kept; rerun the same command to resume where it stopped",
+                  markup=False, highlight=False)  # fmt: skip
+        raise
     finally:
         ui.close()
     _print_result(result, as_json)
