@@ -4,8 +4,10 @@ from mia_bridge.sim.handlers import (
     audit_config,
     connection,
     graph,
+    graph_messages,
     mailbox,
     mailbox_audit_log,
+    message_trace,
     role_assignment,
     unified_audit_log,
 )
@@ -14,8 +16,10 @@ __all__ = [
     "audit_config",
     "connection",
     "graph",
+    "graph_messages",
     "mailbox",
     "mailbox_audit_log",
+    "message_trace",
     "role_assignment",
     "unified_audit_log",
 ]
