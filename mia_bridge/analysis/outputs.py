@@ -4,11 +4,13 @@ quarantine.jsonl (one line per unreadable record: file, line, reason, raw text).
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -20,14 +22,33 @@ if TYPE_CHECKING:
 TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
 
 
-def _write_table(frame: pd.DataFrame, out_dir: Path, name: str, written: dict[str, Path]) -> None:
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """UTC timestamps as text the way the CSV writer would print them, but fast.
+
+    pyarrow formats a zoned timestamp with a time-zone lookup per value (about 1 s per million); the same
+    text ("2024-05-01 00:00:00.000000000Z") comes from the zone-less cast plus "Z" ten times faster.
+    """
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz in ("UTC", "+00:00"):
+            naive = table.column(index).cast(pa.timestamp(field.type.unit))
+            text = pc.binary_join_element_wise(naive.cast(pa.string()), pa.scalar("Z"), "")
+            table = table.set_column(index, field.name, text)
+    return table
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    pa_csv.write_csv(_csv_ready(table), path)  # UTF-8; pyarrow's writer is far faster than DataFrame.to_csv
+
+
+def _write_table(frame: pd.DataFrame, out_dir: Path, name: str, written: dict[str, Path],
+                 pool: ThreadPoolExecutor) -> list[Future[None]]:
+    """Start writing ``frame`` as CSV and Parquet (both release the GIL, so they run side by side)."""
     csv_path = out_dir / f"{name}.csv"
     parquet_path = out_dir / f"{name}.parquet"
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    pa_csv.write_csv(table, csv_path)  # UTF-8; pyarrow's writer is far faster than DataFrame.to_csv
-    pq.write_table(table, parquet_path)
     written[f"{name}.csv"] = csv_path
     written[f"{name}.parquet"] = parquet_path
+    return [pool.submit(_write_csv, table, csv_path), pool.submit(pq.write_table, table, parquet_path)]
 
 
 def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
@@ -35,13 +56,17 @@ def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in TABLES:
-            frame = getattr(result, name)
-            if frame is not None:
-                _write_table(frame, out_dir, name, written)
-        records_path = out_dir / "records.parquet"
-        result.records.to_parquet(records_path, index=False)
-        written["records.parquet"] = records_path
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending: list[Future[None]] = []
+            for name in TABLES:
+                frame = getattr(result, name)
+                if frame is not None:
+                    pending += _write_table(frame, out_dir, name, written, pool)
+            records_path = out_dir / "records.parquet"
+            pending.append(pool.submit(result.records.to_parquet, records_path, index=False))
+            written["records.parquet"] = records_path
+            for future in pending:
+                future.result()  # re-raises a writer's OSError here
         quarantine_path = out_dir / "quarantine.jsonl"
         with quarantine_path.open("w", encoding="utf-8") as handle:
             for row in result.quarantine.to_dict("records"):
