@@ -1,0 +1,177 @@
+"""``exposed_messages.csv`` and ``affected_parties.csv``, optionally redacted for third parties.
+
+``--redact-subjects`` replaces every subject with ``[redacted]``. ``--hash-addresses`` replaces every
+address with ``addr-<16 hex>`` and every external domain with ``domain-<16 hex>``: the first 64 bits
+of HMAC-SHA256 over the lower-cased value, keyed with ``MIA_HASH_KEY`` when set (the same key gives the
+same pseudonyms across cases, so a responder holding it can match a known address) and otherwise with
+a random key used for this run only and kept nowhere. A plain hash would not do: anyone could hash a
+guessed address and look for it. Redaction covers every output file enrichment writes; the raw
+tenant answers under ``enrich/raw/`` are evidence and stay as received (share the outputs, not them).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mia_bridge.bridge.backend import Secret
+from mia_bridge.enrich.model import ExposedMessage
+from mia_bridge.enrich.parties import EXTERNAL_DOMAIN, Party
+from mia_bridge.errors import ExportError
+
+EXPOSED_NAME = "exposed_messages.csv"
+PARTIES_NAME = "affected_parties.csv"
+HASH_KEY_ENV = "MIA_HASH_KEY"
+REDACTED = "[redacted]"
+EXPOSED_COLUMNS = [
+    "internet_message_id", "exposure", "reasons", "mailboxes", "folders", "first_access", "contexts", "sender",
+    "to", "cc", "bcc", "subject", "received", "size", "status", "direction", "has_attachments",
+    "metadata_source", "metadata_note",
+]
+PARTY_COLUMNS = [
+    "party", "party_type", "internal", "accessed_messages", "potentially_exposed_messages", "as_sender",
+    "as_recipient", "earliest", "latest",
+]
+_ADDRESS = re.compile(r"(?<![<\w.+-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+(?![\w>])")
+
+
+class Redactor:
+    """Applies --redact-subjects and --hash-addresses to values on their way into a file."""
+
+    def __init__(self, *, redact_subjects: bool = False, hash_addresses: bool = False,
+                 key: Secret | None = None) -> None:
+        self.redact_subjects = redact_subjects
+        self.hash_addresses = hash_addresses
+        if key is None and hash_addresses:
+            env = os.environ.get(HASH_KEY_ENV)
+            key = Secret(env) if env else Secret(secrets.token_hex(32))
+            self.key_source = HASH_KEY_ENV if env else "random, this run only"
+        else:
+            self.key_source = "given" if key is not None else ""
+        self._key = key
+
+    def _digest(self, value: str) -> str:
+        assert self._key is not None
+        mac = hmac.new(self._key.reveal().encode("utf-8"), value.strip().lower().encode("utf-8"), hashlib.sha256)
+        return mac.hexdigest()[:16]
+
+    def subject(self, value: str) -> str:
+        return REDACTED if self.redact_subjects and value else value
+
+    def address(self, value: str) -> str:
+        return f"addr-{self._digest(value)}" if self.hash_addresses and value else value
+
+    def domain(self, value: str) -> str:
+        return f"domain-{self._digest(value)}" if self.hash_addresses and value else value
+
+    def text(self, value: str) -> str:
+        """Free text (reasons, notes): addresses inside it are hashed too (message ids in <> are not)."""
+        if not self.hash_addresses:
+            return value
+        return _ADDRESS.sub(lambda m: self.address(m.group(0)), value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"redact_subjects": self.redact_subjects, "hash_addresses": self.hash_addresses,
+                "hash": "HMAC-SHA256, first 64 bits" if self.hash_addresses else None,
+                "hash_key": self.key_source or None}
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def message_row(message: ExposedMessage, redactor: Redactor) -> dict[str, Any]:
+    meta = message.meta
+
+    def addresses(values: Iterable[str]) -> str:
+        return ";".join(redactor.address(v) for v in values)
+
+    return {
+        "internet_message_id": message.internet_message_id,
+        "exposure": message.exposure,
+        "reasons": " || ".join(redactor.text(r) for r in message.reasons),
+        "mailboxes": addresses(sorted(message.mailboxes)),
+        "folders": ";".join(sorted(message.folders)),
+        "first_access": _iso(message.first_access),
+        "contexts": ";".join(sorted(message.contexts)),
+        "sender": redactor.address(meta.sender) if meta else "",
+        "to": addresses(meta.to) if meta else "",
+        "cc": addresses(meta.cc) if meta else "",
+        "bcc": addresses(meta.bcc) if meta else "",
+        "subject": redactor.subject(meta.subject) if meta else "",
+        "received": _iso(meta.received) if meta else "",
+        "size": meta.size if meta and meta.size is not None else "",
+        "status": meta.status if meta else "",
+        "direction": meta.direction if meta else "",
+        "has_attachments": "" if meta is None or meta.has_attachments is None else str(meta.has_attachments),
+        "metadata_source": meta.source if meta else "none",
+        "metadata_note": redactor.text(message.note),
+    }
+
+
+def party_row(party: Party, redactor: Redactor) -> dict[str, Any]:
+    name = redactor.domain(party.party) if party.party_type == EXTERNAL_DOMAIN else redactor.address(party.party)
+    return {
+        "party": name, "party_type": party.party_type, "internal": str(party.internal),
+        "accessed_messages": party.accessed_messages,
+        "potentially_exposed_messages": party.potentially_exposed_messages,
+        "as_sender": party.as_sender, "as_recipient": party.as_recipient,
+        "earliest": _iso(party.earliest), "latest": _iso(party.latest),
+    }
+
+
+def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row)
+                count += 1
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
+    return count
+
+
+def write_json(path: Path, data: Any) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
+    return path
+
+
+class RawWriter:
+    """Tenant answers appended to ``enrich/raw/<name>.jsonl`` and flushed to disk before they are used."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.paths: dict[str, Path] = {}
+        self.lines: dict[str, int] = {}
+
+    def sink(self, name: str) -> Any:
+        def write(call: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+            path = self.paths.setdefault(name, self.folder / f"{name}.jsonl")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"call": call, "output": rows}, ensure_ascii=False, default=str) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
+            self.lines[name] = self.lines.get(name, 0) + 1
+
+        return write

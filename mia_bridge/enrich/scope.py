@@ -1,0 +1,167 @@
+"""The exposure scope of a case: which message ids were read (bind), which folders synced and which
+mailboxes throttled, in the attacker's context.
+
+Read from the analysis tables (``CASE/analysis/`` from ``mia investigate``, or the folder ``mia analyze``
+wrote) and the attacker context (``findings.json`` plus any ``--suspicious-ip``/``--suspicious-app``).
+Without any attacker context every bind, sync and throttled window is in scope, and the notes say so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mia_bridge.enrich.model import ACCESSED, ExposedMessage, normalise_id
+from mia_bridge.errors import UsageError
+
+ANALYSIS_DIRS = ("analysis", ".")
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    mailbox: str
+    folder: str
+    time: datetime
+    context: str
+
+
+@dataclass(frozen=True)
+class ThrottledWindow:
+    mailbox: str
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class Scope:
+    accessed: dict[str, ExposedMessage]
+    syncs: list[SyncEvent] = field(default_factory=list)
+    throttled: list[ThrottledWindow] = field(default_factory=list)
+    attacker_ips: set[str] = field(default_factory=set)
+    attacker_apps: set[str] = field(default_factory=set)
+    internal_domains: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    analysis_dir: Path | None = None
+    bind_rows: int = 0  # item rows read from the analysis (all contexts)
+
+
+def _rows(folder: Path, name: str) -> list[dict[str, Any]]:
+    """The rows of one analysis table (Parquet preferred, else CSV); none when it is absent."""
+    parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
+    if parquet.exists():
+        frame = pd.read_parquet(parquet)
+    elif csv.exists():
+        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    else:
+        return []
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert("UTC").to_pydatetime()
+
+
+def _text(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def _context(row: dict[str, Any]) -> str:
+    app = _text(row, "client_app_id") or _text(row, "app_id")
+    return " | ".join((_text(row, "client_ip") or "-", app or "-", _text(row, "client_info_string") or "-"))
+
+
+def load_scope(case_dir: Path, *, suspicious_ips: tuple[str, ...] = (),
+               suspicious_apps: tuple[str, ...] = ()) -> Scope:
+    """The exposure scope of ``case_dir``; a UsageError when it holds no analysis tables."""
+    folder = next((case_dir / d for d in ANALYSIS_DIRS if (case_dir / d / "items.parquet").exists()
+                   or (case_dir / d / "items.csv").exists()), None)
+    if folder is None:
+        raise UsageError(f"{case_dir}: no MailItemsAccessed analysis (analysis/items.parquet or items.csv)",
+                         hint="run `mia investigate --out CASE` or `mia analyze ... --out CASE` first")
+    ips = {i.lower() for i in suspicious_ips}
+    apps = {a.lower() for a in suspicious_apps}
+    findings = case_dir / "findings.json"
+    if findings.exists():
+        try:
+            context = json.loads(findings.read_text(encoding="utf-8")).get("attacker_context") or {}
+        except ValueError as exc:
+            raise UsageError(f"{findings}: unreadable: {exc}") from None
+        ips |= {str(i).lower() for i in context.get("ips") or []}
+        apps |= {str(a).lower() for a in context.get("apps") or []}
+    scope = Scope(accessed={}, attacker_ips=ips, attacker_apps=apps, analysis_dir=folder)
+    known = bool(ips or apps)
+    if not known:
+        scope.notes.append("no attacker context (findings.json, --suspicious-ip, --suspicious-app): every bind, "
+                           "folder sync and throttled window in the analysis is in scope")
+
+    def attacker(row: dict[str, Any]) -> bool:
+        if not known:
+            return True
+        return (_text(row, "client_ip").lower() in ips or _text(row, "client_app_id").lower() in apps
+                or _text(row, "app_id").lower() in apps)
+
+    rows = _rows(folder, "items")
+    scope.bind_rows = len(rows)
+    mailboxes: set[str] = set()
+    owners: set[str] = set()  # every mailbox owner in the analysis: their domains are the tenant's
+    for row in rows:
+        owners.add(_text(row, "mailbox").lower())
+        raw = _text(row, "internet_message_id_raw") or _text(row, "internet_message_id")
+        if not raw or not attacker(row):
+            continue
+        key = normalise_id(raw)
+        when = _time(row.get("creation_time"))
+        message = scope.accessed.get(key)
+        if message is None:
+            message = scope.accessed[key] = ExposedMessage(key, raw, ACCESSED, first_access=when)
+            message.add_reason("read (MailItemsAccessed bind)")
+        elif when is not None and (message.first_access is None or when < message.first_access):
+            message.first_access = when
+        mailbox = _text(row, "mailbox").lower()
+        message.mailboxes.add(mailbox)
+        mailboxes.add(mailbox)
+        if _text(row, "folder_path"):
+            message.folders.add(_text(row, "folder_path"))
+        message.contexts.add(_context(row))
+    for row in _rows(folder, "synced_folders"):
+        when = _time(row.get("creation_time"))
+        if when is None or not attacker(row):
+            continue
+        mailbox = _text(row, "mailbox").lower()
+        mailboxes.add(mailbox)
+        scope.syncs.append(SyncEvent(mailbox, _text(row, "folder_path"), when, _context(row)))
+    for row in _rows(folder, "throttled_windows"):
+        start, end = _time(row.get("window_start")), _time(row.get("window_end"))
+        mailbox = _text(row, "mailbox").lower()
+        if start is None or end is None or (known and mailbox not in mailboxes):
+            continue
+        scope.throttled.append(ThrottledWindow(mailbox, start, end))
+    owners |= mailboxes
+    scope.internal_domains = _domains(case_dir) | {m.rsplit("@", 1)[1] for m in owners if "@" in m}
+    return scope
+
+
+def _domains(case_dir: Path) -> set[str]:
+    """The tenant's domains from ``directory/domains.json`` (raw Get-MgDomain output), when present."""
+    path = case_dir / "directory" / "domains.json"
+    if not path.exists():
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return set()
+    rows = data.get("output") if isinstance(data, dict) else data
+    return {str(d.get("Id") or "").lower() for d in rows or [] if isinstance(d, dict)} - {""}
