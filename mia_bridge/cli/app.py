@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mia_bridge.cli.commands.doctor",
     "mia_bridge.cli.commands.config",
     "mia_bridge.cli.commands.investigate",
+    "mia_bridge.cli.commands.enrich",
 )
 
 app = typer.Typer(

@@ -1,0 +1,76 @@
+"""``mia enrich CASE``: who and what was exposed -- sender, recipients and subject of every exposed message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.console import err, out
+from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.enrich.api import EnrichOptions, enrich_case
+from mia_bridge.errors import UsageError
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    """Repeatable options that also take comma-separated lists."""
+    return tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
+
+
+@connection_options
+def enrich(
+    case_dir: Path = typer.Argument(..., help="Case folder from mia investigate, or the folder mia analyze wrote."),
+    allow_mailbox_metadata: bool = typer.Option(
+        False, "--allow-mailbox-metadata",
+        help="For messages message trace lacks (older than 90 days, never through transport): read "
+        "from/to/cc/bcc/subject/received/hasAttachments from the mailbox with Get-MgUserMessage. Never bodies.",
+    ),
+    redact_subjects: bool = typer.Option(False, "--redact-subjects", help="Replace subjects with [redacted]."),
+    hash_addresses: bool = typer.Option(
+        False, "--hash-addresses", help="Replace addresses and external domains with keyed hashes (HMAC-SHA256; "
+        "key from MIA_HASH_KEY, else random for this run)."
+    ),
+    suspicious_ips: list[str] = typer.Option(None, "--suspicious-ip", help="Attacker IP (repeat); adds to "
+                                             "findings.json's attacker context."),
+    suspicious_apps: list[str] = typer.Option(None, "--suspicious-app", help="Attacker app id (repeat)."),
+    no_potential: bool = typer.Option(False, "--no-potential", help="Skip mail potentially exposed by folder "
+                                      "syncs and throttled windows."),
+    as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout."),
+    *,
+    conn: ConnectionSettings,
+) -> None:
+    """Enrich a case's exposed messages with sender, recipients and subject; list the affected parties."""
+    if not case_dir.is_dir():
+        raise UsageError(f"{case_dir}: not a folder", hint="give the case folder of mia investigate / mia analyze")
+    options = EnrichOptions(
+        allow_mailbox_metadata=allow_mailbox_metadata, redact_subjects=redact_subjects,
+        hash_addresses=hash_addresses, potential=not no_potential,
+        suspicious_ips=_split(suspicious_ips), suspicious_apps=_split(suspicious_apps),
+    )
+    with open_connection(conn) as backend:
+        result = enrich_case(backend, case_dir, options)
+    counts = result.summary["counts"]
+    if as_json:
+        typer.echo(json.dumps(result.summary, indent=2, default=str))
+    else:
+        out.print(f"{counts['accessed_ids']} message(s) read: {counts['accessed_with_metadata']} with sender and "
+                  f"recipients, {counts['accessed_without_metadata']} without; {counts['potentially_exposed']} "
+                  f"potentially exposed; {counts['affected_addresses']} affected address(es), "
+                  f"{counts['affected_external_domains']} external domain(s)", markup=False, highlight=False)
+        for path in result.files:
+            out.print(f"  {path}", markup=False, highlight=False)
+    if result.trace_unavailable:
+        err.print(f"warning: message trace unavailable: {result.trace_unavailable}", markup=False, highlight=False)
+    for reason, n in counts["accessed_without_metadata_reasons"].items():
+        err.print(f"note: {n} message(s): {reason}", markup=False, highlight=False)
+    hint = result.summary["mailbox_metadata"]["hint"]
+    if hint:
+        err.print(f"hint: {hint}", markup=False, highlight=False)
+    if result.trace_unavailable or counts["accessed_without_metadata"]:
+        raise typer.Exit(ExitCode.ATTENTION)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("enrich")(enrich)

@@ -1,0 +1,45 @@
+"""Enrichment as a step of ``mia investigate``: done, skipped (with the reason) or failed, like the others.
+
+The pipeline calls ``run_enrich_step(backend, case_dir, steps)`` after the MailItemsAccessed analysis has
+written ``analysis/``; message trace without permission (or absent) is a skip with the reason, and the
+exposed ids are still listed, without metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mia_bridge.bridge.backend import ExoBackend
+from mia_bridge.enrich.api import EnrichOptions, EnrichResult, enrich_case
+from mia_bridge.errors import MiaError, UsageError
+from mia_bridge.investigate.steps import StepLog
+
+STEP_NAME = "Affected parties (message trace)"
+
+
+def run_enrich_step(
+    backend: ExoBackend, case_dir: Path, steps: StepLog, options: EnrichOptions | None = None
+) -> EnrichResult | None:
+    """Run the enrichment and record its outcome in ``steps``; never raises a MiaError."""
+    try:
+        result = enrich_case(backend, case_dir, options)
+    except UsageError as exc:  # no analysis in the case: nothing to enrich
+        steps.skipped(STEP_NAME, exc.message)
+        return None
+    except MiaError as exc:
+        steps.failed(STEP_NAME, exc.message)
+        return None
+    counts = result.summary["counts"]
+    if result.trace_unavailable:
+        steps.skipped(STEP_NAME, f"message trace unavailable: {result.trace_unavailable}; "
+                      f"{counts['accessed_ids']} exposed message id(s) listed without sender/recipients")
+        return result
+    sources = ", ".join(f"{v} from {k}" for k, v in sorted(counts["accessed_metadata_sources"].items()))
+    text = (f"{counts['accessed_ids']} message(s) read, {counts['accessed_with_metadata']} with sender and "
+            f"recipients ({sources or 'none'}); {counts['potentially_exposed']} potentially exposed; "
+            f"{counts['affected_addresses']} affected address(es), {counts['affected_external_domains']} "
+            "external domain(s)")
+    if counts["accessed_without_metadata"]:
+        text += f"; {counts['accessed_without_metadata']} without metadata (see exposed_messages.csv)"
+    steps.done(STEP_NAME, text, attention=bool(counts["accessed_without_metadata"]))
+    return result
