@@ -26,6 +26,13 @@ def test_healthy_tenant_is_all_ok() -> None:
     ]
 
 
+def test_rest_backend_is_all_ok_without_a_jump_host() -> None:
+    statuses = _statuses(ConnectionSettings(sim=True, sim_records=100, backend="rest"))
+    assert set(statuses.values()) == {OK}
+    assert next(iter(statuses)) == "Admin API endpoint and token"
+    assert "Unified audit log ingestion" in statuses and "Audit Premium licence" in statuses
+
+
 def test_problems_are_reported_row_by_row() -> None:
     statuses = _statuses(ConnectionSettings(sim=True, sim_records=100, sim_ingestion=False, sim_premium=False,
                                             sim_mailbox_audit_retired=True))

@@ -42,9 +42,18 @@ class Check:
 def run_checks(exo: ExoBackend) -> list[Check]:
     """Every doctor check against an opened backend; each failure is a row, not an exception."""
     desc = exo.describe()
-    checks = [Check("WinRM endpoint and auth", OK, f"{desc.get('endpoint', desc.get('backend'))} "
-                    f"({desc.get('auth', desc.get('backend'))})")]
+    rest = desc.get("backend") == "rest"
+    if rest:  # no jump host: the admin API is reached directly with an app-only token
+        checks = [
+            Check("Admin API endpoint and token", OK, f"{desc.get('endpoint')} (app-only token, {desc.get('cloud')})"),
+            Check("ExchangeOnlineManagement module", OK, "not needed: the REST backend calls the admin API itself"),
+        ]
+    else:
+        checks = [Check("WinRM endpoint and auth", OK, f"{desc.get('endpoint', desc.get('backend'))} "
+                        f"({desc.get('auth', desc.get('backend'))})")]
     for name, probe in _PROBES:
+        if rest and probe is _module:
+            continue
         try:
             checks.append(probe(exo))
         except CommandNotFoundError as exc:
@@ -176,7 +185,8 @@ def doctor(*, conn: ConnectionSettings) -> None:
         with open_connection(conn) as exo:
             checks = run_checks(exo)
     except BridgeError as exc:
-        checks = [Check("WinRM endpoint and auth", FAIL, exc.render().removeprefix("error: "))]
+        first = "Admin API endpoint and token" if conn.backend == "rest" else "WinRM endpoint and auth"
+        checks = [Check(first, FAIL, exc.render().removeprefix("error: "))]
     out.print(render(checks))
     if checks[0].status == FAIL:  # could not even connect
         raise typer.Exit(ExitCode.FAILURE)
