@@ -143,9 +143,10 @@ def enrich_case(backend: ExoBackend, case_dir: Path, options: EnrichOptions | No
     _jsonl(query_log, trace.query_log)
     summary_path = write_json(out_dir / SUMMARY_NAME, result.summary)
     result.files = [exposed_path, parties_path, query_log, summary_path]
-    manifest.add_files(case_dir, result.files, kind="enrich",
-                       records={str(exposed_path): rows, str(parties_path): party_rows,
-                                str(query_log): len(trace.query_log)})
+    # CSV rows are counted in the summary (a quoted cell may span lines; the manifest counts lines)
+    result.summary["files"] = {EXPOSED_NAME: rows, PARTIES_NAME: party_rows}
+    write_json(summary_path, result.summary)
+    manifest.add_files(case_dir, result.files, kind="enrich", records={str(query_log): len(trace.query_log)})
     return result
 
 
@@ -182,6 +183,7 @@ def _summary(scope: Scope, result: EnrichResult, trace: MessageTrace, limiter: T
             "bind_item_rows_read": scope.bind_rows,
             "attacker_ips": sorted(scope.attacker_ips),
             "attacker_apps": sorted(scope.attacker_apps),
+            "internal_domains": sorted(scope.internal_domains),
             "folder_syncs": len(scope.syncs),
             "throttled_windows": len(scope.throttled),
             "notes": [redactor.text(n) for n in scope.notes],

@@ -87,6 +87,7 @@ class MailFlow:
     internal_domains: set[str]
     now: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
     v2_available: bool = True  # False: Get-MessageTraceV2 -> CommandNotFoundException
+    trace_denied: bool = False  # True: the app lacks the role message trace needs (PermissionDenied)
     rate_limit: int = TRACE_RATE_LIMIT
     rate_window_s: float = TRACE_RATE_WINDOW_S
     clock: Callable[[], float] = time.monotonic
@@ -94,6 +95,12 @@ class MailFlow:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     queries: int = 0
     throttled: int = 0
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Count the rate limit on ``clock`` from now on (tests use virtual time); forgets earlier queries."""
+        with self._lock:
+            self.clock = clock
+            self._recent.clear()
 
     def admit_query(self) -> bool:
         """Count one message-trace query; False when it exceeds the rate limit (the service throttles)."""
@@ -187,7 +194,8 @@ def build_mailflow(tenant: Any) -> MailFlow:
         for owner in owners:
             for i in range(_UNREAD_PER_MAILBOX):
                 rng = random.Random(f"mailflow-unread:{seed}:{owner}:{i}")
-                raw = f"<UNREAD{rng.getrandbits(96):024X}@{owner.split('@')[-1]}.sim.example>"
+                server = f"SIM{seed % 1000:03d}MB{i:04d}"  # Exchange Online spells ids after the server
+                raw = f"<{server}{rng.getrandbits(144):036X}@{server}.namprd05.prod.outlook.com>"
                 received = times[0] + timedelta(minutes=rng.randint(0, span))
                 message = _message(rng, raw, owner, "\\Inbox", rng.randint(4_000, 90_000), received, users, domains)
                 messages[message.key] = message

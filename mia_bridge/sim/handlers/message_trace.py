@@ -42,6 +42,15 @@ def _throttled(cmdlet_name: str, flow: MailFlow) -> SimCmdletError:
     )
 
 
+def _check_role(flow: MailFlow, cmdlet_name: str) -> None:
+    if flow.trace_denied:
+        raise SimCmdletError(
+            f"The user or app does not have the role required to run {cmdlet_name} (Message Tracking / "
+            "View-Only Recipients).", category="PermissionDenied", error_id=f"AccessDenied,{cmdlet_name}",
+            exception_type="System.UnauthorizedAccessException",
+        )
+
+
 def _rows(
     flow: MailFlow, p: Params, start: datetime, end: datetime, include_end: bool
 ) -> list[tuple[MailMessage, str]]:
@@ -115,6 +124,7 @@ def get_message_trace_v2(session: TenantSession, params: dict[str, Any]) -> SimO
     flow = mailflow_of(tenant)
     if not flow.v2_available:
         raise command_not_found(V2)
+    _check_role(flow, V2)
     p = Params(V2, params, (*_FILTERS, "ResultSize", "StartingRecipientAddress", "Subject", "SubjectFilterType"))
     start, end = _dates(flow, p, TRACE_REACH)
     if end - start > MAX_WINDOW:
@@ -149,6 +159,7 @@ def get_message_trace_v2(session: TenantSession, params: dict[str, Any]) -> SimO
 def get_message_trace(session: TenantSession, params: dict[str, Any]) -> SimOutput:
     tenant = session.tenant
     flow = mailflow_of(tenant)
+    _check_role(flow, LEGACY)
     p = Params(LEGACY, params, (*_FILTERS, "Page", "PageSize", "ProbeTag"))
     start, end = _dates(flow, p, LEGACY_TRACE_REACH)
     page_size = p.integer("PageSize", DEFAULT_RESULT_SIZE) or 0
