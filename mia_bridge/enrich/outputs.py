@@ -164,6 +164,8 @@ class RawWriter:
     def sink(self, name: str) -> Any:
         def write(call: dict[str, Any], rows: list[dict[str, Any]]) -> None:
             path = self.paths.setdefault(name, self.folder / f"{name}.jsonl")
+            if name not in self.lines:  # a rerun appends: earlier answers stay, and count
+                self.lines[name] = _line_count(path)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("a", encoding="utf-8") as handle:
@@ -175,3 +177,10 @@ class RawWriter:
             self.lines[name] = self.lines.get(name, 0) + 1
 
         return write
+
+
+def _line_count(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)

@@ -11,6 +11,7 @@ from mia_bridge.cli.connection import ConnectionSettings, connection_options, op
 from mia_bridge.cli.console import err, out
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
+from mia_bridge.enrich.scope import load_scope
 from mia_bridge.errors import UsageError
 
 
@@ -49,6 +50,7 @@ def enrich(
         hash_addresses=hash_addresses, potential=not no_potential,
         suspicious_ips=_split(suspicious_ips), suspicious_apps=_split(suspicious_apps),
     )
+    load_scope(case_dir)  # a case without analysis fails here, before any connection
     with open_connection(conn) as backend:
         result = enrich_case(backend, case_dir, options)
     counts = result.summary["counts"]

@@ -1,0 +1,100 @@
+"""The pieces on their own: the rate limiter's guarantee, the scope without attacker context, the step's
+outcomes, direction and the keyed hash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from enrich_simdata import VirtualClock, offline_case, run_enrich, tenant_days_ago
+
+from mia_bridge.bridge.backend import Secret
+from mia_bridge.bridge.config import ConnectionSettings
+from mia_bridge.cli.connection import sim_session
+from mia_bridge.enrich.api import EnrichOptions
+from mia_bridge.enrich.message_trace import direction
+from mia_bridge.enrich.outputs import Redactor
+from mia_bridge.enrich.ratelimit import TokenBucket
+from mia_bridge.enrich.scope import load_scope
+from mia_bridge.enrich.step import STEP_NAME, run_enrich_step
+from mia_bridge.investigate.steps import StepLog, StepStatus
+from mia_bridge.sim.mailflow import mailflow_of
+
+
+def test_token_bucket_never_exceeds_the_limit_in_any_window() -> None:
+    clock = VirtualClock()
+    bucket = TokenBucket(100, 300.0, clock=clock, sleep=clock.sleep)
+    times = [bucket.acquire() for _ in range(450)]
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i:] if t - start < 300.0) <= 100
+    assert bucket.waits > 0
+    # and it is not needlessly slow: 450 queries take about 450 / (50 per 300 s) after the first 50
+    assert times[-1] - times[0] <= (450 - 50) * 6.0 + 1
+
+
+def test_scope_without_attacker_context_takes_every_bind(tmp_path: Path) -> None:
+    tenant = tenant_days_ago(40, seed=21)
+    case = offline_case(tenant, tmp_path)
+    (case / "findings.json").unlink()
+    scope = load_scope(case)
+    assert scope.notes and "no attacker context" in scope.notes[0]
+    assert tenant.truth is not None
+    assert len(scope.accessed) > len(tenant.truth.read_message_ids)  # benign reads too
+    narrowed = load_scope(case, suspicious_ips=("192.0.2.66",))
+    assert {m.internet_message_id for m in narrowed.accessed.values()} == tenant.truth.read_message_ids
+
+
+def test_step_outcomes(tmp_path: Path) -> None:
+    tenant = tenant_days_ago(40, seed=22)
+    case = offline_case(tenant, tmp_path / "case")
+    clock = VirtualClock()
+    mailflow_of(tenant).use_clock(clock)
+    options = EnrichOptions(clock=clock, sleep=clock.sleep)
+    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+        steps = StepLog()
+        result = run_enrich_step(session.backend, case, steps, options)
+        assert result is not None
+        (outcome,) = list(steps)
+        assert outcome.name == STEP_NAME and outcome.status is StepStatus.DONE
+        assert f"{len(result.accessed)} message(s) read" in outcome.reason
+        mailflow_of(tenant).trace_denied = True
+        denied = StepLog()
+        run_enrich_step(session.backend, case, denied, options)
+        (outcome,) = list(denied)
+        assert outcome.status is StepStatus.SKIPPED and "permission denied" in outcome.reason
+        empty = StepLog()
+        (tmp_path / "empty").mkdir()
+        assert run_enrich_step(session.backend, tmp_path / "empty", empty, options) is None
+        (outcome,) = list(empty)
+        assert outcome.status is StepStatus.SKIPPED and "no MailItemsAccessed analysis" in outcome.reason
+
+
+def test_direction() -> None:
+    inside = {"contoso.com"}
+    assert direction("a@fabrikam.example", ["b@contoso.com"], inside) == "Inbound"
+    assert direction("b@contoso.com", ["a@fabrikam.example", "c@contoso.com"], inside) == "Outbound"
+    assert direction("b@CONTOSO.com", ["c@contoso.com"], inside) == "Internal"
+    assert direction("b@contoso.com", ["c@contoso.com"], set()) == ""
+
+
+def test_keyed_hash_is_stable_per_key_and_differs_across_keys() -> None:
+    one = Redactor(hash_addresses=True, key=Secret("k1"))
+    same = Redactor(hash_addresses=True, key=Secret("k1"))
+    other = Redactor(hash_addresses=True, key=Secret("k2"))
+    assert one.address("Megan.Bowen@contoso.com") == same.address("megan.bowen@contoso.com")
+    assert one.address("megan.bowen@contoso.com") != other.address("megan.bowen@contoso.com")
+    assert one.text("mail from x.y@fabrikam.example about <id@server.prod.outlook.com>").count("addr-") == 1
+    assert "k1" not in json.dumps(one.describe())
+
+
+def test_rerun_keeps_earlier_raw_answers_and_the_case_verifies(tmp_path: Path) -> None:
+    from mia_bridge.evidence import verify_case
+
+    tenant = tenant_days_ago(40, seed=23)
+    case = offline_case(tenant, tmp_path)
+    run_enrich(tenant, case)
+    raw = case / "enrich" / "raw" / "message_trace.jsonl"
+    first = raw.read_text(encoding="utf-8")
+    run_enrich(tenant, case)
+    assert raw.read_text(encoding="utf-8").startswith(first)  # appended, never rewritten
+    assert verify_case(case).ok
