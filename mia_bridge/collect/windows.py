@@ -56,7 +56,6 @@ class _Region:
     force_session: bool = False  # a plain call on this exact window hit the cap: page it instead
     sample: list[int] = field(default_factory=list)  # sorted CreationTimes a capped fetch returned here
     weight: float = 1.0  # records each sample point stands for (> 1 when the service announced a total)
-    basis: float | None = None  # the density the previous window planned here was sized with
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,6 @@ class WindowPlanner:
             use_session = True
             if density is None and not region.force_session:
                 length = region.max_len
-        region.basis = density if measured else None
         if region.sample and not region.force_session:
             # Never plan past the point where the capped sample alone would fill the window.
             target = self.session_target if use_session else self.plain_target
@@ -158,27 +156,21 @@ class WindowPlanner:
     def _density_at(self, region: _Region) -> tuple[float | None, bool]:
         """Density for sizing, and whether it was measured on finished windows.
 
-        Preference: a finished window ending right here; what the previous window in this region was
-        sized with; the capped-sample hint (not measured); the nearest finished window."""
-        if self._known:
-            i = bisect.bisect_left(self._known, (region.start, region.start, 0.0)) - 1
-            for j in range(max(0, i - 2), min(len(self._known), i + 3)):
-                if self._known[j][1] == region.start:
-                    return self._known[j][2], True
-        if region.basis is not None:
-            return region.basis, True
+        Preference: the finished window ending right here; the capped-sample hint for this stretch
+        (not measured); the latest finished window before here; the nearest one after. Windows still
+        in flight teach nothing yet, so with several in flight the freshest measurement is used
+        rather than whatever the previous window was sized with (which may be a burst long passed).
+        """
+        if not self._known:
+            return region.density, False
+        i = bisect.bisect_right(self._known, (region.start, float("inf"), float("inf")))
+        if i > 0 and self._known[i - 1][1] == region.start:
+            return self._known[i - 1][2], True
         if region.density is not None:
             return region.density, False
-        if not self._known:
-            return None, False
-        i = bisect.bisect_right(self._known, (region.start, region.start + 1, float("inf")))
-        candidates = []
         if i > 0:
-            candidates.append(self._known[i - 1])
-        if i < len(self._known):
-            candidates.append(self._known[i])
-        best = min(candidates, key=lambda k: min(abs(k[1] - region.start), abs(k[0] - region.start)))
-        return best[2], True
+            return self._known[i - 1][2], True
+        return self._known[i][2], True
 
     # --- feedback -----------------------------------------------------------------------------
 
