@@ -47,6 +47,7 @@ GRAPH_CMDLETS: dict[str, GraphCmdlet] = {
         "AppRoleAssignmentId",
         required=("ServicePrincipalId",),
     ),
+    "get-mgusermessage": GraphCmdlet("users/{UserId}/messages", "MessageId", required=("UserId",)),
 }
 _COMMON = ("All", "Top", "Filter", "Property")
 GRAPH_MAX_PAGE = 999

@@ -16,6 +16,7 @@ from mia_bridge.sim.registry import SimCmdletError
 from mia_bridge.sim.rest_apps import GRAPH_ROLES
 from mia_bridge.sim.rest_codec import graph_json
 from mia_bridge.sim.rest_faults import FaultKind
+from mia_bridge.sim.rest_graph_messages import messages_route
 from mia_bridge.sim.rest_handler import RestHandlerBase
 
 
@@ -119,4 +120,4 @@ def _graph_route(segments: list[str]) -> tuple[str, dict[str, Any], str, bool] |
         case ["servicePrincipals", sp_id, "appRoleAssignments"]:
             context = f"servicePrincipals('{sp_id}')/appRoleAssignments"
             return "Get-MgServicePrincipalAppRoleAssignment", {"ServicePrincipalId": sp_id, "All": True}, context, False
-    return None
+    return messages_route(segments)
