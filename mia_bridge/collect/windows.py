@@ -56,6 +56,11 @@ class _Region:
     force_session: bool = False  # a plain call on this exact window hit the cap: page it instead
     sample: list[int] = field(default_factory=list)  # sorted CreationTimes a capped fetch returned here
     weight: float = 1.0  # records each sample point stands for (> 1 when the service announced a total)
+    origin: int | None = None  # start of the capped window this stretch came from
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = self.start
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,10 @@ class WindowPlanner:
                 continue
             if r.start < window.start:
                 out.append(_Region(r.start, window.start, r.max_len, r.density, r.session_ok, sample=r.sample,
-                                   weight=r.weight))
+                                   weight=r.weight, origin=r.origin))
             if window.end < r.end:
                 out.append(_Region(window.end, r.end, r.max_len, r.density, r.session_ok, sample=r.sample,
-                                   weight=r.weight))
+                                   weight=r.weight, origin=r.origin))
         self._todo = sorted(out, key=lambda r: r.start)
 
     def next(self) -> Planned | None:
@@ -166,6 +171,8 @@ class WindowPlanner:
         i = bisect.bisect_right(self._known, (region.start, float("inf"), float("inf")))
         if i > 0 and self._known[i - 1][1] == region.start:
             return self._known[i - 1][2], True
+        if i > 0 and region.origin is not None and self._known[i - 1][1] > region.origin:
+            return self._known[i - 1][2], True  # a piece of this stretch has been measured already
         if region.density is not None:
             return region.density, False
         if i > 0:
