@@ -56,7 +56,7 @@ class AnalysisResult:
     summary: dict[str, Any]
     records: pd.DataFrame
     events: pd.DataFrame
-    items: pd.DataFrame
+    bind_items: mia.BindItems  # the item table, built on first use of ``items`` (millions of rows on big inputs)
     synced_folders: pd.DataFrame
     throttled_windows: pd.DataFrame
     contexts: pd.DataFrame
@@ -64,6 +64,14 @@ class AnalysisResult:
     message_lookup: pd.DataFrame | None
     quarantine: pd.DataFrame
     inputs: list[InputReport] = field(default_factory=list)
+    _items: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """One row per accessed item of bind events (``schema.ITEM_COLUMNS``)."""
+        if self._items is None:
+            self._items = self.bind_items.frame()
+        return self._items
 
 
 def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisResult:
@@ -81,11 +89,12 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisRe
             continue
         report = InputReport(str(path), reader.NAME)
         before_read, before_q = intake.read, len(intake.quarantined)
-        chunk = None
+        chunks = None
         if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
-            chunk = fast_jsonl.read_jsonl_chunk(src)  # None: irregular input, read record by record
-        if chunk is not None:
-            intake.add_chunk(chunk)
+            chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
+        if chunks is not None:
+            for chunk in chunks:
+                intake.add_chunk(chunk)
         else:
             intake.extend(read_prepared(reader, src, sniffed))
         report.records_read = intake.read - before_read
@@ -144,7 +153,8 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     unique["in_period"] = in_period.astype("boolean")
     period = unique if bool(in_period.all()) else unique.loc[in_period]
     events = mia.event_table(period)
-    items = mia.item_table(events, items_rows)
+    items = mia.bind_items(events, items_rows)
+    del items_rows  # the kept rows live on in ``items``
     synced = mia.synced_folder_table(events, folders)
     windows = mia.throttled_windows(events)
     contexts = mia.context_table(events, items, synced)
@@ -155,7 +165,10 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         known_good_ips=options.known_good_ips,
         throttled_mailboxes=windows["mailbox"].tolist(),
     )
-    lookup = lookup_messages(options.message_ids, items, synced, windows) if options.message_ids else None
+    item_frame = lookup = None
+    if options.message_ids:
+        item_frame = items.frame()
+        lookup = lookup_messages(options.message_ids, item_frame, synced, windows)
     quarantine = intake.quarantine_frame()
     summary = build_summary(
         read=intake.read, parsed=len(records), quarantined=len(quarantine), unique=unique, period=period,
@@ -165,7 +178,7 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
     records_out["fingerprint"] = records_out["fingerprint"].astype("UInt64")
     return AnalysisResult(
-        summary=summary, records=records_out, events=events.reset_index(drop=True), items=items,
+        summary=summary, records=records_out, events=events.reset_index(drop=True), bind_items=items,
         synced_folders=synced, throttled_windows=windows, contexts=contexts, leads=leads,
-        message_lookup=lookup, quarantine=quarantine, inputs=reports,
+        message_lookup=lookup, quarantine=quarantine, inputs=reports, _items=item_frame,
     )

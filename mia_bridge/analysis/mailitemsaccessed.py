@@ -7,8 +7,10 @@ message in that window must be treated as exposed (guidance 2020–2023).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from mia_bridge.analysis.schema import (
@@ -41,12 +43,67 @@ def event_table(records: pd.DataFrame) -> pd.DataFrame:
     return _time_ordered(records.loc[mask.fillna(False).astype(bool), EVENT_COLUMNS], with_rec=False)
 
 
+@dataclass
+class BindItems:
+    """The item table of bind events, not yet materialised: on large inputs it has millions of rows.
+
+    ``rows`` are the kept item rows (rec, folder_path, message ids, size) and ``where`` the position of
+    each one's event in ``binds`` (the bind events' context columns); ``order`` is the output order
+    (positions into ``rows``), None when the rows are already in it. ``frame`` builds the table or a slice
+    of it, joining the context on by position.
+    """
+
+    rows: pd.DataFrame
+    where: np.ndarray
+    binds: pd.DataFrame
+    bind_positions: np.ndarray  # position of each bind in the events table
+    order: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """Rows ``start:stop`` of the item table (``ITEM_COLUMNS``, output order)."""
+        stop = len(self.rows) if stop is None else min(stop, len(self.rows))
+        start = min(start, stop)
+        if self.order is None:
+            rows, where = self.rows.iloc[start:stop], self.where[start:stop]
+        else:
+            picked = self.order[start:stop]
+            rows, where = self.rows.take(picked), self.where[picked]
+        context = self.binds.take(where)
+        columns = {column: context[column] for column in _CONTEXT_FIELDS}
+        columns.update({column: rows[column] for column in rows.columns if column not in columns})
+        frame = pd.DataFrame({column: series.reset_index(drop=True) for column, series in columns.items()})
+        return frame[ITEM_COLUMNS]
+
+    def message_ids(self) -> pd.Series:
+        return self.rows["internet_message_id"]
+
+
+def bind_items(events: pd.DataFrame, items: pd.DataFrame) -> BindItems:
+    """The FolderItems entries of bind events (repeats kept); ``rec`` in ``items`` is the event's index label."""
+    is_bind = (events["mail_access_type"] == "Bind").fillna(False).to_numpy(dtype=bool)
+    binds = events.loc[is_bind, _CONTEXT_FIELDS]
+    rec = items["rec"].to_numpy(dtype=np.int64)
+    labels = binds.index.to_numpy(dtype=np.int64)
+    # An array lookup label -> bind position instead of a hash join.
+    position = np.full(int(max(rec.max(initial=-1), labels.max(initial=-1))) + 1, -1, dtype=np.int64)
+    position[labels] = np.arange(len(labels))
+    where = position[rec]
+    keep = (where >= 0) & (items["internet_message_id"].fillna("") != "").to_numpy(dtype=bool)
+    if not bool(keep.all()):
+        items, where, rec = items.loc[keep], where[keep], rec[keep]
+    times = binds["creation_time"].to_numpy(dtype="datetime64[ns]")[where]
+    in_order = bool((np.diff(times) >= np.timedelta64(0, "ns")).all()) and bool((np.diff(rec) >= 0).all())
+    # By time, then input position (stable), as sort_values(["creation_time", "rec"], kind="stable").
+    order = None if in_order else np.lexsort((rec, times))
+    return BindItems(items.reset_index(drop=True), where, binds, np.flatnonzero(is_bind), order)
+
+
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """One row per FolderItems entry of a bind event (repeats kept): ``items`` has columns rec, folder_path, ..."""
-    binds = events.loc[events["mail_access_type"] == "Bind", _CONTEXT_FIELDS]
-    merged = items.merge(binds, left_on="rec", right_index=True, how="inner")
-    merged = merged[merged["internet_message_id"].fillna("") != ""]
-    return _time_ordered(merged, with_rec=True)[ITEM_COLUMNS].reset_index(drop=True)
+    return bind_items(events, items).frame()
 
 
 def synced_folder_table(events: pd.DataFrame, folders: pd.DataFrame) -> pd.DataFrame:
@@ -87,8 +144,21 @@ def _key_frame(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
     return pd.DataFrame(keyed, index=frame.index)
 
 
-def context_table(events: pd.DataFrame, items: pd.DataFrame, synced: pd.DataFrame) -> pd.DataFrame:
-    """Access contexts: mailbox × IP × AppId × ClientInfoString × SessionId, with first/last seen and counts."""
+def _item_counts(event_groups: np.ndarray, groups: int, items: BindItems) -> tuple[np.ndarray, np.ndarray]:
+    """Items and distinct message ids per context, from each item's event's context number (no string keys)."""
+    item_groups = event_groups[items.bind_positions[items.where]]
+    counted = np.bincount(item_groups, minlength=groups)
+    codes, uniques = pd.factorize(items.message_ids())
+    pairs = np.unique(item_groups * np.int64(max(len(uniques), 1)) + codes)
+    distinct = np.bincount(pairs // np.int64(max(len(uniques), 1)), minlength=groups)
+    return counted, distinct
+
+
+def context_table(events: pd.DataFrame, items: pd.DataFrame | BindItems, synced: pd.DataFrame) -> pd.DataFrame:
+    """Access contexts: mailbox × IP × AppId × ClientInfoString × SessionId, with first/last seen and counts.
+
+    ``items`` is the item table, or the ``BindItems`` it is built from (counted without materialising it).
+    """
     if events.empty:
         return pd.DataFrame(columns=CONTEXT_COLUMNS)
     keyed = _key_frame(events, "creation_time", "record_id", "mail_access_type", "is_throttled", "client_app_id")
@@ -105,7 +175,11 @@ def context_table(events: pd.DataFrame, items: pd.DataFrame, synced: pd.DataFram
         throttled_events=("throttled", "sum"),
         client_app_ids=("client_app_id", lambda s: ";".join(sorted({v for v in s.dropna() if v}))),
     )
-    if not items.empty:
+    if isinstance(items, BindItems):
+        counted, distinct = _item_counts(grouped.ngroup().to_numpy(dtype=np.int64), len(table), items)
+        table["items_accessed"] = counted
+        table["unique_message_ids"] = distinct
+    elif not items.empty:
         item_keyed = _key_frame(items, "internet_message_id").groupby(CONTEXT_KEY, sort=False)["internet_message_id"]
         table = table.join(item_keyed.size().rename("items_accessed"))
         table = table.join(item_keyed.nunique().rename("unique_message_ids"))

@@ -18,7 +18,9 @@ from mia_bridge.errors import ExportError
 
 if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
+    from mia_bridge.analysis.mailitemsaccessed import BindItems
 
+ITEM_SLICE = 500_000  # item rows built and written at a time
 TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
 
 
@@ -51,6 +53,25 @@ def _write_table(frame: pd.DataFrame, out_dir: Path, name: str, written: dict[st
     return [pool.submit(_write_csv, table, csv_path), pool.submit(pq.write_table, table, parquet_path)]
 
 
+def _write_items(items: BindItems, csv_path: Path, parquet_path: Path) -> None:
+    """The item table, built and written a slice at a time: it is never whole in memory."""
+    csv_writer: pa_csv.CSVWriter | None = None
+    parquet_writer: pq.ParquetWriter | None = None
+    try:
+        for start in range(0, max(len(items), 1), ITEM_SLICE):
+            table = pa.Table.from_pandas(items.frame(start, start + ITEM_SLICE), preserve_index=False)
+            if csv_writer is None or parquet_writer is None:
+                csv_writer = pa_csv.CSVWriter(csv_path, _csv_ready(table).schema)
+                parquet_writer = pq.ParquetWriter(parquet_path, table.schema)
+            csv_writer.write_table(_csv_ready(table))
+            parquet_writer.write_table(table)
+    finally:
+        if csv_writer is not None:
+            csv_writer.close()
+        if parquet_writer is not None:
+            parquet_writer.close()
+
+
 def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     """Write every output of ``result`` under ``out_dir`` (created); returns name → path."""
     written: dict[str, Path] = {}
@@ -59,6 +80,11 @@ def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: list[Future[None]] = []
             for name in TABLES:
+                if name == "items" and result._items is None:  # not materialised: write it slice by slice
+                    csv_path, parquet_path = out_dir / "items.csv", out_dir / "items.parquet"
+                    written["items.csv"], written["items.parquet"] = csv_path, parquet_path
+                    pending.append(pool.submit(_write_items, result.bind_items, csv_path, parquet_path))
+                    continue
                 frame = getattr(result, name)
                 if frame is not None:
                     pending += _write_table(frame, out_dir, name, written, pool)

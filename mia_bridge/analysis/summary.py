@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from mia_bridge.analysis.mailitemsaccessed import BindItems
+
 
 class _Period(Protocol):
     @property
@@ -30,7 +32,7 @@ def build_summary(
     unique: pd.DataFrame,
     period: pd.DataFrame,
     events: pd.DataFrame,
-    items: pd.DataFrame,
+    items: BindItems,
     synced: pd.DataFrame,
     windows: pd.DataFrame,
     contexts: pd.DataFrame,
@@ -66,7 +68,7 @@ def build_summary(
             "other_access_type_events": int((~access.isin(["Bind", "Sync"])).sum()),
             "throttled_events": int(events["is_throttled"].fillna(False).astype(bool).sum()),
             "items_accessed": len(items),
-            "unique_internet_message_ids": int(items["internet_message_id"].nunique()),
+            "unique_internet_message_ids": int(items.message_ids().nunique()),
             "synced_folders": int(synced[["mailbox", "folder_path"]].drop_duplicates().shape[0]),
             "throttled_windows": len(windows),
             "mailboxes": _distinct(events["mailbox"]),
