@@ -98,3 +98,15 @@ def test_rerun_keeps_earlier_raw_answers_and_the_case_verifies(tmp_path: Path) -
     run_enrich(tenant, case)
     assert raw.read_text(encoding="utf-8").startswith(first)  # appended, never rewritten
     assert verify_case(case).ok
+
+
+def test_report_tables_list_the_parties(tmp_path: Path) -> None:
+    from mia_bridge.enrich.report import enrich_report_tables
+
+    tenant = tenant_days_ago(40, seed=24)
+    run = run_enrich(tenant, offline_case(tenant, tmp_path))
+    parties, messages = enrich_report_tables(run.result)
+    assert parties.title == "Affected parties"
+    assert {r["Party"] for r in parties.rows} == {p.party for p in run.result.parties}
+    assert len(messages.rows) == len(run.result.accessed)
+    assert enrich_report_tables(None) == []
