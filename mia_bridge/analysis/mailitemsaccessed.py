@@ -47,10 +47,10 @@ def event_table(records: pd.DataFrame) -> pd.DataFrame:
 class BindItems:
     """The item table of bind events, not yet materialised: on large inputs it has millions of rows.
 
-    ``rows`` are the kept item rows (rec, folder_path, message ids, size) and ``where`` the position of
-    each one's event in ``binds`` (the bind events' context columns); ``order`` is the output order
-    (positions into ``rows``), None when the rows are already in it. ``frame`` builds the table or a slice
-    of it, joining the context on by position.
+    ``rows`` are all item rows read (rec, folder_path, message ids, size), ``where`` the position of each
+    one's bind event in ``binds`` (the bind events' context columns; -1: not a bind item) and ``order`` the
+    positions of the kept rows in output order (None: every row, as they are). Nothing is copied until
+    ``frame`` builds the table or a slice of it, joining the context on by position.
     """
 
     rows: pd.DataFrame
@@ -58,13 +58,14 @@ class BindItems:
     binds: pd.DataFrame
     bind_positions: np.ndarray  # position of each bind in the events table
     order: np.ndarray | None
+    _codes: tuple[np.ndarray, int] | None = None
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.order is None else len(self.order)
 
     def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """Rows ``start:stop`` of the item table (``ITEM_COLUMNS``, output order)."""
-        stop = len(self.rows) if stop is None else min(stop, len(self.rows))
+        stop = len(self) if stop is None else min(stop, len(self))
         start = min(start, stop)
         if self.order is None:
             rows, where = self.rows.iloc[start:stop], self.where[start:stop]
@@ -77,28 +78,43 @@ class BindItems:
         frame = pd.DataFrame({column: series.reset_index(drop=True) for column, series in columns.items()})
         return frame[ITEM_COLUMNS]
 
-    def message_ids(self) -> pd.Series:
-        return self.rows["internet_message_id"]
+    def context_positions(self) -> np.ndarray:
+        """Per item, the position of its event in the events table."""
+        where = self.where if self.order is None else self.where[self.order]
+        return self.bind_positions[where]
+
+    def message_id_codes(self) -> tuple[np.ndarray, int]:
+        """Per item, a number for its InternetMessageId (equal ids, equal numbers), and how many distinct ids."""
+        if self._codes is None:
+            codes, uniques = pd.factorize(self.rows["internet_message_id"])
+            if self.order is not None:
+                codes = codes[self.order]
+            self._codes = (codes, len(np.unique(codes)) if self.order is not None else len(uniques))
+        return self._codes
 
 
 def bind_items(events: pd.DataFrame, items: pd.DataFrame) -> BindItems:
     """The FolderItems entries of bind events (repeats kept); ``rec`` in ``items`` is the event's index label."""
     is_bind = (events["mail_access_type"] == "Bind").fillna(False).to_numpy(dtype=bool)
     binds = events.loc[is_bind, _CONTEXT_FIELDS]
+    items = items.reset_index(drop=True)
     rec = items["rec"].to_numpy(dtype=np.int64)
     labels = binds.index.to_numpy(dtype=np.int64)
     # An array lookup label -> bind position instead of a hash join.
     position = np.full(int(max(rec.max(initial=-1), labels.max(initial=-1))) + 1, -1, dtype=np.int64)
     position[labels] = np.arange(len(labels))
     where = position[rec]
-    keep = (where >= 0) & (items["internet_message_id"].fillna("") != "").to_numpy(dtype=bool)
-    if not bool(keep.all()):
-        items, where, rec = items.loc[keep], where[keep], rec[keep]
-    times = binds["creation_time"].to_numpy(dtype="datetime64[ns]")[where]
-    in_order = bool((np.diff(times) >= np.timedelta64(0, "ns")).all()) and bool((np.diff(rec) >= 0).all())
-    # By time, then input position (stable), as sort_values(["creation_time", "rec"], kind="stable").
-    order = None if in_order else np.lexsort((rec, times))
-    return BindItems(items.reset_index(drop=True), where, binds, np.flatnonzero(is_bind), order)
+    has_id = (items["internet_message_id"] != "").fillna(False).to_numpy(dtype=bool)
+    keep = (where >= 0) & has_id
+    kept = None if bool(keep.all()) else np.flatnonzero(keep)
+    times = binds["creation_time"].to_numpy(dtype="datetime64[ns]")[where if kept is None else where[kept]]
+    kept_rec = rec if kept is None else rec[kept]
+    in_order = bool((np.diff(times) >= np.timedelta64(0, "ns")).all()) and bool((np.diff(kept_rec) >= 0).all())
+    order = kept
+    if not in_order:  # by time, then input position (stable), as sort_values(["creation_time", "rec"], kind="stable")
+        by_time = np.lexsort((kept_rec, times))
+        order = by_time if kept is None else kept[by_time]
+    return BindItems(items, where, binds, np.flatnonzero(is_bind), order)
 
 
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
@@ -146,11 +162,11 @@ def _key_frame(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
 
 def _item_counts(event_groups: np.ndarray, groups: int, items: BindItems) -> tuple[np.ndarray, np.ndarray]:
     """Items and distinct message ids per context, from each item's event's context number (no string keys)."""
-    item_groups = event_groups[items.bind_positions[items.where]]
+    item_groups = event_groups[items.context_positions()]
     counted = np.bincount(item_groups, minlength=groups)
-    codes, uniques = pd.factorize(items.message_ids())
-    pairs = np.unique(item_groups * np.int64(max(len(uniques), 1)) + codes)
-    distinct = np.bincount(pairs // np.int64(max(len(uniques), 1)), minlength=groups)
+    codes, distinct_ids = items.message_id_codes()
+    pairs = np.unique(item_groups * np.int64(max(distinct_ids, int(codes.max(initial=0)) + 1)) + codes)
+    distinct = np.bincount(pairs // np.int64(max(distinct_ids, int(codes.max(initial=0)) + 1)), minlength=groups)
     return counted, distinct
 
 

@@ -68,7 +68,7 @@ def build_summary(
             "other_access_type_events": int((~access.isin(["Bind", "Sync"])).sum()),
             "throttled_events": int(events["is_throttled"].fillna(False).astype(bool).sum()),
             "items_accessed": len(items),
-            "unique_internet_message_ids": int(items.message_ids().nunique()),
+            "unique_internet_message_ids": items.message_id_codes()[1],
             "synced_folders": int(synced[["mailbox", "folder_path"]].drop_duplicates().shape[0]),
             "throttled_windows": len(windows),
             "mailboxes": _distinct(events["mailbox"]),
