@@ -48,6 +48,7 @@ GRAPH_CMDLETS: dict[str, GraphCmdlet] = {
         required=("ServicePrincipalId",),
     ),
     "get-mgusermessage": GraphCmdlet("users/{UserId}/messages", "MessageId", required=("UserId",)),
+    "get-mgusermailfolder": GraphCmdlet("users/{UserId}/mailFolders", "MailFolderId", required=("UserId",)),
 }
 _COMMON = ("All", "Top", "Filter", "Property")
 GRAPH_MAX_PAGE = 999

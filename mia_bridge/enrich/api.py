@@ -37,7 +37,7 @@ from mia_bridge.enrich.outputs import (
     write_json,
 )
 from mia_bridge.enrich.parties import Party, affected_parties
-from mia_bridge.enrich.potential import potential_exposure
+from mia_bridge.enrich.potential import potential_exposure, potential_from_mailbox
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import Scope, load_scope
 from mia_bridge.evidence import manifest
@@ -118,6 +118,8 @@ def enrich_case(backend: ExoBackend, case_dir: Path, options: EnrichOptions | No
         for message in messages.values():
             if message.meta is None and not graph.unavailable:
                 message.meta = graph.lookup(message.internet_message_id, message.mailboxes)
+        if options.potential:
+            potential_from_mailbox(scope, graph, set(messages), potential)
     for message in messages.values():
         if message.meta is None:
             message.note = _note(message, trace, graph)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
@@ -23,6 +23,7 @@ from mia_bridge.errors import AccessDeniedError, BridgeAuthError, CmdletError, C
 log = logging.getLogger(__name__)
 
 CMDLET = "Get-MgUserMessage"
+FOLDERS_CMDLET = "Get-MgUserMailFolder"
 SELECT = ("internetMessageId", "from", "toRecipients", "ccRecipients", "bccRecipients", "subject",
           "receivedDateTime", "hasAttachments")
 
@@ -70,6 +71,35 @@ class MailboxMetadata:
                 if normalise_id(str(_get(row, "internetMessageId") or "")) == key:
                     return self._meta(row, message_id)
         return None
+
+    def _call(self, call: CmdletCall) -> list[dict[str, Any]] | None:
+        """Run one Graph call; None (and ``unavailable`` set) when Graph cannot be used at all."""
+        if self.unavailable:
+            return None
+        try:
+            self.calls += 1
+            result = call_with_retry(lambda: self.backend.invoke(call), self.retry)
+        except (AccessDeniedError, CommandNotFoundError, BridgeAuthError) as exc:
+            self.unavailable = f"{call.name}: {exc.message}"
+            log.warning("mailbox metadata unavailable: %s", self.unavailable)
+            return None
+        if self.raw_sink is not None:
+            self.raw_sink(call.describe(), result.output)
+        return result.output
+
+    def folders(self, mailbox: str) -> dict[str, str]:
+        """Folder id -> display name (top-level folders; mail in subfolders keeps an unknown folder)."""
+        rows = self._call(CmdletCall(FOLDERS_CMDLET, {"UserId": mailbox, "All": True,
+                                                      "Property": ["id", "displayName"]}))
+        return {str(_get(r, "id")): str(_get(r, "displayName") or "") for r in rows or []}
+
+    def messages_before(self, mailbox: str, before: datetime) -> list[tuple[MessageMeta, str]]:
+        """Every message the mailbox holds that was received before ``before``, with its folder id."""
+        when = before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows = self._call(CmdletCall(CMDLET, {"UserId": mailbox, "Filter": f"receivedDateTime lt {when}",
+                                              "Property": [*SELECT, "parentFolderId"], "All": True}))
+        return [(self._meta(r, str(_get(r, "internetMessageId") or "")), str(_get(r, "parentFolderId") or ""))
+                for r in rows or [] if _get(r, "internetMessageId")]
 
     def _meta(self, row: dict[str, Any], message_id: str) -> MessageMeta:
         sender = _address(_get(row, "from"))

@@ -6,7 +6,9 @@ folder it sat, so every message delivered before a sync of any received-mail fol
 every message sent before a sync of Sent Items; a throttled window covers both. Each message carries
 the reasons (folder synced at T by context; mailbox throttled T..T+24h) and stays distinct from the
 messages actually read (bind). Message trace reaches 90 days: older mail is not listed (the summary
-says so).
+says so) unless the mailbox may be asked (``--allow-mailbox-metadata``): then Graph lists the mail each
+mailbox holds that was received before the moment, with its folder, so a sync lists the mail of that
+folder only (as it is now: mail moved or deleted since is not seen, mail moved in since is).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.enrich.message_trace import MessageTrace
-from mia_bridge.enrich.model import POTENTIAL, ExposedMessage, normalise_id
+from mia_bridge.enrich.model import POTENTIAL, ExposedMessage, MessageMeta, normalise_id
 from mia_bridge.enrich.scope import Scope
 
 SENT_ITEMS = "\\sent items"
@@ -57,3 +60,50 @@ def potential_exposure(scope: Scope, trace: MessageTrace, accessed: set[str]) ->
             for reason in reasons:
                 message.add_reason(reason)
     return out
+
+
+def potential_from_mailbox(
+    scope: Scope, graph: MailboxMetadata, exclude: set[str], out: dict[str, ExposedMessage]
+) -> None:
+    """Add to ``out`` the mail each mailbox holds (Graph) that a sync or throttled window in scope exposed."""
+    syncs: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)  # mailbox -> (time, folder name, reason)
+    for sync in scope.syncs:
+        name = sync.folder.strip("\\").split("\\")[-1].lower()
+        syncs[sync.mailbox].append((sync.time, name, f"folder {sync.folder} synced {sync.time:%Y-%m-%d %H:%M} UTC by "
+                                                     f"{sync.context}: in that folder, received before then"))
+    windows: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for window in scope.throttled:
+        windows[window.mailbox].append((window.end, f"mailbox throttled {window.start:%Y-%m-%d %H:%M}–"
+                                        f"{window.end:%Y-%m-%d %H:%M} UTC: mail in it then may have been read "
+                                        "without a record"))
+    for mailbox in sorted(set(syncs) | set(windows)):
+        latest = max([t for t, _, _ in syncs[mailbox]] + [t for t, _ in windows[mailbox]])
+        names = {k: v.lower() for k, v in graph.folders(mailbox).items()}
+        for meta, folder_id in graph.messages_before(mailbox, latest):
+            _add(out, exclude, mailbox, meta, names.get(folder_id, ""), syncs[mailbox], windows[mailbox])
+        if graph.unavailable:
+            return
+
+
+def _add(out: dict[str, ExposedMessage], exclude: set[str], mailbox: str, meta: MessageMeta, folder: str,
+         syncs: list[tuple[datetime, str, str]], windows: list[tuple[datetime, str]]) -> None:
+    key = normalise_id(meta.internet_message_id)
+    if key in exclude or meta.received is None:
+        return
+    received = meta.received
+    reasons = [(t, r if folder else r.replace("in that folder", "folder not resolved")) for t, name, r in syncs
+               if received < t and (not folder or name == folder)]
+    reasons += [(t, r) for t, r in windows if received < t]
+    if not reasons:
+        return
+    message = out.get(key)
+    if message is None:
+        message = out[key] = ExposedMessage(key, meta.internet_message_id, POTENTIAL, meta=meta)
+    message.mailboxes.add(mailbox)
+    if folder:
+        message.folders.add(folder)
+    first = min(t for t, _ in reasons)
+    if message.first_access is None or first < message.first_access:
+        message.first_access = first
+    for _, reason in sorted(reasons):
+        message.add_reason(reason)

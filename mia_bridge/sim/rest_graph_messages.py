@@ -1,4 +1,5 @@
-"""Graph's ``/users/{id}/messages`` on the REST simulator, served by the Get-MgUserMessage handler.
+"""Graph's ``/users/{id}/messages`` and ``/users/{id}/mailFolders`` on the REST simulator, served by the
+Get-MgUserMessage and Get-MgUserMailFolder handlers.
 
 ``$filter`` (``internetMessageId eq '...'``) and ``$select`` reach the handler as -Filter and -Property,
 as for the other Graph collections (``rest_graph_routes``), which falls back to this route.
@@ -14,4 +15,6 @@ def messages_route(segments: list[str]) -> tuple[str, dict[str, Any], str, bool]
     match segments:
         case ["users", user_id, "messages"]:
             return "Get-MgUserMessage", {"UserId": user_id, "All": True}, f"users('{user_id}')/messages", False
+        case ["users", user_id, "mailFolders"]:
+            return "Get-MgUserMailFolder", {"UserId": user_id, "All": True}, f"users('{user_id}')/mailFolders", False
     return None

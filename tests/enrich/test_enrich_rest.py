@@ -35,5 +35,7 @@ def test_enrichment_over_the_rest_backend(tmp_path: Path) -> None:
     assert graph
     for url in graph:
         query = parse_qs(url.query)
-        assert query["$filter"][0].startswith("internetMessageId eq '")
+        assert query["$filter"][0].startswith(("internetMessageId eq '", "receivedDateTime lt "))
         assert "body" not in query["$select"][0].lower()
+    assert result.potential and all(m.meta and m.meta.source == "mailbox_graph" for m in result.potential)
+    assert any("/mailFolders" in r.path for r in requests)

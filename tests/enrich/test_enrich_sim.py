@@ -17,6 +17,7 @@ from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.mailbox_metadata import SELECT
 from mia_bridge.enrich.message_trace import TraceSettings
 from mia_bridge.enrich.model import ACCESSED, NOTE_NOT_IN_TRACE, NOTE_OLDER, POTENTIAL, normalise_id
+from mia_bridge.enrich.scope import load_scope
 from mia_bridge.evidence import verify_case
 from mia_bridge.sim.mailflow import MailFlow, mailflow_of, truth_affected_parties
 from mia_bridge.sim.tenant import Tenant
@@ -71,7 +72,7 @@ def test_every_read_message_has_its_true_sender_and_recipients(recent: Tenant, t
     graph_calls = [params for name, params in run.calls if name.lower() == "get-mgusermessage"]
     assert graph_calls
     for params in graph_calls:
-        assert [p.lower() for p in params["Property"]] == [s.lower() for s in SELECT]
+        assert {p.lower() for p in params["Property"]} <= {s.lower() for s in (*SELECT, "parentFolderId")}
         assert not {"body", "bodypreview", "uniquebody"} & {p.lower() for p in params["Property"]}
     assert verify_case(tmp_path).ok
 
@@ -133,7 +134,8 @@ def test_mail_older_than_90_days_only_with_the_opt_in_flag(tmp_path: Path) -> No
         assert truth is not None and message.meta is not None
         assert message.meta.source == "mailbox_graph"
         assert (message.meta.sender, set(message.meta.recipients)) == (truth.sender, set(truth.recipients))
-    parties = {r["party"] for r in _csv(case / "affected_parties.csv") if r["party_type"] == "address"}
+    parties = {r["party"] for r in _csv(case / "affected_parties.csv")
+               if r["party_type"] == "address" and int(r["accessed_messages"]) > 0}
     assert parties == truth_affected_parties(old)
 
 
@@ -269,3 +271,31 @@ def test_missing_permission_lists_ids_without_metadata(tmp_path: Path) -> None:
     assert all(m.meta is None and m.note.startswith("no metadata (message trace unavailable") for m in
                run.result.accessed)
     assert len(run.result.query_log) == 1  # a denial is not retried
+
+
+def test_mailbox_lists_what_syncs_and_throttling_exposed_beyond_trace(tmp_path: Path) -> None:
+    old = tenant_days_ago(130, seed=9)
+    truth = old.truth
+    assert truth is not None and truth.throttled_at is not None
+    case = offline_case(old, tmp_path)
+    without = run_enrich(old, case)
+    assert without.result.potential == []  # message trace no longer reaches that far
+    run = run_enrich(old, case, allow_mailbox_metadata=True)
+    flow = mailflow_of(old)
+    victim = truth.victims[0]
+    accessed = {m.key for m in run.result.accessed}
+    window_end = max(w.end for w in load_scope(case).throttled)
+    expected = {m.key for m in flow.in_mailbox(victim) if m.received < window_end} - accessed
+    potential = {m.key: m for m in run.result.potential}
+    assert set(potential) == expected
+    for key, message in potential.items():
+        held = flow.get(key)
+        assert held is not None and message.meta is not None and message.meta.source == "mailbox_graph"
+        assert message.meta.sender == held.sender
+        assert message.folders == {held.folder.strip("\\").lower()}
+        synced = [r for r in message.reasons if "synced" in r]
+        # a sync exposes only its own folder: Archive was never synced, only throttled
+        if held.folder == "\\Archive":
+            assert not synced
+        elif held.folder in truth.synced_folders and held.received < truth.throttled_at:
+            assert synced and all(held.folder in r for r in synced)

@@ -12,7 +12,9 @@ never passed through transport.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
+from datetime import datetime
 from typing import Any
 
 from mia_bridge.sim.handlers._params import Params, binding_error
@@ -22,9 +24,16 @@ from mia_bridge.sim.registry import SimObject, cmdlet
 
 NAME = "Get-MgUserMessage"
 _FILTER = re.compile(r"^\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+_RECEIVED = re.compile(r"^\s*receivedDateTime\s+(lt|le|ge|gt)\s+(\d{4}-\d\d-\d\dT[\d:.]+Z)\s*$", re.IGNORECASE)
+FOLDERS = "Get-MgUserMailFolder"
+_COMPARE = {"lt": operator.lt, "le": operator.le, "ge": operator.ge, "gt": operator.gt}
 _DEFAULT = ("id", "createdDateTime", "receivedDateTime", "sentDateTime", "hasAttachments", "internetMessageId",
             "subject", "bodyPreview", "body", "parentFolderId", "from", "sender", "toRecipients", "ccRecipients",
             "bccRecipients", "replyTo", "isRead")
+
+
+def folder_id(path: str) -> str:
+    return "AQMkAD" + hashlib.sha256(path.lower().encode()).hexdigest()[:24]
 
 
 def _recipient(address: str) -> dict[str, Any]:
@@ -42,7 +51,7 @@ def _properties(message: MailMessage) -> dict[str, Any]:
         "subject": message.subject,
         "bodyPreview": f"(preview of {message.subject})",
         "body": {"ContentType": "html", "Content": f"<html><body>Body of {message.subject}</body></html>"},
-        "parentFolderId": "AQMkAD" + hashlib.sha256(message.folder.encode()).hexdigest()[:24],
+        "parentFolderId": folder_id(message.folder),
         "from": _recipient(message.sender),
         "sender": _recipient(message.sender),
         "toRecipients": [_recipient(a) for a in message.to],
@@ -53,25 +62,54 @@ def _properties(message: MailMessage) -> dict[str, Any]:
     }
 
 
+def _filtered(messages: list[MailMessage], expression: str | None) -> list[MailMessage]:
+    """``internetMessageId eq '<id>'`` or ``receivedDateTime lt|le|ge|gt <UTC>``, clauses joined by ``and``."""
+    if not expression:
+        return messages
+    for clause in re.split(r"\s+and\s+", expression, flags=re.IGNORECASE):
+        by_id, by_time = _FILTER.match(clause), _RECEIVED.match(clause)
+        if by_id is not None:
+            wanted = normalise_id(by_id.group(1).replace("''", "'"))
+            messages = [m for m in messages if m.key == wanted]
+        elif by_time is not None:
+            op, when = by_time.group(1).lower(), datetime.fromisoformat(by_time.group(2).replace("Z", "+00:00"))
+            compare = _COMPARE[op]
+            messages = [m for m in messages if compare(m.received, when)]
+        else:
+            raise binding_error(NAME, f"[BadRequest] : Invalid filter clause: {clause}", "BadRequest")
+    return messages
+
+
+@cmdlet(FOLDERS)
+def get_mg_user_mail_folder(session: Any, params: dict[str, Any]) -> list[SimObject]:
+    """The mailbox's folders (those holding mail in the simulation): id and displayName."""
+    p = Params(FOLDERS, params, ("UserId", "MailFolderId", "All", "Top", "Filter", "Property", "IncludeHiddenFolders"))
+    p.require("UserId")
+    user = _known_user(session, p)
+    paths = sorted({m.folder for m in mailflow_of(session.tenant).in_mailbox(user)})
+    return [SimObject(["Microsoft.Graph.PowerShell.Models.MicrosoftGraphMailFolder", "System.Object"],
+                      {"Id": folder_id(path), "DisplayName": path.strip("\\").split("\\")[-1],
+                       "ParentFolderId": folder_id("\\"), "TotalItemCount": 0})
+            for path in paths]
+
+
+def _known_user(session: Any, p: Params) -> str:
+    user = (p.text("UserId") or "").lower()
+    known = {str(m.get("UserPrincipalName") or "").lower() for m in session.tenant.directory.mailboxes}
+    if user not in known:
+        raise _graph_error("ErrorInvalidUser", f"The requested user '{user}' is invalid.", p.cmdlet)
+    return user
+
+
 @cmdlet(NAME)
 def get_mg_user_message(session: Any, params: dict[str, Any]) -> list[SimObject]:
     p = Params(NAME, params, ("UserId", "MessageId", "Filter", "Property", "Top", "All", "Search", "Sort",
                               "ExpandProperty", "Skip", "PageSize"))
     p.require("UserId")
-    user = (p.text("UserId") or "").lower()
+    user = _known_user(session, p)
     tenant = session.tenant
-    known = {str(m.get("UserPrincipalName") or "").lower() for m in tenant.directory.mailboxes}
-    if user not in known:
-        raise _graph_error("ErrorInvalidUser", f"The requested user '{user}' is invalid.", NAME)
-    expression = p.text("Filter")
-    wanted: str | None = None
-    if expression:
-        match = _FILTER.match(expression)
-        if match is None:
-            raise binding_error(NAME, f"[BadRequest] : Invalid filter clause: {expression}", "BadRequest")
-        wanted = normalise_id(match.group(1).replace("''", "'"))
-    flow = mailflow_of(tenant)
-    messages = [m for m in flow.in_mailbox(user) if wanted is None or m.key == wanted]
+    messages = _filtered(mailflow_of(tenant).in_mailbox(user), p.text("Filter"))
+    messages.sort(key=lambda m: m.received, reverse=True)  # Graph's default order for messages
     selected = [s.strip() for s in (p.texts("Property") or []) for s in s.split(",") if s.strip()]
     names = selected or list(_DEFAULT)
     top = p.integer("Top")
