@@ -89,7 +89,8 @@ class BindItems:
             codes, uniques = pd.factorize(self.rows["internet_message_id"])
             if self.order is not None:
                 codes = codes[self.order]
-            self._codes = (codes, len(np.unique(codes)) if self.order is not None else len(uniques))
+            distinct = int(np.count_nonzero(np.bincount(codes, minlength=len(uniques)))) if len(codes) else 0
+            self._codes = (codes, distinct)
         return self._codes
 
 
@@ -164,9 +165,12 @@ def _item_counts(event_groups: np.ndarray, groups: int, items: BindItems) -> tup
     """Items and distinct message ids per context, from each item's event's context number (no string keys)."""
     item_groups = event_groups[items.context_positions()]
     counted = np.bincount(item_groups, minlength=groups)
-    codes, distinct_ids = items.message_id_codes()
-    pairs = np.unique(item_groups * np.int64(max(distinct_ids, int(codes.max(initial=0)) + 1)) + codes)
-    distinct = np.bincount(pairs // np.int64(max(distinct_ids, int(codes.max(initial=0)) + 1)), minlength=groups)
+    codes, _ = items.message_id_codes()
+    width = np.int64(int(codes.max(initial=0)) + 1)
+    pairs = np.sort(item_groups * width + codes)  # one number per (context, message id); sorted, equal ones adjoin
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    distinct = np.bincount(pairs[first] // width, minlength=groups)
     return counted, distinct
 
 
