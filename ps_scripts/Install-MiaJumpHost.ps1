@@ -47,7 +47,8 @@ $RequiredModules = @(
     @{ Name = 'ExchangeOnlineManagement'; MinimumVersion = '3.5.0' },
     @{ Name = 'Microsoft.Graph.Authentication'; MinimumVersion = '2.0.0' },
     @{ Name = 'Microsoft.Graph.Identity.DirectoryManagement'; MinimumVersion = '2.0.0' },
-    @{ Name = 'Microsoft.Graph.Applications'; MinimumVersion = '2.0.0' }
+    @{ Name = 'Microsoft.Graph.Applications'; MinimumVersion = '2.0.0' },
+    @{ Name = 'Microsoft.Graph.Mail'; MinimumVersion = '2.0.0' }  # Get-MgUserMessage (mia enrich, opt-in)
 )
 
 function Install-MiaModule {

@@ -60,8 +60,8 @@ def test_no_script_text_is_built_from_input(path: Path) -> None:
 
 def _role_capability_commands() -> set[str]:
     text = (PS_DIR / "MiaBridgeAudit.psrc").read_text(encoding="utf-8")
-    names = set(re.findall(r"Name = '([A-Z][A-Za-z]+-[A-Za-z]+)'", text))
-    names |= set(re.findall(r"^\s+'([A-Z][A-Za-z]+-[A-Za-z]+)',?$", text, re.MULTILINE))
+    names = set(re.findall(r"Name = '([A-Z][A-Za-z]+-[A-Za-z0-9]+)'", text))  # nouns may end in a digit (V2)
+    names |= set(re.findall(r"^\s+'([A-Z][A-Za-z]+-[A-Za-z0-9]+)',?$", text, re.MULTILINE))
     return names
 
 
