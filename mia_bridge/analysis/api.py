@@ -142,7 +142,8 @@ def analyze_records(
 
 def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport]) -> AnalysisResult:
     records, folders, items_rows = intake.tables()
-    records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows)
+    message_ids = pd.factorize(items_rows["internet_message_id"])  # shared by fingerprints and bind items
+    records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows, message_ids)
     keep, conflicts = deduplicate(records)
     unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
     in_period = pd.Series(True, index=unique.index)
@@ -153,7 +154,7 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     unique["in_period"] = in_period.astype("boolean")
     period = unique if bool(in_period.all()) else unique.loc[in_period]
     events = mia.event_table(period)
-    items = mia.bind_items(events, items_rows)
+    items = mia.bind_items(events, items_rows, message_ids)
     del items_rows  # the kept rows live on in ``items``
     synced = mia.synced_folder_table(events, folders)
     windows = mia.throttled_windows(events)

@@ -26,8 +26,27 @@ def _per_record_sum(n: int, rec: pd.Series, values: pd.Series) -> np.ndarray:
     return total
 
 
-def fingerprints(records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``(core, full)`` uint64 fingerprints per record; ``full`` adds the message ids to ``core``."""
+def _per_record_code_sum(n: int, rec: pd.Series, codes: np.ndarray, uniques: Any) -> np.ndarray:
+    """``_per_record_sum`` of values given factorised (``codes`` into ``uniques``, -1: missing): each
+    distinct value is hashed once."""
+    total = np.zeros(n, dtype=np.uint64)
+    if len(rec):
+        hashes = np.concatenate([  # the last one, the hash of "", is what -1 (missing) picks
+            pd.util.hash_pandas_object(pd.Series(uniques).astype(str), index=False).to_numpy(dtype=np.uint64),
+            pd.util.hash_pandas_object(pd.Series([""]).astype(str), index=False).to_numpy(dtype=np.uint64),
+        ])
+        np.add.at(total, rec.to_numpy(dtype=np.int64), hashes[codes])
+    return total
+
+
+def fingerprints(
+    records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame,
+    message_ids: tuple[np.ndarray, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(core, full)`` uint64 fingerprints per record; ``full`` adds the message ids to ``core``.
+
+    ``message_ids``: ``pd.factorize`` of ``items["internet_message_id"]`` when the caller has it already.
+    """
     n = len(records)
     seconds = records["creation_time"].dt.floor("s").astype("int64") // 1  # one integer per second
     core = pd.DataFrame({
@@ -44,7 +63,11 @@ def fingerprints(records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFra
         "folders": _per_record_sum(n, folders["rec"], folders["folder_path"].fillna("").astype(str).str.lower()),
     })
     core_fp = pd.util.hash_pandas_object(core, index=False).to_numpy(dtype=np.uint64)
-    full = pd.DataFrame({"core": core_fp, "items": _per_record_sum(n, items["rec"], items["internet_message_id"])})
+    if message_ids is None:
+        item_sums = _per_record_sum(n, items["rec"], items["internet_message_id"])
+    else:
+        item_sums = _per_record_code_sum(n, items["rec"], *message_ids)
+    full = pd.DataFrame({"core": core_fp, "items": item_sums})
     return core_fp, pd.util.hash_pandas_object(full, index=False).to_numpy(dtype=np.uint64)
 
 
@@ -67,6 +90,7 @@ def deduplicate(records: pd.DataFrame) -> tuple[pd.Series, list[dict[str, Any]]]
         ]
         keep.loc[degraded] = False
     kept = records.loc[keep & has_id, ["record_id", "fingerprint", "source_file", "source_line"]]
+    kept = kept[kept["record_id"].duplicated(keep=False)]  # an Id kept once cannot conflict
     counts = kept.groupby("record_id")["fingerprint"].nunique()
     conflict_ids = counts[counts > 1].index
     conflicts: list[dict[str, Any]] = []

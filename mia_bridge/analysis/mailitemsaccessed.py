@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,7 @@ class BindItems:
     binds: pd.DataFrame
     bind_positions: np.ndarray  # position of each bind in the events table
     order: np.ndarray | None
+    factorized: tuple[np.ndarray, int] | None = None  # pd.factorize of every row's message id: (codes, count)
     _codes: tuple[np.ndarray, int] | None = None
 
     def __len__(self) -> int:
@@ -86,16 +88,23 @@ class BindItems:
     def message_id_codes(self) -> tuple[np.ndarray, int]:
         """Per item, a number for its InternetMessageId (equal ids, equal numbers), and how many distinct ids."""
         if self._codes is None:
-            codes, uniques = pd.factorize(self.rows["internet_message_id"])
+            if self.factorized is None:
+                all_codes, uniques = pd.factorize(self.rows["internet_message_id"])
+                self.factorized = (all_codes, len(uniques))
+            codes, count = self.factorized
             if self.order is not None:
                 codes = codes[self.order]
-            distinct = int(np.count_nonzero(np.bincount(codes, minlength=len(uniques)))) if len(codes) else 0
+            distinct = int(np.count_nonzero(np.bincount(codes, minlength=count))) if len(codes) else 0
             self._codes = (codes, distinct)
         return self._codes
 
 
-def bind_items(events: pd.DataFrame, items: pd.DataFrame) -> BindItems:
-    """The FolderItems entries of bind events (repeats kept); ``rec`` in ``items`` is the event's index label."""
+def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.ndarray, Any] | None = None
+               ) -> BindItems:
+    """The FolderItems entries of bind events (repeats kept); ``rec`` in ``items`` is the event's index label.
+
+    ``message_ids``: ``pd.factorize`` of ``items["internet_message_id"]`` when the caller has it already.
+    """
     is_bind = (events["mail_access_type"] == "Bind").fillna(False).to_numpy(dtype=bool)
     binds = events.loc[is_bind, _CONTEXT_FIELDS]
     items = items.reset_index(drop=True)
@@ -115,7 +124,8 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame) -> BindItems:
     if not in_order:  # by time, then input position (stable), as sort_values(["creation_time", "rec"], kind="stable")
         by_time = np.lexsort((kept_rec, times))
         order = by_time if kept is None else kept[by_time]
-    return BindItems(items, where, binds, np.flatnonzero(is_bind), order)
+    factorized = None if message_ids is None else (message_ids[0], len(message_ids[1]))
+    return BindItems(items, where, binds, np.flatnonzero(is_bind), order, factorized)
 
 
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:

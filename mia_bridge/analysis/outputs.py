@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
     from mia_bridge.analysis.mailitemsaccessed import BindItems
 
-ITEM_SLICE = 500_000  # item rows built and written at a time
+ITEM_SLICE = 200_000  # item rows built and written at a time
 TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
 
 
