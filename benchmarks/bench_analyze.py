@@ -35,8 +35,9 @@ else:
     from bench_analyze import straightforward
     print(json.dumps(straightforward(sys.argv[3])), file=sys.stderr)
     code = 0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"code": code, "inner_seconds": time.perf_counter() - start, "peak_bytes": peak}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"code": code, "inner_seconds": time.perf_counter() - start, "peak_bytes": usage.ru_maxrss * 1024,
+                  "user_seconds": usage.ru_utime, "sys_seconds": usage.ru_stime}))
 """
 
 
@@ -75,6 +76,7 @@ def _run(kind: str, args: list[str]) -> dict[str, float]:
         raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = elapsed
+    result["cpu_seconds"] = result["user_seconds"] + result["sys_seconds"]  # every thread of the process
     if kind == "straightforward":
         result["counts"] = json.loads(proc.stderr.strip().splitlines()[-1])
     return result
@@ -105,26 +107,36 @@ def main() -> None:
     print(f"generated {args.n:,} JSONL records ({jsonl.stat().st_size / 1e9:.2f} GB), {args.csv_n:,} Purview CSV "
           f"rows and {args.straightforward_n:,} for the straightforward run in {time.perf_counter() - started:.1f} s")
 
+    load_before = os.getloadavg()
     ours = _run("mia", ["analyze", str(jsonl), "--out", str(work / "out-jsonl")])
     ours_small = _run("mia", ["analyze", str(small), "--out", str(work / "out-small")])
     ours_csv = _run("mia", ["analyze", str(csv_path), "--out", str(work / "out-csv")])
     plain = _run("straightforward", [str(small)])
     extrapolated = plain["wall_seconds"] * args.n / args.straightforward_n
 
-    def row(label: str, n: int, res: dict[str, float], note: str = "") -> str:
-        return (f"| {label} | {n:,} | {res['wall_seconds']:.1f} | {res['peak_bytes'] / 2**20:,.0f} | "
-                f"{n / res['wall_seconds']:,.0f} | {note} |")
+    load_after = os.getloadavg()
+    extrapolated_cpu = plain["cpu_seconds"] * args.n / args.straightforward_n
 
-    print("\n| run | records | wall s | peak RSS MiB | records/s | note |\n|---|---|---|---|---|---|")
+    def row(label: str, n: int, res: dict[str, float], note: str = "") -> str:
+        return (f"| {label} | {n:,} | {res['wall_seconds']:.1f} | {res['cpu_seconds']:.1f} "
+                f"({res['user_seconds']:.1f} user + {res['sys_seconds']:.1f} sys) | "
+                f"{res['peak_bytes'] / 2**20:,.0f} | {n / res['wall_seconds']:,.0f} | {note} |")
+
+    print(f"\nload average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
+          f"after: {', '.join(f'{v:.2f}' for v in load_after)} ({os.cpu_count()} cores)")
+    print("\n| run | records | wall s | CPU s | peak RSS MiB | records/s | note |\n|---|---|---|---|---|---|---|")
     print(row("mia analyze, raw JSONL", args.n, ours, "end to end: start-up, read, analyse, write all outputs"))
     print(row("mia analyze, raw JSONL", args.straightforward_n, ours_small, "same input as the straightforward run"))
     print(row("mia analyze, Purview CSV", args.csv_n, ours_csv, "record-by-record reader path"))
     print(row("straightforward (json.loads + json_normalize + explode)", args.straightforward_n, plain,
               "counts only, no outputs"))
-    print(f"\nstraightforward extrapolated linearly to {args.n:,}: {extrapolated:.0f} s")
-    print(f"speed-up at {args.n:,} (extrapolated straightforward / ours): {extrapolated / ours['wall_seconds']:.1f}x")
+    print(f"\nstraightforward extrapolated linearly to {args.n:,}: {extrapolated:.0f} s wall, "
+          f"{extrapolated_cpu:.0f} s CPU")
+    print(f"speed-up at {args.n:,} (extrapolated straightforward / ours): {extrapolated / ours['wall_seconds']:.1f}x "
+          f"wall, {extrapolated_cpu / ours['cpu_seconds']:.1f}x CPU")
     print(f"speed-up at {args.straightforward_n:,} (both measured): "
-          f"{plain['wall_seconds'] / ours_small['wall_seconds']:.1f}x")
+          f"{plain['wall_seconds'] / ours_small['wall_seconds']:.1f}x wall, "
+          f"{plain['cpu_seconds'] / ours_small['cpu_seconds']:.1f}x CPU")
     same = _summary(work / "out-small")
     print(f"same answer on the small input: ours {same}, straightforward {plain['counts']}")
     print(f"work directory: {work}")
