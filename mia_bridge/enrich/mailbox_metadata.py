@@ -49,25 +49,13 @@ class MailboxMetadata:
     def lookup(self, message_id: str, mailboxes: Iterable[str]) -> MessageMeta | None:
         """The message as the first of ``mailboxes`` holding it describes it, or None."""
         key = normalise_id(message_id)
-        literal = bracketed(message_id).replace("'", "''")
+        literal = bracketed(message_id).replace("'", "''")  # OData doubles quotes inside a string literal
         for mailbox in sorted(mailboxes):
-            if self.unavailable:
+            rows = self._call(CmdletCall(CMDLET, {"UserId": mailbox, "Filter": f"internetMessageId eq '{literal}'",
+                                                  "Property": list(SELECT)}))
+            if rows is None:
                 return None
-            call = CmdletCall(CMDLET, {"UserId": mailbox, "Filter": f"internetMessageId eq '{literal}'",
-                                       "Property": list(SELECT)})
-            try:
-                self.calls += 1
-                result = call_with_retry(lambda c=call: self.backend.invoke(c), self.retry)  # type: ignore[misc]
-            except (AccessDeniedError, CommandNotFoundError, BridgeAuthError) as exc:
-                self.unavailable = f"{CMDLET}: {exc.message}"
-                log.warning("mailbox metadata unavailable: %s", self.unavailable)
-                return None
-            except CmdletError as exc:  # e.g. the mailbox does not exist: try the next one
-                log.info("%s for one mailbox failed: %s", CMDLET, exc.message)
-                continue
-            if self.raw_sink is not None:
-                self.raw_sink(call.describe(), result.output)
-            for row in result.output:
+            for row in rows:
                 if normalise_id(str(_get(row, "internetMessageId") or "")) == key:
                     return self._meta(row, message_id)
         return None
@@ -83,6 +71,9 @@ class MailboxMetadata:
             self.unavailable = f"{call.name}: {exc.message}"
             log.warning("mailbox metadata unavailable: %s", self.unavailable)
             return None
+        except CmdletError as exc:  # this mailbox only (e.g. it no longer exists): the others go on
+            log.info("%s for one mailbox failed: %s", call.name, exc.message)
+            return []
         if self.raw_sink is not None:
             self.raw_sink(call.describe(), result.output)
         return result.output

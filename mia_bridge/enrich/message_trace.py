@@ -5,6 +5,8 @@
 (its recipient); rows come newest first, one per recipient. Where V2 does not exist (CommandNotFound) the
 older ``Get-MessageTrace`` is used: 10 days of reach, ``-Page``/``-PageSize``. Every row is handed to
 ``raw_sink`` (written to the case) before it is used; each query is logged without any address.
+Paging continues after (Received, recipient), as the service's own next-page command does: two rows for
+the same recipient in the same second across a page boundary would be the service's loss, not ours.
 """
 
 from __future__ import annotations
