@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from enrich_simdata import VirtualClock, offline_case, run_enrich, tenant_days_ago
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.bridge.config import ConnectionSettings
@@ -110,3 +112,21 @@ def test_report_tables_list_the_parties(tmp_path: Path) -> None:
     assert {r["Party"] for r in parties.rows} == {p.party for p in run.result.parties}
     assert len(messages.rows) == len(run.result.accessed)
     assert enrich_report_tables(None) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(limit=st.integers(2, 120), window=st.floats(1.0, 600.0),
+       gaps=st.lists(st.floats(0.0, 50.0), min_size=1, max_size=400))
+def test_token_bucket_guarantee_holds_for_any_pattern(limit: int, window: float, gaps: list[float]) -> None:
+    clock = VirtualClock()
+    bucket = TokenBucket(limit, window, clock=clock, sleep=clock.sleep)
+    times = []
+    for gap in gaps:  # the caller idles between queries, then asks again
+        clock.now += gap
+        times.append(bucket.acquire())
+    right = 0
+    for left, start in enumerate(times):  # two pointers: queries in [start, start + window)
+        right = max(right, left)
+        while right < len(times) and times[right] - start < window - 1e-9:
+            right += 1
+        assert right - left <= limit
