@@ -9,7 +9,8 @@ record's text is line ``source_line`` of ``source_file``, the input the analysis
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
@@ -309,6 +310,16 @@ def _times(table: pa.Table) -> pd.Series:
     return times.reset_index(drop=True)
 
 
+def _one_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches, each next one parsed on a worker thread while the caller builds rows from the current one
+    (pyarrow parses without the GIL, so the two run on two cores)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, batches, None)
+        while (batch := pending.result()) is not None:
+            pending = pool.submit(next, batches, None)
+            yield batch
+
+
 def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
     """The file as chunks of consecutive records, or None when it must be read record by record.
 
@@ -325,7 +336,7 @@ def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
             _stream(src), read_options=pa_json.ReadOptions(block_size=_BLOCK),
             parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore",
                                                newlines_in_values=False))
-        for batch in reader:
+        for batch in _one_ahead(reader):
             table = pa.Table.from_batches([batch])
             if pc.any(pc.is_valid(table.column("AuditData"))).as_py() or pc.any(
                 pc.is_valid(table.column("auditData"))
