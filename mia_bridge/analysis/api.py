@@ -73,6 +73,11 @@ class AnalysisResult:
             self._items = self.bind_items.frame()
         return self._items
 
+    @property
+    def items_built(self) -> bool:
+        """Whether ``items`` has been materialised (else writers build it a slice at a time)."""
+        return self._items is not None
+
 
 def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisResult:
     """Read and analyse every input; unreadable files are reported in the summary.

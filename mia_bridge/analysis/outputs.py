@@ -80,7 +80,7 @@ def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: list[Future[None]] = []
             for name in TABLES:
-                if name == "items" and result._items is None:  # not materialised: write it slice by slice
+                if name == "items" and not result.items_built:  # not materialised: write it slice by slice
                     csv_path, parquet_path = out_dir / "items.csv", out_dir / "items.parquet"
                     written["items.csv"], written["items.parquet"] = csv_path, parquet_path
                     pending.append(pool.submit(_write_items, result.bind_items, csv_path, parquet_path))
