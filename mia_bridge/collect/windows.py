@@ -162,7 +162,7 @@ class WindowPlanner:
         """Density for sizing, and whether it was measured on finished windows.
 
         Preference: the finished window ending right here; the capped-sample hint for this stretch
-        (not measured); the latest finished window before here; the nearest one after. Windows still
+        (not measured); the densest of the last finished windows before here; the nearest after. Windows still
         in flight teach nothing yet, so with several in flight the freshest measurement is used
         rather than whatever the previous window was sized with (which may be a burst long passed).
         """
@@ -171,12 +171,16 @@ class WindowPlanner:
         i = bisect.bisect_right(self._known, (region.start, float("inf"), float("inf")))
         if i > 0 and self._known[i - 1][1] == region.start:
             return self._known[i - 1][2], True
-        if i > 0 and region.origin is not None and self._known[i - 1][1] > region.origin:
-            return self._known[i - 1][2], True  # a piece of this stretch has been measured already
+        # Several windows are in flight, so the nearest finished one may lie a few windows back (in a
+        # quiet night, say): take the densest of the last three. An oversized window costs a failed
+        # session; an undersized one only a partial page.
+        recent = max(k[2] for k in self._known[max(0, i - 3) : i]) if i > 0 else None
+        if recent is not None and region.origin is not None and self._known[i - 1][1] > region.origin:
+            return recent, True  # a piece of this stretch has been measured already
         if region.density is not None:
             return region.density, False
-        if i > 0:
-            return self._known[i - 1][2], True
+        if recent is not None:
+            return recent, True
         return self._known[i][2], True
 
     # --- feedback -----------------------------------------------------------------------------
