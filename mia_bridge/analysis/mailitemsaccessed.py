@@ -44,6 +44,17 @@ def event_table(records: pd.DataFrame) -> pd.DataFrame:
     return _time_ordered(records.loc[mask.fillna(False).astype(bool), EVENT_COLUMNS], with_rec=False)
 
 
+def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``frame.take(positions)``; when the positions lie close together (a slice of rows in input order),
+    the take runs on just that range: arrow concatenates a chunked column's chunks before a take, and
+    the whole column of millions of rows per slice would be copied."""
+    if len(positions):
+        low, high = int(positions.min()), int(positions.max()) + 1
+        if high - low <= 4 * len(positions) + 1024:
+            return frame.iloc[low:high].take(positions - low)
+    return frame.take(positions)
+
+
 @dataclass
 class BindItems:
     """The item table of bind events, not yet materialised: on large inputs it has millions of rows.
@@ -73,8 +84,8 @@ class BindItems:
             rows, where = self.rows.iloc[start:stop], self.where[start:stop]
         else:
             picked = self.order[start:stop]
-            rows, where = self.rows.take(picked), self.where[picked]
-        context = self.binds.take(where)
+            rows, where = _take(self.rows, picked), self.where[picked]
+        context = _take(self.binds, where)
         columns = {column: context[column] for column in _CONTEXT_FIELDS}
         columns.update({column: rows[column] for column in rows.columns if column not in columns})
         frame = pd.DataFrame({column: series.reset_index(drop=True) for column, series in columns.items()})
