@@ -147,8 +147,9 @@ def analyze_records(
 
 def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport]) -> AnalysisResult:
     records, folders, items_rows = intake.tables()
-    message_ids = pd.factorize(items_rows["internet_message_id"])  # shared by fingerprints and bind items
-    records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows, message_ids)
+    if "fingerprint" not in records.columns:  # chunks carry them; not so the empty table
+        records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows)
+    message_ids = pd.factorize(items_rows["internet_message_id"])  # shared by the item counts and the summary
     keep, conflicts = deduplicate(records)
     unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
     in_period = pd.Series(True, index=unique.index)

@@ -343,7 +343,7 @@ def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
             ).as_py():
                 return None  # wrapped records: the reader unwraps them
             if table.num_rows:
-                chunks.append(_build(table, str(src.path), first_line=rows + 1))
+                chunks.append(_build(table, str(src.path), first_line=rows + 1).fingerprinted())
                 rows += table.num_rows
         # The parser skips blank lines; then rows and lines differ and line numbers would drift.
         if rows == 0 or _line_count(src) != rows:
