@@ -60,15 +60,14 @@ class BindItems:
     """The item table of bind events, not yet materialised: on large inputs it has millions of rows.
 
     ``rows`` are all item rows read (rec, folder_path, message ids, size), ``where`` the position of each
-    one's bind event in ``binds`` (the bind events' context columns; -1: not a bind item) and ``order`` the
+    one's event in ``context`` (the events' context columns; -1: not the item of a bind) and ``order`` the
     positions of the kept rows in output order (None: every row, as they are). Nothing is copied until
     ``frame`` builds the table or a slice of it, joining the context on by position.
     """
 
     rows: pd.DataFrame
     where: np.ndarray
-    binds: pd.DataFrame
-    bind_positions: np.ndarray  # position of each bind in the events table
+    context: pd.DataFrame  # the events table's context columns (not a copy)
     order: np.ndarray | None
     factorized: tuple[np.ndarray, int] | None = None  # pd.factorize of every row's message id: (codes, count)
     _codes: tuple[np.ndarray, int] | None = None
@@ -85,7 +84,7 @@ class BindItems:
         else:
             picked = self.order[start:stop]
             rows, where = _take(self.rows, picked), self.where[picked]
-        context = _take(self.binds, where)
+        context = _take(self.context, where)
         columns = {column: context[column] for column in _CONTEXT_FIELDS}
         columns.update({column: rows[column] for column in rows.columns if column not in columns})
         frame = pd.DataFrame({column: series.reset_index(drop=True) for column, series in columns.items()})
@@ -93,8 +92,7 @@ class BindItems:
 
     def context_positions(self) -> np.ndarray:
         """Per item, the position of its event in the events table."""
-        where = self.where if self.order is None else self.where[self.order]
-        return self.bind_positions[where]
+        return self.where if self.order is None else self.where[self.order]
 
     def message_id_codes(self) -> tuple[np.ndarray, int]:
         """Per item, a number for its InternetMessageId (equal ids, equal numbers), and how many distinct ids."""
@@ -117,18 +115,18 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
     ``message_ids``: ``pd.factorize`` of ``items["internet_message_id"]`` when the caller has it already.
     """
     is_bind = (events["mail_access_type"] == "Bind").fillna(False).to_numpy(dtype=bool)
-    binds = events.loc[is_bind, _CONTEXT_FIELDS]
+    context = events[_CONTEXT_FIELDS]
     items = items.reset_index(drop=True)
     rec = items["rec"].to_numpy(dtype=np.int64)
-    labels = binds.index.to_numpy(dtype=np.int64)
-    # An array lookup label -> bind position instead of a hash join.
+    labels = events.index.to_numpy(dtype=np.int64)[is_bind]
+    # An array lookup (record label -> position of its bind event) instead of a hash join.
     position = np.full(int(max(rec.max(initial=-1), labels.max(initial=-1))) + 1, -1, dtype=np.int64)
-    position[labels] = np.arange(len(labels))
+    position[labels] = np.flatnonzero(is_bind)
     where = position[rec]
     has_id = (items["internet_message_id"] != "").fillna(False).to_numpy(dtype=bool)
     keep = (where >= 0) & has_id
     kept = None if bool(keep.all()) else np.flatnonzero(keep)
-    times = binds["creation_time"].to_numpy(dtype="datetime64[ns]")[where if kept is None else where[kept]]
+    times = context["creation_time"].to_numpy(dtype="datetime64[ns]")[where if kept is None else where[kept]]
     kept_rec = rec if kept is None else rec[kept]
     in_order = bool((np.diff(times) >= np.timedelta64(0, "ns")).all()) and bool((np.diff(kept_rec) >= 0).all())
     order = kept
@@ -136,7 +134,7 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
         by_time = np.lexsort((kept_rec, times))
         order = by_time if kept is None else kept[by_time]
     factorized = None if message_ids is None else (message_ids[0], len(message_ids[1]))
-    return BindItems(items, where, binds, np.flatnonzero(is_bind), order, factorized)
+    return BindItems(items, where, context, order, factorized)
 
 
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
