@@ -7,6 +7,7 @@ exit codes here and only here.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -55,6 +56,17 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a private temporary file and return its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="mia-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        traceback.print_exc(file=fh)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning known errors into one line and an exit code."""
     try:
@@ -73,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show(file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file or folder the user named is missing, unreadable or full
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False, highlight=False)
+        return ExitCode.FAILURE
+    except Exception as exc:  # a defect: one line for the responder, the traceback kept for the bug report
+        path = _save_traceback()
+        err.print(f"internal error: {type(exc).__name__}: {exc}\n  the traceback is in {path}; "
+                  "please report it", markup=False, highlight=False)
+        return ExitCode.FAILURE
     return int(rc) if isinstance(rc, int) and not isinstance(rc, bool) else ExitCode.OK
 
 

@@ -264,7 +264,7 @@ def collect(
 ) -> CollectionResult:
     """Collect every record of every query into ``case_dir``; resumes what an earlier run started."""
     options = options or CollectOptions()
-    case_dir = Path(case_dir)
+    case_dir = Path(case_dir).absolute()  # evidence paths must not depend on the working directory
     case_dir.mkdir(parents=True, exist_ok=True)
     names = [q.name for q in queries]
     if len(set(names)) != len(names):

@@ -36,6 +36,14 @@ def test_collect_json_summary_then_verify(tmp_path: Path, capsys: pytest.Capture
     assert "MISMATCH evidence/ual.jsonl" in capsys.readouterr().err
 
 
+def test_relative_case_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case folder given relative to the working directory is written and verified in place."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["collect", *SIM, *PERIOD, "--out", "cases/rel", "--quiet"]) == 0
+    assert (tmp_path / "cases" / "rel" / "manifest.json").exists()
+    assert main(["verify", "cases/rel"]) == 0
+
+
 def test_quiet_gzip_and_bad_dates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = tmp_path / "case"
     assert main(["collect", *SIM, *PERIOD, "--out", str(case), "--quiet", "--gzip"]) == 0
