@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +14,10 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
 from mia_bridge.cli.console import err
 from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY
 from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
-from mia_bridge.errors import UsageError
-
-
-def parse_when(value: str, option: str) -> datetime:
-    """An ISO date or date-time; without a zone it is UTC (as the audit log reads it)."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{option}: {value!r} is not a date or date-time", hint="use e.g. 2026-01-31 or 2026-01-31T13:00:00Z"
-        ) from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    """Repeatable options that also accept comma-separated lists."""
-    out: list[str] = []
-    for value in values or []:
-        out.extend(v.strip() for v in value.split(",") if v.strip())
-    return tuple(out)
 
 
 class RichProgress:
@@ -181,12 +158,12 @@ def register(app: typer.Typer) -> None:
             name=name,
             start=parse_when(start, "--start"),
             end=parse_when(end, "--end"),
-            operations=_split(operations),
-            record_types=_split(record_types),
-            user_ids=_split(users),
+            operations=split_values(operations),
+            record_types=split_values(record_types),
+            user_ids=split_values(users),
             free_text=free_text,
-            ip_addresses=_split(ips),
-            object_ids=_split(object_ids),
+            ip_addresses=split_values(ips),
+            object_ids=split_values(object_ids),
         )
         options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out)
         mailbox: list[dict[str, Any]] = []
@@ -198,7 +175,7 @@ def register(app: typer.Typer) -> None:
             else:
                 with RichProgress() as bar:
                     result = collect(backend, [query], out, options, bar)
-            for identity in _split(mailbox_audit):
+            for identity in split_values(mailbox_audit):
                 mailbox.append(collect_mailbox_audit(backend, identity, query.start, query.end, out))
         if as_json:
             typer.echo(json.dumps(summary(result, mailbox), indent=2, default=str))

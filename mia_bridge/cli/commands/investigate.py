@@ -23,6 +23,7 @@ from rich.progress import Progress as RichBar
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
 from mia_bridge.cli.console import err, out
 from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
 from mia_bridge.errors import UsageError
 from mia_bridge.investigate.license import LicensePolicy
@@ -35,25 +36,8 @@ SETTINGS_NAME = "investigation.settings.json"
 _STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
 
 
-def parse_when(value: str, option: str) -> datetime:
-    """An ISO date or date-time; without a zone it is UTC (as the audit log reads it)."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{option}: {value!r} is not a date or date-time", hint="use e.g. 2026-01-31 or 2026-01-31T13:00:00Z"
-        ) from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    found: list[str] = []
-    for value in values or []:
-        found.extend(v.strip() for v in value.split(",") if v.strip())
-    return tuple(found)
 
 
 def _json_line(event: dict[str, Any]) -> None:
@@ -264,15 +248,15 @@ def investigate(
         out_dir=case_dir,
         start=start_at,
         end=end_at or datetime.now(tz=UTC).replace(microsecond=0),
-        users=tuple(u.lower() for u in _split(users)),
+        users=tuple(u.lower() for u in split_values(users)),
         app_id=target_app_id.lower() if target_app_id else None,
         all_apps=all_apps,
         enable_ingestion=enable_ingestion,
         assume_yes=yes,
         license_policy=license_policy,
         message_ids=ids,
-        suspicious_ips=_split(suspicious_ips),
-        known_good_ips=_split(known_good_ips),
+        suspicious_ips=split_values(suspicious_ips),
+        known_good_ips=split_values(known_good_ips),
         collect_options=CollectOptions(concurrency=concurrency),
     )
     ui = ConsoleUI(as_json)
