@@ -79,11 +79,12 @@ def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: list[Future[None]] = []
+            if not result.items_built:  # the longest job, started first: built and written slice by slice
+                csv_path, parquet_path = out_dir / "items.csv", out_dir / "items.parquet"
+                written["items.csv"], written["items.parquet"] = csv_path, parquet_path
+                pending.append(pool.submit(_write_items, result.bind_items, csv_path, parquet_path))
             for name in TABLES:
-                if name == "items" and not result.items_built:  # not materialised: write it slice by slice
-                    csv_path, parquet_path = out_dir / "items.csv", out_dir / "items.parquet"
-                    written["items.csv"], written["items.parquet"] = csv_path, parquet_path
-                    pending.append(pool.submit(_write_items, result.bind_items, csv_path, parquet_path))
+                if name == "items" and "items.csv" in written:
                     continue
                 frame = getattr(result, name)
                 if frame is not None:
