@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.exports.timeline import parse_creation_time
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+R = TypeVar("R", bound=Mapping[str, Any])
 
 
 def as_list(value: Any) -> list[Any]:
@@ -90,6 +92,19 @@ def record_time(record: Mapping[str, Any]) -> datetime | None:
 
 def record_id(record: Mapping[str, Any]) -> str:
     return str(record.get("Id") or "")
+
+
+def unique_by_id(records: Iterable[R]) -> list[R]:
+    """Records in order, each Id once (records without an Id are all kept)."""
+    seen: set[str] = set()
+    out: list[R] = []
+    for record in records:
+        rid = record_id(record)
+        if rid and rid in seen:
+            continue
+        seen.add(rid)
+        out.append(record)
+    return out
 
 
 def user_of(record: Mapping[str, Any]) -> str:

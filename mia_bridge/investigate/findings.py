@@ -134,7 +134,7 @@ def _evidence_row(record: Record, detail: str = "", target: str = "") -> dict[st
 
 def build_findings(inputs: FindingInputs) -> FindingSet:
     """Attribute (see ``attribution``), then list the findings."""
-    records = _unique(inputs.records)
+    records = af.unique_by_id(inputs.records)
     domains = {d.lower() for d in inputs.tenant_domains}
     to_app, app_names = app_index(inputs.service_principals)
     context = attribute(
@@ -180,16 +180,6 @@ def _other_attacker_activity(
     return out
 
 
-def _unique(records: Iterable[Record]) -> list[Record]:
-    seen: set[str] = set()
-    out = []
-    for record in records:
-        rid = af.record_id(record)
-        if rid and rid in seen:
-            continue
-        seen.add(rid)
-        out.append(record)
-    return out
 
 
 def _finish(finding: Finding, records: Sequence[Record]) -> Finding:

@@ -158,7 +158,7 @@ def write_sparrow_exports(
     written: list[Path] = []
     rows: dict[str, int] = {}
     for rel, records in per_file.items():
-        unique = _dedupe(records)  # 8a/8b/8c can return the same sign-in; list it once
+        unique = af.unique_by_id(records)  # 8a/8b/8c can return the same sign-in; list it once
         path = export_dir / rel
         count = sparrow.write_sparrow_csv(path, unique, sparrow.WORKLOAD_COLUMNS[workloads[rel]])
         rows[rel] = count
@@ -174,16 +174,6 @@ def write_sparrow_exports(
     return written, rows
 
 
-def _dedupe(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    seen: set[str] = set()
-    out = []
-    for record in records:
-        rid = af.record_id(record)
-        if rid and rid in seen:
-            continue
-        seen.add(rid)
-        out.append(record)
-    return out
 
 
 def all_records(runs: Sequence[SearchRun]) -> list[dict[str, Any]]:
