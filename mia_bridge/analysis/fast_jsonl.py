@@ -34,6 +34,7 @@ from mia_bridge.readers.decoding import DecodedInput
 NAME = "raw_auditdata_json"
 _BLOCK = 32 << 20  # JSON parsed and turned into rows this many bytes at a time
 _LINE_COUNT_BLOCK = 1 << 20
+_ASCII_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # what str.strip() removes from ASCII text
 _TYPE_NAMES = {v: k for k, v in RECORD_TYPE_NAMES.items()}
 _STRING_FIELDS = ("Id", "Operation", "Workload", "UserId", "MailboxOwnerUPN", "MailboxGuid", "ClientIPAddress",
                   "ClientIP", "ActorIpAddress", "SessionId", "AppId", "ClientAppId", "ClientInfoString",
@@ -87,10 +88,7 @@ def _text(table: pa.Table, name: str) -> pd.Series:
     if not pa.types.is_string(column.type) and not pa.types.is_null(column.type):
         raise _Irregular(f"{name} has type {column.type}")
     # One contiguous array: later joins take rows by position, which is slow across many chunks.
-    contiguous = pa.chunked_array([column.cast(pa.string()).combine_chunks()])
-    series = contiguous.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
-    series = series.str.strip()
-    return series.mask(series == "")
+    return _string(pa.chunked_array([_strip(column.cast(pa.string()).combine_chunks())]))
 
 
 def _int(table: pa.Table, name: str) -> pd.Series:
@@ -123,6 +121,11 @@ def _ascii(array: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pc.all(pc.string_is_ascii(array)).as_py() is not False)
 
 
+def _strip(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``str.strip()`` column-wise; on ASCII text with the ASCII kernel, several times faster than UTF-8's."""
+    return pc.ascii_trim(array, _ASCII_SPACE) if _ascii(array) else pc.utf8_trim_whitespace(array)
+
+
 def _norm_message_id_arrays(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
     """``(trimmed raw, normalised)`` message ids as in ``normalise.norm_message_id`` (missing → null).
 
@@ -130,8 +133,8 @@ def _norm_message_id_arrays(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
     which message ids nearly always are.
     """
     if _ascii(raw):
-        trimmed = pc.ascii_trim_whitespace(raw)
-        mid = pc.ascii_lower(pc.ascii_trim_whitespace(pc.ascii_trim(trimmed, "<>")))
+        trimmed = pc.ascii_trim(raw, _ASCII_SPACE)
+        mid = pc.ascii_lower(pc.ascii_trim(pc.ascii_trim(trimmed, "<>"), _ASCII_SPACE))
     else:
         trimmed = pc.utf8_trim_whitespace(raw)
         mid = pc.utf8_lower(pc.utf8_trim_whitespace(pc.utf8_trim(trimmed, "<>")))
@@ -171,8 +174,8 @@ def _props(table: pa.Table) -> tuple[pd.Series, pd.Series]:
     flat = pc.list_flatten(column)
     frame = pd.DataFrame({
         "rec": pc.list_parent_indices(column).to_numpy(),
-        "name": flat.field("Name").to_pandas(types_mapper=pd.ArrowDtype).astype("string").str.strip(),
-        "value": flat.field("Value").to_pandas(types_mapper=pd.ArrowDtype).astype("string").str.strip(),
+        "name": pd.Series(pd.arrays.ArrowExtensionArray(_strip(flat.field("Name")))).astype("string"),
+        "value": pd.Series(pd.arrays.ArrowExtensionArray(_strip(flat.field("Value")))).astype("string"),
     })
     frame = frame[frame["name"].notna()].drop_duplicates(["rec", "name"], keep="last")
     kinds = frame[frame["name"] == "MailAccessType"]
@@ -192,8 +195,7 @@ def _struct_text(array: pa.Array, name: str) -> pd.Series:
     child = pc.struct_field(array, name)
     if not (pa.types.is_string(child.type) or pa.types.is_null(child.type)):
         raise _Irregular(f"{name} has type {child.type}")
-    series = child.cast(pa.string()).to_pandas(types_mapper=pd.ArrowDtype).astype("string").str.strip()
-    return series.mask(series == "")
+    return _string(_strip(child.cast(pa.string())))
 
 
 def _struct_int(array: pa.Array, name: str) -> pd.Series:

@@ -49,6 +49,9 @@ def _odd_records() -> list[dict[str, object]]:
             Item={"ParentFolder": {"Name": "Inbox"}}),
         mia("2024-05-01T10:02:00", throttled=None, Item={"InternetMessageId": "<D@x>", "SizeInBytes": 5,
                                                           "ParentFolder": {"Path": "\\Drafts", "Id": "p"}}),
+        # str.strip() also removes \x1c-\x1f: the ASCII kernels must too.
+        mia("2024-05-01T10:02:30", ip="\x1f198.51.100.9 ", client="\x1dOWA\x1c", folders=[
+            folder("\x1e\\Inbox ", "\x1e<E@X>\x1c ", "\x1f\x1c")]),
         {"CreationTime": "2024-05-01T10:03:00", "Id": "adm-1", "Operation": "Set-Mailbox", "RecordType": 1,
          "UserId": "Admin@Contoso.example", "ClientIP": "203.0.113.5:5123", "LogonType": 2,
          "OperationProperties": [{"Name": "MailAccessType", "Value": ""}, {"Name": "MailAccessType", "Value": "Bind"}]},
