@@ -134,7 +134,7 @@ def _records_from(records: Iterable[dict[str, Any] | str], source: str) -> Itera
 
 
 def analyze_records(
-    records: Iterable[dict[str, Any]] | Iterable[str], options: AnalysisOptions, *, source: str
+    records: Iterable[dict[str, Any] | str], options: AnalysisOptions, *, source: str
 ) -> AnalysisResult:
     """Analyse raw AuditData records (dicts or JSON strings); ``source`` names them in messages."""
     intake = Intake()
