@@ -50,8 +50,10 @@ class TokenBucket:
                 now = self.clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # A sleep of exactly the computed wait can leave 0.999999...: without the tolerance
+                # the loop would spin on ever smaller waits that no longer move the clock.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     self.acquired += 1
                     return now
                 wait = (1 - self._tokens) / self.rate
