@@ -61,10 +61,24 @@ def ids(items: Any) -> set[str]:
     return {str(r["Id"]).lower() for r in items}
 
 
+BACKENDS = ("psrp", "rest")
+
+
 @contextmanager
 def psrp(tenant: Tenant) -> Iterator[ExoBackend]:
     """A real pypsrp backend connected over HTTP on 127.0.0.1 to a PSRP server serving ``tenant``."""
     with psrp_session(tenant) as session:
+        yield session.backend
+
+
+@contextmanager
+def sim_backend(tenant: Tenant, backend: str) -> Iterator[ExoBackend]:
+    """``psrp`` (pypsrp over WSMan) or ``rest`` (httpx + MSAL over HTTPS) to a simulator serving ``tenant``."""
+    if backend == "psrp":
+        with psrp(tenant) as exo:
+            yield exo
+        return
+    with sim_session(ConnectionSettings(sim=True, backend=backend), tenant=tenant) as session:
         yield session.backend
 
 
