@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
-from mia_bridge.readers.values import iter_csv_rows, maybe_json
+from mia_bridge.readers.values import maybe_json
 
 REQUIRED = frozenset({"Operation", "LastAccessed", "MailboxOwnerUPN", "LogonType", "ClientInfoString"})
 FIELD_MAP = {
@@ -48,10 +49,4 @@ class MailboxAuditLogCsvReader(Reader):
         return sniff.columns >= REQUIRED
 
     def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
-        name = str(src.path)
-        with src.open_text() as handle:
-            for line, row, raw, error in iter_csv_rows(handle, sniff.delimiter or ","):
-                if row is None:
-                    yield Quarantined(name, line, error or "unreadable row", raw)
-                    continue
-                yield RawRecord(data=to_auditdata(row), source=name, line=line, fmt=self.NAME, raw=raw)
+        yield from read_csv_records(src, sniff, self.NAME, to_auditdata)

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
-from mia_bridge.readers.values import iter_csv_rows, maybe_json
+from mia_bridge.readers.values import maybe_json
 
 # Sentinel column -> AuditData field. Columns not listed keep their name.
 FIELD_MAP = {
@@ -61,13 +62,7 @@ class SentinelOfficeActivityCsvReader(Reader):
         return bool({"OfficeId", "OfficeWorkload"} & cols) or (_is_time_column(cols) and "UserId" in cols)
 
     def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
-        name = str(src.path)
-        with src.open_text() as handle:
-            for line, row, raw, error in iter_csv_rows(handle, sniff.delimiter or ","):
-                if row is None:
-                    yield Quarantined(name, line, error or "unreadable row", raw)
-                    continue
-                yield RawRecord(data=to_auditdata(row), source=name, line=line, fmt=self.NAME, raw=raw)
+        yield from read_csv_records(src, sniff, self.NAME, to_auditdata)
 
 
 class SentinelOfficeActivityJsonReader(Reader):

@@ -8,10 +8,12 @@ Normalisation handles those shapes; this reader only decodes the JSON cells.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
-from mia_bridge.readers.values import iter_csv_rows, maybe_json
+from mia_bridge.readers.values import maybe_json
 
 # Common to all four Sparrow column sets.
 REQUIRED = frozenset({"CreationTime", "Id", "Operation", "RecordType", "UserKey", "UserType", "Workload"})
@@ -26,11 +28,9 @@ class SparrowCsvReader(Reader):
         return sniff.columns >= REQUIRED and "AuditData" not in sniff.columns
 
     def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
-        name = str(src.path)
-        with src.open_text() as handle:
-            for line, row, raw, error in iter_csv_rows(handle, sniff.delimiter or ","):
-                if row is None:
-                    yield Quarantined(name, line, error or "unreadable row", raw)
-                    continue
-                data = {key: maybe_json(value) for key, value in row.items() if value != ""}
-                yield RawRecord(data=data, source=name, line=line, fmt=self.NAME, raw=raw)
+        yield from read_csv_records(src, sniff, self.NAME, _to_record)
+
+
+def _to_record(row: dict[str, str]) -> dict[str, Any]:
+    """Sparrow's columns are AuditData fields; nested ones were re-serialised to JSON strings."""
+    return {key: maybe_json(value) for key, value in row.items() if value != ""}

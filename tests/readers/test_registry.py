@@ -12,7 +12,7 @@ from mia_bridge.analysis.normalise import norm_ip, norm_message_id
 from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.readers import format_names
 
-_HELPERS = {"base", "registry", "decoding", "values", "json_records", "auditdata_csv"}
+_HELPERS = {"base", "registry", "decoding", "values", "json_records", "auditdata_csv", "csv_records"}
 
 
 def test_every_reader_module_is_registered() -> None:
