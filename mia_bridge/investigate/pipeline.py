@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from mia_bridge.bridge.backend import ExoBackend
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.collect.engine import CollectOptions, Progress
+from mia_bridge.enrich.report import enrich_report_tables
+from mia_bridge.enrich.step import run_enrich_step
 from mia_bridge.errors import ExportError, MiaError
 from mia_bridge.evidence import manifest
 from mia_bridge.exports.timeline import write_timeline
@@ -272,6 +274,8 @@ def run_investigation(
     # 6. MailItemsAccessed analysis
     mail_records = [r for r in records if str(r.get("Operation")) == "MailItemsAccessed"]
     result.analysis_summary = _analyse(case_dir, mail_records, options, findings, steps, result)
+    # 6b. who and what was exposed: message trace (a skip with the reason without the permission)
+    enriched = run_enrich_step(backend, case_dir, steps)
 
     # 7. exports
     try:
@@ -303,6 +307,7 @@ def run_investigation(
     manifest.add_files(case_dir, [p for p in result.files if p.exists() and p not in raw], kind="investigation")
     result.summary = summarise(result, options)
     model = build_report_model(result, options, now())
+    model.tables.extend(enrich_report_tables(enriched))  # the "Affected parties" section
     result.verdict = {"level": model.verdict_level, "headline": model.verdict_headline}
     result.report_path = write_report(model, case_dir / REPORT_NAME)
     steps.done("Report", str(result.report_path))
