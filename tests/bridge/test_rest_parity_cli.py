@@ -16,7 +16,10 @@ RECORDS = "800"
 
 # Run-specific files: journals and manifest (timings), the HTML report and investigation.json (the case
 # path), the workbook (xlsx stores its creation time; the same rows are in the CSVs compared here).
-SKIP = ("state/", "manifest.json", "report.html", "investigation.json", "sparrow/Summary_Export.xlsx")
+# Run-specific: times of the run. The enrichment's query log, raw-answer log and summary carry the time
+# of each query; its results (exposed_messages.csv, affected_parties.csv) are compared.
+SKIP = ("state/", "manifest.json", "report.html", "investigation.json", "sparrow/Summary_Export.xlsx",
+        "enrich/summary.json", "enrich/raw/", "enrich/message_trace_queries.jsonl")
 PERIOD = ["--start", "2025-06-01", "--end", "2027-01-01"]
 
 
@@ -74,3 +77,4 @@ def test_investigate_gives_identical_exports_and_findings(tmp_path: Path, capsys
     assert outputs["rest"], "the compromised scenario must yield findings"
     assert digests["psrp"] == digests["rest"]
     assert any(name.startswith("sparrow/") for name in digests["rest"])
+    assert {"exposed_messages.csv", "affected_parties.csv"} <= set(digests["rest"])
