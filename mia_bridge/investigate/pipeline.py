@@ -275,7 +275,12 @@ def run_investigation(
     mail_records = [r for r in records if str(r.get("Operation")) == "MailItemsAccessed"]
     result.analysis_summary = _analyse(case_dir, mail_records, options, findings, steps, result)
     # 6b. who and what was exposed: message trace (a skip with the reason without the permission)
-    enriched = run_enrich_step(backend, case_dir, steps)
+    enriched = None
+    if attacker:
+        enriched = run_enrich_step(backend, case_dir, steps)
+    else:  # without an attacker context the scope would be every mailbox's mail, at 100 queries / 5 min
+        steps.skipped("Affected parties (message trace)", "no message was attributed to an attacker; "
+                      "`mia enrich CASE` lists the parties of every accessed message", attention=False)
 
     # 7. exports
     try:
