@@ -194,17 +194,26 @@ class RecordFactory:
         logon_type: int = 0,
     ) -> dict[str, Any]:
         """MailItemsAccessed sync, RecordType 2 shape with Item.ParentFolder (Outlook desktop)."""
-        record = self._common(when, "MailItemsAccessed", 2, "Exchange", (logon_user or owner).upn, owner.puid)
-        record.update(self._mailbox(owner, logon_user, ip, client_info, app_id, "", session_id, logon_type))
-        record["OperationProperties"] = [
-            {"Name": "MailAccessType", "Value": "Sync"},
-            {"Name": "IsThrottled", "Value": "False"},
-        ]
+        record = self._sync_record(when, 2, owner, ip, client_info, app_id, session_id, logon_user, logon_type)
         folder_id = owner.folder_ids.get(folder) or self.store_id()
         record["Item"] = {
             "Id": folder_id,
             "ParentFolder": {"Id": folder_id, "Name": folder.lstrip("\\"), "Path": folder},
         }
+        return record
+
+    def _sync_record(
+        self, when: datetime | str, record_type: int, owner: User, ip: str, client_info: str, app_id: str,
+        session_id: str | None, logon_user: User | None, logon_type: int,
+    ) -> dict[str, Any]:
+        """The part both sync shapes share: the mailbox access fields and MailAccessType=Sync."""
+        record = self._common(when, "MailItemsAccessed", record_type, "Exchange", (logon_user or owner).upn,
+                              owner.puid)
+        record.update(self._mailbox(owner, logon_user, ip, client_info, app_id, "", session_id, logon_type))
+        record["OperationProperties"] = [
+            {"Name": "MailAccessType", "Value": "Sync"},
+            {"Name": "IsThrottled", "Value": "False"},
+        ]
         return record
 
     def sync_folders(
@@ -221,12 +230,7 @@ class RecordFactory:
         logon_type: int = 0,
     ) -> dict[str, Any]:
         """MailItemsAccessed sync, RecordType 50 shape with Folders[].Path and no FolderItems."""
-        record = self._common(when, "MailItemsAccessed", 50, "Exchange", (logon_user or owner).upn, owner.puid)
-        record.update(self._mailbox(owner, logon_user, ip, client_info, app_id, "", session_id, logon_type))
-        record["OperationProperties"] = [
-            {"Name": "MailAccessType", "Value": "Sync"},
-            {"Name": "IsThrottled", "Value": "False"},
-        ]
+        record = self._sync_record(when, 50, owner, ip, client_info, app_id, session_id, logon_user, logon_type)
         record["Folders"] = [{"Id": owner.folder_ids.get(p) or self.store_id(), "Path": p} for p in folders]
         record["OperationCount"] = len(folders)
         return record
