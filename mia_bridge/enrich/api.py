@@ -57,6 +57,7 @@ class EnrichOptions:
     redact_subjects: bool = False
     hash_addresses: bool = False
     hash_key: Secret | None = None  # default: MIA_HASH_KEY, else a random key for this run
+    redactor: Redactor | None = None  # given by mia investigate: one key for every file of the run
     potential: bool = True  # list mail potentially exposed by syncs and throttled windows
     suspicious_ips: tuple[str, ...] = ()
     suspicious_apps: tuple[str, ...] = ()
@@ -132,8 +133,8 @@ def enrich_case(backend: ExoBackend, case_dir: Path, options: EnrichOptions | No
     ordered += sorted(potential.values(), key=lambda m: (m.meta.received if m.meta and m.meta.received else now,
                                                           m.key))
     parties = affected_parties(ordered, scope.internal_domains)
-    redactor = Redactor(redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
-                        key=options.hash_key)
+    redactor = options.redactor or Redactor(redact_subjects=options.redact_subjects,
+                                            hash_addresses=options.hash_addresses, key=options.hash_key)
     result = EnrichResult(case_dir, ordered, parties, {}, [], trace.unavailable,
                           graph.unavailable if graph else None, trace.query_log)
     result.summary = _summary(scope, result, trace, limiter, graph, options, redactor)

@@ -4,7 +4,8 @@ as the report's generic tables (the full lists are in the case's CSV files)."""
 from __future__ import annotations
 
 from mia_bridge.enrich.api import EnrichResult
-from mia_bridge.enrich.outputs import EXPOSED_NAME, PARTIES_NAME
+from mia_bridge.enrich.outputs import EXPOSED_NAME, PARTIES_NAME, Redactor
+from mia_bridge.enrich.parties import EXTERNAL_DOMAIN
 from mia_bridge.report.html import ReportTable
 
 MAX_PARTIES = 200
@@ -19,10 +20,11 @@ def _when(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else ""
 
 
-def enrich_report_tables(result: EnrichResult | None) -> list[ReportTable]:
-    """The "Affected parties" tables of one enrichment (none when it did not run)."""
+def enrich_report_tables(result: EnrichResult | None, redactor: Redactor | None = None) -> list[ReportTable]:
+    """The "Affected parties" tables of one enrichment (none when it did not run), redacted as the CSVs are."""
     if result is None:
         return []
+    redactor = redactor or Redactor()
     counts = result.summary.get("counts", {})
     note = (f"Every address and external domain on the {counts.get('accessed_ids', 0)} message(s) read in the "
             f"attacker's context and the {counts.get('potentially_exposed', 0)} potentially exposed by folder syncs "
@@ -30,10 +32,12 @@ def enrich_report_tables(result: EnrichResult | None) -> list[ReportTable]:
             + (" and the mailbox" if result.summary.get("mailbox_metadata", {}).get("allowed") else "")
             + f". Full list: {PARTIES_NAME}.")
     if result.trace_unavailable:
-        note += f" Message trace was unavailable ({result.trace_unavailable}): parties could not be listed."
+        note += (f" Message trace was unavailable ({redactor.text(result.trace_unavailable)}): parties could not be "
+                 "listed.")
     parties = [
         {
-            "Party": p.party, "Type": p.party_type.replace("_", " "), "Internal": "yes" if p.internal else "no",
+            "Party": redactor.domain(p.party) if p.party_type == EXTERNAL_DOMAIN else redactor.address(p.party),
+            "Type": p.party_type.replace("_", " "), "Internal": "yes" if p.internal else "no",
             "Messages read": str(p.accessed_messages), "Potentially exposed": str(p.potentially_exposed_messages),
             "As sender": str(p.as_sender), "As recipient": str(p.as_recipient),
             "Earliest (UTC)": _when(p.earliest), "Latest (UTC)": _when(p.latest),
@@ -47,9 +51,12 @@ def enrich_report_tables(result: EnrichResult | None) -> list[ReportTable]:
         {
             "InternetMessageId": m.internet_message_id, "Exposure": m.exposure.replace("_", " "),
             "First access (UTC)": _when(m.first_access),
-            "Sender": m.meta.sender if m.meta else "", "Recipients": "; ".join(m.meta.recipients) if m.meta else "",
-            "Subject": m.meta.subject if m.meta else "", "Received (UTC)": _when(m.meta.received if m.meta else None),
-            "Direction": m.meta.direction if m.meta else "", "Metadata": m.meta.source if m.meta else m.note,
+            "Sender": redactor.address(m.meta.sender) if m.meta else "",
+            "Recipients": "; ".join(redactor.address(a) for a in m.meta.recipients) if m.meta else "",
+            "Subject": redactor.subject(m.meta.subject) if m.meta else "",
+            "Received (UTC)": _when(m.meta.received if m.meta else None),
+            "Direction": m.meta.direction if m.meta else "",
+            "Metadata": m.meta.source if m.meta else redactor.text(m.note),
         }
         for m in accessed[:MAX_MESSAGES]
     ]

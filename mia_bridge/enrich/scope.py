@@ -115,6 +115,10 @@ def load_scope(case_dir: Path, *, suspicious_ips: tuple[str, ...] = (),
 
     rows = _rows(folder, "items")
     scope.bind_rows = len(rows)
+    if any(_text(row, "mailbox").startswith("addr-") for row in rows[:1000]):
+        raise UsageError(f"{folder}: the analysis tables were written with --hash-addresses (mailboxes are "
+                         "pseudonyms): the mailboxes cannot be asked",
+                         hint="enrich the unredacted case, or rerun `mia analyze evidence/ --out DIR` and enrich DIR")
     mailboxes: set[str] = set()
     owners: set[str] = set()  # every mailbox owner in the analysis: their domains are the tenant's
     for row in rows:

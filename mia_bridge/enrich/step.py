@@ -39,9 +39,15 @@ def run_enrich_step(
             f"recipients ({sources or 'none'}); {counts['potentially_exposed']} potentially exposed; "
             f"{counts['affected_addresses']} affected address(es), {counts['affected_external_domains']} "
             "external domain(s)")
-    if counts["accessed_without_metadata"]:
-        text += f"; {counts['accessed_without_metadata']} without metadata (see exposed_messages.csv)"
-    # Mail outside message trace's reach (or that never went through transport) is a limit of the source,
-    # not a gap in the evidence: stated, but the run is not "complete with gaps" for it.
-    steps.done(STEP_NAME, text)
+    missing = counts["accessed_without_metadata"]
+    if missing:
+        why = "; ".join(f"{n}: {reason}" for reason, n in sorted(counts["accessed_without_metadata_reasons"].items()))
+        text += f"; {missing} message(s) read WITHOUT sender/recipients ({why}; see exposed_messages.csv)"
+        if not result.summary["mailbox_metadata"]["allowed"]:
+            text += "; --allow-mailbox-metadata asks the mailbox for them"
+    # A message read whose parties cannot be named is a hole in the notification list: worth attention
+    # (exit 3), as `mia enrich` reports it, whatever the cause (beyond message trace's reach, never through
+    # transport, deleted since).
+    steps.done(STEP_NAME, text, attention=bool(missing), without_metadata=missing,
+               without_metadata_reasons=dict(counts["accessed_without_metadata_reasons"]))
     return result

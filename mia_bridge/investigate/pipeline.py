@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from mia_bridge.bridge.backend import ExoBackend
+from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.collect.engine import CollectOptions, Progress
+from mia_bridge.enrich.api import EnrichOptions
+from mia_bridge.enrich.outputs import Redactor
+from mia_bridge.enrich.redaction import RAW_EVIDENCE, Scrubber
 from mia_bridge.enrich.report import enrich_report_tables
 from mia_bridge.enrich.step import run_enrich_step
 from mia_bridge.errors import ExportError, MiaError
@@ -71,6 +74,12 @@ class InvestigateOptions:
     suspicious_ips: tuple[str, ...] = ()
     known_good_ips: tuple[str, ...] = ()
     collect_options: CollectOptions = field(default_factory=CollectOptions)
+    # affected parties (the enrichment step) and sharing the package with third parties
+    allow_mailbox_metadata: bool = False
+    redact_subjects: bool = False
+    hash_addresses: bool = False
+    hash_key: Secret | None = None  # default: MIA_HASH_KEY, else a random key for this run (never recorded)
+    enrich_options: EnrichOptions | None = None  # tests: clocks and limits; the flags above still apply
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -85,6 +94,9 @@ class InvestigateOptions:
             "message_ids": len(self.message_ids or []),
             "suspicious_ips": list(self.suspicious_ips),
             "known_good_ips": list(self.known_good_ips),
+            "allow_mailbox_metadata": self.allow_mailbox_metadata,
+            "redact_subjects": self.redact_subjects,
+            "hash_addresses": self.hash_addresses,
         }
 
 
@@ -114,6 +126,8 @@ class InvestigationResult:
     files: list[Path] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     verdict: dict[str, str] = field(default_factory=dict)  # level and headline, as the report states them
+    redaction: dict[str, Any] = field(default_factory=dict)  # the settings (never the key) and which files
+    enrichment: Any = None  # mia_bridge.enrich.api.EnrichResult when the affected-parties step ran
 
     @property
     def exit_code(self) -> int:
@@ -138,7 +152,7 @@ def _write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def _write_exposed(path: Path, findings: FindingSet) -> Path:
+def _write_exposed(path: Path, findings: FindingSet, redactor: Redactor) -> Path:
     import csv
 
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -149,7 +163,7 @@ def _write_exposed(path: Path, findings: FindingSet) -> Path:
         for m in findings.exposed:
             writer.writerow(
                 [
-                    m.mailbox,
+                    redactor.address(m.mailbox),
                     m.internet_message_id,
                     m.folder,
                     m.first_read.isoformat() if m.first_read else "",
@@ -171,7 +185,12 @@ def run_investigation(
     case_dir.mkdir(parents=True, exist_ok=True)
     steps = StepLog(ui.outcome)
     result = InvestigationResult(case_dir, steps)
-    _write_json(case_dir / "investigation.settings.json", options.describe())
+    # one redactor (one hash key) for every file of the run, so pseudonyms join across files
+    redactor = Redactor(redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
+                        key=options.hash_key)
+    scrub = Scrubber(redactor)
+    result.redaction = redaction_record(redactor)
+    _write_json(case_dir / "investigation.settings.json", scrub.value(options.describe()))
 
     # 1. pre-flight: ingestion (raises IngestionDisabledError: a clear stop)
     state = ensure_ingestion(
@@ -213,7 +232,7 @@ def run_investigation(
     if options.start is None:
         options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
         ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
-    result.files.append(_write_json(case_dir / "investigation.settings.json", options.describe()))
+    result.files.append(_write_json(case_dir / "investigation.settings.json", scrub.value(options.describe())))
     decision = decide(options.license_policy, facts, start=options.start, now=now())
     result.license = decision
     licence_text = f"policy {decision.policy.value}: Audit {'Premium' if decision.premium else 'Standard'}"
@@ -249,21 +268,17 @@ def run_investigation(
         )
     )
     result.findings = findings
-    result.files.append(
-        _write_json(
-            case_dir / FINDINGS_NAME,
-            {
-                "attacker_context": {
-                    "ips": sorted(findings.context.ips),
-                    "apps": sorted(findings.context.apps),
-                    "users": sorted(findings.context.users),
-                    "reasons": findings.context.reasons,
-                },
-                "findings": [f.to_dict() for f in findings.findings],
-            },
-        )
-    )
-    result.files.append(_write_exposed(case_dir / EXPOSED_NAME, findings))
+    findings_doc = {
+        "attacker_context": {
+            "ips": sorted(findings.context.ips),
+            "apps": sorted(findings.context.apps),
+            "users": sorted(findings.context.users),
+            "reasons": findings.context.reasons,
+        },
+        "findings": [f.to_dict() for f in findings.findings],
+    }
+    result.files.append(_write_json(case_dir / FINDINGS_NAME, scrub.value(findings_doc)))
+    result.files.append(_write_exposed(case_dir / EXPOSED_NAME, findings, redactor))
     attacker = findings.attacker_findings
     steps.done(
         "Findings",
@@ -277,14 +292,26 @@ def run_investigation(
     # 6b. who and what was exposed: message trace (a skip with the reason without the permission)
     enriched = None
     if attacker:
-        enriched = run_enrich_step(backend, case_dir, steps)
+        enrich_options = replace(options.enrich_options or EnrichOptions(),
+                                 allow_mailbox_metadata=options.allow_mailbox_metadata,
+                                 redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
+                                 redactor=redactor)
+        enriched = run_enrich_step(backend, case_dir, steps, enrich_options)
+        result.enrichment = enriched
     else:  # without an attacker context the scope would be every mailbox's mail, at 100 queries / 5 min
         steps.skipped("Affected parties (message trace)", "no message was attributed to an attacker; "
                       "`mia enrich CASE` lists the parties of every accessed message", attention=False)
+    if enriched is not None:  # now the exposed subjects are known: redact them wherever they occur
+        scrub.add_subjects(m.meta.subject for m in enriched.messages if m.meta)
+    if scrub.active:
+        # The analysis tables stayed clear until the enrichment had read the mailboxes from them.
+        for path in [case_dir / FINDINGS_NAME, *(p for p in result.files if p.parent == case_dir / ANALYSIS_DIR)]:
+            scrub.rewrite(path)
+    export_runs, export_records = _shareable_records(runs, records, scrub)
 
     # 7. exports
     try:
-        written, _rows = write_sparrow_exports(case_dir / SPARROW_DIR, runs, directory)
+        written, _rows = write_sparrow_exports(case_dir / SPARROW_DIR, export_runs, directory)
         result.files.extend(written)
         steps.done("Sparrow exports", f"{len(written)} file(s) in {SPARROW_DIR}/")
     except ExportError as exc:
@@ -296,9 +323,9 @@ def run_investigation(
     findings_by_id: dict[str, list[str]] = {}
     for finding in findings.findings:
         for rid in finding.record_ids:
-            findings_by_id.setdefault(rid, []).append(finding.title)
+            findings_by_id.setdefault(rid, []).append(scrub.text(finding.title) if scrub.active else finding.title)
     stats = write_timeline(
-        case_dir / TIMELINE_NAME, records, searches_by_id=searches_by_id, findings_by_id=findings_by_id
+        case_dir / TIMELINE_NAME, export_records, searches_by_id=searches_by_id, findings_by_id=findings_by_id
     )
     result.files.append(case_dir / TIMELINE_NAME)
     steps.done(
@@ -310,23 +337,25 @@ def run_investigation(
     # 8. report, then the investigation record; everything into the manifest
     raw = {p for p in result.files if p.parent.name == "directory"}
     manifest.add_files(case_dir, [p for p in result.files if p.exists() and p not in raw], kind="investigation")
-    result.summary = summarise(result, options)
+    result.summary = scrub.value(summarise(result, options))
     model = build_report_model(result, options, now())
-    model.tables.extend(enrich_report_tables(enriched))  # the "Affected parties" section
+    model.tables.extend(enrich_report_tables(enriched, redactor))  # the "Affected parties" section
+    model = scrub.value(model)  # every text the report shows: verdict, findings' rows, steps, file names
     result.verdict = {"level": model.verdict_level, "headline": model.verdict_headline}
     result.report_path = write_report(model, case_dir / REPORT_NAME)
     steps.done("Report", str(result.report_path))
-    result.summary = summarise(result, options)
+    result.summary = scrub.value(summarise(result, options))
     record_path = _write_json(
         case_dir / INVESTIGATION_NAME,
-        {
+        scrub.value({
             "options": options.describe(),
             "summary": result.summary,
             "steps": steps.to_list(),
             "license": decision.to_dict(),
             "license_facts": facts.to_dict(),
             "ingestion": state.to_dict(),
-        },
+            "redaction": result.redaction,
+        }),
     )
     result.files.extend([result.report_path, record_path])
     manifest.add_files(case_dir, [result.report_path, record_path], kind="report")
@@ -338,9 +367,42 @@ def run_investigation(
         ("ingestion", state.to_dict()),
         ("verdict", result.verdict),
         ("exit_code", result.exit_code),
+        ("redaction", result.redaction),
     ):
-        manifest.update_section(case_dir, "investigation", key, value)
+        manifest.update_section(case_dir, "investigation", key, scrub.value(value))
     return result
+
+
+def redaction_record(redactor: Redactor) -> dict[str, Any]:
+    """The run's redaction settings (never the key) and which files they cover, for the manifest and report."""
+    record = redactor.describe()
+    active = redactor.redact_subjects or redactor.hash_addresses
+    record["raw_evidence_not_redacted"] = list(RAW_EVIDENCE)
+    record["redacted_files"] = (
+        "every other file of the case: report.html, exposed_messages.csv, affected_parties.csv, findings.json, "
+        "timeline.csv, investigation.json, investigation.settings.json, manifest.json's investigation section, "
+        "enrich/summary.json, enrich/message_trace_queries.jsonl, sparrow/, analysis/"
+        if active else "none: every file names the parties and subjects as found"
+    )
+    return record
+
+
+def _shareable_records(
+    runs: list[SearchRun], records: list[dict[str, Any]], scrub: Scrubber
+) -> tuple[list[SearchRun], list[dict[str, Any]]]:
+    """The records as the derived exports (Sparrow's files, the timeline) show them: scrubbed copies when
+    redacting; the evidence files keep the records as received."""
+    if not scrub.active:
+        return runs, records
+    cache: dict[int, dict[str, Any]] = {}
+
+    def clean(record: dict[str, Any]) -> dict[str, Any]:
+        key = id(record)
+        if key not in cache:
+            cache[key] = scrub.value(record)
+        return cache[key]
+
+    return [replace(run, records=[clean(r) for r in run.records]) for run in runs], [clean(r) for r in records]
 
 
 def _keep_raw(case_dir: Path, result: InvestigationResult, paths: list[Path]) -> None:

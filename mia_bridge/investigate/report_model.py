@@ -218,6 +218,34 @@ def _analysis_tables(result: InvestigationResult) -> list[ReportTable]:
     return tables
 
 
+def _sharing(redaction: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """What the package redacts (one line for the top of the report) and which files may be shared."""
+    subjects, addresses = bool(redaction.get("redact_subjects")), bool(redaction.get("hash_addresses"))
+    raw = ", ".join(f"{d}" for d in redaction.get("raw_evidence_not_redacted", []))
+    evidence = (raw, "Raw evidence, kept exactly as received (audit records, the tenant's directory output, the "
+                "message-trace and mailbox answers): it names every party and subject. Never share it.")
+    if not (subjects or addresses):
+        line = ("Not redacted: this report and every file of the case name the senders, recipients and subjects "
+                "as found. To share with a third party, rerun with --redact-subjects and --hash-addresses.")
+        return line, [("every file", "Not redacted: for the responders only."), evidence]
+    done = []
+    if subjects:
+        done.append("the subjects of exposed messages are replaced with [redacted]")
+    if addresses:
+        done.append(f"every e-mail address is replaced with addr-<16 hex> and every external party domain with "
+                    f"domain-<16 hex> ({redaction.get('hash')}, key: {redaction.get('hash_key')}; the same "
+                    "address has the same pseudonym in every file of this run)")
+    line = "Redacted for sharing: " + "; ".join(done) + "."
+    if not subjects:
+        line += " Subjects are NOT redacted."
+    if not addresses:
+        line += " Addresses are NOT hashed."
+    shared = ("report.html, exposed_messages.csv, affected_parties.csv, findings.json, timeline.csv, "
+              "investigation.json, enrich/summary.json, sparrow/, analysis/, manifest.json",
+              "Redacted as stated above: these may be shared.")
+    return line, [shared, evidence]
+
+
 def build_report_model(result: InvestigationResult, options: InvestigateOptions, now: datetime) -> ReportModel:
     findings = result.findings
     level, headline, points = _verdict(findings)
@@ -249,6 +277,7 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
         for m in (findings.exposed if findings else [])
     ]
     completeness, gaps = _completeness(result)
+    redaction_line, sharing = _sharing(result.redaction)
     notes: list[str] = []
     if findings is not None and findings.context.reasons:
         notes.extend(f"Attacker indicator {k}: {v}" for k, v in sorted(findings.context.reasons.items()))
@@ -280,4 +309,6 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
         gaps=gaps,
         evidence=_evidence(result),
         notes=notes,
+        redaction=redaction_line,
+        sharing=sharing,
     )

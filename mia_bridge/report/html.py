@@ -93,6 +93,8 @@ class ReportModel:
     evidence: list[EvidenceFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tables: list[ReportTable] = field(default_factory=list)
+    redaction: str = ""  # one line: what this report (and the package's derived files) redact, or that they do not
+    sharing: list[tuple[str, str]] = field(default_factory=list)  # (files, whether and how they may be shared)
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,17 @@ def test_mia_enrich_without_analysis_is_a_usage_error(tmp_path: Path, capsys: py
     assert rc == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "no MailItemsAccessed analysis" in err and "Traceback" not in err
+
+
+def test_mia_investigate_exits_3_when_read_mail_has_no_parties(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--demo asks the mailbox by default; without it, the demo's read mail that never went through transport
+    (or, later, mail past message trace's 90 days) has no sender/recipients: attention, exit 3."""
+    rc = main(["investigate", "--demo", "--no-mailbox-metadata", "--sim-records", "800", "--out",
+               str(tmp_path / "case"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    step = next(s for s in summary["steps"] if s["name"].startswith("Affected parties"))
+    assert rc == summary["exit_code"] == 3
+    assert step["attention"] and step["details"]["without_metadata"] > 0
+    assert "WITHOUT sender/recipients" in step["reason"]
+    assert summary["steps"] and all(not s["attention"] for s in summary["steps"] if s is not step)

@@ -82,8 +82,11 @@ class RecordingUI:
 
 
 def _options(case: Path, **kw: Any) -> InvestigateOptions:
+    # as --demo does: the simulated tenant lets the mailbox name the parties message trace lacks (without it,
+    # read mail that never went through transport has no parties, which is exit 3: test_investigate_enrich_exit)
     base: dict[str, Any] = {"tenant": "contoso.onmicrosoft.com", "out_dir": case, "start": DEFAULT_START, "end": END,
-                            "collect_options": CollectOptions(concurrency=2)}  # fmt: skip
+                            "collect_options": CollectOptions(concurrency=2),
+                            "allow_mailbox_metadata": True}  # fmt: skip
     base.update(kw)
     return InvestigateOptions(**base)
 

@@ -155,6 +155,10 @@ def _print_result(result: InvestigationResult, as_json: bool) -> None:
     out.print(f"case folder: {result.case_dir}", markup=False, highlight=False)
     if result.report_path is not None:
         out.print(f"report: {result.report_path}", markup=False, highlight=False)
+    redaction = result.redaction
+    if redaction.get("redact_subjects") or redaction.get("hash_addresses"):
+        out.print("redacted for sharing: the report and derived files; raw evidence, not redacted, never to be shared: "
+                  + ", ".join(redaction.get("raw_evidence_not_redacted", [])), markup=False, highlight=False)
 
 
 def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool) -> InvestigationResult:
@@ -210,6 +214,19 @@ def investigate(
     concurrency: int = typer.Option(
         DEFAULT_CONCURRENCY, "--concurrency", min=1, max=16, help="Windows fetched at once per search."
     ),
+    allow_mailbox_metadata: bool | None = typer.Option(
+        None, "--allow-mailbox-metadata/--no-mailbox-metadata",
+        help="Affected parties: for messages message trace lacks (older than 90 days, never through transport), "
+        "read from/to/cc/bcc/subject/received from the mailbox (Graph, never bodies). Off by default; on for --demo.",
+    ),
+    redact_subjects: bool = typer.Option(
+        False, "--redact-subjects", help="Replace exposed messages' subjects with [redacted] in every derived file "
+        "and the report (raw evidence is kept as received)."
+    ),
+    hash_addresses: bool = typer.Option(
+        False, "--hash-addresses", help="Replace e-mail addresses with keyed hashes (HMAC-SHA256; key from "
+        "MIA_HASH_KEY, else random for this run) in every derived file and the report (raw evidence is kept)."
+    ),
     *,
     conn: ConnectionSettings,
 ) -> None:
@@ -258,6 +275,10 @@ def investigate(
         suspicious_ips=split_values(suspicious_ips),
         known_good_ips=split_values(known_good_ips),
         collect_options=CollectOptions(concurrency=concurrency),
+        # the simulated tenant grants Graph's Mail.ReadBasic.All: the demo shows every read message's parties
+        allow_mailbox_metadata=demo if allow_mailbox_metadata is None else allow_mailbox_metadata,
+        redact_subjects=redact_subjects,
+        hash_addresses=hash_addresses,
     )
     ui = ConsoleUI(as_json)
     try:
