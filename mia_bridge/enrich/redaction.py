@@ -27,6 +27,10 @@ from mia_bridge.errors import ExportError
 
 # Case folders holding raw evidence (relative to the case): never redacted, never to be shared.
 RAW_EVIDENCE = ("evidence/", "directory/", "enrich/raw/")
+# The chain of custody: the evidence index and the collector's resume journal record the queries as sent
+# (with --user, those mailboxes) and the evidence file names; a resume compares them, so they are not
+# rewritten. The investigation's own section of the manifest is redacted. Not to be shared either.
+CHAIN_OF_CUSTODY = ("manifest.json", "state/")
 MIN_SUBJECT = 4  # shorter subjects ("Hi") are redacted in subject fields only, not searched for in free text
 
 T = TypeVar("T")

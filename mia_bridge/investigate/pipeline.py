@@ -21,7 +21,7 @@ from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.collect.engine import CollectOptions, Progress
 from mia_bridge.enrich.api import EnrichOptions
 from mia_bridge.enrich.outputs import Redactor
-from mia_bridge.enrich.redaction import RAW_EVIDENCE, Scrubber
+from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
 from mia_bridge.enrich.report import enrich_report_tables
 from mia_bridge.enrich.step import run_enrich_step
 from mia_bridge.errors import ExportError, MiaError
@@ -378,10 +378,11 @@ def redaction_record(redactor: Redactor) -> dict[str, Any]:
     record = redactor.describe()
     active = redactor.redact_subjects or redactor.hash_addresses
     record["raw_evidence_not_redacted"] = list(RAW_EVIDENCE)
+    record["chain_of_custody_not_redacted"] = list(CHAIN_OF_CUSTODY)
     record["redacted_files"] = (
         "every other file of the case: report.html, exposed_messages.csv, affected_parties.csv, findings.json, "
-        "timeline.csv, investigation.json, investigation.settings.json, manifest.json's investigation section, "
-        "enrich/summary.json, enrich/message_trace_queries.jsonl, sparrow/, analysis/"
+        "timeline.csv, investigation.json, investigation.settings.json, enrich/summary.json, "
+        "enrich/message_trace_queries.jsonl, sparrow/, analysis/ (and the manifest's investigation section)"
         if active else "none: every file names the parties and subjects as found"
     )
     return record

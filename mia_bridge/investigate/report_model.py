@@ -224,10 +224,14 @@ def _sharing(redaction: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     raw = ", ".join(f"{d}" for d in redaction.get("raw_evidence_not_redacted", []))
     evidence = (raw, "Raw evidence, kept exactly as received (audit records, the tenant's directory output, the "
                 "message-trace and mailbox answers): it names every party and subject. Never share it.")
+    custody = (", ".join(redaction.get("chain_of_custody_not_redacted", [])),
+               "Chain of custody: the evidence index (file hashes, the queries as sent) and the collector's resume "
+               "journal. Not redacted (with --user they name those mailboxes; a resume compares them): do not share. "
+               "The evidence hashes below let a recipient check the shared files.")
     if not (subjects or addresses):
         line = ("Not redacted: this report and every file of the case name the senders, recipients and subjects "
                 "as found. To share with a third party, rerun with --redact-subjects and --hash-addresses.")
-        return line, [("every file", "Not redacted: for the responders only."), evidence]
+        return line, [("every file", "Not redacted: for the responders only."), custody, evidence]
     done = []
     if subjects:
         done.append("the subjects of exposed messages are replaced with [redacted]")
@@ -241,9 +245,10 @@ def _sharing(redaction: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     if not addresses:
         line += " Addresses are NOT hashed."
     shared = ("report.html, exposed_messages.csv, affected_parties.csv, findings.json, timeline.csv, "
-              "investigation.json, enrich/summary.json, sparrow/, analysis/, manifest.json",
+              "investigation.json, investigation.settings.json, enrich/summary.json, "
+              "enrich/message_trace_queries.jsonl, sparrow/, analysis/",
               "Redacted as stated above: these may be shared.")
-    return line, [shared, evidence]
+    return line, [shared, custody, evidence]
 
 
 def build_report_model(result: InvestigationResult, options: InvestigateOptions, now: datetime) -> ReportModel:

@@ -3,8 +3,9 @@
 Through the real path (the CLI's ``--demo``: the simulated compromised tenant behind the PSRP server on
 127.0.0.1, pypsrp's client), every file the run writes outside raw evidence is searched for every address
 and subject the simulator's ground truth holds for the exposed mailbox: with the flags none is found; without
-them the same search finds them (so the search can fail). Raw evidence stays exactly as received, and one
-keyed hash is used for every file of the run (pseudonyms join across files).
+them the same search finds them (so the search can fail). The chain-of-custody files (manifest.json, state/)
+are searched too: without --user they name no party. Raw evidence stays exactly as received, and one keyed
+hash is used for every file of the run (pseudonyms join across files).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mia_bridge.bridge.backend import Secret
 from mia_bridge.cli import connection
 from mia_bridge.cli.app import main
 from mia_bridge.enrich.outputs import Redactor
-from mia_bridge.enrich.redaction import RAW_EVIDENCE
+from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE
 from mia_bridge.evidence import verify_case
 from mia_bridge.sim.mailflow import mailflow_of, truth_affected_parties
 from mia_bridge.sim.tenant import Tenant
@@ -168,7 +169,9 @@ def test_raw_evidence_is_kept_as_received_and_the_settings_are_recorded(redacted
     record = manifest["investigation"]["redaction"]
     assert record["redact_subjects"] and record["hash_addresses"] and record["hash_key"] == "MIA_HASH_KEY"
     assert record["raw_evidence_not_redacted"] == list(RAW_EVIDENCE)
+    assert record["chain_of_custody_not_redacted"] == list(CHAIN_OF_CUSTODY)
     assert KEY not in (case / "manifest.json").read_text(encoding="utf-8")
     assert all(KEY not in text for text in redacted.texts.values())
     report = redacted.texts["report.html"]
     assert "sharing this package" in report and "never share it" in report and "evidence/" in report
+    assert "chain of custody" in report and "state/" in report

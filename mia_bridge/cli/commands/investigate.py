@@ -157,8 +157,9 @@ def _print_result(result: InvestigationResult, as_json: bool) -> None:
         out.print(f"report: {result.report_path}", markup=False, highlight=False)
     redaction = result.redaction
     if redaction.get("redact_subjects") or redaction.get("hash_addresses"):
-        out.print("redacted for sharing: the report and derived files; raw evidence, not redacted, never to be shared: "
-                  + ", ".join(redaction.get("raw_evidence_not_redacted", [])), markup=False, highlight=False)
+        kept = [*redaction.get("raw_evidence_not_redacted", []), *redaction.get("chain_of_custody_not_redacted", [])]
+        out.print("redacted for sharing: the report and the derived files; not redacted, never to be shared: "
+                  + ", ".join(kept), markup=False, highlight=False)
 
 
 def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool) -> InvestigationResult:
