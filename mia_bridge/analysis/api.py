@@ -17,7 +17,7 @@ import pandas as pd
 
 from mia_bridge.analysis import fast_jsonl
 from mia_bridge.analysis import mailitemsaccessed as mia
-from mia_bridge.analysis.dedup import deduplicate, fingerprints
+from mia_bridge.analysis.dedup import compared_fingerprints, deduplicate
 from mia_bridge.analysis.intake import Intake
 from mia_bridge.analysis.leads import rank_leads
 from mia_bridge.analysis.message_lookup import lookup_messages
@@ -147,9 +147,10 @@ def analyze_records(
 
 def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport]) -> AnalysisResult:
     records, folders, items_rows = intake.tables()
-    if "fingerprint" not in records.columns:  # chunks carry them; not so the empty table
-        records["core_fingerprint"], records["fingerprint"] = fingerprints(records, folders, items_rows)
-    message_ids = pd.factorize(items_rows["internet_message_id"])  # shared by the item counts and the summary
+    # shared by the fingerprints, the item counts and the summary
+    message_ids = pd.factorize(items_rows["internet_message_id"])
+    records["core_fingerprint"], records["fingerprint"] = compared_fingerprints(
+        records, folders, items_rows, message_ids)
     keep, conflicts = deduplicate(records)
     unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
     in_period = pd.Series(True, index=unique.index)

@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from mia_bridge.analysis.dedup import fingerprints
 from mia_bridge.analysis.normalise import Normalised, normalise
 from mia_bridge.analysis.schema import RECORD_COLUMNS
 from mia_bridge.readers.base import Quarantined, RawRecord
@@ -25,16 +24,9 @@ BUILT_COLUMNS = [c for c in RECORD_COLUMNS if c not in ("in_period", "fingerprin
 
 @dataclass
 class Chunk:
-    records: pd.DataFrame  # BUILT_COLUMNS (+ core_fingerprint, fingerprint once fingerprinted)
+    records: pd.DataFrame  # BUILT_COLUMNS
     folders: pd.DataFrame  # FOLDER_ROW_COLUMNS, rec relative to the chunk
     items: pd.DataFrame  # ITEM_ROW_COLUMNS, rec relative to the chunk
-
-    def fingerprinted(self) -> Chunk:
-        """Adds each record's fingerprints (they depend on the record alone): computed chunk by chunk, their
-        working memory stays small on big inputs."""
-        self.records["core_fingerprint"], self.records["fingerprint"] = fingerprints(
-            self.records, self.folders, self.items)
-        return self
 
 
 def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +77,7 @@ class Intake:
         """Take a whole vectorised chunk (every record in it parsed)."""
         self._flush()
         self.read += len(chunk.records)
-        self.chunks.append(chunk if "fingerprint" in chunk.records.columns else chunk.fingerprinted())
+        self.chunks.append(chunk)
 
     def _flush(self) -> None:
         if not self.rows:
@@ -94,7 +86,7 @@ class Intake:
         folders = pd.DataFrame(self.folder_rows, columns=FOLDER_ROW_COLUMNS)
         items = pd.DataFrame(self.item_rows, columns=ITEM_ROW_COLUMNS)
         items["size_in_bytes"] = items["size_in_bytes"].astype("Int64")
-        self.chunks.append(Chunk(records, folders, items).fingerprinted())
+        self.chunks.append(Chunk(records, folders, items))
         self.rows, self.folder_rows, self.item_rows = [], [], []
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

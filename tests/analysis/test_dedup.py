@@ -45,3 +45,17 @@ def test_copy_with_lost_message_ids_yields_to_the_complete_copy() -> None:
     assert (s["duplicates_removed"], s["id_conflicts"]) == (1, 0)
     assert s["mail_items_accessed"]["items_accessed"] == 2
     assert not result.records["message_ids_lost"].any()
+
+
+def test_only_records_sharing_an_id_are_fingerprinted_and_their_message_ids_count() -> None:
+    """Fingerprints are computed for the records that are compared; message ids alone make a conflict."""
+    first = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\Inbox", "<a@x>", "<b@x>")])
+    other = mia("2024-05-01T10:00:30", folders=[folder("\\Inbox", "<a@x>", "<c@x>")])
+    moved = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\Inbox", "<a@x>", "<c@x>")])
+    same = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\INBOX", "<B@X>", "<a@x>")])
+    result = analyze_records([first, other, moved, same], AnalysisOptions(), source="t")
+    s = result.summary
+    assert (s["duplicates_removed"], s["records_unique"], s["id_conflicts"]) == (1, 3, 1)
+    fingerprints = result.records.set_index("record_id")["fingerprint"]
+    assert fingerprints.loc["shared"].notna().all() and fingerprints.loc["shared"].nunique() == 2
+    assert fingerprints.drop("shared").isna().all()

@@ -55,6 +55,15 @@ def _odd_records() -> list[dict[str, object]]:
         {"CreationTime": "2024-05-01T10:03:00", "Id": "adm-1", "Operation": "Set-Mailbox", "RecordType": 1,
          "UserId": "Admin@Contoso.example", "ClientIP": "203.0.113.5:5123", "LogonType": 2,
          "OperationProperties": [{"Name": "MailAccessType", "Value": ""}, {"Name": "MailAccessType", "Value": "Bind"}]},
+        # Names repeat (the last wins), carry spaces, come in any case; values too.
+        mia("2024-05-01T10:04:00", OperationProperties=[
+            {"Name": "IsThrottled", "Value": "True"}, {"Name": "MailAccessType", "Value": "bInD"},
+            {"Name": " IsThrottled ", "Value": " false "}, {"Name": "MailAccessType", "Value": "Sync"},
+            {"Name": None, "Value": "x"}, {"Name": "Other", "Value": None}]),
+        mia("2024-05-01T10:05:00", OperationProperties=[
+            {"Name": "MailAccessType", "Value": "Bind"}, {"Name": "MailAccessType", "Value": None},
+            {"Name": "IsThrottled", "Value": "maybe"}]),
+        mia("2024-05-01T10:06:00", OperationProperties=[]),
     ]
 
 
