@@ -49,6 +49,9 @@ GRAPH_CMDLETS: dict[str, GraphCmdlet] = {
     ),
     "get-mgusermessage": GraphCmdlet("users/{UserId}/messages", "MessageId", required=("UserId",)),
     "get-mgusermailfolder": GraphCmdlet("users/{UserId}/mailFolders", "MailFolderId", required=("UserId",)),
+    "get-mgusermailfolderchildfolder": GraphCmdlet(
+        "users/{UserId}/mailFolders/{MailFolderId}/childFolders", "MailFolderId1", required=("UserId", "MailFolderId")
+    ),
 }
 _COMMON = ("All", "Top", "Filter", "Property")
 GRAPH_MAX_PAGE = 999

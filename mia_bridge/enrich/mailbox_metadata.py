@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 CMDLET = "Get-MgUserMessage"
 FOLDERS_CMDLET = "Get-MgUserMailFolder"
+CHILD_FOLDERS_CMDLET = "Get-MgUserMailFolderChildFolder"
+FOLDER_SELECT = ("id", "displayName", "childFolderCount")
 SELECT = ("internetMessageId", "from", "toRecipients", "ccRecipients", "bccRecipients", "subject",
           "receivedDateTime", "hasAttachments")
 
@@ -79,10 +81,29 @@ class MailboxMetadata:
         return result.output
 
     def folders(self, mailbox: str) -> dict[str, str]:
-        """Folder id -> display name (top-level folders; mail in subfolders keeps an unknown folder)."""
-        rows = self._call(CmdletCall(FOLDERS_CMDLET, {"UserId": mailbox, "All": True,
-                                                      "Property": ["id", "displayName"]}))
-        return {str(_get(r, "id")): str(_get(r, "displayName") or "") for r in rows or []}
+        """Folder id -> path as audit records spell it (``\\Inbox\\Projects``), child folders included.
+
+        Graph lists the top-level folders only; each folder with children (``childFolderCount``, asked when
+        the answer lacks it) is walked through ``Get-MgUserMailFolderChildFolder``, level by level.
+        """
+        paths: dict[str, str] = {}
+        level = [("", row) for row in self._call(CmdletCall(FOLDERS_CMDLET, {
+            "UserId": mailbox, "All": True, "Property": list(FOLDER_SELECT)})) or []]
+        while level:
+            below: list[tuple[str, Any]] = []
+            for parent, row in level:
+                folder = str(_get(row, "id") or "")
+                if not folder or folder in paths:  # a folder listed twice is walked once
+                    continue
+                paths[folder] = f"{parent}\\{_get(row, 'displayName') or ''}"
+                children = _get(row, "childFolderCount")
+                if children is not None and int(children) == 0:
+                    continue
+                rows = self._call(CmdletCall(CHILD_FOLDERS_CMDLET, {
+                    "UserId": mailbox, "MailFolderId": folder, "All": True, "Property": list(FOLDER_SELECT)}))
+                below.extend((paths[folder], child) for child in rows or [])
+            level = below
+        return paths
 
     def messages_before(self, mailbox: str, before: datetime) -> list[tuple[MessageMeta, str]]:
         """Every message the mailbox holds that was received before ``before``, with its folder id."""

@@ -7,8 +7,9 @@ every message sent before a sync of Sent Items; a throttled window covers both. 
 the reasons (folder synced at T by context; mailbox throttled T..T+24h) and stays distinct from the
 messages actually read (bind). Message trace reaches 90 days: older mail is not listed (the summary
 says so) unless the mailbox may be asked (``--allow-mailbox-metadata``): then Graph lists the mail each
-mailbox holds that was received before the moment, with its folder, so a sync lists the mail of that
-folder only (as it is now: mail moved or deleted since is not seen, mail moved in since is).
+mailbox holds that was received before the moment, in every folder (child folders walked for their
+paths), so a sync lists the mail of that folder only (as it is now: mail moved or deleted since is not
+seen, mail moved in since is; each such row's note says so).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mia_bridge.enrich.model import POTENTIAL, ExposedMessage, MessageMeta, norm
 from mia_bridge.enrich.scope import Scope
 
 SENT_ITEMS = "\\sent items"
+MAILBOX_AS_NOW = "listed from the mailbox as it is now: mail deleted (or moved away) since then is not listed"
 
 
 def potential_exposure(scope: Scope, trace: MessageTrace, accessed: set[str]) -> dict[str, ExposedMessage]:
@@ -62,15 +64,24 @@ def potential_exposure(scope: Scope, trace: MessageTrace, accessed: set[str]) ->
     return out
 
 
+def _path_key(path: str) -> str:
+    """Folder paths compare without case and surrounding backslashes (``\\Inbox`` = ``inbox``)."""
+    return path.strip().strip("\\").lower()
+
+
 def potential_from_mailbox(
     scope: Scope, graph: MailboxMetadata, exclude: set[str], out: dict[str, ExposedMessage]
 ) -> None:
-    """Add to ``out`` the mail each mailbox holds (Graph) that a sync or throttled window in scope exposed."""
-    syncs: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)  # mailbox -> (time, folder name, reason)
+    """Add to ``out`` the mail each mailbox holds (Graph) that a sync or throttled window in scope exposed.
+
+    The listing is the mailbox as it is now: mail deleted (or moved out of a synced folder) since the sync
+    or the throttled window is not listed; each row's note says so.
+    """
+    syncs: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)  # mailbox -> (time, folder key, reason)
     for sync in scope.syncs:
-        name = sync.folder.strip("\\").split("\\")[-1].lower()
-        syncs[sync.mailbox].append((sync.time, name, f"folder {sync.folder} synced {sync.time:%Y-%m-%d %H:%M} UTC by "
-                                                     f"{sync.context}: in that folder, received before then"))
+        syncs[sync.mailbox].append((sync.time, _path_key(sync.folder),
+                                    f"folder {sync.folder} synced {sync.time:%Y-%m-%d %H:%M} UTC by {sync.context}: "
+                                    "in that folder, received before then"))
     windows: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for window in scope.throttled:
         windows[window.mailbox].append((window.end, f"mailbox throttled {window.start:%Y-%m-%d %H:%M}–"
@@ -78,9 +89,9 @@ def potential_from_mailbox(
                                         "without a record"))
     for mailbox in sorted(set(syncs) | set(windows)):
         latest = max([t for t, _, _ in syncs[mailbox]] + [t for t, _ in windows[mailbox]])
-        names = {k: v.lower() for k, v in graph.folders(mailbox).items()}
-        for meta, folder_id in graph.messages_before(mailbox, latest):
-            _add(out, exclude, mailbox, meta, names.get(folder_id, ""), syncs[mailbox], windows[mailbox])
+        paths = graph.folders(mailbox)  # every folder, child folders included
+        for meta, folder_id in graph.messages_before(mailbox, latest):  # every folder of the mailbox
+            _add(out, exclude, mailbox, meta, paths.get(folder_id, ""), syncs[mailbox], windows[mailbox])
         if graph.unavailable:
             return
 
@@ -91,14 +102,16 @@ def _add(out: dict[str, ExposedMessage], exclude: set[str], mailbox: str, meta: 
     if key in exclude or meta.received is None:
         return
     received = meta.received
-    reasons = [(t, r if folder else r.replace("in that folder", "folder not resolved")) for t, name, r in syncs
-               if received < t and (not folder or name == folder)]
+    # a sync covers its own folder only (each folder, subfolders too, is synced and audited on its own)
+    reasons = [(t, r if folder else r.replace("in that folder", "folder not resolved")) for t, path, r in syncs
+               if received < t and (not folder or path == _path_key(folder))]
     reasons += [(t, r) for t, r in windows if received < t]
     if not reasons:
         return
     message = out.get(key)
     if message is None:
         message = out[key] = ExposedMessage(key, meta.internet_message_id, POTENTIAL, meta=meta)
+        message.note = MAILBOX_AS_NOW
     message.mailboxes.add(mailbox)
     if folder:
         message.folders.add(folder)

@@ -5,8 +5,9 @@ with them: each InternetMessageId in a bind exists once, in the folder and mailb
 received before its first access, with sender, To/Cc/Bcc, subject, size, status and direction. A
 message in "\\Sent Items" was sent by the mailbox owner; any other folder holds mail the owner
 received. A few messages per mailbox were never read (so a synced folder or throttled window exposes
-more than was bound), and a few never passed through transport (drafts, imports: message trace has
-no row for them, only the mailbox does).
+more than was bound), some of them filed in subfolders of the Inbox (``NESTED_FOLDERS``: a mailbox
+listing must walk child folders to name their folder), and a few never passed through transport
+(drafts, imports: message trace has no row for them, only the mailbox does).
 
 ``MailFlow`` also holds the message-trace service's knobs: whether ``Get-MessageTraceV2`` exists, its
 rate limit (queries per window) and the clock that limit is counted on, and "now" for the 90-day reach.
@@ -29,6 +30,8 @@ LEGACY_TRACE_REACH = timedelta(days=10)  # Get-MessageTrace
 TRACE_RATE_LIMIT = 100  # queries ...
 TRACE_RATE_WINDOW_S = 300.0  # ... per 5 minutes (per tenant)
 _UNREAD_PER_MAILBOX = 8
+NESTED_FOLDERS = ("\\Inbox\\Projects", "\\Inbox\\Projects\\Falcon")  # never read (filed by a rule, say)
+_NESTED_PER_FOLDER = 2
 _NOT_TRANSPORTED_RATE = 0.03
 
 EXTERNAL_DOMAINS = ("fabrikam.example", "northwind.example", "proseware.example", "woodgrove-bank.example",
@@ -199,6 +202,15 @@ def build_mailflow(tenant: Any) -> MailFlow:
                 received = times[0] + timedelta(minutes=rng.randint(0, span))
                 message = _message(rng, raw, owner, "\\Inbox", rng.randint(4_000, 90_000), received, users, domains)
                 messages[message.key] = message
+            for depth, folder in enumerate(NESTED_FOLDERS):
+                for i in range(_NESTED_PER_FOLDER):
+                    rng = random.Random(f"mailflow-nested:{seed}:{owner}:{depth}:{i}")
+                    server = f"SIM{seed % 1000:03d}NF{depth}{i:03d}"
+                    raw = f"<{server}{rng.getrandbits(144):036X}@{server}.namprd05.prod.outlook.com>"
+                    # in the first half of the period: before the scenario's attack, so in what it exposed
+                    received = times[0] + timedelta(minutes=rng.randint(0, span // 2))
+                    message = _message(rng, raw, owner, folder, rng.randint(4_000, 90_000), received, users, domains)
+                    messages[message.key] = message
     return MailFlow(messages=messages, internal_domains=domains)
 
 

@@ -39,3 +39,6 @@ def test_enrichment_over_the_rest_backend(tmp_path: Path) -> None:
         assert "body" not in query["$select"][0].lower()
     assert result.potential and all(m.meta and m.meta.source == "mailbox_graph" for m in result.potential)
     assert any("/mailFolders" in r.path for r in requests)
+    assert any(r.path.split("?")[0].endswith("/childFolders") for r in requests)  # child folders walked
+    nested = [m for m in result.potential if any(f.count("\\") > 1 for f in m.folders)]
+    assert nested and all(m.folders == {h.folder} for m in nested if (h := flow.get(m.key)))

@@ -17,9 +17,11 @@ from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.mailbox_metadata import SELECT
 from mia_bridge.enrich.message_trace import TraceSettings
 from mia_bridge.enrich.model import ACCESSED, NOTE_NOT_IN_TRACE, NOTE_OLDER, POTENTIAL, normalise_id
+from mia_bridge.enrich.potential import MAILBOX_AS_NOW
 from mia_bridge.enrich.scope import load_scope
 from mia_bridge.evidence import verify_case
-from mia_bridge.sim.mailflow import MailFlow, mailflow_of, truth_affected_parties
+from mia_bridge.sim.handlers.graph_messages import folder_id
+from mia_bridge.sim.mailflow import NESTED_FOLDERS, MailFlow, mailflow_of, truth_affected_parties
 from mia_bridge.sim.tenant import Tenant
 
 
@@ -292,10 +294,38 @@ def test_mailbox_lists_what_syncs_and_throttling_exposed_beyond_trace(tmp_path: 
         held = flow.get(key)
         assert held is not None and message.meta is not None and message.meta.source == "mailbox_graph"
         assert message.meta.sender == held.sender
-        assert message.folders == {held.folder.strip("\\").lower()}
+        assert message.folders == {held.folder}  # the path as audit records spell it, child folders too
         synced = [r for r in message.reasons if "synced" in r]
         # a sync exposes only its own folder: Archive was never synced, only throttled
         if held.folder == "\\Archive":
             assert not synced
         elif held.folder in truth.synced_folders and held.received < truth.throttled_at:
             assert synced and all(held.folder in r for r in synced)
+
+
+def test_mailbox_listing_walks_child_folders(tmp_path: Path) -> None:
+    """Mail filed in subfolders (\\Inbox\\Projects, \\Inbox\\Projects\\Falcon) is listed by the throttled window
+    with its folder path (Graph lists top-level folders only: the child folders are walked), is not put down
+    to the Inbox's sync (a sync covers its own folder), and says the listing is the mailbox as it is now."""
+    old = tenant_days_ago(130, seed=9)
+    truth = old.truth
+    assert truth is not None and truth.throttled_at is not None
+    case = offline_case(old, tmp_path)
+    run = run_enrich(old, case, allow_mailbox_metadata=True)
+    flow = mailflow_of(old)
+    victim = truth.victims[0]
+    nested = [m for m in flow.in_mailbox(victim) if m.folder in NESTED_FOLDERS]
+    assert {m.folder for m in nested} == set(NESTED_FOLDERS)  # the scenario has mail two levels down
+    assert not set(NESTED_FOLDERS) & set(truth.synced_folders)
+    potential = {m.key: m for m in run.result.potential}
+    for held in nested:
+        message = potential[held.key]  # received before the throttled window: potentially exposed
+        assert message.folders == {held.folder}
+        assert message.reasons and all("throttled" in r for r in message.reasons), message.reasons
+        assert message.note == MAILBOX_AS_NOW
+    walked = [params["MailFolderId"] for name, params in run.calls if name == "Get-MgUserMailFolderChildFolder"]
+    assert folder_id("\\Inbox") in walked and folder_id("\\Inbox\\Projects") in walked
+    assert folder_id("\\Sent Items") not in walked  # no children: not asked (childFolderCount)
+    rows = {normalise_id(r["internet_message_id"]): r for r in _csv(case / "exposed_messages.csv")}
+    assert all(rows[m.key]["folders"] == m.folder and rows[m.key]["metadata_note"] == MAILBOX_AS_NOW for m in nested)
+    assert MAILBOX_AS_NOW in (run.result.summary["mailbox_metadata"]["potential_listing"] or "")

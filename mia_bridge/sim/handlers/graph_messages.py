@@ -26,6 +26,7 @@ NAME = "Get-MgUserMessage"
 _FILTER = re.compile(r"^\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 _RECEIVED = re.compile(r"^\s*receivedDateTime\s+(lt|le|ge|gt)\s+(\d{4}-\d\d-\d\dT[\d:.]+Z)\s*$", re.IGNORECASE)
 FOLDERS = "Get-MgUserMailFolder"
+CHILD_FOLDERS = "Get-MgUserMailFolderChildFolder"
 _COMPARE = {"lt": operator.lt, "le": operator.le, "ge": operator.ge, "gt": operator.gt}
 _DEFAULT = ("id", "createdDateTime", "receivedDateTime", "sentDateTime", "hasAttachments", "internetMessageId",
             "subject", "bodyPreview", "body", "parentFolderId", "from", "sender", "toRecipients", "ccRecipients",
@@ -80,17 +81,56 @@ def _filtered(messages: list[MailMessage], expression: str | None) -> list[MailM
     return messages
 
 
+def _folder_paths(session: Any, user: str) -> set[str]:
+    """Every folder of the mailbox that holds mail, with its ancestors (lower-level folders need them)."""
+    paths: set[str] = set()
+    for message in mailflow_of(session.tenant).in_mailbox(user):
+        parts = message.folder.strip("\\").split("\\")
+        paths |= {"\\" + "\\".join(parts[: i + 1]) for i in range(len(parts))}
+    return paths
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("\\", 1)[0] or "\\"
+
+
+def _folders(session: Any, user: str, parent: str) -> list[SimObject]:
+    """The direct children of ``parent`` ("\\" is the root, msgfolderroot), as Graph's mailFolder objects."""
+    paths = _folder_paths(session, user)
+    flow = mailflow_of(session.tenant)
+    out = []
+    for path in sorted(p for p in paths if _parent(p).lower() == parent.lower()):
+        children = sum(1 for p in paths if _parent(p).lower() == path.lower())
+        items = sum(1 for m in flow.in_mailbox(user) if m.folder.lower() == path.lower())
+        out.append(SimObject(["Microsoft.Graph.PowerShell.Models.MicrosoftGraphMailFolder", "System.Object"],
+                             {"Id": folder_id(path), "DisplayName": path.rsplit("\\", 1)[-1],
+                              "ParentFolderId": folder_id(parent), "ChildFolderCount": children,
+                              "TotalItemCount": items}))
+    return out
+
+
 @cmdlet(FOLDERS)
 def get_mg_user_mail_folder(session: Any, params: dict[str, Any]) -> list[SimObject]:
-    """The mailbox's folders (those holding mail in the simulation): id and displayName."""
+    """The mailbox's top-level folders, as Graph lists /users/{id}/mailFolders (child folders are not in it)."""
     p = Params(FOLDERS, params, ("UserId", "MailFolderId", "All", "Top", "Filter", "Property", "IncludeHiddenFolders"))
     p.require("UserId")
     user = _known_user(session, p)
-    paths = sorted({m.folder for m in mailflow_of(session.tenant).in_mailbox(user)})
-    return [SimObject(["Microsoft.Graph.PowerShell.Models.MicrosoftGraphMailFolder", "System.Object"],
-                      {"Id": folder_id(path), "DisplayName": path.strip("\\").split("\\")[-1],
-                       "ParentFolderId": folder_id("\\"), "TotalItemCount": 0})
-            for path in paths]
+    return _folders(session, user, "\\")
+
+
+@cmdlet(CHILD_FOLDERS)
+def get_mg_user_mail_folder_child_folder(session: Any, params: dict[str, Any]) -> list[SimObject]:
+    """The direct child folders of one folder (/users/{id}/mailFolders/{id}/childFolders)."""
+    p = Params(CHILD_FOLDERS, params, ("UserId", "MailFolderId", "MailFolderId1", "All", "Top", "Filter", "Property",
+                                       "IncludeHiddenFolders"))
+    p.require("UserId")
+    p.require("MailFolderId")
+    user = _known_user(session, p)
+    wanted = p.text("MailFolderId") or ""
+    parent = next((path for path in _folder_paths(session, user) | {"\\"} if folder_id(path) == wanted), None)
+    if parent is None:
+        raise _graph_error("ErrorItemNotFound", "The specified object was not found in the store.", p.cmdlet)
+    return _folders(session, user, parent)
 
 
 def _known_user(session: Any, p: Params) -> str:
