@@ -37,7 +37,7 @@ from mia_bridge.enrich.outputs import (
     write_json,
 )
 from mia_bridge.enrich.parties import Party, affected_parties
-from mia_bridge.enrich.potential import MAILBOX_AS_NOW, potential_exposure, potential_from_mailbox
+from mia_bridge.enrich.potential import potential_exposure, potential_from_mailbox
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import Scope, load_scope
 from mia_bridge.evidence import manifest
@@ -219,7 +219,8 @@ def _summary(scope: Scope, result: EnrichResult, trace: MessageTrace, limiter: T
             "allowed": options.allow_mailbox_metadata,
             "calls": graph.calls if graph else 0,
             "unavailable": redactor.text(graph.unavailable or "") if graph and graph.unavailable else None,
-            "potential_listing": (f"potentially exposed mail from the mailbox: {MAILBOX_AS_NOW}"
+            "potential_listing": ("potentially exposed mail found through the mailbox is the mailbox as it is "
+                                  "now: mail deleted (or moved away) since then is not listed"
                                   if graph is not None and options.potential else None),
             "hint": None if options.allow_mailbox_metadata or not notes else
             "--allow-mailbox-metadata reads what message trace lacks from the mailbox (Graph, metadata only)",

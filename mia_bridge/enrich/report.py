@@ -33,7 +33,7 @@ def enrich_report_tables(result: EnrichResult | None, redactor: Redactor | None 
             + f". Full list: {PARTIES_NAME}.")
     listing = result.summary.get("mailbox_metadata", {}).get("potential_listing")
     if listing:
-        note += f" The {listing[0].lower()}{listing[1:]}."
+        note += f" {listing[0].upper()}{listing[1:]}."
     if result.trace_unavailable:
         note += (f" Message trace was unavailable ({redactor.text(result.trace_unavailable)}): parties could not be "
                  "listed.")

@@ -1,8 +1,9 @@
 """Enrichment as a step of ``mia investigate``: done, skipped (with the reason) or failed, like the others.
 
-The pipeline calls ``run_enrich_step(backend, case_dir, steps)`` after the MailItemsAccessed analysis has
-written ``analysis/``; message trace without permission (or absent) is a skip with the reason, and the
-exposed ids are still listed, without metadata.
+The pipeline calls ``run_enrich_step(backend, case_dir, steps, options)`` after the MailItemsAccessed
+analysis has written ``analysis/``; message trace without permission (or absent) is a skip with the reason,
+and the exposed ids are still listed, without metadata. Read mail left without sender/recipients is counted
+by reason in the outcome and marks it for attention (the run exits 3), as ``mia enrich`` does.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ escapes them), one id per call. ``-Property`` is Graph's ``$select``: only the p
 returned; without it Graph's default set comes back, body included, so callers must always select.
 Any age is found (the mailbox keeps what transport's 90-day trace has forgotten), including mail that
 never passed through transport.
+
+Get-MgUserMailFolder lists the top-level folders only, as Graph's ``/mailFolders`` does, each with its
+``ChildFolderCount``; Get-MgUserMailFolderChildFolder (``-MailFolderId``) lists one folder's children, so
+a client must walk the tree to name the folder of nested mail (``\\Inbox\\Projects``).
 """
 
 from __future__ import annotations
