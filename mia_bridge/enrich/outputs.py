@@ -41,7 +41,9 @@ PARTY_COLUMNS = [
     "party", "party_type", "internal", "accessed_messages", "potentially_exposed_messages", "as_sender",
     "as_recipient", "earliest", "latest",
 ]
-_ADDRESS = re.compile(r"(?<![<\w.+-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+(?![\w>])")
+# An address in free text. Guest UPNs (``j_fabrikam.com#EXT#@contoso.onmicrosoft.com``) are one address; a
+# message id is not (inside ``<>``; a domain cut short before ``>`` or ``.word`` does not end a match).
+_ADDRESS = re.compile(r"(?<![<\w.+#-])\w[\w.+#'-]*@[\w-]+(?:\.[\w-]+)+(?![\w>-]|\.[\w-])")
 
 
 class Redactor:

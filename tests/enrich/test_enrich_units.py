@@ -130,3 +130,34 @@ def test_token_bucket_guarantee_holds_for_any_pattern(limit: int, window: float,
         while right < len(times) and times[right] - start < window - 1e-9:
             right += 1
         assert right - left <= limit
+
+
+def test_free_text_hashing_catches_every_address_form_and_keeps_message_ids() -> None:
+    redactor = Redactor(hash_addresses=True, key=Secret("k"))
+    guest = "j.smith_fabrikam.example#EXT#@contoso.onmicrosoft.com"
+    text = (f"'Megan.Bowen@contoso.com' forwarded to SMTP:x@evil.example. Guest {guest}; "
+            "ids <CAF=abc@mail.gmail.com> and <CY5PR05MB6604@CY5PR05MB6604.namprd05.prod.outlook.com>")
+    out = redactor.text(text)
+    for clear in ("megan.bowen", "x@evil.example", "fabrikam", "j.smith"):
+        assert clear not in out.lower(), clear
+    assert redactor.address("megan.bowen@contoso.com") in out
+    assert "<CAF=abc@mail.gmail.com>" in out and "<CY5PR05MB6604@CY5PR05MB6604.namprd05.prod.outlook.com>" in out
+    assert out.count("addr-") == 3 and out.endswith(">")
+
+
+def test_scrubber_keeps_message_id_fields_hashes_keys_and_redacts_known_subjects() -> None:
+    from mia_bridge.enrich.redaction import Scrubber
+
+    scrub = Scrubber(Redactor(redact_subjects=True, hash_addresses=True, key=Secret("k")))
+    scrub.add_subjects(["Invoice 43168 due", "Invoice 43168 due — final", "Hi"])
+    data = {
+        "internet_message_id": "abc@server.prod.outlook.com",  # normalised: no <>, but a message id
+        "mailboxes": {"megan.bowen@contoso.com": 3},
+        "rows": [("About INVOICE 43168 DUE — final", "Hi there")],
+    }
+    out = scrub.value(data)
+    assert out["internet_message_id"] == data["internet_message_id"]
+    assert list(out["mailboxes"]) == [scrub.redactor.address("megan.bowen@contoso.com")]
+    assert out["rows"] == [("About [redacted]", "Hi there")]  # longest subject first; too short to search
+    assert scrub.value(out) == out  # idempotent: a file scrubbed twice is unchanged
+    assert Scrubber(Redactor()).value(data) is data  # nothing asked: nothing touched
