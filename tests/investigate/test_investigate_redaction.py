@@ -175,3 +175,10 @@ def test_raw_evidence_is_kept_as_received_and_the_settings_are_recorded(redacted
     report = redacted.texts["report.html"]
     assert "sharing this package" in report and "never share it" in report and "evidence/" in report
     assert "chain of custody" in report and "state/" in report
+
+
+def test_enrich_refuses_a_case_whose_analysis_is_hashed(redacted: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    """The hashed tables no longer name the mailboxes to ask: a clear refusal, not lookups of pseudonyms."""
+    assert main(["enrich", str(redacted.case), "--sim", "--sim-records", str(RECORDS)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--hash-addresses" in err and "Traceback" not in err
