@@ -9,6 +9,7 @@ record's text is line ``source_line`` of ``source_file``, the input the analysis
 from __future__ import annotations
 
 import io
+import mmap
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from mia_bridge.readers.decoding import DecodedInput
 
 NAME = "raw_auditdata_json"
 _BLOCK = 32 << 20  # JSON parsed and turned into rows this many bytes at a time
-_LINE_COUNT_BLOCK = 1 << 20
+_LINE_COUNT_BLOCK = 1 << 24
 _ASCII_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # what str.strip() removes from ASCII text
 _TYPE_NAMES = {v: k for k, v in RECORD_TYPE_NAMES.items()}
 _STRING_FIELDS = ("Id", "Operation", "Workload", "UserId", "MailboxOwnerUPN", "MailboxGuid", "ClientIPAddress",
@@ -59,16 +60,66 @@ SCHEMA = pa.schema(
 )
 
 
+_Block = tuple[pa.Table, int | None]  # parsed block, its physical lines when known
+
+
 class _Irregular(Exception):
     """The input is not regular enough for the vectorised path."""
 
 
-def _stream(src: DecodedInput) -> pa.NativeFile:
-    return pa.input_stream(str(src.path), compression="gzip" if src.gzipped else None)
+_READ = pa_json.ReadOptions(block_size=_BLOCK, use_threads=False)  # the block after is parsed meanwhile
+_PARSE = pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False)
 
 
-def _line_count(src: DecodedInput) -> int:
-    """Physical lines, counted in large blocks (bytes.count runs at memory speed)."""
+def _newlines(block: memoryview, scratch: np.ndarray) -> int:
+    data = np.frombuffer(block, dtype=np.uint8)
+    found = 0
+    for start in range(0, len(data), len(scratch)):
+        part = data[start:start + len(scratch)]
+        np.equal(part, ord("\n"), out=scratch[:len(part)])
+        found += int(np.count_nonzero(scratch[:len(part)]))
+    return found
+
+
+def _mapped_blocks(path: str) -> Iterator[tuple[pa.Table, int]]:
+    """``(parsed table, physical lines)`` per block of whole lines of a plain file.
+
+    The file is mapped, not read: the parser reads the page cache in place (read() copied 1.66 GB into fresh
+    buffers, ≈2.8 s of system time at 1,000,000 records), and each block's pages leave the process once
+    parsed, so the mapping never weighs on peak memory.
+    """
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            scratch = np.empty(_LINE_COUNT_BLOCK, dtype=bool)  # reused: fresh pages cost a fault each
+            start = 0
+            while start < size:
+                end = size if start + _BLOCK >= size else mapped.rfind(b"\n", start, start + _BLOCK) + 1
+                if end <= start:  # a single line longer than a block
+                    end = mapped.find(b"\n", start + _BLOCK) + 1 or size
+                with memoryview(mapped)[start:end] as block:
+                    lines = _newlines(block, scratch) + (0 if block[-1] == ord("\n") else 1)
+                    table = pa_json.read_json(pa.BufferReader(pa.py_buffer(block)), read_options=_READ,
+                                              parse_options=_PARSE)
+                if hasattr(mapped, "madvise"):  # not on Windows
+                    first = start - start % mmap.PAGESIZE
+                    mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
+                yield table, lines
+                start = end
+
+
+def _gzip_blocks(path: str) -> Iterator[tuple[pa.Table, int | None]]:
+    """``(parsed table, None)`` per block of a gzip file (lines are counted afterwards)."""
+    reader = pa_json.open_json(pa.input_stream(path, compression="gzip"), read_options=_READ,
+                               parse_options=_PARSE)
+    for batch in reader:
+        yield pa.Table.from_batches([batch]), None
+
+
+def _gzip_line_count(src: DecodedInput) -> int:
+    """Physical lines of a decompressed stream, counted in large blocks (at memory speed)."""
     lines = 0
     ends_with_newline = True
     buffer = bytearray(_LINE_COUNT_BLOCK)  # reused: a fresh block per read costs a page fault per 4 kB
@@ -335,14 +386,14 @@ def _times(table: pa.Table) -> pd.Series:
     return times.reset_index(drop=True)
 
 
-def _one_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The batches, each next one parsed on a worker thread while the caller builds rows from the current one
+def _one_ahead(blocks: Iterator[_Block]) -> Iterator[_Block]:
+    """The blocks, each next one parsed on a worker thread while the caller builds rows from the current one
     (pyarrow parses without the GIL, so the two run on two cores)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(next, batches, None)
-        while (batch := pending.result()) is not None:
-            pending = pool.submit(next, batches, None)
-            yield batch
+        pending = pool.submit(next, blocks, None)
+        while (block := pending.result()) is not None:
+            pending = pool.submit(next, blocks, None)
+            yield block
 
 
 def _bulk_memory_pool() -> None:
@@ -371,22 +422,20 @@ def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
     _bulk_memory_pool()
     chunks: list[Chunk] = []
     rows = 0
+    blocks = _gzip_blocks(str(src.path)) if src.gzipped else _mapped_blocks(str(src.path))
     try:
-        reader = pa_json.open_json(
-            _stream(src), read_options=pa_json.ReadOptions(block_size=_BLOCK),
-            parse_options=pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore",
-                                               newlines_in_values=False))
-        for batch in _one_ahead(reader):
-            table = pa.Table.from_batches([batch])
+        for table, lines in _one_ahead(blocks):
             if pc.any(pc.is_valid(table.column("AuditData"))).as_py() or pc.any(
                 pc.is_valid(table.column("auditData"))
             ).as_py():
                 return None  # wrapped records: the reader unwraps them
+            # The parser skips blank lines; then rows and lines differ and line numbers would drift.
+            if lines is not None and lines != table.num_rows:
+                return None
             if table.num_rows:
                 chunks.append(_build(table, str(src.path), first_line=rows + 1))
                 rows += table.num_rows
-        # The parser skips blank lines; then rows and lines differ and line numbers would drift.
-        if rows == 0 or _line_count(src) != rows:
+        if rows == 0 or (src.gzipped and _gzip_line_count(src) != rows):
             return None
         return chunks
     except (_Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
