@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,14 +22,14 @@ from mia_bridge.analysis.dedup import compared_fingerprints, deduplicate
 from mia_bridge.analysis.intake import Intake
 from mia_bridge.analysis.leads import rank_leads
 from mia_bridge.analysis.message_lookup import lookup_messages
-from mia_bridge.analysis.outputs import write_outputs
+from mia_bridge.analysis.outputs import OutputWriter, write_outputs
 from mia_bridge.analysis.summary import build_summary
 from mia_bridge.errors import ReaderError, UnreadableInput
 from mia_bridge.readers.base import Quarantined, RawRecord
 from mia_bridge.readers.raw_auditdata_json import unwrap
 from mia_bridge.readers.registry import prepare, read_prepared
 
-__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_files", "analyze_records", "write_outputs"]
+__all__ = ["AnalysisOptions", "AnalysisResult", "OutputWriter", "analyze_files", "analyze_records", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,12 @@ class AnalysisResult:
         return self._items is not None
 
 
-def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisResult:
+def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: OutputWriter | None = None
+                  ) -> AnalysisResult:
     """Read and analyse every input; unreadable files are reported in the summary.
 
-    Raises ``ReaderError`` (exit code 1) when not a single input could be read.
+    With ``writer``, the tables are handed to it as soon as each is ready (``writer.finish(result)`` completes
+    the output). Raises ``ReaderError`` (exit code 1) when not a single input could be read.
     """
     intake = Intake()
     reports: list[InputReport] = []
@@ -98,8 +101,8 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisRe
         if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
             chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
         if chunks is not None:
-            for chunk in chunks:
-                intake.add_chunk(chunk)
+            while chunks:  # handed over one by one: the intake lets them go once it has concatenated them
+                intake.add_chunk(chunks.pop(0))
         else:
             intake.extend(read_prepared(reader, src, sniffed))
         report.records_read = intake.read - before_read
@@ -108,7 +111,7 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions) -> AnalysisRe
     if paths and all(r.error is not None for r in reports):
         problems = "; ".join(r.error or "" for r in reports)
         raise ReaderError(f"no input could be read: {problems}")
-    return _analyse(intake, options, reports)
+    return _analyse(intake, options, reports, writer)
 
 
 def _records_from(records: Iterable[dict[str, Any] | str], source: str) -> Iterator[RawRecord | Quarantined]:
@@ -145,25 +148,39 @@ def analyze_records(
     return _analyse(intake, options, [report])
 
 
-def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport]) -> AnalysisResult:
+def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport],
+             writer: OutputWriter | None = None) -> AnalysisResult:
     records, folders, items_rows = intake.tables()
-    # shared by the fingerprints, the item counts and the summary
-    message_ids = pd.factorize(items_rows["internet_message_id"])
-    records["core_fingerprint"], records["fingerprint"] = compared_fingerprints(
-        records, folders, items_rows, message_ids)
-    keep, conflicts = deduplicate(records)
-    unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
-    in_period = pd.Series(True, index=unique.index)
-    if options.start is not None:
-        in_period &= unique["creation_time"] >= pd.Timestamp(options.start)
-    if options.end is not None:
-        in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
-    unique["in_period"] = in_period.astype("boolean")
-    period = unique if bool(in_period.all()) else unique.loc[in_period]
-    events = mia.event_table(period)
-    items = mia.bind_items(events, items_rows, message_ids)
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # The longest single step (arrow hashes millions of ids without the GIL): it runs while the records
+        # are de-duplicated. Shared by the fingerprints, the item counts and the summary.
+        factorizing = side.submit(pd.factorize, items_rows["internet_message_id"])
+        records["core_fingerprint"], records["fingerprint"] = compared_fingerprints(
+            records, folders, items_rows, factorizing.result)
+        keep, conflicts = deduplicate(records)
+        unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
+        in_period = pd.Series(True, index=unique.index)
+        if options.start is not None:
+            in_period &= unique["creation_time"] >= pd.Timestamp(options.start)
+        if options.end is not None:
+            in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
+        unique["in_period"] = in_period.astype("boolean")
+        records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
+        if writer is not None:
+            writer.records(records_out)
+        period = unique if bool(in_period.all()) else unique.loc[in_period]
+        events = mia.event_table(period)
+        events_out = events.reset_index(drop=True)
+        if writer is not None:
+            writer.table("events", events_out)
+        message_ids = factorizing.result()
+    # The ids live on as codes: the item table rebuilds the column from them.
+    items = mia.bind_items(events, items_rows.drop(columns=["internet_message_id"]), message_ids)
     del items_rows  # the kept rows live on in ``items``
+    if writer is not None and not options.message_ids:  # with a lookup, the whole table is built below
+        writer.items(items)
     synced = mia.synced_folder_table(events, folders)
+    del folders
     windows = mia.throttled_windows(events)
     contexts = mia.context_table(events, items, synced)
     leads = rank_leads(
@@ -173,6 +190,10 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         known_good_ips=options.known_good_ips,
         throttled_mailboxes=windows["mailbox"].tolist(),
     )
+    if writer is not None:
+        for name, frame in (("synced_folders", synced), ("throttled_windows", windows), ("contexts", contexts),
+                            ("leads", leads)):
+            writer.table(name, frame)
     item_frame = lookup = None
     if options.message_ids:
         item_frame = items.frame()
@@ -183,10 +204,8 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         events=events, items=items, synced=synced, windows=windows, contexts=contexts, leads=leads,
         conflicts=conflicts, options=options, inputs=[vars(r) for r in reports], lookup=lookup,
     )
-    records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
-    records_out["fingerprint"] = records_out["fingerprint"].astype("UInt64")
     return AnalysisResult(
-        summary=summary, records=records_out, events=events.reset_index(drop=True), bind_items=items,
+        summary=summary, records=records_out, events=events_out, bind_items=items,
         synced_folders=synced, throttled_windows=windows, contexts=contexts, leads=leads,
         message_lookup=lookup, quarantine=quarantine, inputs=reports, _items=item_frame,
     )

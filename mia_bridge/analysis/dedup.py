@@ -11,6 +11,7 @@ a conflict: both kept, both reported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,13 +73,15 @@ def fingerprints(
 
 
 def compared_fingerprints(
-    records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.ndarray, Any],
+    records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame,
+    message_ids: Callable[[], tuple[np.ndarray, Any]],
 ) -> tuple[pd.Series, pd.Series]:
     """``(core, full)`` fingerprints (UInt64) of the records whose Id occurs more than once; missing elsewhere.
 
     Only records sharing an Id are ever compared (a record without an Id shares the empty one), so on the
     common input, every Id once, nothing is hashed: hashing each record's message ids cost ≈1.5 s per
-    million records. ``message_ids``: ``pd.factorize`` of ``items["internet_message_id"]``.
+    million records. ``message_ids`` gives ``pd.factorize`` of ``items["internet_message_id"]``; it is only
+    called when some record is fingerprinted.
     """
     n = len(records)
     need = records["record_id"].fillna("").duplicated(keep=False).to_numpy(dtype=bool)
@@ -91,7 +94,7 @@ def compared_fingerprints(
         folder_rec = remap[folders["rec"].to_numpy(dtype=np.int64)]
         item_rec = remap[items["rec"].to_numpy(dtype=np.int64)]
         folder_rows, item_rows = folder_rec >= 0, item_rec >= 0
-        codes, uniques = message_ids
+        codes, uniques = message_ids()
         core[positions], full[positions] = fingerprints(
             records.iloc[positions].reset_index(drop=True),
             folders.loc[folder_rows].assign(rec=folder_rec[folder_rows]).reset_index(drop=True),
@@ -104,9 +107,16 @@ def compared_fingerprints(
 
 
 def deduplicate(records: pd.DataFrame) -> tuple[pd.Series, list[dict[str, Any]]]:
-    """``(keep mask, id_conflicts)`` for the records table (index 0..n-1, with fingerprint columns)."""
-    if records.empty:
-        return pd.Series([], dtype=bool), []
+    """``(keep mask, id_conflicts)`` for the records table (index 0..n-1, with fingerprint columns).
+
+    Only records with a fingerprint (their Id occurs more than once) can be duplicates or conflicts.
+    """
+    compared = records["fingerprint"].notna().to_numpy(dtype=bool) if len(records) else np.zeros(0, dtype=bool)
+    if not compared.any():
+        return pd.Series(True, index=records.index, dtype=bool), []
+    if not compared.all():
+        kept_compared, found = deduplicate(records.loc[compared])
+        return kept_compared.reindex(records.index, fill_value=True), found
     rid = records["record_id"].fillna("")
     exact = pd.DataFrame({"rid": rid, "fp": records["fingerprint"]}).duplicated(keep="first")
     keep = ~exact

@@ -62,31 +62,42 @@ class BindItems:
     ``rows`` are all item rows read (rec, folder_path, message ids, size), ``where`` the position of each
     one's event in ``context`` (the events' context columns; -1: not the item of a bind) and ``order`` the
     positions of the kept rows in output order (None: every row, as they are). Nothing is copied until
-    ``frame`` builds the table or a slice of it, joining the context on by position.
+    ``frame`` builds the table or a slice of it, joining the context on by position. With ``ids`` (every
+    row's message id factorised), ``rows`` need not keep the ``internet_message_id`` column: it is rebuilt
+    from the codes (as strings it took ≈330 MB per million records).
     """
 
     rows: pd.DataFrame
     where: np.ndarray
     context: pd.DataFrame  # the events table's context columns (not a copy)
     order: np.ndarray | None
-    factorized: tuple[np.ndarray, int] | None = None  # pd.factorize of every row's message id: (codes, count)
+    ids: tuple[np.ndarray, Any] | None = None  # pd.factorize of every row's message id: (codes, uniques)
     _codes: tuple[np.ndarray, int] | None = None
 
     def __len__(self) -> int:
         return len(self.rows) if self.order is None else len(self.order)
+
+    def _factorized(self) -> tuple[np.ndarray, Any]:
+        if self.ids is None:
+            self.ids = pd.factorize(self.rows["internet_message_id"])
+        return self.ids
 
     def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """Rows ``start:stop`` of the item table (``ITEM_COLUMNS``, output order)."""
         stop = len(self) if stop is None else min(stop, len(self))
         start = min(start, stop)
         if self.order is None:
+            positions = np.arange(start, stop)
             rows, where = self.rows.iloc[start:stop], self.where[start:stop]
         else:
-            picked = self.order[start:stop]
-            rows, where = _take(self.rows, picked), self.where[picked]
+            positions = self.order[start:stop]
+            rows, where = _take(self.rows, positions), self.where[positions]
         context = _take(self.context, where)
         columns = {column: context[column] for column in _CONTEXT_FIELDS}
         columns.update({column: rows[column] for column in rows.columns if column not in columns})
+        if "internet_message_id" not in columns:
+            codes, uniques = self._factorized()
+            columns["internet_message_id"] = pd.Series(uniques.take(codes[positions], allow_fill=True))
         frame = pd.DataFrame({column: series.reset_index(drop=True) for column, series in columns.items()})
         return frame[ITEM_COLUMNS]
 
@@ -97,12 +108,10 @@ class BindItems:
     def message_id_codes(self) -> tuple[np.ndarray, int]:
         """Per item, a number for its InternetMessageId (equal ids, equal numbers), and how many distinct ids."""
         if self._codes is None:
-            if self.factorized is None:
-                all_codes, uniques = pd.factorize(self.rows["internet_message_id"])
-                self.factorized = (all_codes, len(uniques))
-            codes, count = self.factorized
+            codes, uniques = self._factorized()
             if self.order is not None:
                 codes = codes[self.order]
+            count = len(uniques)
             distinct = int(np.count_nonzero(np.bincount(codes, minlength=count))) if len(codes) else 0
             self._codes = (codes, distinct)
         return self._codes
@@ -112,7 +121,8 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
                ) -> BindItems:
     """The FolderItems entries of bind events (repeats kept); ``rec`` in ``items`` is the event's index label.
 
-    ``message_ids``: ``pd.factorize`` of ``items["internet_message_id"]`` when the caller has it already.
+    ``message_ids``: ``pd.factorize`` of the item rows' ``internet_message_id`` when the caller has it already
+    (then ``items`` may lack that column).
     """
     is_bind = (events["mail_access_type"] == "Bind").fillna(False).to_numpy(dtype=bool)
     context = events[_CONTEXT_FIELDS]
@@ -123,7 +133,12 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
     position = np.full(int(max(rec.max(initial=-1), labels.max(initial=-1))) + 1, -1, dtype=np.int64)
     position[labels] = np.flatnonzero(is_bind)
     where = position[rec]
-    has_id = (items["internet_message_id"] != "").fillna(False).to_numpy(dtype=bool)
+    if message_ids is None:
+        has_id = (items["internet_message_id"] != "").fillna(False).to_numpy(dtype=bool)
+    else:
+        codes, uniques = message_ids
+        empty = np.flatnonzero(np.asarray(pd.Series(uniques).eq("").fillna(False), dtype=bool))
+        has_id = (codes >= 0) & ~np.isin(codes, empty)
     keep = (where >= 0) & has_id
     kept = None if bool(keep.all()) else np.flatnonzero(keep)
     times = context["creation_time"].to_numpy(dtype="datetime64[ns]")[where if kept is None else where[kept]]
@@ -133,8 +148,7 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
     if not in_order:  # by time, then input position (stable), as sort_values(["creation_time", "rec"], kind="stable")
         by_time = np.lexsort((kept_rec, times))
         order = by_time if kept is None else kept[by_time]
-    factorized = None if message_ids is None else (message_ids[0], len(message_ids[1]))
-    return BindItems(items, where, context, order, factorized)
+    return BindItems(items, where, context, order, message_ids)
 
 
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
@@ -182,11 +196,15 @@ def _key_frame(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
 
 def _item_counts(event_groups: np.ndarray, groups: int, items: BindItems) -> tuple[np.ndarray, np.ndarray]:
     """Items and distinct message ids per context, from each item's event's context number (no string keys)."""
-    item_groups = event_groups[items.context_positions()]
-    counted = np.bincount(item_groups, minlength=groups)
+    pairs = event_groups[items.context_positions()]
+    counted = np.bincount(pairs, minlength=groups)
     codes, _ = items.message_id_codes()
     width = np.int64(int(codes.max(initial=0)) + 1)
-    pairs = np.sort(item_groups * width + codes)  # one number per (context, message id); sorted, equal ones adjoin
+    # One number per (context, message id), computed and sorted in place (millions of items: no temporaries);
+    # once sorted, equal ones adjoin.
+    pairs *= width
+    pairs += codes
+    pairs.sort()
     first = np.ones(len(pairs), dtype=bool)
     first[1:] = pairs[1:] != pairs[:-1]
     distinct = np.bincount(pairs[first] // width, minlength=groups)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
     from mia_bridge.analysis.mailitemsaccessed import BindItems
 
-ITEM_SLICE = 200_000  # item rows built and written at a time
+ITEM_SLICE = 100_000  # item rows built and written at a time
+ROW_GROUP = 131_072  # Parquet rows per group: the writer holds a whole group's encoded columns
 TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
 
 
@@ -41,17 +42,6 @@ def _csv_ready(table: pa.Table) -> pa.Table:
 
 def _write_csv(table: pa.Table, path: Path) -> None:
     pa_csv.write_csv(_csv_ready(table), path)  # UTF-8; pyarrow's writer is far faster than DataFrame.to_csv
-
-
-def _write_table(frame: pd.DataFrame, out_dir: Path, name: str, written: dict[str, Path],
-                 pool: ThreadPoolExecutor) -> list[Future[None]]:
-    """Start writing ``frame`` as CSV and Parquet (both release the GIL, so they run side by side)."""
-    csv_path = out_dir / f"{name}.csv"
-    parquet_path = out_dir / f"{name}.parquet"
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    written[f"{name}.csv"] = csv_path
-    written[f"{name}.parquet"] = parquet_path
-    return [pool.submit(_write_csv, table, csv_path), pool.submit(pq.write_table, table, parquet_path)]
 
 
 def _items_csv(items: BindItems, csv_path: Path, slices: queue.Queue[pa.Table | None]) -> None:
@@ -95,42 +85,89 @@ def _items_parquet(parquet_path: Path, slices: queue.Queue[pa.Table | None]) -> 
         raise failure
 
 
+class OutputWriter:
+    """Writes the output contract under ``out_dir`` as its parts become ready, on background threads (every
+    writer releases the GIL while it encodes and writes), so writing overlaps the rest of the analysis.
+
+    Use as a context manager; ``finish(result)`` writes what was not handed over yet, waits for every writer
+    and returns name → path. Frames handed over must not change afterwards.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.written: dict[str, Path] = {}
+        self._pool = ThreadPoolExecutor(max_workers=3)
+        self._pending: list[Future[None]] = []
+
+    def __enter__(self) -> OutputWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _path(self, name: str) -> Path:
+        if not self.written:
+            self._make_dir()
+        path = self.out_dir / name
+        self.written[name] = path
+        return path
+
+    def _make_dir(self) -> None:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"{self.out_dir}: cannot write the analysis outputs: {exc.strerror or exc}") from None
+
+    def table(self, name: str, frame: pd.DataFrame) -> None:
+        """Start writing ``frame`` as ``name``.csv and ``name``.parquet."""
+        table = pa.Table.from_pandas(frame, preserve_index=False)  # here: pandas is not read from two threads
+        csv_path, parquet_path = self._path(f"{name}.csv"), self._path(f"{name}.parquet")
+        self._pending += [self._pool.submit(_write_csv, table, csv_path),
+                          self._pool.submit(pq.write_table, table, parquet_path, row_group_size=ROW_GROUP)]
+
+    def items(self, items: BindItems) -> None:
+        """Start building and writing the item table a slice at a time (the longest job)."""
+        csv_path, parquet_path = self._path("items.csv"), self._path("items.parquet")
+        slices: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._pending += [self._pool.submit(_items_csv, items, csv_path, slices),
+                          self._pool.submit(_items_parquet, parquet_path, slices)]
+
+    def records(self, records: pd.DataFrame) -> None:
+        """Start writing records.parquet."""
+        table = pa.Table.from_pandas(records, preserve_index=False)
+        self._pending.append(self._pool.submit(pq.write_table, table, self._path("records.parquet"),
+                                                row_group_size=ROW_GROUP))
+
+    def finish(self, result: AnalysisResult) -> dict[str, Path]:
+        """Write what was not handed over yet, wait for every writer; returns name → path."""
+        try:
+            if "items.csv" not in self.written:
+                if result.items_built:
+                    self.table("items", result.items)
+                else:
+                    self.items(result.bind_items)
+            for name in TABLES:  # (items is handed over above: getattr would build the whole table)
+                if f"{name}.csv" not in self.written and (frame := getattr(result, name)) is not None:
+                    self.table(name, frame)
+            if "records.parquet" not in self.written:
+                self.records(result.records)
+            for future in self._pending:
+                future.result()  # re-raises a writer's OSError here
+            quarantine_path = self._path("quarantine.jsonl")
+            with quarantine_path.open("w", encoding="utf-8") as handle:
+                for row in result.quarantine.to_dict("records"):
+                    line = None if pd.isna(row["line"]) else int(row["line"])
+                    entry = {"file": row["file"], "line": line, "reason": row["reason"], "raw": row["raw"]}
+                    handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            summary_path = self._path("summary.json")
+            summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n",
+                                    encoding="utf-8")
+        except OSError as exc:
+            raise ExportError(f"{self.out_dir}: cannot write the analysis outputs: {exc.strerror or exc}") from None
+        return dict(self.written)
+
+
 def write_outputs(result: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     """Write every output of ``result`` under ``out_dir`` (created); returns name → path."""
-    written: dict[str, Path] = {}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # Threads, not processes: every writer releases the GIL while it encodes and writes.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            pending: list[Future[None]] = []
-            if not result.items_built:  # the longest job, started first: built and written slice by slice
-                csv_path, parquet_path = out_dir / "items.csv", out_dir / "items.parquet"
-                written["items.csv"], written["items.parquet"] = csv_path, parquet_path
-                slices: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
-                pending.append(pool.submit(_items_csv, result.bind_items, csv_path, slices))
-                pending.append(pool.submit(_items_parquet, parquet_path, slices))
-            for name in TABLES:
-                if name == "items" and "items.csv" in written:
-                    continue
-                frame = getattr(result, name)
-                if frame is not None:
-                    pending += _write_table(frame, out_dir, name, written, pool)
-            records_path = out_dir / "records.parquet"
-            pending.append(pool.submit(result.records.to_parquet, records_path, index=False))
-            written["records.parquet"] = records_path
-            for future in pending:
-                future.result()  # re-raises a writer's OSError here
-        quarantine_path = out_dir / "quarantine.jsonl"
-        with quarantine_path.open("w", encoding="utf-8") as handle:
-            for row in result.quarantine.to_dict("records"):
-                line = None if pd.isna(row["line"]) else int(row["line"])
-                entry = {"file": row["file"], "line": line, "reason": row["reason"], "raw": row["raw"]}
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        written["quarantine.jsonl"] = quarantine_path
-        summary_path = out_dir / "summary.json"
-        summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n",
-                                encoding="utf-8")
-        written["summary.json"] = summary_path
-    except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot write the analysis outputs: {exc.strerror or exc}") from None
-    return written
+    with OutputWriter(out_dir) as writer:
+        return writer.finish(result)

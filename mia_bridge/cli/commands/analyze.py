@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, analyze_files, write_outputs
+from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.cli.console import err, out
@@ -108,8 +108,9 @@ def analyze(
         suspicious_ips=tuple(suspicious_ip), suspicious_apps=tuple(suspicious_app),
         known_good_ips=tuple(known_good_ip), format=fmt,
     )
-    result = analyze_files(paths, options)
-    written = write_outputs(result, out_dir)
+    with OutputWriter(out_dir) as writer:  # tables are written while the rest is analysed
+        result = analyze_files(paths, options, writer)
+        written = writer.finish(result)
     _report(result, written, out_dir, as_json)
 
 
