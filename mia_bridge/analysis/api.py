@@ -14,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mia_bridge.analysis import fast_jsonl
 from mia_bridge.analysis import mailitemsaccessed as mia
@@ -148,9 +150,17 @@ def analyze_records(
     return _analyse(intake, options, [report])
 
 
+def _return_freed_memory() -> None:
+    """Hand arrow's freed pages back to the system now rather than after its decay time: done at the two
+    points where hundreds of MB were just freed, it keeps the peak ≈70 MB lower at 1,000,000 records (making
+    every free immediate instead cost 4 s of system time)."""
+    pa.default_memory_pool().release_unused()
+
+
 def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport],
              writer: OutputWriter | None = None) -> AnalysisResult:
     records, folders, items_rows = intake.tables()
+    _return_freed_memory()  # the read's per-block temporaries
     with ThreadPoolExecutor(max_workers=1) as side:
         # The longest single step (arrow hashes millions of ids without the GIL): it runs while the records
         # are de-duplicated. Shared by the fingerprints, the item counts and the summary.
@@ -173,10 +183,12 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         events_out = events.reset_index(drop=True)
         if writer is not None:
             writer.table("events", events_out)
-        message_ids = factorizing.result()
+        codes, uniques = factorizing.result()
+        message_ids = (codes.astype(np.int32) if len(uniques) < 2**31 else codes, uniques)  # held to the end
     # The ids live on as codes: the item table rebuilds the column from them.
     items = mia.bind_items(events, items_rows.drop(columns=["internet_message_id"]), message_ids)
     del items_rows  # the kept rows live on in ``items``
+    _return_freed_memory()  # the message ids as strings
     if writer is not None and not options.message_ids:  # with a lookup, the whole table is built below
         writer.items(items)
     synced = mia.synced_folder_table(events, folders)

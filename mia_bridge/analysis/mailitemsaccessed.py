@@ -101,6 +101,12 @@ class BindItems:
         frame = pd.DataFrame({column: series.reset_index(drop=True) for column, series in columns.items()})
         return frame[ITEM_COLUMNS]
 
+    def event_positions(self, start: int, stop: int) -> np.ndarray:
+        """For rows ``start:stop`` of the item table, the position of each one's event in ``context``."""
+        stop = min(stop, len(self))
+        start = min(start, stop)
+        return self.where[start:stop] if self.order is None else self.where[self.order[start:stop]]
+
     def context_positions(self) -> np.ndarray:
         """Per item, the position of its event in the events table."""
         return self.where if self.order is None else self.where[self.order]
@@ -148,7 +154,10 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
     if not in_order:  # by time, then input position (stable), as sort_values(["creation_time", "rec"], kind="stable")
         by_time = np.lexsort((kept_rec, times))
         order = by_time if kept is None else kept[by_time]
-    return BindItems(items, where, context, order, message_ids)
+    # Positions as int32 where they fit, and no ``rec``: millions of rows, the table is held to the end.
+    small = np.int32 if len(items) < 2**31 else np.int64
+    return BindItems(items.drop(columns=["rec"]), where.astype(small),
+                     context, None if order is None else order.astype(small), message_ids)
 
 
 def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:

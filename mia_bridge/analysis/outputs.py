@@ -26,17 +26,28 @@ ROW_GROUP = 131_072  # Parquet rows per group: the writer holds a whole group's 
 TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
 
 
-def _csv_ready(table: pa.Table) -> pa.Table:
-    """UTC timestamps as text the way the CSV writer would print them, but fast.
+def _time_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """UTC times as ISO 8601 text, ``2024-05-01T10:00:00Z``; with the fraction of a second only when some value
+    of the column has one (then every value shows as many digits, e.g. ``10:00:00.500Z``).
 
-    pyarrow formats a zoned timestamp with a time-zone lookup per value (about 1 s per million); the same
-    text ("2024-05-01 00:00:00.000000000Z") comes from the zone-less cast plus "Z" ten times faster.
+    Formatted zone-less and suffixed: pyarrow formats a zoned timestamp with a time-zone lookup per value,
+    ten times slower.
     """
+    naive = column.cast(pa.timestamp(column.type.unit))
+    for unit in ("s", "ms", "us"):
+        coarse = naive.cast(pa.timestamp(unit), safe=False)
+        if pc.all(pc.equal(coarse.cast(naive.type), naive)).as_py() is not False:
+            naive = coarse
+            break
+    text = pc.replace_substring(naive.cast(pa.string()), " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(text, pa.scalar("Z"), "")
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """The table with its UTC timestamps as ISO 8601 text (``_time_text``)."""
     for index, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type) and field.type.tz in ("UTC", "+00:00"):
-            naive = table.column(index).cast(pa.timestamp(field.type.unit))
-            text = pc.binary_join_element_wise(naive.cast(pa.string()), pa.scalar("Z"), "")
-            table = table.set_column(index, field.name, text)
+            table = table.set_column(index, field.name, _time_text(table.column(index)))
     return table
 
 
@@ -48,10 +59,15 @@ def _items_csv(items: BindItems, csv_path: Path, slices: queue.Queue[pa.Table | 
     """Build the item table a slice at a time (it is never whole in memory), write each as CSV and hand it
     on to ``_items_parquet``."""
     writer: pa_csv.CSVWriter | None = None
+    # An item's time is its event's: formatted once per event, then taken per item (formatting every item's
+    # took ≈1 s per 5 million).
+    event_times = _time_text(pa.array(items.context["creation_time"]))
     try:
         for start in range(0, max(len(items), 1), ITEM_SLICE):
             table = pa.Table.from_pandas(items.frame(start, start + ITEM_SLICE), preserve_index=False)
-            text = _csv_ready(table)
+            times = event_times.take(pa.array(items.event_positions(start, start + ITEM_SLICE)))
+            text = _csv_ready(table.set_column(table.schema.get_field_index("creation_time"), "creation_time",
+                                               times))
             if writer is None:
                 writer = pa_csv.CSVWriter(csv_path, text.schema)
             writer.write_table(text)
