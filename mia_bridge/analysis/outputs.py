@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import queue
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -55,10 +56,13 @@ def _write_csv(table: pa.Table, path: Path) -> None:
     pa_csv.write_csv(_csv_ready(table), path)  # UTF-8; pyarrow's writer is far faster than DataFrame.to_csv
 
 
-def _items_csv(items: BindItems, csv_path: Path, slices: queue.Queue[pa.Table | None]) -> None:
-    """Build the item table a slice at a time (it is never whole in memory), write each as CSV and hand it
-    on to ``_items_parquet``."""
-    writer: pa_csv.CSVWriter | None = None
+_Slices = queue.Queue[pa.Table | None]  # slices of the item table; None: no more
+
+
+def _item_slices(items: BindItems, to_csv: _Slices, to_parquet: _Slices) -> None:
+    """Build the item table a slice at a time (it is never whole in memory) and hand each on to the CSV and
+    the Parquet writer, each on its own thread: building (pandas, under the GIL) overlaps the encoding and
+    writing (arrow, without it)."""
     # An item's time is its event's: formatted once per event, then taken per item (formatting every item's
     # took ≈1 s per 5 million).
     event_times = _time_text(pa.array(items.context["creation_time"]))
@@ -66,23 +70,18 @@ def _items_csv(items: BindItems, csv_path: Path, slices: queue.Queue[pa.Table | 
         for start in range(0, max(len(items), 1), ITEM_SLICE):
             table = pa.Table.from_pandas(items.frame(start, start + ITEM_SLICE), preserve_index=False)
             times = event_times.take(pa.array(items.event_positions(start, start + ITEM_SLICE)))
-            text = _csv_ready(table.set_column(table.schema.get_field_index("creation_time"), "creation_time",
-                                               times))
-            if writer is None:
-                writer = pa_csv.CSVWriter(csv_path, text.schema)
-            writer.write_table(text)
-            slices.put(table)
+            to_csv.put(_csv_ready(table.set_column(table.schema.get_field_index("creation_time"), "creation_time",
+                                                   times)))
+            to_parquet.put(table)
     finally:
-        slices.put(None)
-        if writer is not None:
-            writer.close()
+        to_csv.put(None)
+        to_parquet.put(None)
 
 
-def _items_parquet(parquet_path: Path, slices: queue.Queue[pa.Table | None]) -> None:
-    """Write the slices ``_items_csv`` hands on as Parquet, on its own thread: the two writers together took
-    twice as long one after the other. After a failure it still drains the queue, so the producer never
-    blocks on a full one."""
-    writer: pq.ParquetWriter | None = None
+def _write_slices(slices: _Slices, open_writer: Callable[[pa.Schema], Any]) -> None:
+    """Write the slices ``_item_slices`` hands on with the writer ``open_writer`` makes for their schema.
+    After a failure it still drains the queue, so the builder never blocks on a full one."""
+    writer: Any = None
     failure: OSError | None = None
     try:
         while (table := slices.get()) is not None:
@@ -90,7 +89,7 @@ def _items_parquet(parquet_path: Path, slices: queue.Queue[pa.Table | None]) -> 
                 continue
             try:
                 if writer is None:
-                    writer = pq.ParquetWriter(parquet_path, table.schema)
+                    writer = open_writer(table.schema)
                 writer.write_table(table)
             except OSError as exc:
                 failure = exc
@@ -112,7 +111,7 @@ class OutputWriter:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.written: dict[str, Path] = {}
-        self._pool = ThreadPoolExecutor(max_workers=3)
+        self._pool = ThreadPoolExecutor(max_workers=4)
         self._pending: list[Future[None]] = []
 
     def __enter__(self) -> OutputWriter:
@@ -144,9 +143,13 @@ class OutputWriter:
     def items(self, items: BindItems) -> None:
         """Start building and writing the item table a slice at a time (the longest job)."""
         csv_path, parquet_path = self._path("items.csv"), self._path("items.parquet")
-        slices: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
-        self._pending += [self._pool.submit(_items_csv, items, csv_path, slices),
-                          self._pool.submit(_items_parquet, parquet_path, slices)]
+        to_csv: _Slices = queue.Queue(maxsize=1)
+        to_parquet: _Slices = queue.Queue(maxsize=1)
+        self._pending += [
+            self._pool.submit(_item_slices, items, to_csv, to_parquet),
+            self._pool.submit(_write_slices, to_csv, lambda schema: pa_csv.CSVWriter(csv_path, schema)),
+            self._pool.submit(_write_slices, to_parquet, lambda schema: pq.ParquetWriter(parquet_path, schema)),
+        ]
 
     def records(self, records: pd.DataFrame) -> None:
         """Start writing records.parquet."""
