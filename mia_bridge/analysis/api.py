@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mia_bridge.analysis import fast_jsonl
+from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis import mailitemsaccessed as mia
 from mia_bridge.analysis.dedup import compared_fingerprints, deduplicate
 from mia_bridge.analysis.intake import Intake
@@ -102,6 +102,8 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: Outpu
         chunks = None
         if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
             chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
+        elif reader.NAME in fast_csv.NAMES:
+            chunks = fast_csv.read_csv_chunks(src, sniffed, reader.NAME)  # likewise
         if chunks is not None:
             while chunks:  # handed over one by one: the intake lets them go once it has concatenated them
                 intake.add_chunk(chunks.pop(0))
