@@ -144,7 +144,7 @@ def main() -> None:
         note = "end to end: start-up, read, analyse, write all outputs" + (" (median)" if res is ours else "")
         print(row(f"mia analyze, raw JSONL, run {number} of {len(runs)}", args.n, res, note))
     print(row("mia analyze, raw JSONL", args.straightforward_n, ours_small, "same input as the straightforward run"))
-    print(row("mia analyze, Purview CSV", args.csv_n, ours_csv, "record-by-record reader path"))
+    print(row("mia analyze, Purview CSV", args.csv_n, ours_csv, "vectorised AuditData-CSV path"))
     print(row("straightforward (json.loads + json_normalize + explode)", args.straightforward_n, plain,
               "counts only, no outputs"))
     how = "measured on the same file" if args.straightforward_n == args.n else "extrapolated linearly"
