@@ -128,3 +128,13 @@ def test_irregular_exports_step_aside_and_the_row_reader_accounts_for_every_row(
     assert s["records_read"] == s["records_parsed"] + s["records_quarantined"]
     assert s["records_parsed"] == s["records_unique"] + s["duplicates_removed"]
     assert s["records_read"] == (20 if case == "blank line" else 21)
+
+
+def test_many_small_blocks_keep_the_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mia_bridge.analysis.fast_csv as fast_csv
+
+    monkeypatch.setattr(fast_csv, "_BLOCK", 64 << 10)
+    records = list(generate(300, seed=11))
+    path = _write(tmp_path / "export.csv", PURVIEW, [_row(PURVIEW, r) for r in records])
+    chunk = _assert_same(path)
+    assert chunk.records["source_line"].tolist() == list(range(2, 302))

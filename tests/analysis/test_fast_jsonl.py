@@ -92,3 +92,19 @@ def test_blank_lines_and_type_conflicts_step_aside(tmp_path: Path) -> None:
     assert read_jsonl_chunk(decode_input(conflict)) is None
     s = analyze_files([blank, conflict], AnalysisOptions()).summary
     assert s["records_read"] == 4 and s["records_quarantined"] == 0
+
+
+def test_many_small_blocks_and_a_line_longer_than_a_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block boundaries fall between lines, numbering runs on across blocks, an overlong line is one block."""
+    import mia_bridge.analysis.fast_jsonl as fast_jsonl
+
+    monkeypatch.setattr(fast_jsonl, "_BLOCK", 4096)
+    long_path = "\\Inbox\\" + "x" * 6000
+    records = [*generate(200, seed=9), mia("2024-05-01T10:00:00", folders=[folder(long_path, "<long@x>")]),
+               *generate(20, seed=10)]
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")  # no final newline either
+    _assert_same(path)
+    chunks = fast_jsonl.read_jsonl_chunks(decode_input(path))
+    assert chunks is not None and len(chunks) > 50
+    assert sum(len(c.records) for c in chunks) == len(records)
