@@ -67,7 +67,8 @@ class Irregular(Exception):
     """The input is not regular enough for the vectorised path."""
 
 
-JSON_READ = pa_json.ReadOptions(block_size=_BLOCK, use_threads=False)  # the block after is parsed meanwhile
+# One thread per block: parse_ahead parses the next block on its own thread while rows are built from this one.
+JSON_READ = pa_json.ReadOptions(block_size=_BLOCK, use_threads=False)
 JSON_PARSE = pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False)
 
 

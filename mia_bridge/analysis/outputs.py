@@ -80,9 +80,10 @@ def _item_slices(items: BindItems, to_csv: _Slices, to_parquet: _Slices) -> None
 
 def _write_slices(slices: _Slices, open_writer: Callable[[pa.Schema], Any]) -> None:
     """Write the slices ``_item_slices`` hands on with the writer ``open_writer`` makes for their schema.
-    After a failure it still drains the queue, so the builder never blocks on a full one."""
+    After any failure it still drains the queue, so the builder never blocks on a full one (and the run
+    never hangs); the failure is raised once the builder is done."""
     writer: Any = None
-    failure: OSError | None = None
+    failure: Exception | None = None
     try:
         while (table := slices.get()) is not None:
             if failure is not None:
@@ -91,7 +92,7 @@ def _write_slices(slices: _Slices, open_writer: Callable[[pa.Schema], Any]) -> N
                 if writer is None:
                     writer = open_writer(table.schema)
                 writer.write_table(table)
-            except OSError as exc:
+            except Exception as exc:  # kept and raised below, after draining
                 failure = exc
     finally:
         if writer is not None:
