@@ -168,15 +168,19 @@ class WindowPlanner:
         """
         if not self._known:
             return region.density, False
+        # A neighbour's density never undercuts what this stretch's own capped fetch proved: sized from an
+        # empty window next door, a stretch known to hold more than a call returns was fetched again and
+        # again in plain calls that each brought ~1,500 new records (500,000 records: 5.3x the calls).
+        own = region.density or 0.0
         i = bisect.bisect_right(self._known, (region.start, float("inf"), float("inf")))
         if i > 0 and self._known[i - 1][1] == region.start:
-            return self._known[i - 1][2], True
+            return max(self._known[i - 1][2], own), True
         # Several windows are in flight, so the nearest finished one may lie a few windows back (in a
         # quiet night, say): take the densest of the last three. An oversized window costs a failed
         # session; an undersized one only a partial page.
         recent = max(k[2] for k in self._known[max(0, i - 3) : i]) if i > 0 else None
         if recent is not None and region.origin is not None and self._known[i - 1][1] > region.origin:
-            return recent, True  # a piece of this stretch has been measured already
+            return max(recent, own), True  # a piece of this stretch has been measured already
         if region.density is not None:
             return region.density, False
         if recent is not None:

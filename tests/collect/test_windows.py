@@ -77,3 +77,16 @@ def test_density_sizes_following_windows_and_resume_exclusion() -> None:
     assert nxt is not None and nxt.window.start == 1000
     # A session sized for 25,000 at 0.1/s would be 250,000 s; the sample bounds it instead.
     assert nxt.window.end <= 100_000
+
+
+def test_an_empty_neighbour_does_not_undercut_a_stretch_known_to_be_capped() -> None:
+    """A quiet window just before a busy stretch must not size the stretch as quiet once the stretch's own
+    plain call came back capped (it used to be re-fetched in plain calls netting ~1,500 records each)."""
+    planner = WindowPlanner(0, 2_000_000)
+    planner.observe(Window(-100_000, 0), 0)  # finished, empty, ending where the stretch starts
+    probe = planner.next()
+    assert probe is not None and probe.mode is Mode.PLAIN and probe.window == Window(0, 2_000_000)
+    newest = [*range(1_996_000, 2_000_000), *range(1_999_000, 2_000_000)]  # a plain page: the newest 5,000
+    assert planner.incomplete(probe, newest, PLAIN_CAP) is None
+    nxt = planner.next()
+    assert nxt is not None and nxt.mode is Mode.SESSION and nxt.window.seconds < 100_000
