@@ -57,6 +57,7 @@ class _Region:
     sample: list[int] = field(default_factory=list)  # sorted CreationTimes a capped fetch returned here
     weight: float = 1.0  # records each sample point stands for (> 1 when the service announced a total)
     origin: int | None = None  # start of the capped window this stretch came from
+    proven: float = 0.0  # records/second its capped window held at least, on average (cap / its length)
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -107,10 +108,10 @@ class WindowPlanner:
                 continue
             if r.start < window.start:
                 out.append(_Region(r.start, window.start, r.max_len, r.density, r.session_ok, sample=r.sample,
-                                   weight=r.weight, origin=r.origin))
+                                   weight=r.weight, origin=r.origin, proven=r.proven))
             if window.end < r.end:
                 out.append(_Region(window.end, r.end, r.max_len, r.density, r.session_ok, sample=r.sample,
-                                   weight=r.weight, origin=r.origin))
+                                   weight=r.weight, origin=r.origin, proven=r.proven))
         self._todo = sorted(out, key=lambda r: r.start)
 
     def next(self) -> Planned | None:
@@ -168,10 +169,10 @@ class WindowPlanner:
         """
         if not self._known:
             return region.density, False
-        # A neighbour's density never undercuts what this stretch's own capped fetch proved: sized from an
-        # empty window next door, a stretch known to hold more than a call returns was fetched again and
-        # again in plain calls that each brought ~1,500 new records (500,000 records: 5.3x the calls).
-        own = region.density or 0.0
+        # A neighbour's density never undercuts the average this stretch's own capped window is known to
+        # exceed: sized from an empty window next door, a capped stretch was re-fetched in plain calls that
+        # each brought ~1,500 new records (500,000 records: 527 calls instead of 118).
+        own = region.proven if region.session_ok and self.policy is not SessionPolicy.NEVER else 0.0
         i = bisect.bisect_right(self._known, (region.start, float("inf"), float("inf")))
         if i > 0 and self._known[i - 1][1] == region.start:
             return max(self._known[i - 1][2], own), True
@@ -224,13 +225,15 @@ class WindowPlanner:
             # for sizing only: whatever the total really is, each piece is still checked for the cap.
             weight = announced / len(inside)
             density = announced / w.seconds
+        proven = max(cap, announced or 0) / w.seconds
         if can_session_retry:
             # Now known to need more than one call: page it in sessions sized from the sample.
-            region = _Region(w.start, w.end, max_len=w.seconds, density=density, session_ok=True, sample=inside)
+            region = _Region(w.start, w.end, max_len=w.seconds, density=density, session_ok=True, sample=inside,
+                             proven=proven)
             region.force_session = w.seconds <= self.floor or density * w.seconds <= self.session_target
         else:
             region = _Region(w.start, w.end, max_len=max(self.floor, w.seconds // 2), density=density,
-                             session_ok=session_ok, sample=inside, weight=weight)
+                             session_ok=session_ok, sample=inside, weight=weight, proven=proven)
         self._insert(region)
         return None
 
