@@ -26,7 +26,7 @@ from mia_bridge.analysis.intake import (
     FOLDER_ROW_COLUMNS,
     ITEM_ROW_COLUMNS,
     Chunk,
-    Intake,
+    join_chunks,
     typed_records,
 )
 from mia_bridge.analysis.normalise import LOGON_TYPES, RECORD_TYPE_NAMES
@@ -446,12 +446,7 @@ def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
 def read_jsonl_chunk(src: DecodedInput) -> Chunk | None:
     """The whole file as one chunk, or None when it must be read record by record."""
     chunks = read_jsonl_chunks(src)
-    if chunks is None:
-        return None
-    intake = Intake()
-    for chunk in chunks:
-        intake.add_chunk(chunk)
-    return Chunk(*intake.tables())
+    return None if chunks is None else join_chunks(chunks)
 
 
 def build_chunk(table: pa.Table, source: str, first_line: int = 1, fmt: str = NAME) -> Chunk:

@@ -122,3 +122,11 @@ class Intake:
         return pd.DataFrame(
             [(q.source, q.line, q.reason, q.raw) for q in self.quarantined], columns=QUARANTINE_COLUMNS
         ).astype({"line": "Int64"})
+
+
+def join_chunks(chunks: list[Chunk]) -> Chunk:
+    """Consecutive chunks as one (``rec`` renumbered)."""
+    intake = Intake()
+    for chunk in chunks:
+        intake.add_chunk(chunk)
+    return Chunk(*intake.tables())

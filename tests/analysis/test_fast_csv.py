@@ -11,11 +11,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from mia_builders import folder, mia
+from mia_builders import folder, mia, odd_records
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
 from mia_bridge.analysis.fast_csv import read_csv_chunks
-from mia_bridge.analysis.intake import Chunk, Intake
+from mia_bridge.analysis.intake import Chunk, Intake, join_chunks
 from mia_bridge.readers import open_input
 from mia_bridge.readers.registry import prepare
 
@@ -53,12 +53,7 @@ def _write(path: Path, header: list[str], rows: list[list[str]], type_line: bool
 def _fast(path: Path) -> Chunk | None:
     reader, src, sniffed = prepare(path, None)
     chunks = read_csv_chunks(src, sniffed, reader.NAME)
-    if chunks is None:
-        return None
-    intake = Intake()
-    for chunk in chunks:
-        intake.add_chunk(chunk)
-    return Chunk(*intake.tables())
+    return None if chunks is None else join_chunks(chunks)
 
 
 def _assert_same(path: Path) -> Chunk:
@@ -76,15 +71,9 @@ def _assert_same(path: Path) -> Chunk:
 
 
 def _odd() -> list[dict[str, Any]]:
-    return [
-        mia("2024-05-01T10:00:00", ip="[2001:DB8::1]:443", folders=[
-            folder("\\Inbox", " <A@x> ", "<b@x>"), {"Id": "f-only"},
-            {"FolderItems": [{"InternetMessageId": "<c@x>", "SizeInBytes": 12}, {"SizeInBytes": 3}]}]),
-        mia("2024-05-01T10:01:00", access="sync", throttled="TRUE", session=None, ip=None, RecordType=2,
-            Item={"ParentFolder": {"Name": "Inbox"}}),
-        # A comma, quotes and a semicolon inside the JSON: quoted CSV cells.
-        mia("2024-05-01T10:02:00", client='Client=OWA;Action="ViaProxy", x', folders=[folder("\\Inbox", "<d@x>")]),
-    ]
+    # A comma, quotes and a semicolon inside the JSON: quoted CSV cells.
+    quoted = mia("2024-05-01T10:07:00", client='Client=OWA;Action="ViaProxy", x', folders=[folder("\\Inbox", "<d@x>")])
+    return [*odd_records(), quoted]
 
 
 @pytest.mark.parametrize(("header", "type_line"), [(PURVIEW, False), (UAL, True), (UAL, False), (CLASSIC, False)])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mia_builders import folder, mia
+from mia_builders import folder, mia, odd_records
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
 from mia_bridge.analysis.fast_jsonl import read_jsonl_chunk
@@ -40,36 +40,9 @@ def _assert_same(path: Path) -> None:
     pd.testing.assert_frame_equal(chunk.items, items, check_dtype=False)
 
 
-def _odd_records() -> list[dict[str, object]]:
-    return [
-        mia("2024-05-01T10:00:00", ip="[2001:DB8::1]:443", folders=[
-            folder("\\Inbox", " <A@x> ", "<b@x>"), {"Id": "f-only"},
-            {"FolderItems": [{"InternetMessageId": "<c@x>", "SizeInBytes": 12}, {"SizeInBytes": 3}]}]),
-        mia("2024-05-01T10:01:00", access="sync", throttled="TRUE", session=None, ip=None, RecordType=2,
-            Item={"ParentFolder": {"Name": "Inbox"}}),
-        mia("2024-05-01T10:02:00", throttled=None, Item={"InternetMessageId": "<D@x>", "SizeInBytes": 5,
-                                                          "ParentFolder": {"Path": "\\Drafts", "Id": "p"}}),
-        # str.strip() also removes \x1c-\x1f: the ASCII kernels must too.
-        mia("2024-05-01T10:02:30", ip="\x1f198.51.100.9 ", client="\x1dOWA\x1c", folders=[
-            folder("\x1e\\Inbox ", "\x1e<E@X>\x1c ", "\x1f\x1c")]),
-        {"CreationTime": "2024-05-01T10:03:00", "Id": "adm-1", "Operation": "Set-Mailbox", "RecordType": 1,
-         "UserId": "Admin@Contoso.example", "ClientIP": "203.0.113.5:5123", "LogonType": 2,
-         "OperationProperties": [{"Name": "MailAccessType", "Value": ""}, {"Name": "MailAccessType", "Value": "Bind"}]},
-        # Names repeat (the last wins), carry spaces, come in any case; values too.
-        mia("2024-05-01T10:04:00", OperationProperties=[
-            {"Name": "IsThrottled", "Value": "True"}, {"Name": "MailAccessType", "Value": "bInD"},
-            {"Name": " IsThrottled ", "Value": " false "}, {"Name": "MailAccessType", "Value": "Sync"},
-            {"Name": None, "Value": "x"}, {"Name": "Other", "Value": None}]),
-        mia("2024-05-01T10:05:00", OperationProperties=[
-            {"Name": "MailAccessType", "Value": "Bind"}, {"Name": "MailAccessType", "Value": None},
-            {"Name": "IsThrottled", "Value": "maybe"}]),
-        mia("2024-05-01T10:06:00", OperationProperties=[]),
-    ]
-
-
 def test_generated_and_odd_records_match(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
-    lines = [json.dumps(r) for r in [*generate(300, seed=3), *_odd_records()]]
+    lines = [json.dumps(r) for r in [*generate(300, seed=3), *odd_records()]]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     _assert_same(path)
     gz = tmp_path / "records.jsonl.gz"
