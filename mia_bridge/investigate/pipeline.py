@@ -9,7 +9,6 @@ a rerun of the same command resume). Every file written is registered in the cas
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.collect.engine import CollectOptions, Progress
 from mia_bridge.enrich.api import EnrichOptions
-from mia_bridge.enrich.outputs import Redactor
+from mia_bridge.enrich.outputs import Redactor, write_json
 from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
 from mia_bridge.enrich.report import enrich_report_tables
 from mia_bridge.enrich.step import run_enrich_step
@@ -143,15 +142,6 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _write_json(path: Path, data: Any) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from exc
-    return path
-
-
 def _write_exposed(path: Path, findings: FindingSet, redactor: Redactor) -> Path:
     import csv
 
@@ -190,7 +180,7 @@ def run_investigation(
                         key=options.hash_key)
     scrub = Scrubber(redactor)
     result.redaction = redaction_record(redactor)
-    _write_json(case_dir / "investigation.settings.json", scrub.value(options.describe()))
+    write_json(case_dir / "investigation.settings.json", scrub.value(options.describe()))
 
     # 1. pre-flight: ingestion (raises IngestionDisabledError: a clear stop)
     state = ensure_ingestion(
@@ -232,7 +222,7 @@ def run_investigation(
     if options.start is None:
         options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
         ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
-    result.files.append(_write_json(case_dir / "investigation.settings.json", scrub.value(options.describe())))
+    result.files.append(write_json(case_dir / "investigation.settings.json", scrub.value(options.describe())))
     decision = decide(options.license_policy, facts, start=options.start, now=now())
     result.license = decision
     licence_text = f"policy {decision.policy.value}: Audit {'Premium' if decision.premium else 'Standard'}"
@@ -277,7 +267,7 @@ def run_investigation(
         },
         "findings": [f.to_dict() for f in findings.findings],
     }
-    result.files.append(_write_json(case_dir / FINDINGS_NAME, scrub.value(findings_doc)))
+    result.files.append(write_json(case_dir / FINDINGS_NAME, scrub.value(findings_doc)))
     result.files.append(_write_exposed(case_dir / EXPOSED_NAME, findings, redactor))
     attacker = findings.attacker_findings
     steps.done(
@@ -345,7 +335,7 @@ def run_investigation(
     result.report_path = write_report(model, case_dir / REPORT_NAME)
     steps.done("Report", str(result.report_path))
     result.summary = scrub.value(summarise(result, options))
-    record_path = _write_json(
+    record_path = write_json(
         case_dir / INVESTIGATION_NAME,
         scrub.value({
             "options": options.describe(),
