@@ -41,12 +41,11 @@ def _per_record_code_sum(n: int, rec: pd.Series, codes: np.ndarray, uniques: Any
 
 
 def fingerprints(
-    records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame,
-    message_ids: tuple[np.ndarray, Any] | None = None,
+    records: pd.DataFrame, folders: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.ndarray, Any],
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(core, full)`` uint64 fingerprints per record; ``full`` adds the message ids to ``core``.
 
-    ``message_ids``: ``pd.factorize`` of ``items["internet_message_id"]`` when the caller has it already.
+    ``message_ids``: ``pd.factorize`` of the message ids, aligned with ``items`` (which needs only ``rec``).
     """
     n = len(records)
     seconds = records["creation_time"].dt.floor("s").astype("int64") // 1  # one integer per second
@@ -64,10 +63,7 @@ def fingerprints(
         "folders": _per_record_sum(n, folders["rec"], folders["folder_path"].fillna("").astype(str).str.lower()),
     })
     core_fp = pd.util.hash_pandas_object(core, index=False).to_numpy(dtype=np.uint64)
-    if message_ids is None:
-        item_sums = _per_record_sum(n, items["rec"], items["internet_message_id"])
-    else:
-        item_sums = _per_record_code_sum(n, items["rec"], *message_ids)
+    item_sums = _per_record_code_sum(n, items["rec"], *message_ids)
     full = pd.DataFrame({"core": core_fp, "items": item_sums})
     return core_fp, pd.util.hash_pandas_object(full, index=False).to_numpy(dtype=np.uint64)
 

@@ -65,9 +65,11 @@ def _records(batch: pa.RecordBatch) -> pa.Table:
         raise Irregular("AuditData is not one JSON object per cell")
     if pc.any(pc.is_valid(table.column("AuditData"))).as_py() or pc.any(pc.is_valid(table.column("auditData"))).as_py():
         raise Irregular("a record wraps another")
-    users = [batch.column(name) for name in _USER_COLUMNS if name in batch.schema.names]
-    if users and pc.any(pc.and_(_blank(table.column("UserId")), pc.invert(_blank(users[0])))).as_py():
-        raise Irregular("a record takes its UserId from the export's column")
+    for name in _USER_COLUMNS:  # the row reader takes the first of them that is not empty
+        if name in batch.schema.names and pc.any(
+            pc.and_(_blank(table.column("UserId")), pc.invert(_blank(batch.column(name))))
+        ).as_py():
+            raise Irregular("a record takes its UserId from the export's column")
     if "RecordType" in batch.schema.names and pc.any(
         pc.and_(pc.is_null(table.column("RecordType")), pc.invert(_blank(batch.column("RecordType"))))
     ).as_py():
@@ -86,7 +88,7 @@ def _blocks(src: DecodedInput, sniff: Sniff, skip: int) -> Iterator[Block]:
         ),
     )
     for batch in reader:
-        yield _records(batch), batch.num_rows
+        yield _records(batch), None  # lines are counted afterwards (cells may span lines)
 
 
 def read_csv_chunks(src: DecodedInput, sniff: Sniff, fmt: str) -> list[Chunk] | None:

@@ -160,11 +160,6 @@ def bind_items(events: pd.DataFrame, items: pd.DataFrame, message_ids: tuple[np.
                      context, None if order is None else order.astype(small), message_ids)
 
 
-def item_table(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """One row per FolderItems entry of a bind event (repeats kept): ``items`` has columns rec, folder_path, ..."""
-    return bind_items(events, items).frame()
-
-
 def synced_folder_table(events: pd.DataFrame, folders: pd.DataFrame) -> pd.DataFrame:
     """One row per folder of a sync event."""
     syncs = events.loc[events["mail_access_type"] == "Sync", _CONTEXT_FIELDS]

@@ -132,7 +132,10 @@ class OutputWriter:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ExportError(f"{self.out_dir}: cannot write the analysis outputs: {exc.strerror or exc}") from None
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> ExportError:
+        return ExportError(f"{self.out_dir}: cannot write the analysis outputs: {exc.strerror or exc}")
 
     def table(self, name: str, frame: pd.DataFrame) -> None:
         """Start writing ``frame`` as ``name``.csv and ``name``.parquet."""
@@ -183,7 +186,7 @@ class OutputWriter:
             summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n",
                                     encoding="utf-8")
         except OSError as exc:
-            raise ExportError(f"{self.out_dir}: cannot write the analysis outputs: {exc.strerror or exc}") from None
+            raise self._failed(exc) from None
         return dict(self.written)
 
 
