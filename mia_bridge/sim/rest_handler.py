@@ -68,6 +68,9 @@ class RestHandlerBase(BaseHTTPRequestHandler):
         content_type: str = JSON_CONTENT_TYPE,
     ) -> None:
         data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+        if self._current is not None:
+            # recorded before the reply goes out: a client that has read it may check at once
+            self._current.status = status
         self.send_response(status)
         request_id = str(uuid.uuid4())
         self.send_header("request-id", request_id)
@@ -79,8 +82,6 @@ class RestHandlerBase(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        if self._current is not None:
-            self._current.status = status
 
     _current: RequestRecord | None = None
 
