@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from mia_bridge.sim.kerberos import isolate_kerberos
+
+# No test may ask a real KDC: with python-gssapi installed, every Negotiate logon tries Kerberos
+# first. The Kerberos tests bring their own realm on 127.0.0.1 (tests/bridge/mit_kdc.py).
+isolate_kerberos()
+
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = REPO.parent / "shared" / "realdata"
 

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mia_bridge.bridge.backend import Secret
+from mia_bridge.sim.kerberos import isolate_kerberos
 from mia_bridge.sim.tls import TlsFiles, make_tls_files
 from mia_bridge.sim.wsman_http import NTLM_USERS, Credential, Faults, WSManHTTPServer
 from mia_bridge.sim.wsman_soap import WSManService
@@ -28,7 +29,8 @@ class SimServer:
 
     Every runspace pool gets its own tenant session (``tenant.open_session()`` when the tenant has
     it, else the tenant itself). ``calls`` records each cmdlet invocation as decoded by the server
-    (name, parameters) so tests can check exactly what arrived.
+    (name, parameters) so tests can check exactly what arrived. ``auth="kerberos"`` (and Kerberos
+    inside Negotiate) accepts tickets for any principal in the keytab named by ``KRB5_KTNAME``.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class SimServer:
         configuration_names: tuple[str, ...] = ("Microsoft.PowerShell", "Microsoft.Exchange", "ExoBridge"),
         max_envelope_kb: int = 500,
         record_calls: bool = True,
+        isolate_client_kerberos: bool = True,
     ) -> None:
         if transport not in ("http", "https"):
             raise ValueError("transport must be http or https")
@@ -57,6 +60,9 @@ class SimServer:
         self.password = password if isinstance(password, Secret) else Secret(password)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._record_calls = record_calls
+        # Clients in this process get a Kerberos realm without a KDC (sim.kerberos); `mia sim serve`
+        # has no client and keeps the machine's settings, so a Kerberos acceptor can use them.
+        self._isolate_kerberos = isolate_client_kerberos
         self._requested_port = port
         self.service = WSManService(
             self._open_session,
@@ -89,6 +95,9 @@ class SimServer:
             cert_der = cert.public_bytes(serialization.Encoding.DER)
         if self.auth in ("ntlm", "negotiate"):
             NTLM_USERS.add(self.username, self.password.reveal())
+        if self.auth in ("ntlm", "negotiate") and self._isolate_kerberos:
+            # A Negotiate client in this process (the demo, --sim, tests) must not ask a real KDC first.
+            isolate_kerberos()
         self._httpd = WSManHTTPServer(
             (self.host, self._requested_port),
             self.service,
