@@ -10,6 +10,11 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@if command -v krb5-config >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q -e '.[test,kerberos]'; \
+	else \
+		echo "note: no krb5-config (apt-get install libkrb5-dev): Kerberos support and its tests are skipped"; \
+	fi
 	@touch $(STAMP)
 
 lint: $(STAMP)

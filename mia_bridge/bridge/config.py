@@ -32,6 +32,7 @@ class ConnectionSettings:
     auth: str = "negotiate"
     username: str | None = None
     ca_bundle: str | None = None
+    spn_host: str | None = None  # Kerberos SPN host when --server is an IP address or an alias
     client_certificate: str | None = None  # --auth certificate: PEM certificate mapped to a local account
     client_key: str | None = None  # its PEM private key
     configuration_name: str = "Microsoft.PowerShell"  # the JEA endpoint, e.g. ExoBridge
@@ -95,6 +96,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("jump_host", "auth"): "auth",
     ("jump_host", "username"): "username",
     ("jump_host", "ca_bundle"): "ca_bundle",
+    ("jump_host", "spn_host"): "spn_host",
     ("jump_host", "client_certificate"): "client_certificate",
     ("jump_host", "client_key"): "client_key",
     ("jump_host", "configuration_name"): "configuration_name",
@@ -182,6 +184,8 @@ auth = "negotiate"         # negotiate | kerberos | ntlm | certificate | basic (
 username = "CORP\\\\svc-mia"
 # CA that issued the jump host's WinRM certificate (validation is always on).
 # ca_bundle = "/etc/mia-bridge/corp-ca.pem"
+# Kerberos asks for a ticket to HOST/<server>; when server is an IP address or an alias, name the host here.
+# spn_host = "jump01.corp.example"
 # auth = "certificate": the client certificate mapped to a local account on the jump host (PEM files).
 # client_certificate = "/etc/mia-bridge/winrm-client.pem"
 # client_key = "/etc/mia-bridge/winrm-client.key"

@@ -44,6 +44,8 @@ _CATEGORY_NAMES = {c.value: c.name for c in ErrorCategory}
 _THROTTLE_RE = re.compile(r"throttl|server ?busy|too many (concurrent )?requests|try again later|backoff", re.I)
 _DENIED_RE = re.compile(r"access (is )?denied|AccessDenied|UnauthorizedAccess", re.I)
 _INGESTION_RE = re.compile(r"ingestion|UnifiedAuditLogIngestionEnabled", re.I)
+_WRONG_PASSWORD_RE = re.compile(r"integrity check failed|preauthentication failed", re.I)
+_KERBEROS_RE = re.compile(r"kerberos|\bKDC\b|krb5|credentials cache|preauthentication|ticket", re.I)
 
 
 def scrub(text: str, secrets: Iterable[Secret | str | None]) -> str:
@@ -66,6 +68,18 @@ def map_transport_error(
     who = f" as {username}" if username else ""
     if isinstance(exc, MiaError):
         return exc
+    if _is_kerberos_error(exc, detail):
+        # The client's own Kerberos library failed (no ticket, unknown SPN, KDC unreachable, wrong
+        # password): say so, not "the server refused", and keep the library's reason.
+        if _WRONG_PASSWORD_RE.search(detail):
+            detail += " (usually a wrong password)"
+        return BridgeAuthError(
+            f"Kerberos logon to {endpoint}{who} failed: {detail}",
+            hint="kinit user@REALM (or give --username and the password), check that the jump host's SPN is "
+            "HOST/<server> in the realm (use --spn-host NAME when --server is an IP address or an alias) and "
+            "that KRB5_CONFIG names a reachable KDC",
+            endpoint=endpoint,
+        )
     if isinstance(exc, AuthenticationError) or _is_spnego_error(exc):
         return BridgeAuthError(
             f"the WinRM server at {endpoint} refused the logon{who}",
@@ -146,12 +160,22 @@ def _is_spnego_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("spnego")
 
 
+def _is_kerberos_error(exc: BaseException, detail: str) -> bool:
+    """Raised by python-krb5/gssapi, or by pyspnego about Kerberos (not an NTLM refusal)."""
+    module = type(exc).__module__
+    return module.startswith(("krb5", "gssapi")) or (_is_spnego_error(exc) and bool(_KERBEROS_RE.search(detail)))
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     # requests nests urllib3 reprs; keep the innermost reason.
     match = re.search(r"\(Caused by \w+\((?:'[^']*', )?['\"]?(.*?)['\"]?\)\)", text)
     if match:
         text = match.group(1)
+    # GSSAPI: "SpnegoError (…): Major (…): Unspecified GSS failure. …, Minor (…): <the reason>, Context: …"
+    minor = re.search(r"Minor \(\d+\): (.+?)(?:, Context: .*)?$", text)
+    if minor:
+        text = minor.group(1)
     return text[:300]
 
 

@@ -83,6 +83,7 @@ def winrm_settings(settings: ConnectionSettings, credentials: Credentials) -> Wi
         username=settings.username,
         password=credentials.winrm_password,
         ca_bundle=settings.ca_bundle,
+        spn_host=settings.spn_host,
         client_cert_pem=settings.client_certificate,
         client_key_pem=settings.client_key,
         configuration_name=settings.configuration_name,

@@ -77,7 +77,7 @@ class WinRMBackend:
         if s.auth == "kerberos" and not _kerberos_available():
             raise UsageError(
                 "Kerberos authentication needs the gssapi package and a Kerberos ticket",
-                hint="pip install 'pypsrp[kerberos]' (with the system krb5 libraries), then kinit; "
+                hint="pip install 'mia-bridge[kerberos]' (apt-get install libkrb5-dev first), then kinit; "
                 "or use --auth negotiate",
             )
         if s.auth == "basic":
@@ -109,6 +109,7 @@ class WinRMBackend:
                 reconnection_backoff=s.reconnection_backoff,
                 certificate_pem=s.client_cert_pem,
                 certificate_key_pem=s.client_key_pem,
+                negotiate_hostname_override=s.spn_host,
             )
             # The pool sizes its fragmenter from this in __init__: raise it first.
             self._wsman.update_max_payload_size(s.max_envelope_size)
@@ -187,6 +188,7 @@ class WinRMBackend:
             "configuration_name": s.configuration_name,
             "cert_validation": bool(s.cert_validation),
             "ca_bundle": s.ca_bundle,
+            "spn_host": s.spn_host,
             "organization": s.organization,
             "app_id": s.app_id,
             "certificate_thumbprint": s.certificate_thumbprint,

@@ -27,6 +27,7 @@ class WinRMSettings:
     username: str | None = None
     password: Secret | None = None
     ca_bundle: str | None = None  # PEM file; None = the system store
+    spn_host: str | None = None  # Kerberos: the host part of the server's SPN when ``server`` is an IP or alias
     cert_validation: bool = True
     client_cert_pem: str | None = None  # certificate auth
     client_key_pem: str | None = None

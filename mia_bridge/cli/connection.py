@@ -11,7 +11,7 @@ Use::
 
 ``connection_options`` adds these options to the command and passes one ``conn`` keyword argument:
 ``--server --port --transport http|https --auth negotiate|ntlm|kerberos|certificate|basic --username
---ca-bundle FILE --configuration-name NAME --organization --app-id --certificate-thumbprint |
+--spn-host NAME --ca-bundle FILE --configuration-name NAME --organization --app-id --certificate-thumbprint |
 --certificate-path --exchange-environment --config FILE --backend psrp|rest --sim [--sim-records N
 --sim-seed N --sim-no-premium --sim-ingestion-off --sim-mailbox-audit-retired]``. Values not given
 come from the TOML config file (``--config`` or $MIA_CONFIG), then the defaults. Passwords never
@@ -61,6 +61,8 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
     ("username", str | None, _opt(None, "--username", "WinRM user (DOMAIN\\user); the password comes from "
                                   "MIA_WINRM_PASSWORD, the keyring or a prompt.")),
     ("ca_bundle", Path | None, _opt(None, "--ca-bundle", "PEM CA bundle for the jump host's HTTPS certificate.")),
+    ("spn_host", str | None, _opt(None, "--spn-host", "Kerberos: host name in the jump host's SPN (HOST/name) "
+                                  "when --server is an IP address or an alias.")),
     ("configuration_name", str | None, _opt(None, "--configuration-name", "Session configuration (JEA endpoint).")),
     ("organization", str | None, _opt(None, "--organization", "Tenant, e.g. contoso.onmicrosoft.com.")),
     ("app_id", str | None, _opt(None, "--app-id", "Entra app id for app-only authentication.")),
@@ -89,7 +91,8 @@ def settings_from_options(values: dict[str, Any]) -> ConnectionSettings:
     overrides: dict[str, Any] = {
         key: values.get(key)
         for key in (
-            "server", "port", "transport", "auth", "username", "configuration_name", "organization", "app_id",
+            "server", "port", "transport", "auth", "username", "spn_host", "configuration_name", "organization",
+            "app_id",
             "certificate_thumbprint", "certificate_path", "exchange_environment", "backend",
         )
     }

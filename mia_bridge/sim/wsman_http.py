@@ -1,9 +1,11 @@
-"""The simulator's WinRM listener: HTTP(S) on loopback, ``/wsman``, Basic or NTLM/Negotiate.
+"""The simulator's WinRM listener: HTTP(S) on loopback, ``/wsman``, Basic, NTLM/Negotiate or Kerberos.
 
-NTLM and Negotiate use pyspnego's acceptor and, over plain HTTP, WinRM message encryption
+NTLM, Negotiate and Kerberos use pyspnego's acceptor and, over plain HTTP, WinRM message encryption
 (``multipart/encrypted`` bodies) exactly as Windows does; the security context lives on the TCP
-connection, as with IIS/WinRM. Faults can be injected at run time (``Faults``) to test how the
-client side copes: refused logons, HTTP 500 with a WSMan fault, slow answers, dropped connections.
+connection, as with IIS/WinRM. Kerberos (and Kerberos inside Negotiate) needs python-gssapi and a
+keytab for the server's principal (``KRB5_KTNAME``); the tests run a real MIT KDC for that.
+Faults can be injected at run time (``Faults``) to test how the client side copes: refused logons,
+HTTP 500 with a WSMan fault, slow answers, dropped connections.
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ from mia_bridge.sim.wsman_soap import WSManFault, WSManService, fault_envelope
 
 log = logging.getLogger(__name__)
 
-AUTH_SCHEMES = ("basic", "ntlm", "negotiate", "certificate")
+AUTH_SCHEMES = ("basic", "ntlm", "negotiate", "kerberos", "certificate")
 MUTUAL_TLS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
-_TOKEN_RE = re.compile(r"^(Negotiate|NTLM|Basic)\s+(\S+)\s*$", re.I)
+_TOKEN_RE = re.compile(r"^(Negotiate|Kerberos|NTLM|Basic)\s+(\S+)\s*$", re.I)
+# What a WinRM service with only that method enabled offers in WWW-Authenticate.
+_CHALLENGES = {
+    "basic": 'Basic realm="WSMAN"', "ntlm": "Negotiate, NTLM", "negotiate": "Negotiate", "kerberos": "Kerberos",
+}
+_REPLY_SCHEMES = {"ntlm": "NTLM", "negotiate": "Negotiate", "kerberos": "Kerberos"}
 FAULT_SIMULATED = 0x803381A6  # what the injected 500s carry
 
 
@@ -138,6 +145,8 @@ class WSManHTTPServer(ThreadingHTTPServer):
         self.tls = tls
         self.request_count = 0  # WSMan requests answered (after authentication)
         self.encrypted_count = 0  # of which arrived as WinRM-encrypted multipart bodies
+        self.encryption_protocols: set[str] = set()  # multipart/encrypted protocol= values seen
+        self.logons: list[tuple[str, str]] = []  # (client principal, protocol) per completed NTLM/Kerberos logon
         super().__init__(address, _WSManHandler)
         if tls is not None:
             # Handshake in the worker thread, not in the accept loop.
@@ -181,6 +190,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
             self._reply(200, b"", {})
             return
         encrypted = content_type.startswith("multipart/encrypted")
+        reply_protocol = WinRMEncryption.SPNEGO
         if encrypted:
             boundary = re.search(r'boundary="?([^";]+)"?', content_type)
             protocol = re.search(r'protocol="?([^";]+)"?', content_type)
@@ -189,6 +199,9 @@ class _WSManHandler(BaseHTTPRequestHandler):
                 return
             wrapper = WinRMEncryption(self._ctx, protocol.group(1) if protocol else WinRMEncryption.SPNEGO)
             body = wrapper.unwrap_message(body, boundary.group(1))
+            # Kerberos-only logons use application/HTTP-Kerberos-session-encrypted; answer in kind.
+            reply_protocol = wrapper.protocol
+            srv.encryption_protocols.add(reply_protocol)
         elif srv.auth != "basic" and srv.tls is None:
             # WinRM refuses unencrypted traffic over HTTP (AllowUnencrypted=false).
             self._reply(400, b"", {})
@@ -215,8 +228,8 @@ class _WSManHandler(BaseHTTPRequestHandler):
             except WSManFault as fault:
                 status, answer = 500, fault_envelope(fault)
         if encrypted:
-            ctype, payload = WinRMEncryption(self._ctx, WinRMEncryption.SPNEGO).wrap_message(answer)
-            headers = {"Content-Type": f'{ctype};protocol="{WinRMEncryption.SPNEGO}";boundary="Encrypted Boundary"'}
+            ctype, payload = WinRMEncryption(self._ctx, reply_protocol).wrap_message(answer)
+            headers = {"Content-Type": f'{ctype};protocol="{reply_protocol}";boundary="Encrypted Boundary"'}
             self._reply(status, payload, headers)
         else:
             self._reply(status, answer, {"Content-Type": "application/soap+xml;charset=UTF-8"})
@@ -232,7 +245,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
         if not header and self._ctx is not None and self._authenticated_user:
             return True
         match = _TOKEN_RE.match(header)
-        challenge = {"basic": 'Basic realm="WSMAN"', "ntlm": "Negotiate, NTLM", "negotiate": "Negotiate"}[srv.auth]
+        challenge = _CHALLENGES[srv.auth]
         if match is None or srv.faults.reject_auth:
             self._reply(401, b"", {"WWW-Authenticate": challenge}, close=bool(header))
             return False
@@ -251,7 +264,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
                 return False
             self._authenticated_user = user
             return True
-        if scheme == "basic":
+        if scheme == "basic" or (srv.auth == "kerberos") != (scheme == "kerberos"):
             self._reply(401, b"", {"WWW-Authenticate": challenge}, close=True)
             return False
         return self._step_spnego(scheme, token, body)
@@ -279,7 +292,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
                         application_data=b"tls-server-end-point:" + _cert_hash(srv.cert_der)
                     )
                 self._ctx = spnego.server(
-                    protocol="ntlm" if scheme == "ntlm" else "negotiate",
+                    protocol=scheme if scheme in ("ntlm", "kerberos") else "negotiate",
                     options=spnego.NegotiateOptions.wrapping_winrm,
                     channel_bindings=bindings,
                 )
@@ -288,13 +301,15 @@ class _WSManHandler(BaseHTTPRequestHandler):
         except Exception:  # any SPNEGO failure is a refused logon; the reason stays server-side
             log.debug("authentication failed", exc_info=True)
             self._ctx = None
-            self._reply(401, b"", {"WWW-Authenticate": "Negotiate"}, close=True)
+            self._reply(401, b"", {"WWW-Authenticate": _CHALLENGES[srv.auth]}, close=True)
             return False
-        reply_scheme = "NTLM" if scheme == "ntlm" else "Negotiate"
+        reply_scheme = _REPLY_SCHEMES[scheme]
         if not self._ctx.complete:
             self._reply(401, b"", {"WWW-Authenticate": f"{reply_scheme} {base64.b64encode(out_token or b'').decode()}"})
             return False
         self._authenticated_user = str(self._ctx.client_principal or "")
+        with contextlib.suppress(Exception):  # the protocol is for tests to read; never fail a logon on it
+            srv.logons.append((self._authenticated_user, str(self._ctx.negotiated_protocol)))
         # The final SPNEGO token (mechListMIC) must reach the client, or the NTLM sequence numbers drift.
         headers = {"WWW-Authenticate": f"{reply_scheme} {base64.b64encode(out_token).decode()}"} if out_token else {}
         if not body:

@@ -30,7 +30,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (127.0.0.1 or ::1)."),
     port: int = typer.Option(0, "--port", help="Port (0 = a free one)."),
     transport: str = typer.Option("http", "--transport", help="http or https (https makes a throwaway CA)."),
-    auth: str = typer.Option("basic", "--auth", help="basic, ntlm or negotiate (NTLM with message encryption)."),
+    auth: str = typer.Option("basic", "--auth", help="basic, ntlm, negotiate or kerberos (with message encryption; "
+                             "kerberos needs KRB5_KTNAME, a keytab with the HOST/<name> keys)."),
     username: str = typer.Option("mia", "--username", help="Account accepted (password: MIA_SIM_PASSWORD)."),
     seed: int = typer.Option(0, "--seed", help="Scenario seed."),
     records: int = typer.Option(5000, "--records", help="Audit records in the tenant."),
@@ -54,8 +55,11 @@ def serve(
 
     if transport not in ("http", "https"):
         raise UsageError("--transport must be http or https")
-    if auth not in ("basic", "ntlm", "negotiate"):
-        raise UsageError("--auth must be basic, ntlm or negotiate")
+    if auth not in ("basic", "ntlm", "negotiate", "kerberos"):
+        raise UsageError("--auth must be basic, ntlm, negotiate or kerberos")
+    if auth == "kerberos" and not os.environ.get("KRB5_KTNAME"):
+        raise UsageError("--auth kerberos needs the service keys: set KRB5_KTNAME to a keytab",
+                         hint="kadmin: addprinc -randkey host/NAME; ktadd -k sim.keytab host/NAME")
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise UsageError("the simulator listens on loopback only", hint="use --host 127.0.0.1 or ::1")
     if api not in ("psrp", "rest"):
@@ -95,7 +99,7 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with SimServer(tenant, host=host, port=port, transport=transport, auth=auth, username=username,
-                       password=Secret(password)) as server:
+                       password=Secret(password), isolate_client_kerberos=False) as server:
             if server.ca_path is not None:
                 if ca_out is not None:
                     shutil.copyfile(server.ca_path, ca_out)
