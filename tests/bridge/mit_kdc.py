@@ -75,7 +75,7 @@ class MitKdc:
         if done.returncode != 0 or any(w in done.stderr.lower() for w in ("error", "cannot", "unable")):
             raise RuntimeError(f"{' '.join(args[:2])}: {done.stderr.strip() or done.stdout.strip()}")
 
-    def start(self) -> MitKdc:
+    def _write_config(self) -> None:
         listen = f"127.0.0.1:{self.port}"
         (self.dir / "krb5.conf").write_text(loopback_only_config(self.realm, self.port))
         (self.dir / "kdc.conf").write_text(
@@ -85,18 +85,35 @@ class MitKdc:
             f"  acl_file = {self.dir}/kadm5.acl\n  kdc_listen = {listen}\n  kdc_tcp_listen = {listen}\n }}\n"
             f"[logging]\n kdc = FILE:{self.log}\n"
         )
-        self._run(_tool("kdb5_util"), "create", "-s", "-r", self.realm, "-P", "mia-kdc-master-key")
+
+    def _serve(self) -> bool:
+        """Start krb5kdc on ``self.port``; False when it could not listen there."""
         self._proc = subprocess.Popen(
             [_tool("krb5kdc"), "-n"], env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 20
-        while True:
+        while self._proc.poll() is None and time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                break
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"krb5kdc did not start on 127.0.0.1:{self.port} (log: {self.log})")
+                return True
             time.sleep(0.05)
+        self._halt()
+        return False
+
+    def start(self) -> MitKdc:
+        try:
+            self._write_config()
+            self._run(_tool("kdb5_util"), "create", "-s", "-r", self.realm, "-P", "mia-kdc-master-key")
+            for _ in range(3):  # the free port may be taken between our probe and krb5kdc's bind
+                if self._serve():
+                    break
+                self.port = _free_port()
+                self._write_config()
+            else:
+                raise RuntimeError(f"krb5kdc did not start (log: {self.log})")
+        except BaseException:
+            self.stop()
+            raise
         for key, value in self.env.items():
             self._saved[key] = os.environ.get(key)
             os.environ[key] = value
@@ -132,6 +149,10 @@ class MitKdc:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        self._halt()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _halt(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
@@ -139,7 +160,7 @@ class MitKdc:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+            self._proc = None
 
     def __enter__(self) -> MitKdc:
         return self.start()
