@@ -67,6 +67,7 @@ class WinRMBackend:
         self.connected_exchange = False
         self.connected_graph = False
         self._broken = False  # a transport error happened: close() then skips remote calls
+        self.logon: str | None = None  # what the logon used: kerberos, ntlm, basic, certificate
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -125,6 +126,7 @@ class WinRMBackend:
             pool._fragmenter.serializer = raw
             pool.open()
             self._pool = pool
+            self.logon = _logon_protocol(self._wsman, s)
         except Exception as exc:
             self._teardown()
             raise self._map(exc) from None
@@ -184,6 +186,7 @@ class WinRMBackend:
             "server": s.server,
             "transport": s.transport,
             "auth": s.auth,
+            "logon": self.logon,
             "username": s.username,
             "configuration_name": s.configuration_name,
             "cert_validation": bool(s.cert_validation),
@@ -339,6 +342,17 @@ class WinRMBackend:
         if isinstance(mapped, BridgeTransportError | BridgeAuthError):
             self._broken = True
         return mapped
+
+
+def _logon_protocol(wsman: WSMan, s: WinRMSettings) -> str | None:
+    """Which protocol the logon used; for Negotiate that is Kerberos, or NTLM as the fallback."""
+    if s.auth in ("basic", "certificate"):
+        return s.auth
+    auth = getattr(getattr(wsman.transport, "session", None), "auth", None)
+    contexts = getattr(auth, "contexts", None) or {}
+    context = contexts.get(s.server) or next(iter(contexts.values()), None)
+    protocol = getattr(context, "negotiated_protocol", None)
+    return str(protocol) if protocol else None
 
 
 def _kerberos_available() -> bool:

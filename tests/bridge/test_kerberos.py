@@ -95,7 +95,7 @@ def test_kerberos_over_http_encrypts_every_message_with_the_session_key(kdc: Mit
         assert httpd.request_count > 0 and httpd.encrypted_count == httpd.request_count
         assert httpd.encryption_protocols == {"application/HTTP-Kerberos-session-encrypted"}
         assert httpd.logons and set(httpd.logons) == {("mia@MIA.TEST", "kerberos")}
-        assert exo.describe()["spn_host"] == JUMP_HOST
+        assert exo.describe()["spn_host"] == JUMP_HOST and exo.describe()["logon"] == "kerberos"
     log = kdc.requests()
     assert "AS_REQ" in log and "mia@MIA.TEST for krbtgt/MIA.TEST@MIA.TEST" in log
     assert f"mia@MIA.TEST for host/{JUMP_HOST}@MIA.TEST" in log  # the ticket was for the SPN we named
@@ -106,6 +106,7 @@ def test_negotiate_over_https_chooses_kerberos(kdc: MitKdc, tenant: Tenant) -> N
     with SimServer(tenant, transport="https", auth="negotiate", password=PASSWORD) as sim:
         with WinRMBackend(_settings(sim, auth="negotiate")) as exo:
             assert exo.invoke(CmdletCall("Get-ConnectionInformation")).output[0]["State"] == "Connected"
+            assert exo.describe()["logon"] == "kerberos"
         assert sim._httpd is not None
         assert {protocol for _, protocol in sim._httpd.logons} == {"kerberos"}
 
@@ -220,3 +221,19 @@ def test_mia_sim_serve_accepts_kerberos_with_a_keytab(kdc: MitKdc) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_mia_doctor_says_negotiate_logged_on_with_kerberos(kdc: MitKdc, tenant: Tenant,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MIA_WINRM_PASSWORD", PASSWORD)
+    config = tenant.config
+    with SimServer(tenant, transport="https", auth="negotiate", password=PASSWORD) as sim:
+        code = main([
+            "doctor", "--server", "127.0.0.1", "--port", str(sim.port), "--ca-bundle", str(sim.ca_path),
+            "--username", "mia@MIA.TEST", "--spn-host", JUMP_HOST, "--organization", config.organization,
+            "--app-id", config.app_id, "--certificate-thumbprint", config.certificate_thumbprint,
+        ])
+    out = capsys.readouterr().out
+    assert code in (0, 3), out  # 3: the tenant may lack something; the logon row is what matters here
+    assert "negotiate: logged on with kerberos" in " ".join(out.replace("│", " ").split())  # cells wrap

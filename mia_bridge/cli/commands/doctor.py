@@ -49,8 +49,11 @@ def run_checks(exo: ExoBackend) -> list[Check]:
             Check("ExchangeOnlineManagement module", OK, "not needed: the REST backend calls the admin API itself"),
         ]
     else:
-        checks = [Check("WinRM endpoint and auth", OK, f"{desc.get('endpoint', desc.get('backend'))} "
-                        f"({desc.get('auth', desc.get('backend'))})")]
+        auth = str(desc.get("auth", desc.get("backend")))
+        logon = desc.get("logon")
+        if logon and logon != auth:
+            auth = f"{auth}: logged on with {logon}"  # e.g. Negotiate that fell back to NTLM
+        checks = [Check("WinRM endpoint and auth", OK, f"{desc.get('endpoint', desc.get('backend'))} ({auth})")]
     for name, probe in _PROBES:
         if rest and probe is _module:
             continue
