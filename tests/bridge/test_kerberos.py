@@ -8,7 +8,6 @@ the skip into a failure.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from mit_kdc import MitKdc, missing_tools
+from test_winrm_backend import settings_for
 
 from mia_bridge.bridge.backend import CmdletCall, Secret
 from mia_bridge.bridge.winrm import WinRMBackend, WinRMSettings
@@ -53,22 +53,9 @@ def tenant() -> Tenant:
 
 
 def _settings(sim: SimServer, **changes: Any) -> WinRMSettings:
-    base = WinRMSettings(
-        server="127.0.0.1",
-        port=sim.port,
-        transport=sim.transport,
-        auth="kerberos",
-        username="mia@MIA.TEST",
-        password=Secret(PASSWORD),
-        spn_host=JUMP_HOST,
-        ca_bundle=str(sim.ca_path) if sim.ca_path else None,
-        organization=DEFAULT_ORGANIZATION,
-        app_id=DEFAULT_APP_ID,
-        certificate_thumbprint=DEFAULT_THUMBPRINT,
-        read_timeout=10,
-        reconnection_retries=0,
-    )
-    return dataclasses.replace(base, **changes)
+    """The WinRM backend tests' settings, as a Kerberos user of the test realm reaching HOST/jump01."""
+    kerberos = {"auth": "kerberos", "username": "mia@MIA.TEST", "password": Secret(PASSWORD), "spn_host": JUMP_HOST}
+    return settings_for(sim, **{**kerberos, **changes})
 
 
 def _all_records(exo: WinRMBackend) -> list[dict[str, Any]]:
