@@ -92,8 +92,7 @@ def settings_from_options(values: dict[str, Any]) -> ConnectionSettings:
         key: values.get(key)
         for key in (
             "server", "port", "transport", "auth", "username", "spn_host", "configuration_name", "organization",
-            "app_id",
-            "certificate_thumbprint", "certificate_path", "exchange_environment", "backend",
+            "app_id", "certificate_thumbprint", "certificate_path", "exchange_environment", "backend",
         )
     }
     if values.get("ca_bundle") is not None:
