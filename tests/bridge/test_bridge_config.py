@@ -43,6 +43,17 @@ def test_overrides_beat_the_file_and_none_does_not(tmp_path: Path) -> None:
     assert (settings.server, settings.port, settings.auth) == ("jump02", 5986, "kerberos")
 
 
+def test_spn_host_from_the_file_reaches_the_winrm_settings(tmp_path: Path) -> None:
+    """By IP address, Kerberos needs the jump host's name for HOST/<name>: the file's spn_host is used."""
+    from mia_bridge.bridge.factory import Credentials, winrm_settings
+
+    path = tmp_path / "mia.toml"
+    path.write_text('[jump_host]\nserver = "10.0.0.5"\nauth = "kerberos"\nspn_host = "jump01.corp.example"\n')
+    settings = load_settings(path, {})
+    assert winrm_settings(settings, Credentials()).spn_host == "jump01.corp.example"
+    assert load_settings(path, {"spn_host": "jump02.corp.example"}).spn_host == "jump02.corp.example"
+
+
 def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "env.toml"
     path.write_text('[tenant]\norganization = "fabrikam.onmicrosoft.com"\n')
