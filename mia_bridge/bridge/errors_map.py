@@ -45,7 +45,9 @@ _THROTTLE_RE = re.compile(r"throttl|server ?busy|too many (concurrent )?requests
 _DENIED_RE = re.compile(r"access (is )?denied|AccessDenied|UnauthorizedAccess", re.I)
 _INGESTION_RE = re.compile(r"ingestion|UnifiedAuditLogIngestionEnabled", re.I)
 _WRONG_PASSWORD_RE = re.compile(r"integrity check failed|preauthentication failed", re.I)
-_KERBEROS_RE = re.compile(r"kerberos|\bKDC\b|krb5|credentials cache|preauthentication|ticket", re.I)
+_KERBEROS_RE = re.compile(
+    r"kerberos|\bKDC\b|krb5|credentials cache|cache collection|preauthentication|ticket|GSSAPI credential", re.I
+)
 
 
 def scrub(text: str, secrets: Iterable[Secret | str | None]) -> str:
@@ -68,7 +70,7 @@ def map_transport_error(
     who = f" as {username}" if username else ""
     if isinstance(exc, MiaError):
         return exc
-    if _is_kerberos_error(exc, detail):
+    if _is_kerberos_error(exc):
         # The client's own Kerberos library failed (no ticket, unknown SPN, KDC unreachable, wrong
         # password): say so, not "the server refused", and keep the library's reason.
         if _WRONG_PASSWORD_RE.search(detail):
@@ -160,10 +162,12 @@ def _is_spnego_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("spnego")
 
 
-def _is_kerberos_error(exc: BaseException, detail: str) -> bool:
+def _is_kerberos_error(exc: BaseException) -> bool:
     """Raised by python-krb5/gssapi, or by pyspnego about Kerberos (not an NTLM refusal)."""
-    module = type(exc).__module__
-    return module.startswith(("krb5", "gssapi")) or (_is_spnego_error(exc) and bool(_KERBEROS_RE.search(detail)))
+    if type(exc).__module__.startswith(("krb5", "gssapi")):
+        return True
+    text = str(exc)  # the whole message: _short keeps only the minor status, which may not name Kerberos
+    return _is_spnego_error(exc) and "NTLM" not in text and bool(_KERBEROS_RE.search(text))
 
 
 def _short(exc: BaseException) -> str:

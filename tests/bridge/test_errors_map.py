@@ -57,3 +57,19 @@ def test_unknown_session_configuration_has_a_hint() -> None:
     assert "session configuration" in info.value.message and "NoSuchJEA" in info.value.message
     assert "--configuration-name" in (info.value.hint or "")
     assert not info.value.retryable
+
+
+def test_kerberos_failures_are_named_and_ntlm_refusals_are_not() -> None:
+    """A client-side Kerberos failure says "Kerberos" and why; an NTLM failure stays "refused the logon"."""
+    from spnego.exceptions import ErrorCode, NoCredentialError, SpnegoError
+
+    from mia_bridge.bridge.errors_map import map_transport_error
+
+    endpoint = "http://jump01:5985/wsman"
+    no_ticket = NoCredentialError(context_msg="Getting GSSAPI credential")
+    mapped = map_transport_error(no_ticket, endpoint=endpoint, username="mia@CORP.EXAMPLE")
+    assert mapped.message.startswith(f"Kerberos logon to {endpoint} as mia@CORP.EXAMPLE failed")
+    assert "kinit" in (mapped.hint or "") and "--spn-host" in (mapped.hint or "")
+    ntlm = SpnegoError(ErrorCode.failure, context_msg="Processing NTLM challenge from the GSSAPI credential")
+    mapped = map_transport_error(ntlm, endpoint=endpoint, username="CORP\\mia")
+    assert mapped.message == f"the WinRM server at {endpoint} refused the logon as CORP\\mia"

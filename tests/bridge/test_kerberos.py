@@ -110,6 +110,13 @@ def test_ticket_from_the_credential_cache_needs_no_password(kdc: MitKdc, tenant:
         kdc.kdestroy()
 
 
+def test_no_ticket_and_no_password_says_kinit(kdc: MitKdc, tenant: Tenant) -> None:
+    kdc.kdestroy()
+    with SimServer(tenant, transport="http", auth="kerberos") as sim, pytest.raises(BridgeAuthError) as caught:
+        WinRMBackend(_settings(sim, password=None)).open()
+    assert str(caught.value).startswith("Kerberos logon to") and "kinit" in (caught.value.hint or "")
+
+
 def test_the_spn_follows_the_server_name_unless_overridden(kdc: MitKdc, tenant: Tenant) -> None:
     """By IP address there is no HOST/127.0.0.1 principal: a Kerberos error naming the SPN, and the fix works."""
     with SimServer(tenant, transport="http", auth="kerberos") as sim:
