@@ -7,9 +7,9 @@ Activity API field names) or ``Quarantined`` values (one unreadable record, neve
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, TextIO, TypeVar
 
 from mia_bridge.readers.decoding import DecodedInput
 
@@ -42,6 +42,30 @@ class Quarantined:
     def message(self) -> str:
         where = f"{self.source}:{self.line}" if self.line is not None else self.source
         return f"{where}: {self.reason}"
+
+
+Item = TypeVar("Item")
+
+
+def records_from(
+    items: Iterable[tuple[int, Item | None, str, str | None]],
+    to_record: Callable[[Item], dict[str, Any] | str],
+    *,
+    source: str,
+    fmt: str,
+    unreadable: str = "unreadable record",
+) -> Iterator[RawRecord | Quarantined]:
+    """The loop every reader shares: ``(line, item, raw, error)`` → RawRecord, or Quarantined when the
+    item could not be parsed (``error``) or ``to_record`` returns a text (why it cannot be used)."""
+    for line, item, raw, error in items:
+        if item is None:
+            yield Quarantined(source, line, error or unreadable, raw)
+            continue
+        record = to_record(item)
+        if isinstance(record, str):
+            yield Quarantined(source, line, record, raw)
+            continue
+        yield RawRecord(data=record, source=source, line=line, fmt=fmt, raw=raw)
 
 
 @dataclass(frozen=True)

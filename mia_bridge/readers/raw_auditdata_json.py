@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff, records_from
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
 
@@ -59,13 +59,4 @@ class RawAuditDataJsonReader(Reader):
         return bool(keys & _API_KEYS) and not keys & _OTHER_TABLE_KEYS
 
     def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
-        name = str(src.path)
-        for line, obj, raw, error in iter_json_objects(src, sniff):
-            if obj is None:
-                yield Quarantined(name, line, error or "unreadable record", raw)
-                continue
-            data = unwrap(obj)
-            if isinstance(data, str):
-                yield Quarantined(name, line, data, raw)
-                continue
-            yield RawRecord(data=data, source=name, line=line, fmt=self.NAME, raw=raw)
+        return records_from(iter_json_objects(src, sniff), unwrap, source=str(src.path), fmt=self.NAME)

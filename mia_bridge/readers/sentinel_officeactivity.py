@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff, records_from
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
@@ -75,9 +75,4 @@ class SentinelOfficeActivityJsonReader(Reader):
         return bool({"OfficeId", "OfficeWorkload"} & set(obj)) or obj.get("Type") == "OfficeActivity"
 
     def read(self, src: DecodedInput, sniff: Sniff) -> Iterator[RawRecord | Quarantined]:
-        name = str(src.path)
-        for line, obj, raw, error in iter_json_objects(src, sniff):
-            if obj is None:
-                yield Quarantined(name, line, error or "unreadable record", raw)
-                continue
-            yield RawRecord(data=to_auditdata(obj), source=name, line=line, fmt=self.NAME, raw=raw)
+        return records_from(iter_json_objects(src, sniff), to_auditdata, source=str(src.path), fmt=self.NAME)
