@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mia_bridge.enrich.outputs import REDACTED, Redactor
+from mia_bridge.enrich.outputs import REDACTED, Redactor, write_json
 from mia_bridge.errors import ExportError
 
 # Case folders holding raw evidence (relative to the case): never redacted, never to be shared.
@@ -133,9 +133,7 @@ class Scrubber:
         suffix = path.suffix.lower()
         try:
             if suffix == ".json":
-                data = json.loads(path.read_text(encoding="utf-8"))
-                path.write_text(json.dumps(self.value(data), indent=2, ensure_ascii=False, default=str) + "\n",
-                                encoding="utf-8")
+                write_json(path, self.value(json.loads(path.read_text(encoding="utf-8"))))
             elif suffix == ".jsonl":
                 lines = path.read_text(encoding="utf-8").splitlines()
                 out = [json.dumps(self.value(json.loads(line)), ensure_ascii=False, default=str) if line.strip()
