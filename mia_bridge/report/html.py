@@ -186,14 +186,11 @@ def build_timeline_chart(points: Sequence[TimelinePoint]) -> TimelineChart | Non
     return TimelineChart(_CHART_WIDTH, int(baseline + 30), baseline, bars, markers, ticks)
 
 
-def template_dir() -> Path:
-    """``templates/`` at the repository top level (beside the package)."""
-    return Path(__file__).resolve().parents[2] / "templates"
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
+        # The templates ship inside the package (mia_bridge/templates; the top-level templates/ links there),
+        # so an installed wheel renders the report from any folder.
+        loader=jinja2.PackageLoader("mia_bridge", "templates"),
         autoescape=True,  # every value, whatever the template file name
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -223,7 +220,7 @@ def render_report(model: ReportModel) -> str:
     try:
         template = _environment().get_template(TEMPLATE_NAME)
     except jinja2.TemplateNotFound as exc:
-        raise ExportError(f"report template missing: {template_dir() / TEMPLATE_NAME}") from exc
+        raise ExportError(f"report template missing from the package: mia_bridge/templates/{TEMPLATE_NAME}") from exc
     return template.render(
         m=model,
         findings=findings,

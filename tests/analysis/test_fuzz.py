@@ -5,30 +5,29 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from conftest import realdata_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files, analyze_records
 from mia_bridge.readers.sentinel_officeactivity import to_auditdata
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
-
 
 def _real_records() -> list[dict[str, Any]]:
     """AuditData-shaped dicts of the real MailItemsAccessed records (Sentinel JSON and Defender RawEventData)."""
     records = []
-    for line in (REALDATA / "otrf-goldensaml" / "OfficeActivityEvents.json").read_text(encoding="utf-8").splitlines():
+    sentinel = realdata_path("otrf-goldensaml", "OfficeActivityEvents.json", module_level=True)
+    for line in sentinel.read_text(encoding="utf-8").splitlines():
         if line.strip():
             records.append(to_auditdata(json.loads(line)))
-    defender = REALDATA / "otrf-goldensaml" / "Microsoft365DefenderEvents.json"
+    defender = realdata_path("otrf-goldensaml", "Microsoft365DefenderEvents.json", module_level=True)
     for line in defender.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if isinstance(row.get("RawEventData"), dict):
             records.append(row["RawEventData"])
-    assert len(records) == 2, f"real sample data missing or changed under {REALDATA}"
+    assert len(records) == 2, f"real sample data changed: {sentinel}, {defender}"
     return records
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import realdata_path
 
 from mia_bridge.cli.app import main
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 CONTRACT_MIA_KEYS = {"events", "bind_events", "sync_events", "throttled_events", "items_accessed",
                      "unique_internet_message_ids", "synced_folders", "throttled_windows", "mailboxes", "sessions",
                      "client_ips", "app_ids"}
@@ -40,9 +40,9 @@ def test_demo_writes_the_output_contract(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_real_files_and_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    inputs = [REALDATA / "sentinel-training-lab" / "office_activity.csv",
-              REALDATA / "otrf-goldensaml" / "OfficeActivityEvents.json",
-              REALDATA / "otrf-goldensaml" / "AADAuditEvents.json"]
+    inputs = [realdata_path("sentinel-training-lab", "office_activity.csv"),
+              realdata_path("otrf-goldensaml", "OfficeActivityEvents.json"),
+              realdata_path("otrf-goldensaml", "AADAuditEvents.json")]
     code = main(["analyze", *map(str, inputs), "--out", str(tmp_path / "o"), "--json",
                  "--suspicious-ip", "175.45.176.99", "--start", "2021-04-01", "--end", "2021-12-31T23:59:59Z"])
     assert code == 0
