@@ -126,6 +126,85 @@ def generate(n: int, seed: int = 7, mailboxes: int = 50, start: datetime | None 
         yield record
 
 
+def generate_realistic(n: int, seed: int = 7, mailboxes: int | None = None,
+                       start: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """``n`` records shaped like a real tenant-wide pull: thousands of mailboxes, each with a few usual IPs out
+    of thousands; a new SessionId every 1–50 records (one client, IP and app per session); binds naming about
+    six message ids each, nearly all of them unique; syncs (both shapes) and throttled records; sessions
+    interleaved in time as the service returns them (not sorted)."""
+    rng = random.Random(seed)
+    start = start or datetime(2024, 5, 1, tzinfo=UTC)
+    count = mailboxes or max(50, min(5000, n // 200))
+    users = [f"user{i:04d}@contoso.example" for i in range(count)]
+    # 198.18.0.0/15 is the benchmarking range (RFC 2544): up to 131,072 addresses.
+    usual_ips = [[f"198.{18 + (h >> 16) % 2}.{(h >> 8) & 255}.{h & 255 or 1}"
+                  for h in (rng.randrange(1 << 17) for _ in range(rng.randint(1, 4)))] for _ in users]
+    attacker_ips = [f"203.0.113.{i}" for i in range(60, 70)]
+    next_message = [0] * count
+    span = 30 * 86400
+    produced = 0
+    while produced < n:
+        u = rng.randrange(count)
+        user = users[u]
+        attacker = rng.random() < 0.03
+        ip = rng.choice(attacker_ips) if attacker else rng.choice(usual_ips[u])
+        app = GRAPH if attacker else rng.choice((OWA, OUTLOOK, OUTLOOK))
+        client = "Client=REST;Client=RESTSystem;;" if attacker else (
+            "Client=OWA;Action=ViaProxy" if app == OWA else "Client=MSExchangeRPC")
+        session = _uuid(rng)
+        when = start + timedelta(seconds=rng.randrange(span))
+        throttled_session = rng.random() < 0.01
+        # session lengths 1-50, most of them short (mean about 6)
+        for _ in range(min(min(50, int(rng.expovariate(1 / 2)) + 1), n - produced)):
+            when += timedelta(seconds=rng.randint(1, 90))
+            roll = rng.random()
+            if roll < 0.85:
+                record = _base(rng, when, user, ip, app, client, session)
+                record["OperationProperties"] = _props("Bind", throttled_session and rng.random() < 0.3)
+                folders = []
+                total = 0
+                for path in rng.sample(FOLDERS, rng.choice((1, 1, 2, 3))):
+                    items = []
+                    for _ in range(rng.randint(1, 7)):
+                        # mostly new mail; sometimes a message read again
+                        if next_message[u] and rng.random() < 0.05:
+                            number = rng.randrange(next_message[u])
+                        else:
+                            number = next_message[u]
+                            next_message[u] += 1
+                        item: dict[str, Any] = {"InternetMessageId": f"<m{u:04d}-{number:07d}@contoso.example>"}
+                        if rng.random() < 0.5:
+                            item["SizeInBytes"] = rng.randint(2_000, 900_000)
+                        items.append(item)
+                    total += len(items)
+                    folders.append({"FolderItems": items, "Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": path})
+                record["Folders"] = folders
+                record["OperationCount"] = total
+            elif roll < 0.93:
+                record = _base(rng, when, user, ip, app, client, session)
+                record["OperationProperties"] = _props("Sync", throttled_session and rng.random() < 0.3)
+                record["Folders"] = [{"Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": rng.choice(FOLDERS)}]
+                record["OperationCount"] = 1
+            elif roll < 0.97:
+                record = _base(rng, when, user, ip, app, client, session, record_type=2)
+                record["OperationProperties"] = [{"Name": "MailAccessType", "Value": "Sync"}]
+                path = rng.choice(FOLDERS)
+                record["Item"] = {"Id": "LgAAAAA" + _uuid(rng)[:8],
+                                  "ParentFolder": {"Id": "LgAAAAA" + _uuid(rng)[:8],
+                                                   "Name": path.rsplit("\\", 1)[-1], "Path": path}}
+            else:
+                record = _base(rng, when, user, ip, app, client, session, record_type=2)
+                record["Operation"] = rng.choice(("Send", "MoveToDeletedItems", "Update", "SoftDelete"))
+                record["Item"] = {"Id": "LgAAAAA" + _uuid(rng)[:8],
+                                  "InternetMessageId": f"<m{u:04d}-{next_message[u]:07d}@contoso.example>",
+                                  "ParentFolder": {"Name": "Inbox", "Path": "\\Inbox"}}
+            produced += 1
+            yield record
+
+
+SHAPES = {"uniform": generate, "realistic": generate_realistic}
+
+
 def write_jsonl(path: Path, records: Iterator[dict[str, Any]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8", newline="\n") as handle:
@@ -175,13 +254,17 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path)
     parser.add_argument("--purview-csv", type=Path)
     parser.add_argument("-n", type=int, default=1000)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="uniform",
+                        help="uniform: 50 mailboxes, one session each (the original benchmark shape); realistic: "
+                             "thousands of mailboxes and IPs, a session every 1-50 records, ~6 new ids per bind")
     args = parser.parse_args()
+    shape = SHAPES[args.shape]
     if args.demo:
         write_demo(args.demo)
     if args.jsonl:
-        write_jsonl(args.jsonl, generate(args.n))
+        write_jsonl(args.jsonl, shape(args.n))
     if args.purview_csv:
-        write_purview_csv(args.purview_csv, generate(args.n))
+        write_purview_csv(args.purview_csv, shape(args.n))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mia_bridge.analysis.grouped_text import join_distinct
 from mia_bridge.analysis.schema import (
     CONTEXT_COLUMNS,
     CONTEXT_KEY,
@@ -167,28 +168,25 @@ def synced_folder_table(events: pd.DataFrame, folders: pd.DataFrame) -> pd.DataF
     return _time_ordered(merged, with_rec=True)[SYNCED_FOLDER_COLUMNS].reset_index(drop=True)
 
 
-def _window(mailbox: object, start: object, end: object, count: int) -> dict[str, object]:
-    return {"mailbox": mailbox, "window_start": start, "window_end": end, "throttled_events": count}
-
-
 def throttled_windows(events: pd.DataFrame) -> pd.DataFrame:
-    """24-hour windows opened by throttled records, merged per mailbox where they overlap or touch."""
-    throttled = events.loc[events["is_throttled"].fillna(False).astype(bool), ["mailbox", "creation_time"]]
-    rows: list[dict[str, object]] = []
-    for mailbox, group in throttled.groupby(throttled["mailbox"].fillna(""), sort=True):
-        start = end = None
-        count = 0
-        for when in group["creation_time"].sort_values():
-            if start is None or when > end:
-                if start is not None:
-                    rows.append(_window(mailbox, start, end, count))
-                start, end, count = when, when + THROTTLE_WINDOW, 0
-            else:
-                end = max(end, when + THROTTLE_WINDOW)
-            count += 1
-        if start is not None:
-            rows.append(_window(mailbox, start, end, count))
-    return pd.DataFrame(rows, columns=THROTTLED_WINDOW_COLUMNS)
+    """24-hour windows opened by throttled records, merged per mailbox where they overlap or touch.
+
+    In time order a record opens a new window when it is another mailbox's or comes more than 24 h after
+    the mailbox's previous throttled record (a window ends 24 h after its last record): one sort, one
+    cumulative sum and one grouped aggregation, whatever the number of windows."""
+    mask = events["is_throttled"].fillna(False).astype(bool)
+    frame = pd.DataFrame({"mailbox": events.loc[mask, "mailbox"].fillna("").astype(str),
+                          "when": events.loc[mask, "creation_time"]})
+    if frame.empty:
+        return pd.DataFrame(columns=THROTTLED_WINDOW_COLUMNS)
+    frame = frame.sort_values(["mailbox", "when"], kind="stable")
+    opens = frame["mailbox"].ne(frame["mailbox"].shift()) | (frame["when"].diff() > THROTTLE_WINDOW)
+    grouped = frame.groupby(opens.cumsum().to_numpy(), sort=True)
+    windows = grouped.agg(mailbox=("mailbox", "first"), window_start=("when", "min"), last=("when", "max"),
+                          throttled_events=("when", "size"))
+    windows["window_end"] = windows["last"] + THROTTLE_WINDOW
+    windows["throttled_events"] = windows["throttled_events"].astype("int64")
+    return windows[THROTTLED_WINDOW_COLUMNS].reset_index(drop=True)
 
 
 def _key_frame(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
@@ -234,10 +232,11 @@ def context_table(events: pd.DataFrame, items: pd.DataFrame | BindItems, synced:
         bind_events=("is_bind", "sum"),
         sync_events=("is_sync", "sum"),
         throttled_events=("throttled", "sum"),
-        client_app_ids=("client_app_id", lambda s: ";".join(sorted({v for v in s.dropna() if v}))),
     )
+    group_of_event = grouped.ngroup().to_numpy(dtype=np.int64)  # numbered as the rows of ``table`` (sort=False)
+    table["client_app_ids"] = join_distinct(group_of_event, keyed["client_app_id"], len(table))
     if isinstance(items, BindItems):
-        counted, distinct = _item_counts(grouped.ngroup().to_numpy(dtype=np.int64), len(table), items)
+        counted, distinct = _item_counts(group_of_event, len(table), items)
         table["items_accessed"] = counted
         table["unique_message_ids"] = distinct
     elif not items.empty:
