@@ -1,7 +1,11 @@
 """Benchmark ``mia analyze`` on N generated MailItemsAccessed records, against the straightforward approach.
 
     .venv/bin/python benchmarks/bench_analyze.py [-n 1000000] [--csv-n 100000] [--straightforward-n 200000]
-                                                 [--repeat 3]
+                                                 [--repeat 3] [--shape both|uniform|realistic]
+
+Both record shapes by default (gen_records.py): ``uniform`` (50 mailboxes, one session each) and
+``realistic`` (thousands of mailboxes and IPs, a new SessionId every ~2 records, ~6 new message ids per
+record), since a cost that grows with the number of groups hides in the first.
 
 Generates N records as raw JSON lines (and --csv-n records as a Purview CSV), runs ``mia analyze`` on each
 in a fresh process (wall time includes interpreter start and writing every output), and reports wall time
@@ -28,7 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from gen_records import generate, write_jsonl, write_purview_csv  # noqa: E402
+from gen_records import SHAPES, write_jsonl, write_purview_csv  # noqa: E402
 
 _CHILD = """
 import json, resource, sys, time
@@ -105,20 +109,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of mia analyze on the N records (median kept)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="keep inputs already generated in --workdir")
+    parser.add_argument("--shape", choices=["both", *sorted(SHAPES)], default="both")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mia-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    jsonl, small, csv_path = (work / f"records-{args.n}.jsonl", work / f"small-{args.straightforward_n}.jsonl",
-                              work / f"purview-{args.csv_n}.csv")  # named by size: --reuse never mixes sizes
-    if args.straightforward_n >= args.n:  # both on the same file
-        args.straightforward_n, small = args.n, jsonl
+    for shape in (sorted(SHAPES, reverse=True) if args.shape == "both" else [args.shape]):
+        print(f"\n## shape: {shape}\n")
+        bench_shape(shape, args, work)
+
+
+def bench_shape(shape: str, args: argparse.Namespace, work: Path) -> None:
+    """Generate this shape's inputs (or reuse them) and print its table."""
+    generate = SHAPES[shape]
+    straightforward_n = args.straightforward_n
+    jsonl, small, csv_path = (work / f"{shape}-records-{args.n}.jsonl",  # named by shape and size for --reuse
+                              work / f"{shape}-small-{straightforward_n}.jsonl",
+                              work / f"{shape}-purview-{args.csv_n}.csv")
+    if straightforward_n >= args.n:  # both on the same file
+        straightforward_n, small = args.n, jsonl
     started = time.perf_counter()
-    for path, n, writer in ((jsonl, args.n, write_jsonl), (small, args.straightforward_n, write_jsonl),
+    for path, n, writer in ((jsonl, args.n, write_jsonl), (small, straightforward_n, write_jsonl),
                             (csv_path, args.csv_n, write_purview_csv)):
         if not (args.reuse and path.exists()):
             writer(path, generate(n))  # deterministic: same n, same records
     print(f"generated {args.n:,} JSONL records ({jsonl.stat().st_size / 1e9:.2f} GB), {args.csv_n:,} Purview CSV "
-          f"rows and {args.straightforward_n:,} for the straightforward run in {time.perf_counter() - started:.1f} s")
+          f"rows and {straightforward_n:,} for the straightforward run in {time.perf_counter() - started:.1f} s")
 
     load_before = os.getloadavg()
     runs = [_run("mia", ["analyze", str(jsonl), "--out", str(work / "out-jsonl")], work / "out-jsonl")
@@ -127,10 +142,10 @@ def main() -> None:
     ours_small = _run("mia", ["analyze", str(small), "--out", str(work / "out-small")], work / "out-small")
     ours_csv = _run("mia", ["analyze", str(csv_path), "--out", str(work / "out-csv")], work / "out-csv")
     plain = _run("straightforward", [str(small)])
-    extrapolated = plain["wall_seconds"] * args.n / args.straightforward_n
+    extrapolated = plain["wall_seconds"] * args.n / straightforward_n
 
     load_after = os.getloadavg()
-    extrapolated_cpu = plain["cpu_seconds"] * args.n / args.straightforward_n
+    extrapolated_cpu = plain["cpu_seconds"] * args.n / straightforward_n
 
     def row(label: str, n: int, res: dict[str, float], note: str = "") -> str:
         return (f"| {label} | {n:,} | {res['wall_seconds']:.1f} | {res['cpu_seconds']:.1f} "
@@ -143,15 +158,15 @@ def main() -> None:
     for number, res in enumerate(runs, start=1):
         note = "end to end: start-up, read, analyse, write all outputs" + (" (median)" if res is ours else "")
         print(row(f"mia analyze, raw JSONL, run {number} of {len(runs)}", args.n, res, note))
-    print(row("mia analyze, raw JSONL", args.straightforward_n, ours_small, "same input as the straightforward run"))
+    print(row("mia analyze, raw JSONL", straightforward_n, ours_small, "same input as the straightforward run"))
     print(row("mia analyze, Purview CSV", args.csv_n, ours_csv, "vectorised AuditData-CSV path"))
-    print(row("straightforward (json.loads + json_normalize + explode)", args.straightforward_n, plain,
+    print(row("straightforward (json.loads + json_normalize + explode)", straightforward_n, plain,
               "counts only, no outputs"))
-    how = "measured on the same file" if args.straightforward_n == args.n else "extrapolated linearly"
+    how = "measured on the same file" if straightforward_n == args.n else "extrapolated linearly"
     print(f"\nstraightforward at {args.n:,} ({how}): {extrapolated:.0f} s wall, {extrapolated_cpu:.0f} s CPU")
     print(f"speed-up at {args.n:,} (straightforward / our median run): {extrapolated / ours['wall_seconds']:.1f}x "
           f"wall, {extrapolated_cpu / ours['cpu_seconds']:.1f}x CPU")
-    print(f"speed-up at {args.straightforward_n:,} (both measured): "
+    print(f"speed-up at {straightforward_n:,} (both measured): "
           f"{plain['wall_seconds'] / ours_small['wall_seconds']:.1f}x wall, "
           f"{plain['cpu_seconds'] / ours_small['cpu_seconds']:.1f}x CPU")
     same = _summary(work / "out-small")
