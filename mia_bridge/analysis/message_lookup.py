@@ -44,10 +44,13 @@ def lookup_messages(
 ) -> pd.DataFrame:
     synced_mailboxes = set(synced["mailbox"].dropna()) if not synced.empty else set()
     throttled_mailboxes = set(windows["mailbox"].dropna()) if not windows.empty else set()
-    by_id = {mid: group for mid, group in items.groupby("internet_message_id")} if not items.empty else {}
+    requests = [(entry, *_split(entry)) for entry in entries]
+    wanted = {norm_message_id(requested) or "" for _, _, requested in requests}
+    # only the requested ids' rows are grouped: the items table holds every id read in the period
+    hits_of = items[items["internet_message_id"].isin(wanted)] if not items.empty else items
+    by_id = {mid: group for mid, group in hits_of.groupby("internet_message_id")} if not hits_of.empty else {}
     rows = []
-    for entry in entries:
-        mailbox, requested = _split(entry)
+    for entry, mailbox, requested in requests:
         mid = norm_message_id(requested) or ""
         hits = by_id.get(mid)
         if hits is not None and mailbox:
