@@ -1,7 +1,8 @@
 """Microsoft Graph for the REST backend: the Get-Mg* cmdlets the product uses, answered over httpx.
 
 Licence detection reads ``subscribedSkus`` (service plan ``M365_ADVANCED_AUDITING``); the Sparrow
-inventory reads ``domains``, ``servicePrincipals`` and their ``appRoleAssignments``. Results are
+inventory reads ``domains`` (and a federated domain's ``federationConfiguration``), ``servicePrincipals``
+and their ``appRoleAssignments``. Results are
 shaped as the Microsoft Graph PowerShell SDK returns them (PascalCase properties, dates as
 DateTime), so both backends hand the collector identical records. ``@odata.nextLink`` pages are
 followed to the end; 429 and 5xx are retried honouring ``Retry-After`` (see ``rest_http``).
@@ -39,6 +40,9 @@ class GraphCmdlet:
 GRAPH_CMDLETS: dict[str, GraphCmdlet] = {
     "get-mgsubscribedsku": GraphCmdlet("subscribedSkus", "SubscribedSkuId"),
     "get-mgdomain": GraphCmdlet("domains", "DomainId"),
+    "get-mgdomainfederationconfiguration": GraphCmdlet(
+        "domains/{DomainId}/federationConfiguration", "InternalDomainFederationId", required=("DomainId",)
+    ),
     "get-mgserviceprincipal": GraphCmdlet(
         "servicePrincipals", "ServicePrincipalId", extra=("ConsistencyLevel", "CountVariable")
     ),

@@ -1,30 +1,39 @@
-"""CISA Sparrow-compatible exports: the same file names, column sets and order, quoting and folder layout.
+"""CISA Sparrow's files, byte for byte as Sparrow.ps1 writes them under Windows PowerShell 5.1.
 
-Sparrow (``cisagov/Sparrow``, archived 2022) builds each row from the AuditData JSON with a fixed,
-ordered column list per workload and writes it with ``Export-Csv -NoTypeInformation``: every field
-double-quoted, ``,`` delimiter, CRLF lines, header row quoted too. Nested values are compact JSON
-(``ConvertTo-Json -Compress``); a one-element array comes out as a bare object because PowerShell
-unrolls it through the pipeline; ``Folders`` has the ``<``/``>`` around InternetMessageIds removed and
-``ModifiedProperties`` has literal ``\\r\\n`` sequences removed. We reproduce that so playbooks and the
-Aviary dashboard keep working; the raw AuditData stays untouched in the evidence store.
+Sparrow (``cisagov/Sparrow``, Sparrow.ps1, archived 2022) builds each row from the AuditData JSON with
+a fixed, ordered column list per workload (``Export-UALData``) and writes it with ``Export-Csv
+-NoTypeInformation``. The PowerShell 5.1 text rules it relies on are modelled in ``ps51``; this module
+applies them exactly as Sparrow's code does:
 
-Deliberate differences (fixes): nested JSON is written in full (Sparrow's default depth of 2 garbled
-multi-folder records), ``AppInvestigations`` follows the export folder, display names are made safe
-for file names, and ``ApplicationGraphPermissions.csv`` carries the real AppId.
+- plain columns: ``$Data.X`` as Export-Csv prints it (``$null`` an unquoted empty cell);
+- ``ExtendedProperties``, ``Actor``, ``Target``, ``OperationProperties``:
+  ``($Data.X | ConvertTo-Json -Compress | Out-String).Trim()``;
+- ``ModifiedProperties``: the same with ``-replace "\\r\\n"`` (case-insensitive regex) before Out-String;
+- ``Folders``: ``(($Data.Folders | ConvertTo-Json -Compress).replace("\u003c","")).replace("\u003e","")``;
+  an empty array writes no JSON, the method call on $null fails, the ``[ordered]@{...}`` statement
+  fails and ``$DataProps`` still holds the previous record's row, which is written again (an empty
+  object when there is none, which gives an empty header);
+- the searches feeding one file are written in Sparrow's order, the later ones ``-Append``-ed (no
+  de-duplication); rows keep the order the service returned the records.
+
+This is deliberately Sparrow's lossy format (JSON cut at depth 2, ASCII ``?`` for every non-ASCII
+character): the full records are in ``evidence/`` and the analysis in ``analysis/``. Our only
+departures: ``AppInvestigations`` follows the export folder and display names are made safe as
+folder names (``safe_folder_name``).
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mia_bridge.errors import ExportError
+from mia_bridge.exports import ps51
 
 AAD_COLUMNS: tuple[str, ...] = (
     "CreationTime", "Id", "Operation", "Organization", "RecordType", "ResultStatus", "LogonError", "UserKey",
@@ -62,107 +71,221 @@ DOMAIN_LIST_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 GRAPH_PERMISSION_COLUMNS: tuple[str, ...] = ("ApplicationDisplayName", "ClientID", "Value")
 
-# Columns Sparrow serialises with ConvertTo-Json -Compress rather than taking the scalar as-is.
-_JSON_COLUMNS = frozenset(
+# Columns Sparrow serialises with ConvertTo-Json -Compress rather than taking the value as-is.
+JSON_COLUMNS = frozenset(
     {"ExtendedProperties", "ModifiedProperties", "OperationProperties", "Folders", "Actor", "Target"}
 )
 APP_INVESTIGATIONS_DIR = "AppInvestigations"
 SUMMARY_WORKBOOK = "Summary_Export.xlsx"
 DOMAIN_LIST_CSV = "Domain_List.csv"
 GRAPH_PERMISSIONS_CSV = "ApplicationGraphPermissions.csv"
+# Cells a spreadsheet would read as a formula (OWASP "CSV injection"): reported, never altered here.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+Row = dict[str, str | None] | None  # one PSObject's properties in order; None: an object without any
 
 
-@dataclass(frozen=True)
-class SparrowFile:
-    """One Sparrow CSV: its name (without ``.csv``) and the workload column set it uses."""
-
-    name: str
-    workload: str
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return WORKLOAD_COLUMNS[self.workload]
+class _StatementFailed(Exception):
+    """The ``$DataProps = [ordered]@{...}`` statement raised (a method called on $null)."""
 
 
-def _powershell_scalar(value: Any) -> str:
-    """How Export-Csv prints a scalar: booleans as True/False, None as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S")
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
-
-
-def _powershell_json(value: Any) -> str:
-    """``$value | ConvertTo-Json -Compress``: a one-element array is unrolled to its element."""
-    if value is None:
-        return ""
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, list) and not value:
-        return ""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def format_cell(column: str, value: Any) -> str:
-    """The text Sparrow writes for ``column`` given the AuditData value."""
-    if column not in _JSON_COLUMNS:
-        return _powershell_scalar(value)
-    text = _powershell_json(value)
+def json_cell(column: str, value: Any) -> str:
+    """The text Sparrow writes for one of its JSON columns."""
+    text = ps51.pipe_to_json(value)
     if column == "Folders":
-        # Sparrow strips the JSON-escaped angle brackets; Python does not escape them, so strip both forms.
-        text = text.replace("\\u003c", "").replace("\\u003e", "").replace("<", "").replace(">", "")
+        if isinstance(text, ps51.NoOutput):
+            raise _StatementFailed("You cannot call a method on a null-valued expression.")
+        text = text.replace("\\u003c", "").replace("\\u003e", "")
     elif column == "ModifiedProperties":
-        text = text.replace("\\r\\n", "")
+        # $null -replace ... is "" ; -replace is a case-insensitive regex
+        text = re.sub(r"\\r\\n", "", "" if isinstance(text, ps51.NoOutput) else text, flags=re.IGNORECASE)
+    return ps51.out_string_trim(text)
+
+
+def format_cell(column: str, value: Any) -> str | None:
+    """One cell as Sparrow writes it (None: an unquoted empty cell)."""
+    if column in JSON_COLUMNS:
+        return json_cell(column, value)
+    return ps51.csv_value(value)
+
+
+def sparrow_row(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, str | None]:
+    """One record's ``[ordered]@{...}``; raises _StatementFailed where PowerShell's statement fails."""
+    return {column: format_cell(column, ps51.get_property(record, column)) for column in columns}
+
+
+def ual_rows(records: Iterable[Any], columns: Sequence[str]) -> list[Row]:
+    """Export-UALData's ``$DataArr`` for one call (a failed row repeats the previous one, as in Sparrow)."""
+    rows: list[Row] = []
+    previous: Row = None
+    for record in records:
+        with contextlib.suppress(_StatementFailed):  # then $DataProps keeps the previous record's value
+            previous = sparrow_row(record if isinstance(record, Mapping) else {}, columns)
+        rows.append(previous)
+    return rows
+
+
+def sparrow_csv_text(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
+    """The text of one Sparrow CSV fed by several Export-UALData calls (the first creates, the rest -Append).
+
+    A call is skipped when its search returned nothing (``If ($null -ne $X)``); an -Append to a file not
+    yet created writes the header. Empty text: no call wrote anything, so Sparrow writes no file.
+    """
+    text = ""
+    header: list[str] | None = None
+    for records in chunks:
+        if not records:
+            continue
+        rows = ual_rows(records, columns)
+        if header is None:
+            text = ps51.export_csv_text(rows, delimiter)
+            header = list(rows[0] or {})
+        else:
+            text += ps51.export_csv_text(rows, delimiter, existing_header=header)
     return text
 
 
-def sparrow_row(record: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
-    """One CSV row from one AuditData record; absent properties are empty cells, extra ones ignored."""
-    return [format_cell(column, record.get(column)) for column in columns]
+def domain_list_rows(domains: Iterable[Mapping[str, Any]]) -> list[Row]:
+    """Get-AzureDomains' objects, from Get-MgDomain output (``Name`` is Graph's ``Id``)."""
+    rows: list[Row] = []
+    for domain in domains:
+        name = ps51.get_property(domain, "Name")
+        if name is None:
+            name = ps51.get_property(domain, "Id")
+        row: dict[str, str | None] = {}
+        for column in DOMAIN_LIST_COLUMNS:
+            if column == "Name":
+                row[column] = ps51.csv_value(name)
+            elif column == "SupportedServices":  # ($Domain.SupportedServices -join ';'): never $null
+                services = ps51.get_property(domain, column)
+                items = services if isinstance(services, list | tuple) else ([] if services is None else [services])
+                row[column] = ";".join(ps51.to_string(s) for s in items)
+            else:
+                row[column] = ps51.csv_value(ps51.get_property(domain, column))
+        rows.append(row)
+    return rows
 
 
-def write_sparrow_csv(path: Path, records: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> int:
-    """Write records as a Sparrow CSV (UTF-8, all fields quoted, CRLF). Returns the row count.
+def _ps_eq(left: Any, right: str) -> bool:
+    """PowerShell ``-eq`` against a string: case-insensitive text comparison; $null never equals."""
+    return left is not None and ps51.to_string(left).lower() == right.lower()
 
-    Like Sparrow, no file is written when there are no rows; the caller reports that.
+
+def graph_permission_rows(
+    service_principals: Sequence[Mapping[str, Any]], assignments: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[Row]:
+    """Get-AzureSPAppRoles, from Graph: ``assignments`` maps a service principal's Id to its app role
+    assignments (Get-MgServicePrincipalAppRoleAssignment, Graph's ``AppRoleId`` being AzureAD's ``Id``).
+
+    As Sparrow: the Graph roles are the AppRoles of every SP displayed "Microsoft Graph"; ``ClientID``
+    is the assignment's PrincipalId (the SP's object id); an assignment whose role matches none writes
+    the previous row again (``$ListProps`` is not reset), or an object without properties before any.
     """
-    rows = [sparrow_row(record, columns) for record in records]
-    if not rows:
-        return 0
-    _write_quoted_csv(path, columns, rows)
-    return len(rows)
+    graph_roles: list[Mapping[str, Any]] = []
+    for sp in service_principals:
+        if _ps_eq(ps51.get_property(sp, "DisplayName"), "Microsoft Graph"):
+            roles = ps51.get_property(sp, "AppRoles")
+            graph_roles.extend(r for r in (roles if isinstance(roles, list) else [roles] if roles else [])
+                               if isinstance(r, Mapping))  # fmt: skip
+    rows: list[Row] = []
+    props: Row = None
+    for sp in service_principals:
+        if not _ps_eq(ps51.get_property(sp, "ServicePrincipalType"), "Application"):
+            continue
+        for assignment in assignments.get(str(ps51.get_property(sp, "Id") or ""), []):
+            if not _ps_eq(ps51.get_property(assignment, "ResourceDisplayName"), "Microsoft Graph"):
+                continue
+            role_id = ps51.get_property(assignment, "AppRoleId")
+            for role in graph_roles:
+                if role_id is not None and _ps_eq(ps51.get_property(role, "Id"), ps51.to_string(role_id)):
+                    props = {
+                        "ApplicationDisplayName": ps51.csv_value(ps51.get_property(assignment, "PrincipalDisplayName")),
+                        "ClientID": ps51.csv_value(ps51.get_property(assignment, "PrincipalId")),
+                        "Value": ps51.csv_value(ps51.get_property(role, "Value")),
+                    }
+            rows.append(dict(props) if props is not None else None)
+    return rows
 
 
-def _write_quoted_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+def formula_like_cells(rows: Iterable[Row]) -> int:
+    """How many cells start with a character a spreadsheet reads as a formula."""
+    return sum(
+        1 for row in rows if row for value in row.values() if value and value.startswith(FORMULA_PREFIXES)
+    )
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write one export file (an empty file too: Export-Csv creates it before any input arrives)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-            writer.writerow(header)
-            writer.writerows(rows)
+        path.write_bytes(data)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write Sparrow export: {exc.strerror or exc}", path=str(path)) from exc
 
 
-_UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
-_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+@dataclass
+class SparrowCsv:
+    """One file of the sparrow/ folder as it will be written: its rows (for checks) and bytes."""
+
+    rel: str
+    text: str
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def data(self) -> bytes:
+        return ps51.ascii_bytes(self.text)
+
+    @property
+    def formula_cells(self) -> int:
+        return formula_like_cells(self.rows)
+
+
+def ual_file(rel: str, chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str) -> SparrowCsv:
+    rows = [row for records in chunks if records for row in ual_rows(records, columns)]
+    return SparrowCsv(rel, sparrow_csv_text(chunks, columns, delimiter), rows)
+
+
+def listing_file(rel: str, rows: list[Row], delimiter: str) -> SparrowCsv:
+    """Domain_List / ApplicationGraphPermissions: always written, 0 bytes when there is no row."""
+    return SparrowCsv(rel, ps51.export_csv_text(rows, delimiter), rows)
+
+
+# Windows: reserved device names (with or without an extension; the superscript digits count too,
+# learn.microsoft.com/windows/win32/fileio/naming-a-file), reserved characters, no trailing dot/space.
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"123456789", "\u00b9", "\u00b2", "\u00b3")}
 )
+_RESERVED_CHARS = re.compile(r'[<>:"/\\|?*]')
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # controls, bidi/format, unassigned
+MAX_FOLDER_BYTES = 120
 
 
 def safe_folder_name(display_name: str, fallback: str) -> str:
-    """A display name usable as a folder on Windows and POSIX (Sparrow used it unsanitised)."""
-    name = _UNSAFE_CHARS.sub("_", display_name).strip().rstrip(". ")
-    if not name or set(name) <= {"_", "."}:
+    """A display name usable as one folder name on Windows and POSIX (Sparrow used it unsanitised).
+
+    Control, bidi and other format characters are dropped, reserved characters become ``_``, leading
+    dots and spaces and trailing dots and spaces go, the result is cut to 120 UTF-8 bytes on a
+    character boundary, and a reserved device name gets a ``_`` prefix. Nothing left: ``fallback``.
+    """
+    name = "".join(ch for ch in display_name if unicodedata.category(ch) not in _DROPPED_CATEGORIES)
+    name = _RESERVED_CHARS.sub("_", name)
+    name = _trim(name)
+    encoded = name.encode("utf-8")
+    if len(encoded) > MAX_FOLDER_BYTES:
+        name = _trim(encoded[:MAX_FOLDER_BYTES].decode("utf-8", errors="ignore"))
+    if not name or set(name) <= {"_"}:
         name = fallback
-    if name.split(".")[0].upper() in _RESERVED:
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    if stem in _RESERVED_NAMES:
         name = "_" + name
-    return name[:100]
+        if len(name.encode("utf-8")) > MAX_FOLDER_BYTES:
+            name = _trim(name.encode("utf-8")[:MAX_FOLDER_BYTES].decode("utf-8", errors="ignore"))
+    return name
+
+
+def _trim(name: str) -> str:
+    return name.lstrip(". ").rstrip(". ")
 
 
 def app_investigation_path(export_dir: Path, kind: str, app_id: str, display_name: str | None) -> Path:
@@ -176,89 +299,3 @@ def app_investigation_path(export_dir: Path, kind: str, app_id: str, display_nam
     if display_name is None:
         return base / f"{kind}_Operations_Export.csv"
     return base / safe_folder_name(display_name, app_id) / f"{kind}_Operations_Export.{app_id}.csv"
-
-
-def _first(item: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if key in item and item[key] is not None:
-            return item[key]
-    return None
-
-
-def write_domain_list(path: Path, domains: Iterable[Mapping[str, Any]]) -> int:
-    """``Domain_List.csv`` from Get-MgDomain (or Get-AzureADDomain) objects; SupportedServices joined by ``;``."""
-    rows: list[list[str]] = []
-    for domain in domains:
-        row: list[str] = []
-        for column in DOMAIN_LIST_COLUMNS:
-            if column == "Name":
-                value = _first(domain, "Name", "Id")
-            elif column == "SupportedServices":
-                services = domain.get("SupportedServices") or []
-                value = ";".join(str(s) for s in services) if isinstance(services, list) else services
-            else:
-                value = domain.get(column)
-            row.append(_powershell_scalar(value))
-        rows.append(row)
-    if not rows:
-        return 0
-    _write_quoted_csv(path, DOMAIN_LIST_COLUMNS, rows)
-    return len(rows)
-
-
-@dataclass(frozen=True)
-class GraphPermission:
-    """One Microsoft Graph application permission held by a service principal."""
-
-    app_display_name: str
-    app_id: str
-    value: str
-
-
-def write_graph_permissions(path: Path, permissions: Iterable[GraphPermission]) -> int:
-    """``ApplicationGraphPermissions.csv``; ``ClientID`` is the real AppId (Sparrow wrote the SP object id)."""
-    rows = [[p.app_display_name, p.app_id, p.value] for p in permissions]
-    if not rows:
-        return 0
-    _write_quoted_csv(path, GRAPH_PERMISSION_COLUMNS, rows)
-    return len(rows)
-
-
-def sheet_name(csv_name: str) -> str:
-    """Sparrow's sheet name: the file name with ``_Operations_.*`` removed (Excel allows 31 characters)."""
-    stem = csv_name[:-4] if csv_name.lower().endswith(".csv") else csv_name
-    return re.sub(r"_Operations_.*", "", stem)[:31]
-
-
-def write_summary_workbook(export_dir: Path) -> Path | None:
-    """``Summary_Export.xlsx``: one sheet per top-level CSV (not AppInvestigations), without Excel.
-
-    Cells are written as text so ids and timestamps are not reinterpreted. Returns None when there is
-    no CSV to summarise.
-    """
-    import xlsxwriter  # deferred: only needed when the workbook is built
-
-    csv_files = sorted(p for p in export_dir.glob("*.csv") if p.is_file())
-    if not csv_files:
-        return None
-    target = export_dir / SUMMARY_WORKBOOK
-    try:
-        workbook = xlsxwriter.Workbook(str(target), {"strings_to_numbers": False, "strings_to_formulas": False})
-        used: set[str] = set()
-        for csv_path in csv_files:
-            name = sheet_name(csv_path.name)
-            base, counter = name, 2
-            while name.lower() in used:
-                suffix = f"_{counter}"
-                name = base[: 31 - len(suffix)] + suffix
-                counter += 1
-            used.add(name.lower())
-            sheet = workbook.add_worksheet(name)
-            with csv_path.open(encoding="utf-8", newline="") as handle:
-                for row_index, row in enumerate(csv.reader(handle)):
-                    for col_index, cell in enumerate(row):
-                        sheet.write_string(row_index, col_index, cell)
-        workbook.close()
-    except OSError as exc:
-        raise ExportError(f"{target}: cannot write workbook: {exc}", path=str(target)) from exc
-    return target

@@ -23,7 +23,7 @@ from mia_bridge.enrich.outputs import Redactor, write_json
 from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
 from mia_bridge.enrich.report import enrich_report_tables
 from mia_bridge.enrich.step import run_enrich_step
-from mia_bridge.errors import ExportError, MiaError
+from mia_bridge.errors import MiaError
 from mia_bridge.evidence import manifest
 from mia_bridge.exports.timeline import write_timeline
 from mia_bridge.investigate import audit_fields as af
@@ -36,9 +36,6 @@ from mia_bridge.investigate.license import (
     decide,
     detect_license,
     retention_days,
-)
-from mia_bridge.investigate.plan import (
-    flagged_federated_domains,
 )
 from mia_bridge.investigate.preflight import IngestionState, ensure_ingestion
 from mia_bridge.investigate.report_model import build_report_model
@@ -69,6 +66,8 @@ class InvestigateOptions:
     enable_ingestion: bool = False
     assume_yes: bool = False
     license_policy: LicensePolicy = LicensePolicy.DETECT
+    delimiter: str = ","  # Sparrow's -Delimiter for sparrow/ (Export-Csv takes one character)
+    end_is_now: bool = False  # the end was not given: the default period is measured from that same instant
     message_ids: list[str] | None = None
     suspicious_ips: tuple[str, ...] = ()
     known_good_ips: tuple[str, ...] = ()
@@ -90,6 +89,7 @@ class InvestigateOptions:
             "all_apps": self.all_apps,
             "enable_ingestion": self.enable_ingestion,
             "license_policy": self.license_policy.value,
+            "delimiter": self.delimiter,
             "message_ids": len(self.message_ids or []),
             "suspicious_ips": list(self.suspicious_ips),
             "known_good_ips": list(self.known_good_ips),
@@ -127,6 +127,7 @@ class InvestigationResult:
     verdict: dict[str, str] = field(default_factory=dict)  # level and headline, as the report states them
     redaction: dict[str, Any] = field(default_factory=dict)  # the settings (never the key) and which files
     enrichment: Any = None  # mia_bridge.enrich.api.EnrichResult when the affected-parties step ran
+    sparrow: Any = None  # mia_bridge.investigate.searches.SparrowExports when the Sparrow step ran
 
     @property
     def exit_code(self) -> int:
@@ -219,11 +220,16 @@ def run_investigation(
     # 3. licence
     facts: LicenseFacts = detect_license(backend, options.users)
     _keep_raw(case_dir, result, [save_raw(case_dir, "license", facts.to_dict())])
+    # The retention check measures from "now"; a default period is measured from its own end, which is
+    # that same instant (taking a later now() would put the default start seconds "before the retention").
+    instant = now()
     if options.start is None:
+        if options.end_is_now:
+            instant = options.end
         options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
         ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
     result.files.append(write_json(case_dir / "investigation.settings.json", scrub.value(options.describe())))
-    decision = decide(options.license_policy, facts, start=options.start, now=now())
+    decision = decide(options.license_policy, facts, start=options.start, now=instant)
     result.license = decision
     licence_text = f"policy {decision.policy.value}: Audit {'Premium' if decision.premium else 'Standard'}"
     if facts.premium_skus:
@@ -251,7 +257,7 @@ def run_investigation(
             records=records,
             tenant_domains=domains,
             service_principals=directory.service_principals,
-            flagged_saml_domains=set(flagged_federated_domains(directory.domains)),
+            flagged_saml_domains=set(directory.flagged_domains),
             suspicious_ips=options.suspicious_ips,
             suspicious_apps=[options.app_id] if options.app_id else [],
             known_good_ips=options.known_good_ips,
@@ -300,12 +306,7 @@ def run_investigation(
     export_runs, export_records = _shareable_records(runs, records, scrub)
 
     # 7. exports
-    try:
-        written, _rows = write_sparrow_exports(case_dir / SPARROW_DIR, export_runs, directory)
-        result.files.extend(written)
-        steps.done("Sparrow exports", f"{len(written)} file(s) in {SPARROW_DIR}/")
-    except ExportError as exc:
-        steps.failed("Sparrow exports", exc.message)
+    _sparrow_step(case_dir, export_runs, directory, options.delimiter, result, steps)
     searches_by_id: dict[str, list[str]] = {}
     for run in runs:
         for record in run.records:
@@ -361,6 +362,32 @@ def run_investigation(
     ):
         manifest.update_section(case_dir, "investigation", key, scrub.value(value))
     return result
+
+
+def _sparrow_step(
+    case_dir: Path, runs: list[SearchRun], directory: Any, delimiter: str, result: InvestigationResult, steps: StepLog
+) -> None:
+    """sparrow/: Sparrow's exact (lossy) files; a file that fails is a gap, the others are kept."""
+    exports = write_sparrow_exports(case_dir / SPARROW_DIR, runs, directory, delimiter)
+    result.files.extend(exports.written)
+    result.sparrow = exports
+    detail = (f"{len(exports.written)} file(s) in {SPARROW_DIR}/, byte for byte as Sparrow.ps1 writes them "
+              "(deliberately lossy: JSON cut at depth 2, non-ASCII as ?; the full records are in evidence/, "
+              "the analysis in analysis/)")
+    if exports.failed:
+        steps.failed("Sparrow exports", detail + "; NOT written: "
+                     + "; ".join(f"{name}: {why}" for name, why in exports.failed.items()))
+    else:
+        steps.done("Sparrow exports", detail)
+    if exports.formula_total:
+        files = ", ".join(f"{name} ({n})" for name, n in sorted(exports.formula_cells.items()))
+        steps.done(
+            "Sparrow exports: formula-like cells",
+            f"{exports.formula_total} cell(s) start with = + - @ or a tab/CR in {files}. The CSVs are kept exact "
+            f"(not neutralised), so do not open them in a spreadsheet: open {SPARROW_DIR}/Summary_Export.xlsx, "
+            "where every such cell is text",
+            attention=True,
+        )
 
 
 def redaction_record(redactor: Redactor) -> dict[str, Any]:

@@ -10,7 +10,7 @@ windowed, deduplicated), unlike Sparrow's single 5,000-record call.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -137,32 +137,90 @@ def mailbox_searches(users: Iterable[str]) -> tuple[SearchSpec, ...]:
     return tuple(specs)
 
 
-def flagged_federated_domains(domains: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Federated domains whose federation does not claim MFA (Sparrow: ``SupportsMfa -ne $True``).
+# federatedIdpMfaBehavior (learn.microsoft.com/graph/api/resources/internaldomainfederation,
+# "federatedIdpMfaBehavior values"): accept = Entra ID accepts MFA done by the federated IdP;
+# enforce = it accepts it and sends the user back to the IdP for MFA; reject = it always performs MFA
+# itself and rejects the IdP's. Only with accept/enforce is an MFA claim from the IdP expected, so only
+# they clear a domain; reject, unknownFutureValue or anything else is flagged. "When
+# federatedIdpMfaBehavior is set, Azure AD ignores the SupportsMfa setting"; when it was never set the
+# legacy SupportsMfa is honoured (Sparrow's rule: flagged unless SupportsMfa is $True); when neither is
+# set Entra ID defaults to acceptIfMfaDoneByFederatedIdp (not flagged).
+MFA_ACCEPTED_BEHAVIOURS = frozenset({"acceptifmfadonebyfederatedidp", "enforcemfabyfederatedidp"})
 
-    Reads Sparrow's ``SupportsMfa`` where present, else Graph's ``FederatedIdpMfaBehavior``
-    (``acceptIfMfaDoneByFederatedIdp`` / ``enforceMfaByFederatedIdp`` count as MFA).
+
+def federation_flags(configs: Sequence[Mapping[str, Any]] | None) -> tuple[bool, str]:
+    """Whether a federated root domain is flagged, and why, from its federation configuration(s)."""
+    if configs is None:
+        return True, "federation configuration could not be read"
+    if not configs:
+        return True, "no federation configuration returned for a federated domain"
+    reasons = []
+    flagged = False
+    for config in configs:
+        behaviour = _value(config, "federatedIdpMfaBehavior")
+        supports = _value(config, "SupportsMfa")
+        if behaviour not in (None, ""):
+            bad = str(behaviour).lower() not in MFA_ACCEPTED_BEHAVIOURS
+            reasons.append(f"federatedIdpMfaBehavior {behaviour}")
+        elif supports is not None:
+            bad = supports is not True and str(supports).lower() != "true"
+            reasons.append(f"SupportsMfa {supports}")
+        else:
+            bad = False
+            reasons.append("federatedIdpMfaBehavior not set (default acceptIfMfaDoneByFederatedIdp)")
+        flagged = flagged or bad
+    return flagged, "; ".join(reasons)
+
+
+def _value(config: Mapping[str, Any], name: str) -> Any:
+    for key, value in config.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def flagged_federated_domains(
+    domains: Iterable[Mapping[str, Any]], federation: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+) -> list[str]:
+    """Sparrow's ``$domainsToFlag``: federated root domains whose IdP's MFA is not accepted (see
+    ``federation_flags``), then the federated child domains of those roots, in the listing's order.
+
+    ``federation`` maps a root domain (lower case) to its Get-MgDomainFederationConfiguration output; a
+    federated root missing from it (not read) is flagged, as the harsher reading.
     """
-    flagged: list[str] = []
-    for domain in domains:
-        name = str(domain.get("Id") or domain.get("Name") or "").lower()
-        if not name or str(domain.get("AuthenticationType", "")).lower() != "federated":
+    federation = federation or {}
+    listed = [d for d in domains if str(d.get("Id") or d.get("Name") or "")]
+    federated = [d for d in listed if str(d.get("AuthenticationType") or "").lower() == "federated"]
+    roots = [d for d in federated if d.get("IsRoot") is not False]
+    flagged_roots: list[str] = []
+    for domain in roots:
+        name = str(domain.get("Id") or domain.get("Name")).lower()
+        if federation_flags(federation.get(name))[0]:
+            flagged_roots.append(name)
+    all_roots = [str(d.get("Id") or d.get("Name")).lower() for d in listed if d.get("IsRoot") is not False]
+    children: list[str] = []
+    for domain in federated:
+        if domain.get("IsRoot") is not False:
             continue
-        supports = domain.get("SupportsMfa")
-        if supports is None:
-            behaviour = str(domain.get("FederatedIdpMfaBehavior") or "")
-            supports = behaviour in {"acceptIfMfaDoneByFederatedIdp", "enforceMfaByFederatedIdp"}
-        if supports is not True:
-            flagged.append(name)
-    return flagged
+        name = str(domain.get("Id") or domain.get("Name")).lower()
+        root = _root_of(name, all_roots)  # Graph has no RootDomain property: the longest listed parent
+        if root in flagged_roots:
+            children.append(name)
+    return flagged_roots + children
+
+
+def _root_of(name: str, roots: Sequence[str]) -> str | None:
+    parents = [r for r in roots if name.endswith("." + r)]
+    return max(parents, key=len) if parents else None
 
 
 def saml_domain_filter(records: Iterable[Mapping[str, Any]], domains: Iterable[str]) -> list[Mapping[str, Any]]:
-    """Sparrow's row-6 client-side filter: keep records whose UserId domain is flagged."""
+    """Sparrow's row-6 client-side filter ``$_.UserId.Split('@')[1] -in $domainsToFlag`` (the text after
+    the first ``@`` up to the next one; ``-in`` compares case-insensitively)."""
     wanted = {d.lower() for d in domains}
     kept = []
     for record in records:
-        user = str(record.get("UserId") or "")
-        if "@" in user and user.rsplit("@", 1)[1].lower() in wanted:
+        parts = str(record.get("UserId") or "").split("@")
+        if len(parts) > 1 and parts[1].lower() in wanted:
             kept.append(record)
     return kept

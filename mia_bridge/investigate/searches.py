@@ -2,8 +2,9 @@
 
 Each search is collected on its own (one denied search does not lose the rest) through the
 collection engine, which writes and hashes the raw records before anything reads them. The Sparrow
-files are then written from those records: rows of searches sharing a file (8a/8b/8c) go into one
-file once each, the SAML search keeps only the flagged domains' users, as Sparrow's filter did.
+files are then written from those records exactly as Sparrow.ps1 writes them: searches sharing a file
+(8a/8b/8c) are appended in Sparrow's order without de-duplication, the SAML search keeps only the
+flagged domains' users, as Sparrow's filter did.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mia_bridge.collect.engine import CollectOptions, Progress, QueryResult, col
 from mia_bridge.errors import MiaError
 from mia_bridge.evidence.store import read_records
 from mia_bridge.exports import sparrow
+from mia_bridge.exports.sparrow_workbook import write_summary_workbook
 from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.directory import DirectoryData
 from mia_bridge.investigate.license import LicenseDecision
@@ -27,7 +29,6 @@ from mia_bridge.investigate.plan import (
     SPARROW_TENANT_SEARCHES,
     SearchSpec,
     app_searches,
-    flagged_federated_domains,
     mailbox_searches,
     saml_domain_filter,
 )
@@ -56,7 +57,7 @@ def plan_searches(
 ) -> list[SearchRun]:
     """Every search of the run, with skip reasons decided up front (they are part of the record)."""
     runs = [SearchRun(spec) for spec in SPARROW_TENANT_SEARCHES]
-    flagged = flagged_federated_domains(directory.domains)
+    flagged = directory.flagged_domains
     if flagged:
         runs.insert(5, SearchRun(SAML_SEARCH))
     else:
@@ -139,12 +140,32 @@ def search_outcome(run: SearchRun) -> StepOutcome:
     return StepOutcome(label, StepStatus.DONE, detail, bool(run.result.gaps), {"query": run.spec.name})
 
 
-def write_sparrow_exports(
-    export_dir: Path, runs: Sequence[SearchRun], directory: DirectoryData
-) -> tuple[list[Path], dict[str, int]]:
-    """Sparrow's CSVs (rows appended per file, as Sparrow's -Append did), Domain_List, Graph permissions, workbook."""
-    flagged = flagged_federated_domains(directory.domains)
-    per_file: dict[str, list[Mapping[str, Any]]] = {}
+@dataclass
+class SparrowExports:
+    """What the sparrow/ step wrote: files, rows per file, failures per file, formula-like cells."""
+
+    written: list[Path] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # file -> why it was not written
+    formula_cells: dict[str, int] = field(default_factory=dict)  # file -> cells starting = + - @ tab CR
+
+    @property
+    def formula_total(self) -> int:
+        return sum(self.formula_cells.values())
+
+
+def sparrow_files(
+    runs: Sequence[SearchRun], directory: DirectoryData, delimiter: str = ","
+) -> list[sparrow.SparrowCsv]:
+    """Every CSV of sparrow/, as Sparrow.ps1 writes it for these records.
+
+    Searches sharing a file are Export-UALData calls in Sparrow's order (8a creates PSLogin, 8b and 8c
+    append: a sign-in found by two of them is listed twice); a search that returned nothing writes
+    nothing; SAML rows are only the flagged domains' users. Domain_List.csv and
+    ApplicationGraphPermissions.csv are always written (0 bytes when empty, as Export-Csv creates them).
+    """
+    flagged = directory.flagged_domains
+    chunks: dict[str, list[Sequence[Mapping[str, Any]]]] = {}
     workloads: dict[str, str] = {}
     for run in runs:
         spec = run.spec
@@ -153,27 +174,46 @@ def write_sparrow_exports(
         records: Sequence[Mapping[str, Any]] = run.records
         if spec is SAML_SEARCH:
             records = saml_domain_filter(records, flagged)
-        per_file.setdefault(spec.sparrow_file, []).extend(records)
+        chunks.setdefault(spec.sparrow_file, []).append(records)
         workloads[spec.sparrow_file] = spec.workload
-    written: list[Path] = []
-    rows: dict[str, int] = {}
-    for rel, records in per_file.items():
-        unique = af.unique_by_id(records)  # 8a/8b/8c can return the same sign-in; list it once
-        path = export_dir / rel
-        count = sparrow.write_sparrow_csv(path, unique, sparrow.WORKLOAD_COLUMNS[workloads[rel]])
-        rows[rel] = count
-        if count:
-            written.append(path)
-    if sparrow.write_domain_list(export_dir / sparrow.DOMAIN_LIST_CSV, directory.domains):
-        written.append(export_dir / sparrow.DOMAIN_LIST_CSV)
-    if sparrow.write_graph_permissions(export_dir / sparrow.GRAPH_PERMISSIONS_CSV, directory.graph_permissions):
-        written.append(export_dir / sparrow.GRAPH_PERMISSIONS_CSV)
-    workbook = sparrow.write_summary_workbook(export_dir)
-    if workbook is not None:
-        written.append(workbook)
-    return written, rows
+    files = [
+        sparrow.ual_file(rel, parts, sparrow.WORKLOAD_COLUMNS[workloads[rel]], delimiter)
+        for rel, parts in chunks.items()
+    ]
+    files = [f for f in files if f.text]
+    files.append(sparrow.listing_file(sparrow.DOMAIN_LIST_CSV, sparrow.domain_list_rows(directory.domains), delimiter))
+    files.append(sparrow.listing_file(sparrow.GRAPH_PERMISSIONS_CSV, directory.graph_permissions, delimiter))
+    return files
 
 
+def write_sparrow_exports(
+    export_dir: Path, runs: Sequence[SearchRun], directory: DirectoryData, delimiter: str = ","
+) -> SparrowExports:
+    """Write sparrow/ (each file on its own: one that fails is reported, the others are still written),
+    then Summary_Export.xlsx from the top-level CSVs."""
+    out = SparrowExports()
+    top_level: list[Path] = []
+    for item in sparrow_files(runs, directory, delimiter):
+        path = export_dir / item.rel
+        try:
+            sparrow.write_bytes(path, item.data)
+        except MiaError as exc:
+            out.failed[item.rel] = exc.message
+            continue
+        out.written.append(path)
+        out.rows[item.rel] = len(item.rows)
+        if item.formula_cells:
+            out.formula_cells[item.rel] = item.formula_cells
+        if path.parent == export_dir:
+            top_level.append(path)
+    try:
+        workbook = write_summary_workbook(export_dir, top_level, delimiter)
+    except MiaError as exc:
+        out.failed[sparrow.SUMMARY_WORKBOOK] = exc.message
+    else:
+        if workbook is not None:
+            out.written.append(workbook)
+    return out
 
 
 def all_records(runs: Sequence[SearchRun]) -> list[dict[str, Any]]:

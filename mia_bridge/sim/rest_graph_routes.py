@@ -113,6 +113,13 @@ def _graph_route(segments: list[str]) -> tuple[str, dict[str, Any], str, bool] |
             return "Get-MgDomain", {"All": True}, "domains", False
         case ["domains", domain_id]:
             return "Get-MgDomain", {"DomainId": domain_id}, "domains", True
+        case ["domains", domain_id, "federationConfiguration"]:
+            context = f"domains('{domain_id}')/federationConfiguration"
+            return "Get-MgDomainFederationConfiguration", {"DomainId": domain_id, "All": True}, context, False
+        case ["domains", domain_id, "federationConfiguration", fed_id]:
+            context = f"domains('{domain_id}')/federationConfiguration"
+            params = {"DomainId": domain_id, "InternalDomainFederationId": fed_id}
+            return "Get-MgDomainFederationConfiguration", params, context, True
         case ["servicePrincipals"]:
             return "Get-MgServicePrincipal", {"All": True}, "servicePrincipals", False
         case ["servicePrincipals", sp_id]:

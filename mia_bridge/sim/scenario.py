@@ -61,6 +61,7 @@ class World:
         self.label = label
         self.domain = f"{label}.com"
         self.federated_domain = f"{label}-corp.com"
+        self.partner_domain = f"{label}-partners.com"  # federated, IdP enforces MFA: not flagged
         self.factory = RecordFactory(config.organization, tenant_id, rng)
         self.victim = self._user("Megan", "Bowen", self.domain, office=10)
         self.compromised_admin = self._user("IT", "Admin", self.federated_domain, office=11, upn_local="it.admin")

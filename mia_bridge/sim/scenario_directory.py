@@ -177,7 +177,37 @@ def build_directory(world: World, scenario: str, tenant: Tenant) -> Directory:
             "PasswordValidityPeriodInDays": None,
             "AvailabilityStatus": None,
         },
+        {  # a child of the federated domain: federated through its root (Sparrow flags it with its root)
+            "Id": f"eu.{world.federated_domain}",
+            "AuthenticationType": "Federated",
+            "IsDefault": False,
+            "IsInitial": False,
+            "IsRoot": False,
+            "IsVerified": True,
+            "IsAdminManaged": True,
+            "SupportedServices": [],
+            "PasswordValidityPeriodInDays": None,
+            "AvailabilityStatus": None,
+        },
+        {  # a second federated root whose IdP enforces MFA: not flagged
+            "Id": world.partner_domain,
+            "AuthenticationType": "Federated",
+            "IsDefault": False,
+            "IsInitial": False,
+            "IsRoot": True,
+            "IsVerified": True,
+            "IsAdminManaged": True,
+            "SupportedServices": ["Email", "Intune"],
+            "PasswordValidityPeriodInDays": None,
+            "AvailabilityStatus": None,
+        },
     ]
+    # The compromised federation rejects the IdP's MFA (a SAML token claiming MFA is then the anomaly
+    # Sparrow's 16457 search looks for); the partner domain's IdP enforces it.
+    directory.federation = {
+        world.federated_domain: [federation_configuration(world.federated_domain, "rejectMfaByFederatedIdp")],
+        world.partner_domain: [federation_configuration(world.partner_domain, "enforceMfaByFederatedIdp")],
+    }
     from mia_bridge.sim.scenario import ATTACKER_APP_NAME, BENIGN_ARCHIVER_NAME, BENIGN_HR_APP_NAME
 
     graph_sp = _sp(GRAPH_SP_ID, APP_GRAPH, "Microsoft Graph", owner_tenant=microsoft)
@@ -224,6 +254,28 @@ def build_directory(world: World, scenario: str, tenant: Tenant) -> Directory:
     directory.app_role_assignments = assignments
     directory.role_assignments = role_assignments(world.mia_sp_id)
     return directory
+
+
+def federation_configuration(domain: str, mfa_behaviour: str | None) -> dict[str, Any]:
+    """An internalDomainFederation as Get-MgDomainFederationConfiguration returns it (Graph v1.0 resource
+    internalDomainFederation; ``SupportsMfa`` is MSOnline's and is not a Graph property)."""
+    host = f"sts.{domain}"
+    return {
+        "Id": f"{domain}-idp",
+        "DisplayName": f"{domain} AD FS",
+        "IssuerUri": f"http://{host}/adfs/services/trust",
+        "MetadataExchangeUri": f"https://{host}/adfs/services/trust/mex",
+        "PassiveSignInUri": f"https://{host}/adfs/ls/",
+        "ActiveSignInUri": f"https://{host}/adfs/services/trust/2005/usernamemixed",
+        "SignOutUri": f"https://{host}/adfs/ls/?wa=wsignout1.0",
+        "PreferredAuthenticationProtocol": "wsFed",
+        "PromptLoginBehavior": "nativeSupport",
+        "IsSignedAuthenticationRequestRequired": False,
+        "SigningCertificate": "MIIC8DCCAdigAwIBAgIQ",
+        "NextSigningCertificate": None,
+        "FederatedIdpMfaBehavior": mfa_behaviour,
+        "SigningCertificateUpdateStatus": {"CertificateUpdateResult": "success", "LastRunDateTime": None},
+    }
 
 
 def role_assignments(mia_sp_id: str) -> list[dict[str, Any]]:

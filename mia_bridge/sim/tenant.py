@@ -79,6 +79,8 @@ class Directory:
 
     mailboxes: list[dict[str, Any]] = field(default_factory=list)
     domains: list[dict[str, Any]] = field(default_factory=list)
+    # Get-MgDomainFederationConfiguration per domain Id (lower case); managed domains have none
+    federation: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     service_principals: list[dict[str, Any]] = field(default_factory=list)
     app_role_assignments: list[dict[str, Any]] = field(default_factory=list)  # each has ServicePrincipalId
     role_assignments: list[dict[str, Any]] = field(default_factory=list)

@@ -206,6 +206,9 @@ def investigate(
     license_policy: LicensePolicy = typer.Option(
         LicensePolicy.DETECT, "--license-policy", help="detect (default), sparrow, assume-premium, assume-standard."
     ),
+    delimiter: str = typer.Option(
+        ",", "--delimiter", help="Delimiter of the sparrow/ CSVs (Sparrow's -Delimiter, one character; default ',')."
+    ),
     message_ids: Path | None = typer.Option(None, "--message-ids", help="File of InternetMessageIds to look up."),
     suspicious_ips: list[str] = typer.Option(None, "--suspicious-ip", help="Known attacker IP (repeat)."),
     known_good_ips: list[str] = typer.Option(None, "--known-good-ip", help="IP never attributed to the attacker."),
@@ -234,6 +237,8 @@ def investigate(
     """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report."""
     if target_app_id and all_apps:
         raise UsageError("give either --app-id or --all-apps, not both")
+    if len(delimiter) != 1 or delimiter in '"\r\n':  # Export-Csv -Delimiter is a [char]
+        raise UsageError(f"--delimiter {delimiter!r} must be one character other than a quote or line break")
     if target_app_id and not GUID_RE.match(target_app_id):
         raise UsageError(f"--app-id {target_app_id!r} is not an application id (GUID)")
     if demo:
@@ -272,6 +277,8 @@ def investigate(
         enable_ingestion=enable_ingestion,
         assume_yes=yes,
         license_policy=license_policy,
+        delimiter=delimiter,
+        end_is_now=end_at is None,
         message_ids=ids,
         suspicious_ips=split_values(suspicious_ips),
         known_good_ips=split_values(known_good_ips),

@@ -75,6 +75,30 @@ def get_mg_domain(session: TenantSession, params: dict[str, Any]) -> list[SimObj
     return [SimObject(_type("Domain"), dict(d)) for d in _top(domains, p)]
 
 
+@cmdlet("Get-MgDomainFederationConfiguration")
+def get_mg_domain_federation_configuration(session: TenantSession, params: dict[str, Any]) -> list[SimObject]:
+    """GET /domains/{id}/federationConfiguration (Graph v1.0 "List internalDomainFederations"): the
+    federated domain's configuration; a managed domain has none (an empty collection); an unknown
+    domain is Request_ResourceNotFound, as Get-MgDomain -DomainId."""
+    p = Params("Get-MgDomainFederationConfiguration", params,
+               ("DomainId", "InternalDomainFederationId", "All", "Top", "Filter", "Property"))
+    p.require("DomainId")
+    wanted = (p.text("DomainId") or "").lower()
+    directory = session.tenant.directory
+    if not any(d["Id"].lower() == wanted for d in directory.domains):
+        raise _graph_error("Request_ResourceNotFound", f"Resource '{wanted}' does not exist or one of its queried "
+                           "reference-property objects are not present.", p.cmdlet)
+    configs = directory.federation.get(wanted, [])
+    fed_id = p.text("InternalDomainFederationId")
+    if fed_id is not None:
+        configs = [c for c in configs if str(c.get("Id", "")).lower() == fed_id.lower()]
+        if not configs:
+            raise _graph_error("Request_ResourceNotFound", f"Resource '{fed_id}' does not exist or one of its "
+                               "queried reference-property objects are not present.", p.cmdlet)
+    configs = _odata_filter(configs, p.text("Filter"), p.cmdlet)
+    return [SimObject(_type("InternalDomainFederation"), dict(c)) for c in _top(configs, p)]
+
+
 @cmdlet("Get-MgServicePrincipal")
 def get_mg_service_principal(session: TenantSession, params: dict[str, Any]) -> list[SimObject]:
     p = Params("Get-MgServicePrincipal", params, ("ServicePrincipalId", "All", "Top", "Filter", "Property", "Search",
