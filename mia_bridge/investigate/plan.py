@@ -143,8 +143,9 @@ def mailbox_searches(users: Iterable[str]) -> tuple[SearchSpec, ...]:
 # itself and rejects the IdP's. Only with accept/enforce is an MFA claim from the IdP expected, so only
 # they clear a domain; reject, unknownFutureValue or anything else is flagged. "When
 # federatedIdpMfaBehavior is set, Azure AD ignores the SupportsMfa setting"; when it was never set the
-# legacy SupportsMfa is honoured (Sparrow's rule: flagged unless SupportsMfa is $True); when neither is
-# set Entra ID defaults to acceptIfMfaDoneByFederatedIdp (not flagged).
+# legacy SupportsMfa is honoured (Sparrow's rule: flagged unless SupportsMfa is $True). Graph does not
+# return SupportsMfa, so a configuration without either cannot show that the IdP's MFA is accepted
+# (the "neither set: accept" default cannot be told apart from SupportsMfa $False): flagged, as Sparrow.
 MFA_ACCEPTED_BEHAVIOURS = frozenset({"acceptifmfadonebyfederatedidp", "enforcemfabyfederatedidp"})
 
 
@@ -166,8 +167,8 @@ def federation_flags(configs: Sequence[Mapping[str, Any]] | None) -> tuple[bool,
             bad = supports is not True and str(supports).lower() != "true"
             reasons.append(f"SupportsMfa {supports}")
         else:
-            bad = False
-            reasons.append("federatedIdpMfaBehavior not set (default acceptIfMfaDoneByFederatedIdp)")
+            bad = True
+            reasons.append("federatedIdpMfaBehavior not set (Entra ID honours the legacy SupportsMfa, not readable)")
         flagged = flagged or bad
     return flagged, "; ".join(reasons)
 

@@ -149,12 +149,20 @@ def test_sparrow_files_have_exact_columns_and_layout(demo: tuple[Tenant, Investi
     saml = list(csv.DictReader((export / "SAMLToken_Operations_Export.csv").open(encoding="utf-8")))
     assert {r["UserId"].split("@")[1] for r in saml} == set(truth.federated_domains)  # Sparrow's domain filter
     pslogin = list(csv.DictReader((export / "PSLogin_Operations_Export.csv").open(encoding="utf-8")))
-    assert len({r["Id"] for r in pslogin}) == len(pslogin) >= 3  # 8a + 8b + 8c in one file, each record once
+    by_search = [r for name in ("sparrow-08a-ps-exo-app", "sparrow-08b-ps-aad-app", "sparrow-08c-winrm")
+                 for r in next(run for run in result.searches if run.spec.name == name).records]  # fmt: skip
+    assert [r["Id"] for r in pslogin] == [r["Id"] for r in by_search]  # appended in Sparrow's order, as found
     graph = list(csv.DictReader((export / "ApplicationGraphPermissions.csv").open(encoding="utf-8")))
-    assert {"ApplicationDisplayName": truth.attacker_app_names[0], "ClientID": app, "Value": "Mail.Read"} in graph
+    sp_id = next(sp["Id"] for sp in _directory(result.case_dir) if sp.get("AppId") == app)
+    # ClientID is the assignment's PrincipalId: the service principal's object id, as Sparrow writes it
+    assert {"ApplicationDisplayName": truth.attacker_app_names[0], "ClientID": sp_id, "Value": "Mail.Read"} in graph
     domains = list(csv.DictReader((export / "Domain_List.csv").open(encoding="utf-8")))
     assert truth.federated_domains[0] in {d["Name"] for d in domains}
     assert (export / "Summary_Export.xlsx").stat().st_size > 0
+
+
+def _directory(case: Path) -> list[dict[str, Any]]:
+    return list(json.loads((case / "directory" / "service_principals.json").read_text(encoding="utf-8"))["output"])
 
 
 def test_case_verifies_and_holds_everything(demo: tuple[Tenant, InvestigationResult]) -> None:

@@ -11,6 +11,7 @@ from mia_bridge.investigate.plan import (
     SAML_SEARCH,
     SPARROW_TENANT_SEARCHES,
     app_searches,
+    federation_flags,
     flagged_federated_domains,
     saml_domain_filter,
 )
@@ -45,16 +46,46 @@ def test_app_searches_layouts() -> None:
     assert single_mail.sparrow_file == "AppInvestigations/MailItems_Operations_Export.csv"
 
 
-def test_saml_filter_keeps_only_flagged_domains() -> None:
+def _fed(behaviour: str | None = None, **extra: object) -> list[dict[str, object]]:
+    return [{"Id": "idp", "FederatedIdpMfaBehavior": behaviour, **extra}]
+
+
+@pytest.mark.parametrize(
+    ("configs", "flagged"),
+    [
+        (_fed("acceptIfMfaDoneByFederatedIdp"), False),  # Entra ID accepts the IdP's MFA
+        (_fed("enforceMfaByFederatedIdp"), False),  # ... and sends the user back to the IdP for it
+        (_fed("rejectMfaByFederatedIdp"), True),  # Entra ID rejects the IdP's MFA: a claim of it is anomalous
+        (_fed("unknownFutureValue"), True),
+        (_fed(None), True),  # never set: the legacy SupportsMfa rules, which Graph does not return
+        (_fed(None, SupportsMfa=True), False),  # legacy, where present: Sparrow's SupportsMfa -ne $True
+        (_fed(None, SupportsMfa=False), True),
+        (_fed("enforceMfaByFederatedIdp", SupportsMfa=False), False),  # the behaviour wins when set
+        ([], True),  # a federated domain without a configuration: not shown to accept the IdP's MFA
+        (None, True),  # not readable
+    ],
+)
+def test_federation_flags_for_each_behaviour(configs: list[dict[str, object]] | None, flagged: bool) -> None:
+    assert federation_flags(configs)[0] is flagged
+
+
+def test_saml_check_flags_the_domain_not_enforcing_mfa_and_its_children() -> None:
     domains = [
-        {"Id": "fed.contoso.com", "AuthenticationType": "Federated"},
-        {"Id": "mfa.contoso.com", "AuthenticationType": "Federated", "SupportsMfa": True},
-        {"Id": "contoso.com", "AuthenticationType": "Managed"},
+        {"Id": "contoso.com", "AuthenticationType": "Managed", "IsRoot": True},
+        {"Id": "Fed.example", "AuthenticationType": "Federated", "IsRoot": True},
+        {"Id": "mfa.example", "AuthenticationType": "Federated", "IsRoot": True},
+        {"Id": "eu.fed.example", "AuthenticationType": "Federated", "IsRoot": False},
+        {"Id": "eu.mfa.example", "AuthenticationType": "Federated", "IsRoot": False},
+        {"Id": "sales.contoso.com", "AuthenticationType": "Managed", "IsRoot": False},
     ]
-    flagged = flagged_federated_domains(domains)
-    assert flagged == ["fed.contoso.com"]
-    records = [{"UserId": "a@fed.contoso.com"}, {"UserId": "b@mfa.contoso.com"}, {"UserId": "c@contoso.com"}]
-    assert saml_domain_filter(records, flagged) == [records[0]]
+    federation = {"fed.example": _fed("rejectMfaByFederatedIdp"), "mfa.example": _fed("enforceMfaByFederatedIdp")}
+    flagged = flagged_federated_domains(domains, federation)
+    assert flagged == ["fed.example", "eu.fed.example"]
+    records = [{"UserId": "a@FED.example"}, {"UserId": "b@mfa.example"}, {"UserId": "c@contoso.com"},
+               {"UserId": "d@eu.fed.example"}, {"UserId": "no-at-sign"}, {"UserId": None},
+               {"UserId": "e@fed.example@other.org"}]  # fmt: skip
+    # Sparrow: $_.UserId.Split('@')[1] -in $domainsToFlag (case-insensitive, the text after the first @)
+    assert saml_domain_filter(records, flagged) == [records[0], records[3], records[6]]
 
 
 STANDARD_AUDITING = LicenseFacts(premium=False, mailbox_audit={"victim@contoso.com": True})
