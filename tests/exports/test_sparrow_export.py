@@ -212,8 +212,10 @@ def test_excel_types_and_sheet_order(tmp_path: Path) -> None:
     assert sheet_name("PSLogin_Operations_Export.csv") == "PSLogin" and sheet_name("Domain_List.csv") == "Domain_List"
     names = ["AppUpdate_Operations_Export.csv", "ApplicationGraphPermissions.csv", "Domain_List.csv",
              "Domain_Operations_Export.csv", "AppRoleAssignment_Operations_Export.csv"]  # fmt: skip
-    assert sheet_order(names) == ["Domain_Operations_Export.csv", "Domain_List.csv", "AppUpdate_Operations_Export.csv",
-                                  "AppRoleAssignment_Operations_Export.csv", "ApplicationGraphPermissions.csv"]  # fmt: skip
+    assert sheet_order(names) == [
+        "Domain_Operations_Export.csv", "Domain_List.csv", "AppUpdate_Operations_Export.csv",
+        "AppRoleAssignment_Operations_Export.csv", "ApplicationGraphPermissions.csv",
+    ]  # fmt: skip
     a = tmp_path / "Consent_Operations_Export.csv"
     a.write_bytes(b'"Id","RecordType","ExternalAccess","Note"\r\n"x","8","False","=1+1"\r\n')
     b = tmp_path / "Domain_List.csv"
@@ -280,9 +282,9 @@ _values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
     max_leaves=12,
 )
+_KEYS = ["Id", "UserId", "Actor", "Target", "ModifiedProperties", "ExtendedProperties", "RecordType", "ClientIP"]
 _records = st.lists(
-    st.dictionaries(st.sampled_from(["Id", "UserId", "Actor", "Target", "ModifiedProperties", "ExtendedProperties",
-                                     "RecordType", "ClientIP"]), _values, max_size=8),  # fmt: skip
+    st.dictionaries(st.sampled_from(_KEYS), _values, max_size=8),
     min_size=1,
     max_size=4,
 )
