@@ -162,6 +162,9 @@ def _completeness(result: InvestigationResult) -> tuple[list[tuple[str, str]], l
         gaps.extend(result.license.warnings)
     if result.ingestion is not None and result.ingestion.enabled_by_us_at is not None:
         gaps.append("Audit ingestion was off until this run enabled it: activity from before was never recorded.")
+    exports = result.sparrow
+    if exports is not None:
+        gaps.extend(f"Sparrow file sparrow/{name} not written: {why}" for name, why in exports.failed.items())
     return rows, gaps
 
 
@@ -286,6 +289,19 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
     notes: list[str] = []
     if findings is not None and findings.context.reasons:
         notes.extend(f"Attacker indicator {k}: {v}" for k, v in sorted(findings.context.reasons.items()))
+    notes.append(
+        "sparrow/ holds exactly what CISA's Sparrow.ps1 writes (for tools and playbooks that read it), and so is "
+        "deliberately lossy: nested JSON cut at depth 2, every non-ASCII character written as ?, only Sparrow's "
+        "columns. The full records are in evidence/ (raw AuditData, hashed), the MailItemsAccessed analysis in "
+        "analysis/, the attributed findings in findings.json."
+    )
+    if result.sparrow is not None and result.sparrow.formula_total:
+        files = ", ".join(f"sparrow/{name}" for name in sorted(result.sparrow.formula_cells))
+        notes.append(
+            f"{result.sparrow.formula_total} cell(s) of the Sparrow CSVs start with = + - @ or a tab/CR ({files}); "
+            "they are kept exact, so a spreadsheet opening those CSVs could run them as formulas. Open "
+            "sparrow/Summary_Export.xlsx instead: there every cell is a value, never a formula."
+        )
     notes.append(
         "Attribution pivots from self-evident attacker actions (forwarding outside the organisation, "
         "federation changes, SAML anomalies) and --suspicious-ip/--app-id to the IPs and apps involved; "

@@ -26,6 +26,9 @@ RESOURCES: dict[str, str] = {
 }
 EXO_ROLE = "Exchange.ManageAsApp"
 GRAPH_ROLES = ("Organization.Read.All", "Directory.Read.All", "Application.Read.All")
+# GET /domains/{id}/federationConfiguration (Graph v1.0 "List internalDomainFederations"): application
+# permission Domain.Read.All, or Domain.ReadWrite.All; Directory.Read.All is not listed, so not enough.
+DOMAIN_FEDERATION_ROLES = ("Domain.Read.All", "Domain.ReadWrite.All")
 
 
 @dataclass
@@ -34,7 +37,9 @@ class SimApp:
 
     client_id: str
     certificates: list[x509.Certificate]
-    roles: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"exo": (EXO_ROLE,), "graph": GRAPH_ROLES})
+    roles: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"exo": (EXO_ROLE,), "graph": (*GRAPH_ROLES, "Domain.Read.All")}
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mia_bridge.sim.registry import SimCmdletError
-from mia_bridge.sim.rest_apps import GRAPH_ROLES
+from mia_bridge.sim.rest_apps import DOMAIN_FEDERATION_ROLES, GRAPH_ROLES
 from mia_bridge.sim.rest_codec import graph_json
 from mia_bridge.sim.rest_faults import FaultKind
 from mia_bridge.sim.rest_graph_messages import messages_route
@@ -43,7 +43,9 @@ class GraphRoutes(RestHandlerBase):
         claims = self._auth("graph")
         if claims is None:
             return
-        if not set(claims.get("roles", [])) & set(GRAPH_ROLES):
+        roles = set(claims.get("roles", []))
+        needed = DOMAIN_FEDERATION_ROLES if "federationConfiguration" in segments else GRAPH_ROLES
+        if not roles & set(needed):
             self._send(
                 403,
                 {

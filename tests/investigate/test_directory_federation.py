@@ -113,3 +113,19 @@ def test_default_period_has_no_spurious_retention_warning() -> None:
     # measured from a later clock reading it would warn: the pipeline must not do that (end_is_now)
     later = end + timedelta(seconds=3)
     assert any("retention" in w for w in decide(LicensePolicy.DETECT, facts, start=start, now=later).warnings)
+
+
+def test_without_domain_read_all_the_configuration_is_denied_and_the_domain_flagged(tmp_path: Path) -> None:
+    tenant = _tenant()
+    assert tenant.truth is not None
+    fed = tenant.truth.federated_domains[0]
+    with sim_session(replace(CONN, backend="rest"), tenant=tenant) as session:
+        server = session.server
+        app = next(iter(server.apps.values()))  # type: ignore[union-attr]
+        # Directory.Read.All is not among the documented permissions of List internalDomainFederations
+        app.roles = {**app.roles, "graph": ("Organization.Read.All", "Directory.Read.All", "Application.Read.All")}
+        data = collect_directory(session.backend, tmp_path)
+    assert any("Get-MgDomainFederationConfiguration" in k and "Insufficient privileges" in v
+               for k, v in data.errors.items())  # fmt: skip
+    assert data.domains and data.service_principals  # the rest was still read
+    assert fed in data.flagged_domains  # not shown to accept the IdP's MFA: the harsher reading
