@@ -22,6 +22,7 @@ Decimal, Boolean, $null; ISO date strings stay strings in 5.1). Sources, read fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -35,7 +36,6 @@ NET_WHITESPACE = (
     "\u2028\u2029\u202f\u205f\u3000"
 )
 _JS_SHORT = {"\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\", "\n": "\\n", "\b": "\\b", "\f": "\\f"}
-_JS_UNICODE = frozenset("'<>&\x85\u2028\u2029")
 
 
 class NoOutput:
@@ -45,18 +45,17 @@ class NoOutput:
 NO_OUTPUT = NoOutput()
 
 
+_JS_ESCAPE = re.compile("[\x00-\x1f\"\\\\'<>&\x85\u2028\u2029]")
+
+
+def _js_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    return _JS_SHORT.get(ch) or f"\\u{ord(ch):04x}"
+
+
 def js_string(text: str) -> str:
     """JavaScriptSerializer's quoted string (HttpUtility.JavaScriptStringEncode rules)."""
-    out = ['"']
-    for ch in text:
-        if ch in _JS_SHORT:
-            out.append(_JS_SHORT[ch])
-        elif ord(ch) < 0x20 or ch in _JS_UNICODE:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return '"' + _JS_ESCAPE.sub(_js_escape, text) + '"'
 
 
 def number_text(value: int | float | Decimal) -> str:
@@ -196,13 +195,11 @@ def export_csv_text(
     return "".join(line + "\r\n" for line in lines)
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
 def ascii_bytes(text: str) -> bytes:
     """.NET ASCIIEncoding: every UTF-16 code unit above 127 becomes ``?`` (a surrogate pair, two)."""
-    out = bytearray()
-    for ch in text:
-        code = ord(ch)
-        if code < 128:
-            out.append(code)
-        else:
-            out.extend(b"??" if code > 0xFFFF else b"?")
-    return bytes(out)
+    if text.isascii():
+        return text.encode("ascii")
+    return _ASTRAL.sub("??", text).encode("ascii", errors="replace")

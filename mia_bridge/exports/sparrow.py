@@ -27,8 +27,8 @@ from __future__ import annotations
 import contextlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,35 +114,52 @@ def sparrow_row(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, 
     return {column: format_cell(column, ps51.get_property(record, column)) for column in columns}
 
 
-def ual_rows(records: Iterable[Any], columns: Sequence[str]) -> list[Row]:
+def ual_rows(records: Iterable[Any], columns: Sequence[str]) -> Iterator[Row]:
     """Export-UALData's ``$DataArr`` for one call (a failed row repeats the previous one, as in Sparrow)."""
-    rows: list[Row] = []
     previous: Row = None
     for record in records:
         with contextlib.suppress(_StatementFailed):  # then $DataProps keeps the previous record's value
             previous = sparrow_row(record if isinstance(record, Mapping) else {}, columns)
-        rows.append(previous)
-    return rows
+        yield previous
 
 
-def sparrow_csv_text(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
-    """The text of one Sparrow CSV fed by several Export-UALData calls (the first creates, the rest -Append).
+Line = tuple[str, bool, Row]  # one line of text (CRLF included), whether it is the header, its row
+
+
+def object_lines(rows: Iterable[Row], delimiter: str, header: list[str] | None = None) -> Iterator[Line]:
+    """``$rows | Export-Csv -NoTypeInformation``, line by line; ``header`` is an -Append target's header.
+
+    The first object's property names are the header (an object without properties gives an empty
+    one; the header line carries that first row); a later object is written with those names, a
+    missing property as $null.
+    """
+    for row in rows:
+        if header is None:
+            header = list(row or {})
+            yield ps51.csv_line(header, delimiter) + "\r\n", True, row
+        values = row or {}
+        yield ps51.csv_line([values.get(name) for name in header], delimiter) + "\r\n", False, row
+
+
+def ual_lines(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> Iterator[Line]:
+    """One Sparrow CSV fed by several Export-UALData calls (the first creates the file, the rest -Append).
 
     A call is skipped when its search returned nothing (``If ($null -ne $X)``); an -Append to a file not
-    yet created writes the header. Empty text: no call wrote anything, so Sparrow writes no file.
+    yet created writes the header. No line: no call wrote anything, so Sparrow writes no file.
     """
-    text = ""
     header: list[str] | None = None
     for records in chunks:
         if not records:
             continue
-        rows = ual_rows(records, columns)
-        if header is None:
-            text = ps51.export_csv_text(rows, delimiter)
-            header = list(rows[0] or {})
-        else:
-            text += ps51.export_csv_text(rows, delimiter, existing_header=header)
-    return text
+        for line, is_header, row in object_lines(ual_rows(records, columns), delimiter, header):
+            if is_header:
+                header = list(row or {})
+            yield line, is_header, row
+
+
+def sparrow_csv_text(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
+    """The whole text of one Sparrow CSV (see ``ual_lines``); empty when Sparrow writes no file."""
+    return "".join(line for line, _, _ in ual_lines(chunks, columns, delimiter))
 
 
 def domain_list_rows(domains: Iterable[Mapping[str, Any]]) -> list[Row]:
@@ -207,47 +224,66 @@ def graph_permission_rows(
     return rows
 
 
-def formula_like_cells(rows: Iterable[Row]) -> int:
-    """How many cells start with a character a spreadsheet reads as a formula."""
-    return sum(
-        1 for row in rows if row for value in row.values() if value and value.startswith(FORMULA_PREFIXES)
-    )
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write one export file (an empty file too: Export-Csv creates it before any input arrives)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot write Sparrow export: {exc.strerror or exc}", path=str(path)) from exc
+def formula_like_cells(row: Row) -> int:
+    """How many cells of a row start with a character a spreadsheet reads as a formula."""
+    return sum(1 for value in (row or {}).values() if value and value.startswith(FORMULA_PREFIXES))
 
 
 @dataclass
 class SparrowCsv:
-    """One file of the sparrow/ folder as it will be written: its rows (for checks) and bytes."""
+    """One file of the sparrow/ folder: where it goes and how to produce its lines (streamed when written)."""
 
     rel: str
-    text: str
-    rows: list[Row] = field(default_factory=list)
+    lines: Callable[[], Iterator[Line]]
+    always: bool = False  # Export-Csv ran: the file exists even without a line (0 bytes)
+
+    @property
+    def text(self) -> str:
+        return "".join(line for line, _, _ in self.lines())
 
     @property
     def data(self) -> bytes:
         return ps51.ascii_bytes(self.text)
 
-    @property
-    def formula_cells(self) -> int:
-        return formula_like_cells(self.rows)
+    def write(self, path: Path) -> WriteStats | None:
+        """Stream the file to ``path`` (ASCII, as 5.1 writes it); None when Sparrow writes no file."""
+        stats = WriteStats()
+        handle = None
+        try:
+            for line, is_header, row in self.lines():
+                if handle is None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    handle = path.open("wb")
+                handle.write(ps51.ascii_bytes(line))
+                if not is_header:
+                    stats.rows += 1
+                    stats.formula_cells += formula_like_cells(row)
+            if handle is None:
+                if not self.always:
+                    return None
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"")
+        except OSError as exc:
+            raise ExportError(f"{path}: cannot write Sparrow export: {exc.strerror or exc}", path=str(path)) from exc
+        finally:
+            if handle is not None:
+                handle.close()
+        return stats
+
+
+@dataclass
+class WriteStats:
+    rows: int = 0
+    formula_cells: int = 0
 
 
 def ual_file(rel: str, chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str) -> SparrowCsv:
-    rows = [row for records in chunks if records for row in ual_rows(records, columns)]
-    return SparrowCsv(rel, sparrow_csv_text(chunks, columns, delimiter), rows)
+    return SparrowCsv(rel, lambda: ual_lines(chunks, columns, delimiter))
 
 
 def listing_file(rel: str, rows: list[Row], delimiter: str) -> SparrowCsv:
     """Domain_List / ApplicationGraphPermissions: always written, 0 bytes when there is no row."""
-    return SparrowCsv(rel, ps51.export_csv_text(rows, delimiter), rows)
+    return SparrowCsv(rel, lambda: object_lines(rows, delimiter), always=True)
 
 
 # Windows: reserved device names (with or without an extension; the superscript digits count too,

@@ -180,7 +180,6 @@ def sparrow_files(
         sparrow.ual_file(rel, parts, sparrow.WORKLOAD_COLUMNS[workloads[rel]], delimiter)
         for rel, parts in chunks.items()
     ]
-    files = [f for f in files if f.text]
     files.append(sparrow.listing_file(sparrow.DOMAIN_LIST_CSV, sparrow.domain_list_rows(directory.domains), delimiter))
     files.append(sparrow.listing_file(sparrow.GRAPH_PERMISSIONS_CSV, directory.graph_permissions, delimiter))
     return files
@@ -196,14 +195,16 @@ def write_sparrow_exports(
     for item in sparrow_files(runs, directory, delimiter):
         path = export_dir / item.rel
         try:
-            sparrow.write_bytes(path, item.data)
+            stats = item.write(path)
         except MiaError as exc:
             out.failed[item.rel] = exc.message
             continue
+        if stats is None:
+            continue
         out.written.append(path)
-        out.rows[item.rel] = len(item.rows)
-        if item.formula_cells:
-            out.formula_cells[item.rel] = item.formula_cells
+        out.rows[item.rel] = stats.rows
+        if stats.formula_cells:
+            out.formula_cells[item.rel] = stats.formula_cells
         if path.parent == export_dir:
             top_level.append(path)
     try:

@@ -234,12 +234,18 @@ def test_excel_types_and_sheet_order(tmp_path: Path) -> None:
     assert write_summary_workbook(tmp_path, []) is None
 
 
-def test_formula_like_cells_are_counted_not_changed() -> None:
+def test_formula_like_cells_are_counted_not_changed(tmp_path: Path) -> None:
     records = [{"Id": "=cmd|' /C calc'!A0", "Operation": "+x"}, {"Id": "-1", "Operation": "@SUM(1)"},
-               {"Id": "\tx", "Operation": "ok"}]  # fmt: skip
+               {"Id": "\tx", "Operation": "ok"}, {"Id": "\rx", "Operation": "a=b"}]  # fmt: skip
     item = ual_file("PSLogin_Operations_Export.csv", [records], ["Id", "Operation"], ",")
-    assert item.formula_cells == 5
-    assert b'"=cmd|\' /C calc\'!A0","+x"' in item.data  # exact: not neutralised
+    stats = item.write(tmp_path / item.rel)
+    assert stats is not None and stats.rows == 4 and stats.formula_cells == 6
+    assert b'"=cmd|\' /C calc\'!A0","+x"' in (tmp_path / item.rel).read_bytes()  # exact: not neutralised
+    assert (tmp_path / item.rel).read_bytes() == item.data
+    # no call wrote anything: no file; the listings are written anyway, empty
+    assert ual_file("x.csv", [[]], ["Id"], ",").write(tmp_path / "x.csv") is None and not (tmp_path / "x.csv").exists()
+    assert listing_file("Domain_List.csv", [], ",").write(tmp_path / "Domain_List.csv") is not None
+    assert (tmp_path / "Domain_List.csv").read_bytes() == b""
 
 
 EMOJI_70 = "\U0001f600" * 70
