@@ -7,7 +7,9 @@ folders and items, syncs, throttled records). Run: ``.venv/bin/python benchmarks
 
 from __future__ import annotations
 
+import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,11 +24,16 @@ def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
     for n in sizes:
         records = list(generate(n))
-        started = time.perf_counter()
         item = ual_file("MailItems_Operations_Export.csv", [records], EXO_COLUMNS, ",")
-        data = item.data
-        seconds = time.perf_counter() - started
-        print(f"{n:>9,} records: {seconds:6.2f} s ({n / seconds:,.0f} records/s), {len(data) / 1e6:,.1f} MB")
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / item.rel
+            started = time.perf_counter()
+            item.write(target)
+            seconds = time.perf_counter() - started
+            size = target.stat().st_size
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{n:>9,} records: {seconds:6.2f} s ({n / seconds:,.0f} records/s), {size / 1e6:,.1f} MB written, "
+              f"peak RSS {peak:,.0f} MiB (records in memory included)")
 
 
 if __name__ == "__main__":
