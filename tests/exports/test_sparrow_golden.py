@@ -86,6 +86,7 @@ MODES = {
     "all-apps-standard-sparrow-semicolon": ["--sim-no-premium", "--license-policy", "sparrow", "--delimiter", ";"],
     "one-app-premium": ["--app-id", "ATTACKER"],
     "one-app-standard-sparrow": ["--app-id", "ATTACKER", "--sim-no-premium", "--license-policy", "sparrow"],
+    "all-apps-rest-backend": ["--backend", "rest"],  # the REST path's Graph client reads the directory
 }
 
 

@@ -349,6 +349,8 @@ def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
         (["--app-id", "11111111-2222-3333-4444-555555555555", "--all-apps"], "not both"),
         (["--app-id", "not-a-guid"], "GUID"),
         (["--start", "2026-10-05", "--end", "2026-10-01"], "after --start"),
+        (["--delimiter", ";;"], "one character"),
+        (["--delimiter", '"'], "one character"),
     ],
 )
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
