@@ -149,6 +149,20 @@ def csv_value(value: Any) -> str | None:
     return to_string(value)
 
 
+def convert_from_json_fails(value: Any) -> bool:
+    """Whether 5.1's ``ConvertFrom-Json`` rejects this parsed JSON: an object with two names equal but for
+    case ("contains the duplicated keys") or an empty name (a PSNoteProperty needs one). The record then
+    never reaches Sparrow's export."""
+    if isinstance(value, Mapping):
+        names = [str(k).lower() for k in value]
+        if "" in names or len(set(names)) != len(names):
+            return True
+        return any(convert_from_json_fails(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(convert_from_json_fails(v) for v in value)
+    return False
+
+
 def get_property(obj: Mapping[str, Any], name: str) -> Any:
     """``$obj.Name``: PowerShell member access is case-insensitive; absent is $null."""
     if name in obj:

@@ -145,16 +145,23 @@ def ual_lines(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter
     """One Sparrow CSV fed by several Export-UALData calls (the first creates the file, the rest -Append).
 
     A call is skipped when its search returned nothing (``If ($null -ne $X)``); an -Append to a file not
-    yet created writes the header. No line: no call wrote anything, so Sparrow writes no file.
+    yet created writes the header. No line: no call wrote anything, so Sparrow writes no file. A record
+    5.1's ConvertFrom-Json rejects is not among the call's input (``unreadable_records`` counts them).
     """
     header: list[str] | None = None
     for records in chunks:
-        if not records:
+        readable = [r for r in records if not ps51.convert_from_json_fails(r)]
+        if not readable:
             continue
-        for line, is_header, row in object_lines(ual_rows(records, columns), delimiter, header):
+        for line, is_header, row in object_lines(ual_rows(readable, columns), delimiter, header):
             if is_header:
                 header = list(row or {})
             yield line, is_header, row
+
+
+def unreadable_records(chunks: Sequence[Sequence[Any]]) -> int:
+    """Records of these searches that Sparrow never sees: 5.1's ConvertFrom-Json rejects their AuditData."""
+    return sum(1 for records in chunks for r in records if ps51.convert_from_json_fails(r))
 
 
 def sparrow_csv_text(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
@@ -236,6 +243,7 @@ class SparrowCsv:
     rel: str
     lines: Callable[[], Iterator[Line]]
     always: bool = False  # Export-Csv ran: the file exists even without a line (0 bytes)
+    unreadable: int = 0  # records left out because 5.1's ConvertFrom-Json rejects them
 
     @property
     def text(self) -> str:
@@ -278,7 +286,7 @@ class WriteStats:
 
 
 def ual_file(rel: str, chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str) -> SparrowCsv:
-    return SparrowCsv(rel, lambda: ual_lines(chunks, columns, delimiter))
+    return SparrowCsv(rel, lambda: ual_lines(chunks, columns, delimiter), unreadable=unreadable_records(chunks))
 
 
 def listing_file(rel: str, rows: list[Row], delimiter: str) -> SparrowCsv:

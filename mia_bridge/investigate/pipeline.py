@@ -379,6 +379,15 @@ def _sparrow_step(
                      + "; ".join(f"{name}: {why}" for name, why in exports.failed.items()))
     else:
         steps.done("Sparrow exports", detail)
+    if exports.unreadable:
+        files = ", ".join(f"{name} ({n})" for name, n in sorted(exports.unreadable.items()))
+        steps.done(
+            "Sparrow exports: records Sparrow cannot read",
+            f"{sum(exports.unreadable.values())} record(s) have AuditData that Windows PowerShell 5.1's "
+            f"ConvertFrom-Json rejects (names equal but for case, or empty), so, as in Sparrow, they are not in "
+            f"{files}; they are in evidence/ and in every other output",
+            attention=True,
+        )
     if exports.formula_total:
         files = ", ".join(f"{name} ({n})" for name, n in sorted(exports.formula_cells.items()))
         steps.done(

@@ -148,6 +148,7 @@ class SparrowExports:
     rows: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # file -> why it was not written
     formula_cells: dict[str, int] = field(default_factory=dict)  # file -> cells starting = + - @ tab CR
+    unreadable: dict[str, int] = field(default_factory=dict)  # file -> records 5.1's ConvertFrom-Json rejects
 
     @property
     def formula_total(self) -> int:
@@ -194,6 +195,8 @@ def write_sparrow_exports(
     top_level: list[Path] = []
     for item in sparrow_files(runs, directory, delimiter):
         path = export_dir / item.rel
+        if item.unreadable:
+            out.unreadable[item.rel] = item.unreadable
         try:
             stats = item.write(path)
         except MiaError as exc:

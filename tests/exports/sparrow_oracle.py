@@ -126,9 +126,18 @@ def to_ascii(text: str) -> bytes:
     )
 
 
+def _rejected(v: Any) -> bool:
+    """5.1's ConvertFrom-Json fails on names equal ignoring case, or an empty name, at any level."""
+    if isinstance(v, dict):
+        keys = [k.lower() for k in v]
+        return "" in keys or len(keys) > len(set(keys)) or any(_rejected(x) for x in v.values())
+    return isinstance(v, list) and any(_rejected(x) for x in v)
+
+
 def ual_file(chunks: list[list[dict[str, Any]]], columns: Sequence[str], delimiter: str) -> bytes | None:
     text, started = "", False
     for records in chunks:
+        records = [r for r in records if not _rejected(r)]
         if not records:
             continue
         rows = [[cell(c, r) for c in columns] for r in records]

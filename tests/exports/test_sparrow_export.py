@@ -301,4 +301,15 @@ _records = st.lists(
 def test_writer_matches_the_independent_model(chunks: list[list[dict[str, Any]]], delimiter: str) -> None:
     columns = list(AAD_COLUMNS)
     ours = ps51.ascii_bytes(sparrow_csv_text(chunks, columns, delimiter))
-    assert ours == oracle.ual_file(chunks, columns, delimiter)
+    assert ours == (oracle.ual_file(chunks, columns, delimiter) or b"")  # b"": Sparrow writes no file
+
+
+def test_records_powershell_51_cannot_convert_are_left_out_and_counted() -> None:
+    ok = {"Id": "1"}
+    twice = {"Id": "2", "ExtendedProperties": [{"Name": "a", "name": "b"}]}  # "duplicated keys"
+    empty = {"Id": "3", "Actor": {"": 1}}  # a PSNoteProperty needs a name
+    assert ps51.convert_from_json_fails(twice) and ps51.convert_from_json_fails(empty)
+    assert not ps51.convert_from_json_fails(ok)
+    item = ual_file("Consent_Operations_Export.csv", [[twice, ok, empty]], ["Id"], ",")
+    assert item.text == '"Id"\r\n"1"\r\n' and item.unreadable == 2
+    assert ual_file("x.csv", [[twice]], ["Id"], ",").text == ""  # $X is $null: no file
