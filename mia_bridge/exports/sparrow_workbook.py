@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -20,6 +21,7 @@ from pathlib import Path
 from mia_bridge.errors import ExportError
 
 EXCEL_SHEET_NAME_MAX = 31
+EXCEL_MAX = 9.99999999999999e307  # the largest number Excel accepts
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*(%?)\s*$")
 
 
@@ -53,7 +55,8 @@ def excel_value(text: str) -> str | float | bool | None:
     if number != 0:  # Excel keeps 15 significant digits and drops the rest
         digits = number.adjusted() - 14
         number = number.scaleb(-digits).to_integral_value(rounding="ROUND_DOWN").scaleb(digits)
-    return float(number)
+    result = float(number)
+    return result if math.isfinite(result) and abs(result) <= EXCEL_MAX else text  # beyond Excel: text
 
 
 def write_summary_workbook(export_dir: Path, csv_files: Sequence[Path], delimiter: str = ",") -> Path | None:
@@ -66,8 +69,10 @@ def write_summary_workbook(export_dir: Path, csv_files: Sequence[Path], delimite
     target = export_dir / "Summary_Export.xlsx"
     try:
         workbook = xlsxwriter.Workbook(
-            str(target), {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
-        )
+            str(target),
+            {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False,
+             "constant_memory": True},  # rows are streamed in order: memory stays flat for big sheets
+        )  # fmt: skip
         used: set[str] = set()
         for name in sheet_order(list(by_name)):
             title = _unique_title(sheet_name(name), name, used)
