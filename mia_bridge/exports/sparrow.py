@@ -298,7 +298,7 @@ def listing_file(rel: str, rows: list[Row], delimiter: str) -> SparrowCsv:
 # learn.microsoft.com/windows/win32/fileio/naming-a-file), reserved characters, no trailing dot/space.
 _RESERVED_NAMES = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"123456789", "\u00b9", "\u00b2", "\u00b3")}
+    | {f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")}
 )
 _RESERVED_CHARS = re.compile(r'[<>:"/\\|?*]')
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # controls, bidi/format, unassigned

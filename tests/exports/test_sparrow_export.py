@@ -260,7 +260,8 @@ EMOJI_70 = "\U0001f600" * 70
         ("a\x00b\x1fc\u200bd", "abcd"),
         ('Evil/App: "mail" <reader>?', "Evil_App_ _mail_ _reader__"),
         ("CON", "_CON"), ("con.txt", "_con.txt"), ("LPT9.log", "_LPT9.log"), ("com1", "_com1"), ("NUL ", "_NUL"),
-        ("AUX.", "_AUX"), ("COM\u00b9", "_COM\u00b9"), ("CONSOLE", "CONSOLE"), ("report. . ", "report"),
+        ("AUX.", "_AUX"), ("COM\u00b9", "_COM\u00b9"), ("lpt0.x", "_lpt0.x"),
+        ("CON .txt", "_CON .txt"), ("CONSOLE", "CONSOLE"), ("report. . ", "report"),
         ("...", "fallback-id"), ("\u202e", "fallback-id"), ("a" * 300, "a" * 120),
     ],
 )  # fmt: skip

@@ -75,3 +75,23 @@ def test_one_file_that_cannot_be_written_is_reported_and_the_others_are_written(
     assert {"Consent_Operations_Export.csv", "SAMLToken_Operations_Export.csv", "Domain_List.csv",
             "ApplicationGraphPermissions.csv", "Summary_Export.xlsx"} <= written  # fmt: skip
     assert "PSLogin_Operations_Export.csv" not in written
+
+
+def test_the_run_and_the_report_point_to_the_workbook_when_cells_look_like_formulas(tmp_path: Path) -> None:
+    from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, _sparrow_step
+    from mia_bridge.investigate.report_model import build_report_model
+    from mia_bridge.investigate.steps import StepLog
+
+    outcomes: list[Any] = []
+    steps = StepLog(outcomes.append)
+    result = InvestigationResult(tmp_path, steps)
+    _sparrow_step(tmp_path, _runs(), _directory(), ",", result, steps)
+    step = next(o for o in outcomes if o.name == "Sparrow exports: formula-like cells")
+    assert step.attention and "3 cell(s)" in step.reason and "Summary_Export.xlsx" in step.reason
+    assert "PSLogin_Operations_Export.csv (2)" in step.reason and "SAMLToken_Operations_Export.csv (1)" in step.reason
+    main_step = next(o for o in outcomes if o.name == "Sparrow exports")
+    assert "deliberately lossy" in main_step.reason and "evidence/" in main_step.reason
+    options = InvestigateOptions(tenant="contoso.onmicrosoft.com", out_dir=tmp_path, start=WHEN, end=WHEN)
+    model = build_report_model(result, options, WHEN)
+    notes = " ".join(model.notes)
+    assert "sparrow/Summary_Export.xlsx" in notes and "deliberately lossy" in notes and "evidence/" in notes
