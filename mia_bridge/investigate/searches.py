@@ -193,6 +193,9 @@ def write_sparrow_exports(
     then Summary_Export.xlsx from the top-level CSVs."""
     out = SparrowExports()
     top_level: list[Path] = []
+    if any(run.spec.sparrow_row in ("9", "10") for run in runs):
+        # Sparrow creates AppInvestigations when the One/All mode is chosen, before any search
+        (export_dir / sparrow.APP_INVESTIGATIONS_DIR).mkdir(parents=True, exist_ok=True)
     for item in sparrow_files(runs, directory, delimiter):
         path = export_dir / item.rel
         if item.unreadable:

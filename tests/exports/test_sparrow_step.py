@@ -38,6 +38,11 @@ def _runs() -> list[SearchRun]:
     ]
 
 
+def _app_runs_without_rows() -> list[tuple[Any, list[dict[str, Any]]]]:
+    mail, files = app_searches("aaaa0000-0000-0000-0000-000000000001", None)
+    return [(mail, []), (files, [])]
+
+
 def _directory() -> DirectoryData:
     return DirectoryData(
         domains=[{"Id": "fed.example", "AuthenticationType": "Federated", "IsRoot": True}],
@@ -62,6 +67,9 @@ def test_layout_append_order_and_formula_count(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "Summary_Export.xlsx") as z:
         book = z.read("xl/workbook.xml").decode()
     assert "MailItems" not in book  # AppInvestigations stays out of the workbook, as in Sparrow
+    empty = write_sparrow_exports(tmp_path / "one-app", [_run(*r) for r in _app_runs_without_rows()], _directory())
+    assert (tmp_path / "one-app" / "AppInvestigations").is_dir()  # created when the mode is chosen, as Sparrow
+    assert not any((tmp_path / "one-app" / "AppInvestigations").iterdir()) and empty.failed == {}
     sheets = [part.split('"')[0] for part in book.split('<sheet name="')[1:]]
     assert sheets == ["SAMLToken", "PSLogin", "Domain_List", "Consent", "ApplicationGraphPermissions"]
 
