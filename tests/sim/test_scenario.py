@@ -237,7 +237,12 @@ def test_directory_reflects_the_attack(tenant: Tenant) -> None:
     assert victim["ForwardingSmtpAddress"] == f"smtp:{truth.attacker_forwarding_address}"
     assert "MailItemsAccessed" in victim["AuditOwner"]
     assert {x["AuthenticationType"] for x in d.domains} == {"Managed", "Federated"}
-    assert [x["Id"] for x in d.domains if x["AuthenticationType"] == "Federated"] == truth.federated_domains
+    fed = truth.federated_domains[0]  # the compromised federation: its IdP's MFA is rejected (SAML check flags it)
+    federated = [x["Id"] for x in d.domains if x["AuthenticationType"] == "Federated"]
+    assert federated[0] == fed and f"eu.{fed}" in federated and len(federated) == 3  # + a child, + a partner root
+    assert d.federation[fed][0]["FederatedIdpMfaBehavior"] == "rejectMfaByFederatedIdp"
+    partner = next(x for x in federated if x not in (fed, f"eu.{fed}"))
+    assert d.federation[partner][0]["FederatedIdpMfaBehavior"] == "enforceMfaByFederatedIdp"
     sp = next(s for s in d.service_principals if s["AppId"] == truth.attacker_app_ids[0])
     assert sp["DisplayName"] == truth.attacker_app_names[0]
     assert {a["AppRoleId"] for a in d.app_role_assignments if a["ServicePrincipalId"] == sp["Id"]}
