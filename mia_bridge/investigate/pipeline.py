@@ -399,6 +399,19 @@ def _sparrow_step(
         )
 
 
+def _sparrow_summary(result: InvestigationResult) -> dict[str, Any] | None:
+    exports = result.sparrow
+    if exports is None:
+        return None
+    return {
+        "files": len(exports.written),
+        "rows": dict(exports.rows),
+        "not_written": dict(exports.failed),
+        "formula_like_cells": dict(exports.formula_cells),
+        "records_sparrow_cannot_read": dict(exports.unreadable),
+    }
+
+
 def redaction_record(redactor: Redactor) -> dict[str, Any]:
     """The run's redaction settings (never the key) and which files they cover, for the manifest and report."""
     record = redactor.describe()
@@ -552,6 +565,7 @@ def summarise(result: InvestigationResult, options: InvestigateOptions) -> dict[
             {"severity": f.severity, "title": f.title, "attacker": f.attacker, "records": len(f.record_ids)}
             for f in (findings.findings if findings else [])
         ],
+        "sparrow": _sparrow_summary(result),
         "exposed_message_ids": [m.internet_message_id for m in findings.exposed] if findings else [],
         "synced_folders": {k: sorted(v) for k, v in findings.synced_folders.items()} if findings else {},
     }

@@ -98,7 +98,7 @@ def test_demo_sparrow_files_are_byte_identical(mode: str, tmp_path: Path, capsys
     delimiter = args[args.index("--delimiter") + 1] if "--delimiter" in args else ","
     case = tmp_path / "case"
     code = main(["investigate", "--demo", "--sim-records", RECORDS, "--out", str(case), "--json", *args])
-    capsys.readouterr()
+    summary = json.loads(capsys.readouterr().out)["sparrow"]
     assert code in (0, 3)
     export = case / "sparrow"
     written = {p.relative_to(export).as_posix(): p.read_bytes() for p in export.rglob("*.csv")}
@@ -106,6 +106,9 @@ def test_demo_sparrow_files_are_byte_identical(mode: str, tmp_path: Path, capsys
     assert sorted(written) == sorted(expected)
     for name, data in expected.items():
         assert written[name] == data, name
+    assert summary["files"] == len(written) + 1 and summary["not_written"] == {}  # + Summary_Export.xlsx
+    pslogin = expected["PSLogin_Operations_Export.csv"]
+    assert summary["rows"]["PSLogin_Operations_Export.csv"] == pslogin.count(b"\r\n") - 1  # lines but the header
     # the modes differ as Sparrow's answers do: MailItems only with E5/G5 under the sparrow policy
     mail = [n for n in written if "MailItems" in n]
     assert (mail == []) == ("sparrow" in args)
