@@ -214,7 +214,8 @@ def run_investigation(
         steps.done(
             "Directory: domains, service principals, Graph permissions",
             f"{len(directory.domains)} domains, {len(directory.service_principals)} service principals, "
-            f"{len(directory.graph_permissions)} Graph permissions",
+            f"{len(directory.graph_permissions)} Graph permissions; SAML check (federated IdP MFA not accepted): "
+            + (", ".join(directory.flagged_domains) or "no domain flagged"),
         )
 
     # 3. licence

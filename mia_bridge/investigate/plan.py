@@ -2,7 +2,7 @@
 
 Each search is a ``SearchSpec``: the Search-UnifiedAuditLog filter exactly as Sparrow wrote it, the
 Sparrow CSV it feeds and that CSV's column set. Sparrow's one client-side filter (row 6: SAML token
-logins, kept only for users of federated domains without MFA) is ``saml_domain_filter``. Searches are
+logins, kept only for users of the flagged federated domains) is ``saml_domain_filter``. Searches are
 turned into the collector's ``AuditQuery`` with ``to_audit_query``; collection is complete (paged,
 windowed, deduplicated), unlike Sparrow's single 5,000-record call.
 """
@@ -95,7 +95,7 @@ SPARROW_TENANT_SEARCHES: tuple[SearchSpec, ...] = (
 )  # fmt: skip
 
 SAML_SEARCH = SearchSpec(
-    "sparrow-06-saml", "SAML token logins (16457) for federated domains without MFA", _LOGIN_OPS,
+    "sparrow-06-saml", "SAML token logins (16457) for federated domains not accepting the IdP MFA", _LOGIN_OPS,
     free_text=SAML_AUTH_VALUE, sparrow_file="SAMLToken_Operations_Export.csv", workload="AAD", sparrow_row="6",
 )  # fmt: skip
 

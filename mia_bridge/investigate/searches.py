@@ -61,7 +61,7 @@ def plan_searches(
     if flagged:
         runs.insert(5, SearchRun(SAML_SEARCH))
     else:
-        reason = "no federated domain without MFA (Sparrow skips this search then)"
+        reason = "no federated domain whose IdP's MFA Entra ID does not accept (Sparrow skips this search then)"
         if "Get-MgDomain" in directory.errors:
             reason = f"domains could not be listed ({directory.errors['Get-MgDomain']})"
         runs.insert(5, SearchRun(SAML_SEARCH, skipped=reason))
