@@ -1,4 +1,4 @@
-"""CISA Sparrow's files, byte for byte as Sparrow.ps1 writes them under Windows PowerShell 5.1.
+r"""CISA Sparrow's files, byte for byte as Sparrow.ps1 writes them under Windows PowerShell 5.1.
 
 Sparrow (``cisagov/Sparrow``, Sparrow.ps1, archived 2022) builds each row from the AuditData JSON with
 a fixed, ordered column list per workload (``Export-UALData``) and writes it with ``Export-Csv
