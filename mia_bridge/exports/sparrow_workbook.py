@@ -22,6 +22,7 @@ from mia_bridge.errors import ExportError
 
 EXCEL_SHEET_NAME_MAX = 31
 EXCEL_MAX = 9.99999999999999e307  # the largest number Excel accepts
+AUTOFIT_MAX = 255  # Excel's widest column
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*(%?)\s*$")
 
 
@@ -78,8 +79,10 @@ def write_summary_workbook(export_dir: Path, csv_files: Sequence[Path], delimite
             title = _unique_title(sheet_name(name), name, used)
             sheet = workbook.add_worksheet(title)
             text = by_name[name].read_bytes().decode("ascii", errors="replace")
+            widths: dict[int, int] = {}
             for r, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)):
                 for c, cell in enumerate(row):
+                    widths[c] = max(widths.get(c, 0), len(cell))
                     value = excel_value(cell)
                     if value is None:
                         continue
@@ -89,6 +92,8 @@ def write_summary_workbook(export_dir: Path, csv_files: Sequence[Path], delimite
                         sheet.write_number(r, c, value)
                     else:
                         sheet.write_string(r, c, value)
+            for c, width in widths.items():  # Sparrow AutoFits each copied sheet; approximated by text length
+                sheet.set_column(c, c, min(AUTOFIT_MAX, width + 1) if width else None)
         workbook.close()
     except OSError as exc:
         raise ExportError(f"{target}: cannot write workbook: {exc}", path=str(target)) from exc
