@@ -16,7 +16,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from mia_bridge.csv_safety import neutralise_table
 from mia_bridge.errors import ExportError
+from mia_bridge.safe_files import make_dir, open_private, write_text
 
 if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
@@ -45,15 +47,44 @@ def _time_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
 
 
 def _csv_ready(table: pa.Table) -> pa.Table:
-    """The table with its UTC timestamps as ISO 8601 text (``_time_text``)."""
+    """The table with its UTC timestamps as ISO 8601 text (``_time_text``) and every text cell that a spreadsheet
+    would take for a formula neutralised (``csv_safety``, vectorised)."""
     for index, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type) and field.type.tz in ("UTC", "+00:00"):
             table = table.set_column(index, field.name, _time_text(table.column(index)))
-    return table
+    return neutralise_table(table)
+
+
+def _sink(path: Path) -> pa.NativeFile:
+    """``path`` opened for pyarrow's writers: private, never through a symlink (``safe_files``)."""
+    return pa.PythonFile(open_private(path, "wb"), mode="w")
 
 
 def _write_csv(table: pa.Table, path: Path) -> None:
-    pa_csv.write_csv(_csv_ready(table), path)  # UTF-8; pyarrow's writer is far faster than DataFrame.to_csv
+    with _sink(path) as sink:  # UTF-8; pyarrow's writer is far faster than DataFrame.to_csv
+        pa_csv.write_csv(_csv_ready(table), sink)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with _sink(path) as sink:
+        pq.write_table(table, sink, row_group_size=ROW_GROUP)
+
+
+class _OwnedWriter:
+    """A pyarrow stream writer that closes the file it writes to (``_write_slices`` closes the writer)."""
+
+    def __init__(self, path: Path, make: Callable[[pa.NativeFile], Any]) -> None:
+        self._sink = _sink(path)
+        self._writer = make(self._sink)
+
+    def write_table(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._sink.close()
 
 
 _Slices = queue.Queue[pa.Table | None]  # slices of the item table; None: no more
@@ -130,7 +161,7 @@ class OutputWriter:
 
     def _make_dir(self) -> None:
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.out_dir)
         except OSError as exc:
             raise self._failed(exc) from None
 
@@ -142,7 +173,7 @@ class OutputWriter:
         table = pa.Table.from_pandas(frame, preserve_index=False)  # here: pandas is not read from two threads
         csv_path, parquet_path = self._path(f"{name}.csv"), self._path(f"{name}.parquet")
         self._pending += [self._pool.submit(_write_csv, table, csv_path),
-                          self._pool.submit(pq.write_table, table, parquet_path, row_group_size=ROW_GROUP)]
+                          self._pool.submit(_write_parquet, table, parquet_path)]
 
     def items(self, items: BindItems) -> None:
         """Start building and writing the item table a slice at a time (the longest job)."""
@@ -151,15 +182,16 @@ class OutputWriter:
         to_parquet: _Slices = queue.Queue(maxsize=1)
         self._pending += [
             self._pool.submit(_item_slices, items, to_csv, to_parquet),
-            self._pool.submit(_write_slices, to_csv, lambda schema: pa_csv.CSVWriter(csv_path, schema)),
-            self._pool.submit(_write_slices, to_parquet, lambda schema: pq.ParquetWriter(parquet_path, schema)),
+            self._pool.submit(_write_slices, to_csv,
+                              lambda schema: _OwnedWriter(csv_path, lambda sink: pa_csv.CSVWriter(sink, schema))),
+            self._pool.submit(_write_slices, to_parquet,
+                              lambda schema: _OwnedWriter(parquet_path, lambda sink: pq.ParquetWriter(sink, schema))),
         ]
 
     def records(self, records: pd.DataFrame) -> None:
         """Start writing records.parquet."""
         table = pa.Table.from_pandas(records, preserve_index=False)
-        self._pending.append(self._pool.submit(pq.write_table, table, self._path("records.parquet"),
-                                                row_group_size=ROW_GROUP))
+        self._pending.append(self._pool.submit(_write_parquet, table, self._path("records.parquet")))
 
     def finish(self, result: AnalysisResult) -> dict[str, Path]:
         """Write what was not handed over yet, wait for every writer; returns name → path."""
@@ -177,14 +209,13 @@ class OutputWriter:
             for future in self._pending:
                 future.result()  # re-raises a writer's OSError here
             quarantine_path = self._path("quarantine.jsonl")
-            with quarantine_path.open("w", encoding="utf-8") as handle:
+            with open_private(quarantine_path, "w") as handle:
                 for row in result.quarantine.to_dict("records"):
                     line = None if pd.isna(row["line"]) else int(row["line"])
                     entry = {"file": row["file"], "line": line, "reason": row["reason"], "raw": row["raw"]}
                     handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
             summary_path = self._path("summary.json")
-            summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n",
-                                    encoding="utf-8")
+            write_text(summary_path, json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n")
         except OSError as exc:
             raise self._failed(exc) from None
         return dict(self.written)

@@ -14,7 +14,7 @@ import click
 import typer
 
 from mia_bridge import __version__
-from mia_bridge.cli.console import err
+from mia_bridge.cli.console import Console, build_console, safe, use_console
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.errors import MiaError
 
@@ -78,31 +78,43 @@ def _save_traceback() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning known errors into one line and an exit code."""
+    """Entry point: build the console once, run the app with it, turn known errors into one line and an exit
+    code. Everything mia writes is private to the user (umask 077: case folders hold mail subjects and
+    addresses)."""
+    console = build_console()
+    previous_umask = os.umask(0o077)
+    try:
+        with use_console(console):
+            return _run(console, sys.argv[1:] if argv is None else argv)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run(console: Console, args: list[str]) -> int:
+    err = console.err
     try:
         # With standalone_mode=False click returns typer.Exit's code instead of raising it.
-        args = sys.argv[1:] if argv is None else argv
-        rc = build_app(_command_of(args))(args=args, standalone_mode=False)
+        rc = build_app(_command_of(args))(args=args, standalone_mode=False, obj=console)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except MiaError as exc:
-        err.print(exc.render(), markup=False, highlight=False)
+        err.print(exc.render())  # a server's message may carry anything: printed as text, controls escaped
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("interrupted; rerun the same command to resume where it stopped", markup=False)
+        err.print("interrupted; rerun the same command to resume where it stopped")
         return ExitCode.INTERRUPTED
     except click.exceptions.Abort:
         return ExitCode.INTERRUPTED
     except click.ClickException as exc:
-        exc.show(file=sys.stderr)
+        exc.show(file=err.file)
         return exc.exit_code
     except OSError as exc:  # a file or folder the user named is missing, unreadable or full
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False, highlight=False)
+        err.print(f"error: {safe(exc.strerror or exc)}: {safe(exc.filename or '')}".rstrip(": "))
         return ExitCode.FAILURE
     except Exception as exc:  # a defect: one line for the responder, the traceback kept for the bug report
         path = _save_traceback()
-        err.print(f"internal error: {type(exc).__name__}: {exc}\n  the traceback is in {path}; "
-                  "please report it", markup=False, highlight=False)
+        err.print(f"internal error: {type(exc).__name__}: {safe(exc)}\n  the traceback is in {path}; "
+                  "please report it")
         return ExitCode.FAILURE
     return int(rc) if isinstance(rc, int) and not isinstance(rc, bool) else ExitCode.OK
 

@@ -11,7 +11,6 @@ tenant answers under ``enrich/raw/`` are evidence and stay as received (share th
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mia_bridge.bridge.backend import Secret
+from mia_bridge.csv_safety import write_dicts
 from mia_bridge.enrich.model import ExposedMessage
 from mia_bridge.enrich.parties import EXTERNAL_DOMAIN, Party
 from mia_bridge.errors import ExportError
@@ -132,15 +132,8 @@ def party_row(party: Party, redactor: Redactor) -> dict[str, Any]:
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> int:
-    count = 0
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-                count += 1
+        count = write_dicts(path, columns, rows)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
     return count

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mia_bridge.csv_safety import write_rows
 from mia_bridge.enrich.outputs import REDACTED, Redactor, write_json
 from mia_bridge.errors import ExportError
 
@@ -153,11 +154,8 @@ class Scrubber:
             return
         header = rows[0]
         keep = {i for i, name in enumerate(header) if _message_id_field(name)}
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
-            writer.writerow(header)
-            for row in rows[1:]:
-                writer.writerow([cell if i in keep else self.text(cell) for i, cell in enumerate(row)])
+        write_rows(path, header, ([cell if i in keep else self.text(cell) for i, cell in enumerate(row)]
+                                  for row in rows[1:]), quoting=csv.QUOTE_ALL)
 
     def _rewrite_parquet(self, path: Path) -> None:
         import pandas as pd

@@ -7,13 +7,14 @@ caller can report them (Timesketch's own importer would silently drop them).
 
 from __future__ import annotations
 
-import csv
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mia_bridge.csv_safety import write_rows
 from mia_bridge.errors import ExportError
 
 TIMELINE_COLUMNS: tuple[str, ...] = (
@@ -120,12 +121,7 @@ def write_timeline(
             dated.append((when, row))
     dated.sort(key=lambda item: item[0])
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(TIMELINE_COLUMNS)
-            writer.writerows(row for _, row in dated)
-            writer.writerows(undated)
+        write_rows(path, TIMELINE_COLUMNS, itertools.chain((row for _, row in dated), undated))
     except OSError as exc:
         raise ExportError(f"{path}: cannot write timeline: {exc.strerror or exc}", path=str(path)) from exc
     return TimelineStats(rows=len(dated) + len(undated), undated=len(undated))

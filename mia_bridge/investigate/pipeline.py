@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.collect.engine import CollectOptions, Progress
+from mia_bridge.csv_safety import write_rows
 from mia_bridge.enrich.api import EnrichOptions
 from mia_bridge.enrich.outputs import Redactor, write_json
 from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
@@ -144,26 +145,10 @@ def _now() -> datetime:
 
 
 def _write_exposed(path: Path, findings: FindingSet, redactor: Redactor) -> Path:
-    import csv
-
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["mailbox", "internet_message_id", "folder", "first_read", "client_ip", "app_id", "app_name", "record_id"]
-        )
-        for m in findings.exposed:
-            writer.writerow(
-                [
-                    redactor.address(m.mailbox),
-                    m.internet_message_id,
-                    m.folder,
-                    m.first_read.isoformat() if m.first_read else "",
-                    m.client_ip,
-                    m.app_id,
-                    m.app_name,
-                    m.record_id,
-                ]
-            )
+    header = ["mailbox", "internet_message_id", "folder", "first_read", "client_ip", "app_id", "app_name", "record_id"]
+    write_rows(path, header, ([redactor.address(m.mailbox), m.internet_message_id, m.folder,
+                               m.first_read.isoformat() if m.first_read else "", m.client_ip, m.app_id, m.app_name,
+                               m.record_id] for m in findings.exposed))
     return path
 
 

@@ -12,7 +12,7 @@ import typer
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.timeparse import parse_time
-from mia_bridge.cli.console import err, out
+from mia_bridge.cli.console import current_console, safe
 from mia_bridge.errors import UsageError
 from mia_bridge.readers import format_names
 
@@ -36,22 +36,23 @@ def _time(value: str | None, option: str) -> datetime | None:
 
 
 def _report(result: AnalysisResult, written: dict[str, Path], out_dir: Path, as_json: bool) -> None:
+    console = current_console()
+    out, err = console.out, console.err
     summary = result.summary
     for entry in result.inputs:
         if entry.error:
-            err.print(f"warning: skipped {entry.error}", markup=False, highlight=False, soft_wrap=True)
+            err.print(f"warning: skipped {safe(entry.error)}")
     quarantined = summary["records_quarantined"]
     if quarantined:
-        err.print(f"warning: {quarantined} record(s) quarantined (kept in {written['quarantine.jsonl']}):",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(f"warning: {quarantined} record(s) quarantined (kept in {safe(written['quarantine.jsonl'])}):")
         for row in result.quarantine.head(_SHOWN_PROBLEMS).to_dict("records"):
             where = f"{row['file']}:{row['line']}" if row["line"] is not None else str(row["file"])
-            err.print(f"  {where}: {row['reason']}", markup=False, highlight=False, soft_wrap=True)
+            err.print(f"  {safe(where)}: {safe(row['reason'])}")
         if quarantined > _SHOWN_PROBLEMS:
-            err.print(f"  ... and {quarantined - _SHOWN_PROBLEMS} more", markup=False, soft_wrap=True)
+            err.print(f"  ... and {quarantined - _SHOWN_PROBLEMS} more")
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
-        err.print(f"results written to {out_dir}", markup=False, highlight=False, soft_wrap=True)
+        out.write_line(json.dumps(summary, indent=2, default=str))
+        err.print(f"results written to {safe(out_dir)}")
         return
     mia = summary["mail_items_accessed"]
     lines = [
@@ -65,13 +66,13 @@ def _report(result: AnalysisResult, written: dict[str, Path], out_dir: Path, as_
         f"{mia['throttled_windows']} throttled 24 h windows; {len(mia['mailboxes'])} mailboxes",
     ]
     for lead in summary["top_leads"][:5]:
-        lines.append(f"  lead {lead['rank']} (score {lead['score']}): {lead['mailbox']} from "
-                     f"{lead['client_ip'] or '-'} app {lead['app_id'] or '-'}: {lead['reasons']}")
+        lines.append(f"  lead {lead['rank']} (score {lead['score']}): {safe(lead['mailbox'])} from "
+                     f"{safe(lead['client_ip'] or '-')} app {safe(lead['app_id'] or '-')}: {safe(lead['reasons'])}")
     if "message_lookup" in summary:
         lines.append(f"message lookup: {summary['message_lookup']}")
-    lines.append(f"results written to {out_dir} (summary.json, tables as CSV and Parquet, quarantine.jsonl)")
+    lines.append(f"results written to {safe(out_dir)} (summary.json, tables as CSV and Parquet, quarantine.jsonl)")
     for line in lines:
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(line)
 
 
 def analyze(

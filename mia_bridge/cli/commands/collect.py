@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
-from mia_bridge.cli.console import err
+from mia_bridge.cli.console import Console, current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
@@ -23,9 +22,9 @@ from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
 class RichProgress:
     """A bar per query: share of the period done, records, rate, retries."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console) -> None:
         self.bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TextColumn("{task.percentage:>5.1f}%"),
             TextColumn("{task.fields[records]} records"),
@@ -33,7 +32,7 @@ class RichProgress:
             TextColumn("{task.fields[calls]} calls"),
             TextColumn("{task.fields[retries]} retries"),
             TimeElapsedColumn(),
-            console=err,
+            console=console.err.rich,
             transient=False,
         )
         self.tasks: dict[str, TaskID] = {}
@@ -51,7 +50,7 @@ class RichProgress:
         self.started[name] = time.monotonic()
         self.totals[name] = {"records": 0, "calls": 0, "retries": 0}
         self.tasks[name] = self.bar.add_task(
-            name, total=total_seconds, completed=done_seconds, records=0, rate=0.0, calls=0, retries=0
+            safe(name), total=total_seconds, completed=done_seconds, records=0, rate=0.0, calls=0, retries=0
         )
 
     def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
@@ -70,9 +69,11 @@ class RichProgress:
 class JsonProgress:
     """Progress as JSON lines on stderr, for scripts."""
 
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
     def _emit(self, **event: Any) -> None:
-        sys.stderr.write(json.dumps(event, default=str) + "\n")
-        sys.stderr.flush()
+        self.console.err.write_line(json.dumps(event, default=str))
 
     def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
         self._emit(event="query_started", query=name, total_seconds=total_seconds, done_seconds=done_seconds)
@@ -102,12 +103,14 @@ def summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> dict[str
     }
 
 
-def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> None:
+def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], console: Console) -> None:
+    err = console.err
     for q in result.queries:
         c = q.counts
         err.print(
-            f"{q.query.name}: {c.unique} records in {q.path} ({c.retrieved} retrieved, {c.duplicates_removed} "
-            f"duplicates removed, {c.out_of_window} outside the period, {c.unparseable} unparseable); "
+            f"{safe(q.query.name)}: {c.unique} records in {safe(q.path)} ({c.retrieved} retrieved, "
+            f"{c.duplicates_removed} duplicates removed, {c.out_of_window} outside the period, "
+            f"{c.unparseable} unparseable); "
             f"{q.calls} calls, {q.retries} retries",
             markup=False,
             highlight=False,
@@ -120,9 +123,9 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> N
                 highlight=False,
             )
     for item in mailbox:
-        err.print(f"mailbox audit {item['identity']}: {item['status']} {item.get('detail', '')}".rstrip(),
+        err.print(f"mailbox audit {safe(item['identity'])}: {item['status']} {safe(item.get('detail', ''))}".rstrip(),
                   markup=False, highlight=False)
-    err.print(f"manifest: {result.manifest_path}", markup=False, highlight=False)
+    err.print(f"manifest: {safe(result.manifest_path)}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -167,19 +170,20 @@ def register(app: typer.Typer) -> None:
         )
         options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out)
         mailbox: list[dict[str, Any]] = []
+        console = current_console()
         with open_connection(conn) as backend:
             if quiet:
                 result = collect(backend, [query], out, options)
             elif as_json:
-                result = collect(backend, [query], out, options, JsonProgress())
+                result = collect(backend, [query], out, options, JsonProgress(console))
             else:
-                with RichProgress() as bar:
+                with RichProgress(console) as bar:
                     result = collect(backend, [query], out, options, bar)
             for identity in split_values(mailbox_audit):
                 mailbox.append(collect_mailbox_audit(backend, identity, query.start, query.end, out))
         if as_json:
-            typer.echo(json.dumps(summary(result, mailbox), indent=2, default=str))
+            console.out.write_line(json.dumps(summary(result, mailbox), indent=2, default=str))
         elif not quiet:
-            _print_summary(result, mailbox)
+            _print_summary(result, mailbox, console)
         if not result.complete or any(item["status"] not in ("collected", "retired") for item in mailbox):
             raise typer.Exit(ExitCode.ATTENTION)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mia_bridge.bridge.config import write_template
-from mia_bridge.cli.console import err
+from mia_bridge.cli.console import current_console, safe
 
 config_app = typer.Typer(name="config", help="The configuration file.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def init(
 ) -> None:
     """Write a commented TOML template: tenant, jump host, auth, certificate, output dir, backend."""
     write_template(path, force=force)
-    err.print(f"wrote {path}; edit it, then pass --config {path} (or set MIA_CONFIG)", markup=False, highlight=False)
+    current_console().err.print(f"wrote {safe(path)}; edit it, then pass --config {safe(path)} (or set MIA_CONFIG)")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
-from mia_bridge.cli.console import out
+from mia_bridge.cli.console import current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.errors import (
     AccessDeniedError,
@@ -176,7 +177,9 @@ def render(checks: list[Check]) -> Table:
     table.add_column("detail", overflow="fold")
     colours = {OK: "green", WARN: "yellow", FAIL: "red"}
     for check in checks:
-        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+        # Text, never markup: details quote the server ("[bold]" in an error message is just text)
+        table.add_row(Text(safe(check.name)), Text(check.status, style=colours[check.status]),
+                      Text(safe(check.detail)))
     return table
 
 
@@ -190,7 +193,7 @@ def doctor(*, conn: ConnectionSettings) -> None:
     except BridgeError as exc:
         first = "Admin API endpoint and token" if conn.backend == "rest" else "WinRM endpoint and auth"
         checks = [Check(first, FAIL, exc.render().removeprefix("error: "))]
-    out.print(render(checks))
+    current_console().out.rich.print(render(checks))
     if checks[0].status == FAIL:  # could not even connect
         raise typer.Exit(ExitCode.FAILURE)
     if any(c.status != OK for c in checks):

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
-from mia_bridge.cli.console import err, out
+from mia_bridge.cli.console import current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.scope import load_scope
@@ -54,22 +54,24 @@ def enrich(
     with open_connection(conn) as backend:
         result = enrich_case(backend, case_dir, options)
     counts = result.summary["counts"]
+    console = current_console()
+    out, err = console.out, console.err
     if as_json:
-        typer.echo(json.dumps(result.summary, indent=2, default=str))
+        out.write_line(json.dumps(result.summary, indent=2, default=str))
     else:
         out.print(f"{counts['accessed_ids']} message(s) read: {counts['accessed_with_metadata']} with sender and "
                   f"recipients, {counts['accessed_without_metadata']} without; {counts['potentially_exposed']} "
                   f"potentially exposed; {counts['affected_addresses']} affected address(es), "
-                  f"{counts['affected_external_domains']} external domain(s)", markup=False, highlight=False)
+                  f"{counts['affected_external_domains']} external domain(s)")
         for path in result.files:
-            out.print(f"  {path}", markup=False, highlight=False)
+            out.print(f"  {safe(path)}")
     if result.trace_unavailable:
-        err.print(f"warning: message trace unavailable: {result.trace_unavailable}", markup=False, highlight=False)
+        err.print(f"warning: message trace unavailable: {safe(result.trace_unavailable)}")
     for reason, n in counts["accessed_without_metadata_reasons"].items():
-        err.print(f"note: {n} message(s): {reason}", markup=False, highlight=False)
+        err.print(f"note: {n} message(s): {safe(reason)}")
     hint = result.summary["mailbox_metadata"]["hint"]
     if hint:
-        err.print(f"hint: {hint}", markup=False, highlight=False)
+        err.print(f"hint: {safe(hint)}")
     if result.trace_unavailable or counts["accessed_without_metadata"]:
         raise typer.Exit(ExitCode.ATTENTION)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
-from mia_bridge.cli.console import err, out
+from mia_bridge.cli.console import Console, current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
@@ -36,26 +35,22 @@ SETTINGS_NAME = "investigation.settings.json"
 _STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
 
 
-
-
-
-
-def _json_line(event: dict[str, Any]) -> None:
-    """One JSON object per line on stderr (never wrapped, unlike console output)."""
-    sys.stderr.write(json.dumps(event, default=str) + "\n")
-    sys.stderr.flush()
+def _json_line(console: Console, event: dict[str, Any]) -> None:
+    """One JSON object per line on stderr (never wrapped; json.dumps escapes every control character)."""
+    console.err.write_line(json.dumps(event, default=str))
 
 
 class _LazyProgress:
     """Collection progress: one rich bar per search on stderr (started on the first), or JSON lines."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, console: Console) -> None:
         self.as_json = as_json
+        self.console = console
         self._bar: RichBar | None = None
         self._tasks: dict[str, TaskID] = {}
 
     def _emit(self, **event: Any) -> None:
-        _json_line(event)
+        _json_line(self.console, event)
 
     def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
         if self.as_json:
@@ -63,11 +58,12 @@ class _LazyProgress:
             return
         if self._bar is None:
             self._bar = RichBar(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                TextColumn("{task.fields[records]} records"), TimeElapsedColumn(), console=err,
+                TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("{task.fields[records]} records"), TimeElapsedColumn(), console=self.console.err.rich,
             )  # fmt: skip
             self._bar.start()
-        self._tasks[name] = self._bar.add_task(name, total=max(total_seconds, 1), completed=done_seconds, records=0)
+        self._tasks[name] = self._bar.add_task(safe(name), total=max(total_seconds, 1), completed=done_seconds,
+                                               records=0)
 
     def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
         if self.as_json:
@@ -94,32 +90,33 @@ class _LazyProgress:
 class ConsoleUI:
     """Step outcomes and notes on stderr (stdout stays for ``--json``), confirmation prompts."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, console: Console | None = None) -> None:
         self.as_json = as_json
-        self._progress = _LazyProgress(as_json)
+        self.console = console or current_console()
+        self._progress = _LazyProgress(as_json, self.console)
         self.progress: Progress | None = self._progress
 
     def confirm(self, question: str) -> bool:
         self._progress.close()
         try:
-            answer = err.input(f"{question} [y/N] ", markup=False)
+            answer = self.console.err.input(f"{question} [y/N] ")
         except EOFError:
             return False
         return answer.strip().lower() in {"y", "yes"}
 
     def outcome(self, outcome: StepOutcome) -> None:
         if self.as_json:
-            _json_line({"event": "step", **outcome.to_dict()})
+            _json_line(self.console, {"event": "step", **outcome.to_dict()})
             return
         if not outcome.name.startswith("Search"):
             self._progress.close()  # searches print under their bars; other steps after them
-        style = _STATUS_STYLE[outcome.status]
-        err.print(f"[{style}]{outcome.status.value:>7}[/{style}] ", end="")
-        err.print(f"{outcome.name}" + (f": {outcome.reason}" if outcome.reason else ""), markup=False, highlight=False)
+        self.console.err.print(f"{outcome.status.value:>7} ", style=_STATUS_STYLE[outcome.status], end="")
+        # names and reasons carry tenant data (app names, server errors): one line each, controls escaped
+        self.console.err.print(safe(outcome.name) + (f": {safe(outcome.reason)}" if outcome.reason else ""))
 
     def note(self, text: str) -> None:
         self._progress.close()
-        err.print(text, markup=False, highlight=False)
+        self.console.err.print(text)
 
     def close(self) -> None:
         self._progress.close()
@@ -139,27 +136,31 @@ def _previous_period(out_dir: Path) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
-def _print_result(result: InvestigationResult, as_json: bool) -> None:
+def _print_result(result: InvestigationResult, as_json: bool, console: Console) -> None:
+    out = console.out
     if as_json:
-        typer.echo(json.dumps(result.summary, indent=2, default=str))
+        out.write_line(json.dumps(result.summary, indent=2, default=str))
         return
     if result.verdict:
-        out.print(f"verdict: {result.verdict['level']}: {result.verdict['headline']}", markup=False, highlight=False)
+        out.print(f"verdict: {result.verdict['level']}: {safe(result.verdict['headline'])}")
     findings = result.findings
     if findings is not None:
         attacker = findings.attacker_findings
         out.print(f"attacker findings: {len(attacker)}; for review: {len(findings.findings) - len(attacker)}; "
-                  f"messages read by the attacker: {len(findings.exposed)}", markup=False, highlight=False)  # fmt: skip
+                  f"messages read by the attacker: {len(findings.exposed)}")  # fmt: skip
         for f in sorted(attacker, key=lambda f: ("critical", "high", "medium", "low", "info").index(f.severity))[:15]:
-            out.print(f"  [{f.severity}] {f.title}", markup=False, highlight=False)
-    out.print(f"case folder: {result.case_dir}", markup=False, highlight=False)
+            out.print(f"  [{f.severity}] {safe(f.title)}")  # titles quote rule names, folders, apps
+    out.print(f"case folder: {safe(result.case_dir)}")
     if result.report_path is not None:
-        out.print(f"report: {result.report_path}", markup=False, highlight=False)
+        out.print(f"report: {safe(result.report_path)}")
+    manifest_sha256 = getattr(result, "manifest_sha256", None)
+    if manifest_sha256:
+        out.print(f"manifest SHA-256: {manifest_sha256} (pin it: mia verify CASE prints the same)")
     redaction = result.redaction
     if redaction.get("redact_subjects") or redaction.get("hash_addresses"):
         kept = [*redaction.get("raw_evidence_not_redacted", []), *redaction.get("chain_of_custody_not_redacted", [])]
         out.print("redacted for sharing: the report and the derived files; not redacted, never to be shared: "
-                  + ", ".join(kept), markup=False, highlight=False)
+                  + ", ".join(kept))
 
 
 def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool) -> InvestigationResult:
@@ -235,6 +236,7 @@ def investigate(
     conn: ConnectionSettings,
 ) -> None:
     """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report."""
+    console = current_console()
     if target_app_id and all_apps:
         raise UsageError("give either --app-id or --all-apps, not both")
     if len(delimiter) != 1 or delimiter in '"\r\n':  # Export-Csv -Delimiter is a [char]
@@ -257,8 +259,7 @@ def investigate(
     if start is None and end is None:
         start_at, end_at = _previous_period(case_dir)
         if start_at is not None:
-            err.print(f"resuming the case in {case_dir}: period {start_at.isoformat()} to {end_at}",
-                      markup=False, highlight=False)  # fmt: skip
+            console.err.print(f"resuming the case in {safe(case_dir)}: period {start_at.isoformat()} to {end_at}")
     if start_at is not None and end_at is not None and end_at <= start_at:
         raise UsageError("--end must be after --start")
     ids: list[str] | None = None
@@ -288,18 +289,18 @@ def investigate(
         redact_subjects=redact_subjects,
         hash_addresses=hash_addresses,
     )
-    ui = ConsoleUI(as_json)
+    ui = ConsoleUI(as_json, console)
     try:
         result = _run(conn, options, ui, demo)
     except KeyboardInterrupt:
         ui.close()
         # click turns Ctrl-C into a silent Abort (exit 130); say what state the case is in first
-        err.print(f"interrupted: the case in {case_dir} is kept; rerun the same command to resume where it stopped",
-                  markup=False, highlight=False)  # fmt: skip
+        console.err.print(f"interrupted: the case in {safe(case_dir)} is kept; rerun the same command to resume "
+                          "where it stopped")
         raise
     finally:
         ui.close()
-    _print_result(result, as_json)
+    _print_result(result, as_json, console)
     if result.exit_code != ExitCode.OK:
         raise typer.Exit(result.exit_code)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mia_bridge.cli.console import err, out
+from mia_bridge.cli.console import current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.evidence import verify_case
 
@@ -19,13 +19,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Report as JSON on stdout."),
     ) -> None:
         """Recheck the SHA-256, size and record count of every file the manifest lists."""
+        console = current_console()
         report = verify_case(case_dir)
         if as_json:
-            typer.echo(json.dumps(report.to_dict(), indent=2))
+            console.out.write_line(json.dumps(report.to_dict(), indent=2))
         else:
-            for problem in report.problems:
-                err.print(f"MISMATCH {problem}", markup=False, highlight=False)
+            for problem in report.problems:  # paths come from the manifest: one line each, controls escaped
+                console.err.print(f"MISMATCH {safe(problem)}")
             verdict = "OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)"
-            out.print(f"{case_dir}: {len(report.checked)} files checked, {verdict}", markup=False, highlight=False)
+            console.out.print(f"{safe(case_dir)}: {len(report.checked)} files checked, {verdict}")
         if not report.ok:
             raise typer.Exit(ExitCode.FAILURE)
