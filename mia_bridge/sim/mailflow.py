@@ -16,6 +16,7 @@ rate limit (queries per window) and the clock that limit is counted on, and "now
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 import threading
 import time
@@ -185,10 +186,14 @@ def build_mailflow(tenant: Any) -> MailFlow:
     domains.add(str(tenant.config.organization).lower())
     seed = tenant.config.seed
     messages: dict[str, MailMessage] = {}
-    for key, (raw, owner, folder, size, first) in sorted(seen.items()):
+    hostile: tuple[str, ...] = tenant.__dict__.get("hostile_subjects") or ()  # sim/scenario_hostile.py
+    for index, (key, (raw, owner, folder, size, first)) in enumerate(sorted(seen.items())):
         rng = random.Random(f"mailflow:{seed}:{key}")
         received = first - timedelta(minutes=rng.randint(10, 20 * 24 * 60))
-        messages[key] = _message(rng, raw, owner, folder, size, received, users, domains)
+        message = _message(rng, raw, owner, folder, size, received, users, domains)
+        if hostile and index % 3 == 0:  # the attacker's own mail in the mailbox, subjects as attacks
+            message = dataclasses.replace(message, subject=hostile[(index // 3) % len(hostile)])
+        messages[key] = message
     # Mail never read: in each audited mailbox's Inbox, delivered during the records' period.
     owners = sorted({v[1] for v in seen.values()})
     times = sorted(v[4] for v in seen.values())

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mia_bridge.sim.scenario_directory import build_directory
+from mia_bridge.sim.scenario_hostile import HOSTILE_NAMES, AttackerNames
 from mia_bridge.sim.scenario_noise import DISTRIBUTIONS, add_noise
 from mia_bridge.sim.scenario_records import (
     APP_AAD_POWERSHELL,
@@ -35,7 +36,7 @@ from mia_bridge.sim.tenant import Tenant, TenantConfig, make_guid
 from mia_bridge.sim.tenant_store import epoch_seconds
 from mia_bridge.sim.truth import AttackerAction, ScenarioTruth
 
-SCENARIOS = ("compromised", "benign")
+SCENARIOS = ("compromised", "benign", "hostile")  # hostile: compromised, with the attacker's names as attacks
 DEFAULT_START = datetime(2026, 10, 1, tzinfo=UTC)
 
 _FIRST = ("Megan", "Alex", "Adele", "Diego", "Grady", "Isaiah", "Johanna", "Joni", "Lee", "Lidia", "Lynne", "Miriam",
@@ -46,7 +47,7 @@ _LAST = ("Bowen", "Wilber", "Vance", "Siciliani", "Archie", "Langer", "Lauridsen
 GRAPH_READ_IP = "192.0.2.66"  # attacker infrastructure (documentation range: never routable)
 DESKTOP_SYNC_IP = "192.0.2.141"
 FORWARD_TO = "m.bowen.archive@proton.example"
-ATTACKER_APP_NAME = "MailSync Connector"
+ATTACKER_APP_NAME = AttackerNames.app
 BENIGN_ARCHIVER_NAME = "Contoso Mail Archiver"
 BENIGN_HR_APP_NAME = "HR Portal"
 
@@ -54,8 +55,10 @@ BENIGN_HR_APP_NAME = "HR Portal"
 class World:
     """Users, domains, apps and IPs of one tenant."""
 
-    def __init__(self, config: TenantConfig, tenant_id: str, rng: random.Random, user_count: int) -> None:
+    def __init__(self, config: TenantConfig, tenant_id: str, rng: random.Random, user_count: int,
+                 names: AttackerNames | None = None) -> None:
         self.config = config
+        self.names = names or AttackerNames()
         self.rng = rng
         label = config.organization.split(".")[0].lower()
         self.label = label
@@ -75,6 +78,9 @@ class World:
             self.users.append(self._user(first, last, domain, office=10 + i % 10, upn_local=local))
         self.victim.messages["\\Finance"] = [self.factory.message_id() for _ in range(40)]
         self.victim.folder_ids["\\Finance"] = self.factory.store_id()
+        if self.names.hidden_folder:  # the attacker's own folder in the victim's mailbox
+            self.victim.messages[self.names.hidden_folder] = [self.factory.message_id() for _ in range(12)]
+            self.victim.folder_ids[self.names.hidden_folder] = self.factory.store_id()
         self.attacker_app_id = make_guid(rng)
         self.attacker_sp_id = make_guid(rng)
         self.archiver_app_id = make_guid(rng)
@@ -138,8 +144,15 @@ def build_tenant(
     distribution: str = "bursty",
     start: datetime | None = None,
     days: int = 30,
+    hostile: bool = False,
 ) -> Tenant:
-    """A tenant holding about ``records`` audit records over ``days`` from ``start`` (deterministic by seed)."""
+    """A tenant holding about ``records`` audit records over ``days`` from ``start`` (deterministic by seed).
+
+    ``hostile`` (or ``scenario="hostile"``): the compromised story whose attacker names its app, inbox rule,
+    folder, user agents and mail subjects with spreadsheet formulas and terminal escapes (``scenario_hostile``).
+    """
+    if scenario == "hostile":
+        scenario, hostile = "compromised", True
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
     if distribution not in DISTRIBUTIONS:
@@ -151,7 +164,8 @@ def build_tenant(
     begin = (start or DEFAULT_START).astimezone(UTC)
     end = begin + timedelta(days=days)
     rng = random.Random(config.seed)
-    world = World(config, tenant.tenant_id, rng, user_count=max(12, min(400, records // 2500)))
+    world = World(config, tenant.tenant_id, rng, user_count=max(12, min(400, records // 2500)),
+                  names=HOSTILE_NAMES if hostile else None)
     truth = ScenarioTruth(
         scenario=scenario, seed=config.seed, organization=config.organization,
         benign_users=[u.upn for u in world.users if u is not world.compromised_admin and u is not world.victim],
@@ -175,6 +189,8 @@ def build_tenant(
     tenant.directory = build_directory(world, scenario, tenant)
     truth.record_count = len(tenant)
     tenant.truth = truth
+    if world.names.subjects:
+        tenant.__dict__["hostile_subjects"] = world.names.subjects  # sim/mailflow.py gives them to read mail
     return tenant
 
 
@@ -235,7 +251,7 @@ def _attack(story: _Story, t0: datetime) -> None:
     truth.compromised_admin = admin.upn
     truth.attacker_ips = [ip, sync_ip]
     truth.attacker_app_ids = [w.attacker_app_id]
-    truth.attacker_app_names = [ATTACKER_APP_NAME]
+    truth.attacker_app_names = [w.names.app]
     truth.attacker_forwarding_address = FORWARD_TO
     ps_ua = "Microsoft WinRM Client"
     story.attack(f.user_logged_in(t0, admin, ip, auth_method="16457", request_type="Saml20:Token"),
@@ -260,44 +276,44 @@ def _attack(story: _Story, t0: datetime) -> None:
                  "mailbox login through Exchange PowerShell", "7")
     app, sp = w.attacker_app_id, w.attacker_sp_id
     targets = [{"ID": app, "Type": 2}]
-    story.attack(f.directory_change(t0 + 10 * m, "Consent to application.", admin, ip, target_name=ATTACKER_APP_NAME,
+    story.attack(f.directory_change(t0 + 10 * m, "Consent to application.", admin, ip, target_name=w.names.app,
                                     target_id=sp, extra_targets=targets,
                                     modified=[("ConsentContext.IsAdminConsent", "", "True"),
                                               ("ConsentAction.Permissions", "",
                                                "Scope: Mail.Read Files.Read.All offline_access")]),
-                 f"admin consent to the attacker app {ATTACKER_APP_NAME}", "5")
-    story.attack(f.directory_change(t0 + 10 * m, "Add OAuth2PermissionGrant.", admin, ip, target_name=ATTACKER_APP_NAME,
+                 f"admin consent to the attacker app {w.names.app}", "5")
+    story.attack(f.directory_change(t0 + 10 * m, "Add OAuth2PermissionGrant.", admin, ip, target_name=w.names.app,
                                     target_id=sp, extra_targets=targets,
                                     modified=[("DelegatedPermissionGrant.Scope", "", "Mail.Read Files.Read.All")]),
                  "delegated permission grant to the attacker app", "5")
     # Operation spelled as Sparrow searches it ("Add app role assignment") [U: exact Entra name].
-    story.attack(f.directory_change(t0 + 11 * m, "Add app role assignment.", admin, ip, target_name=ATTACKER_APP_NAME,
+    story.attack(f.directory_change(t0 + 11 * m, "Add app role assignment.", admin, ip, target_name=w.names.app,
                                     target_id=sp, extra_targets=targets,
                                     modified=[("AppRole.Value", "", "Mail.Read"),
                                               ("AppRole.Id", "", "810c84a8-4a9e-49e6-bf7d-12d183f40d01")]),
                  "Graph application permission Mail.Read granted to the attacker app", "4")
     key_id = make_guid(rng)
     story.attack(f.directory_change(t0 + 12 * m, "Update application – Certificates and secrets management ", admin,
-                                    ip, target_name=ATTACKER_APP_NAME, target_id=app,
+                                    ip, target_name=w.names.app, target_id=app,
                                     modified=[("KeyDescription", "[]",
                                                f'["[KeyIdentifier={key_id},KeyType=Password,KeyUsage=Verify,'
                                                'DisplayName=sync]"]')]),
                  "client secret added to the attacker app registration", "2")
-    story.attack(f.directory_change(t0 + 12 * m, "Update application.", admin, ip, target_name=ATTACKER_APP_NAME,
+    story.attack(f.directory_change(t0 + 12 * m, "Update application.", admin, ip, target_name=w.names.app,
                                     target_id=app, modified=[("Included Updated Properties", "", "KeyDescription")]),
                  "attacker app registration updated", "2")
     story.attack(f.directory_change(t0 + 13 * m, "Add service principal credentials.", admin, ip,
-                                    target_name=ATTACKER_APP_NAME, target_id=sp,
+                                    target_name=w.names.app, target_id=sp,
                                     modified=[("KeyDescription", "[]",
                                                f'["[KeyIdentifier={make_guid(rng)},KeyType=AsymmetricX509Cert,'
                                                'KeyUsage=Verify,DisplayName=CN=sync]"]')]),
                  "certificate credential added to the attacker service principal", "3")
-    story.attack(f.directory_change(t0 + 13 * m, "Update service principal.", admin, ip, target_name=ATTACKER_APP_NAME,
+    story.attack(f.directory_change(t0 + 13 * m, "Update service principal.", admin, ip, target_name=w.names.app,
                                     target_id=sp, modified=[("Included Updated Properties", "", "KeyCredentials")]),
                  "attacker service principal updated", "3")
     # Graph reads of the victim's mail, 2-minute aggregated binds, until the mailbox is throttled.
     reads_at = t0 + timedelta(hours=1)
-    pools = {p: victim.messages[p] for p in ("\\Inbox", "\\Finance", "\\Sent Items")}
+    pools = {p: victim.messages[p] for p in ("\\Inbox", "\\Finance", "\\Sent Items", w.names.hidden_folder) if p}
     binds = 14
     for i in range(binds):
         when = reads_at + i * 4 * m
@@ -317,7 +333,7 @@ def _attack(story: _Story, t0: datetime) -> None:
             truth.throttled_at = datetime.fromisoformat(rec["CreationTime"]).replace(tzinfo=UTC)
     for i, name in enumerate(("Payroll 2026.xlsx", "Board minutes.docx")):
         story.attack(f.file_accessed(reads_at + (5 + i) * m, victim, ip, file_name=name, app_id=app,
-                                     user_agent="python-requests/2.32"),
+                                     user_agent=w.names.file_user_agent),
                      "victim OneDrive file read by the attacker app", "10")
     # Desktop Outlook sync from another IP: sync is not throttled, so it is logged.
     sync_at = t0 + timedelta(hours=4)
@@ -326,14 +342,16 @@ def _attack(story: _Story, t0: datetime) -> None:
                  "victim mailbox opened by Outlook desktop from the attacker's second IP")
     story.attack(f.sync_item(sync_at + m, victim, "\\Inbox", sync_ip, session_id=session),
                  "Inbox synced to the attacker's Outlook (sync, RecordType 2 shape)")
-    story.attack(f.sync_folders(sync_at + 2 * m, victim, ["\\Sent Items", "\\Finance"], sync_ip, session_id=session),
+    synced = ["\\Sent Items", "\\Finance", *([w.names.hidden_folder] if w.names.hidden_folder else [])]
+    story.attack(f.sync_folders(sync_at + 2 * m, victim, synced, sync_ip, session_id=session),
                  "Sent Items and Finance synced to the attacker's Outlook (sync, RecordType 50 shape)")
-    truth.synced_folders = ["\\Inbox", "\\Sent Items", "\\Finance"]
+    truth.synced_folders = ["\\Inbox", *synced]
     # Persistence through Exchange PowerShell as the compromised admin.
     rule_at = t0 + timedelta(hours=5)
-    story.attack(f.exchange_admin(rule_at, "New-InboxRule", admin, ip, object_id=f.exchange_object_id(victim, "."),
+    story.attack(f.exchange_admin(rule_at, "New-InboxRule", admin, ip,
+                                  object_id=f.exchange_object_id(victim, w.names.rule),
                                   parameters=[("AlwaysDeleteOutlookRulesBlob", "False"), ("Force", "False"),
-                                              ("Mailbox", victim.upn), ("Name", "."),
+                                              ("Mailbox", victim.upn), ("Name", w.names.rule),
                                               ("SubjectOrBodyContainsWords", "invoice;payment;wire"),
                                               ("ForwardTo", FORWARD_TO), ("DeleteMessage", "True"),
                                               ("StopProcessingRules", "True")]),

@@ -208,7 +208,7 @@ def build_directory(world: World, scenario: str, tenant: Tenant) -> Directory:
         world.federated_domain: [federation_configuration(world.federated_domain, "rejectMfaByFederatedIdp")],
         world.partner_domain: [federation_configuration(world.partner_domain, "enforceMfaByFederatedIdp")],
     }
-    from mia_bridge.sim.scenario import ATTACKER_APP_NAME, BENIGN_ARCHIVER_NAME, BENIGN_HR_APP_NAME
+    from mia_bridge.sim.scenario import BENIGN_ARCHIVER_NAME, BENIGN_HR_APP_NAME
 
     graph_sp = _sp(GRAPH_SP_ID, APP_GRAPH, "Microsoft Graph", owner_tenant=microsoft)
     graph_sp["AppRoles"] = [_app_role(ROLE_MAIL_READ, "Mail.Read"), _app_role(ROLE_FILES_READ_ALL, "Files.Read.All"),
@@ -240,7 +240,7 @@ def build_directory(world: World, scenario: str, tenant: Tenant) -> Directory:
             _sp(
                 world.attacker_sp_id,
                 world.attacker_app_id,
-                ATTACKER_APP_NAME,
+                world.names.app,
                 owner_tenant=tenant.tenant_id,
                 key_credentials=1,
                 password_credentials=1,
@@ -248,7 +248,7 @@ def build_directory(world: World, scenario: str, tenant: Tenant) -> Directory:
         )
         for role in (ROLE_MAIL_READ, ROLE_FILES_READ_ALL):
             assignments.append(
-                _assignment(world.attacker_sp_id, ATTACKER_APP_NAME, GRAPH_SP_ID, "Microsoft Graph", role)
+                _assignment(world.attacker_sp_id, world.names.app, GRAPH_SP_ID, "Microsoft Graph", role)
             )
     directory.service_principals = sps
     directory.app_role_assignments = assignments
