@@ -96,7 +96,7 @@ def test_main_builds_the_console_and_hands_it_to_the_command(
     monkeypatch.setattr("mia_bridge.cli.commands.verify.current_console", spy)
     monkeypatch.setenv("COLUMNS", "40")
     assert main(["verify", "/nonexistent/" + "x" * 80]) == 1
-    assert len(built) == len(seen) == 1 and seen[0] is built[0]  # the command got the console main built, by click's ctx.obj
+    assert len(built) == len(seen) == 1 and seen[0] is built[0]  # handed on by click's ctx.obj
     assert "x" * 80 in capsys.readouterr().err  # not wrapped at 40 columns: stderr is not a terminal
 
 
