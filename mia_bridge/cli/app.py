@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(console, sys.argv[1:] if argv is None else argv)
     finally:
         os.umask(previous_umask)
+        from mia_bridge.evidence import seal
+
+        seal.use_key_file(None)  # a --key holds for the command that was given it
 
 
 def _run(console: Console, args: list[str]) -> int:

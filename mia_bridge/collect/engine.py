@@ -21,12 +21,13 @@ from mia_bridge import __version__
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ExoBackend
 from mia_bridge.collect.query import AuditQuery
 from mia_bridge.collect.retry import RetryPolicy, call_with_retry
-from mia_bridge.collect.state import Journal, JournalEntry
+from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
 from mia_bridge.collect.ual import Fetch, fetch_plain, fetch_session
 from mia_bridge.collect.windows import Mode, Planned, SessionPolicy, Window, WindowPlanner
 from mia_bridge.errors import CmdletError, CommandNotFoundError, IngestionDisabledError, MiaError
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.store import EvidenceFile
+from mia_bridge.safe_files import make_dir
 
 DEFAULT_CONCURRENCY = 4  # BENCHMARKS.md: 2 to 4 workers halve wall time; more bring nothing measurable
 
@@ -107,6 +108,7 @@ class QueryResult:
     windows: list[dict[str, Any]]
     gaps: list[Gap]
     resumed: bool
+    resume: dict[str, Any] | None = None  # what a resume verified and trusted (manifest: collection.runs[].resumed)
 
     @property
     def complete(self) -> bool:
@@ -265,7 +267,7 @@ def collect(
     """Collect every record of every query into ``case_dir``; resumes what an earlier run started."""
     options = options or CollectOptions()
     case_dir = Path(case_dir).absolute()  # evidence paths must not depend on the working directory
-    case_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(case_dir)
     names = [q.name for q in queries]
     if len(set(names)) != len(names):
         raise MiaError(f"query names must be unique: {names}")
@@ -292,6 +294,9 @@ def collect(
             queries={r.query.name: r.describe() for r in results},
             files={r.path: r.counts.unique - r.counts.unparseable for r in results},
             side_files=[_unparsed_path(r) for r in results],
+            resumed={r.query.name: r.resume for r in results if r.resume},
+            state_files=[case_dir / STATE_DIR / f"{r.query.name}{suffix}" for r in results
+                         for suffix in (".query.json", ".journal.jsonl")],
         )
     return CollectionResult(results, case_dir / manifest.MANIFEST_NAME, started, finished)
 
@@ -313,9 +318,11 @@ def _collect_query(
               "name": query.name, "tool": "mia-bridge"}
     journal = Journal(case_dir, query.name)
     state = journal.load(header)
-    evidence = EvidenceFile(case_dir, query.name, compress=options.compress)
-    evidence.open(state.offset, state.unparsed_offset)
     period = (query.start_s, query.end_s)
+    # resume verifies before it trusts: the journal against itself, then against the evidence and the manifest
+    state.check(journal.path, period, len(streams))
+    evidence = EvidenceFile(case_dir, query.name, compress=options.compress)
+    evidence.open(state.offset, state.unparsed_offset, state.expected(manifest.registered(case_dir)))
     planners = [
         WindowPlanner(
             query.start_s, query.end_s, policy=options.sessions, plain_target=options.plain_target,
@@ -392,6 +399,11 @@ def _collect_query(
         raise failure
     result = QueryResult(query, evidence.path, counts, totals.calls, totals.retries, windows, gaps,
                          resumed=bool(state.entries))
+    if state.entries:  # recorded in the manifest's run: what was trusted, after which checks, what was cut
+        result.resume = {"journal_entries": len(state.entries), "records": evidence.records,
+                         "unparsed_records": evidence.unparsed_records, "offset": state.offset,
+                         "sha256": evidence.sha256, "verified": "journal offsets, record counts, SHA-256, manifest",
+                         "discarded_unjournalled_bytes": evidence.discarded}
     if progress:
         progress.query_finished(query.name, result)
     return result
@@ -412,7 +424,8 @@ def _commit(
         new=commit.new, duplicates=commit.duplicates, duplicates_of_superseded=commit.duplicates_of_superseded,
         unparseable=commit.unparseable, out_of_window=commit.out_of_window, in_window=in_window,
         calls=counter.calls, retries=counter.retries, offset=offset, unparsed_offset=uoffset,
-        seconds=round(fetch.seconds, 3), detail=fetch.detail,
+        seconds=round(fetch.seconds, 3), detail=fetch.detail, sha256=evidence.sha256,
+        unparsed_sha256=evidence.unparsed_sha256,
     )
     journal.append(entry)
     _account(entry, counts, totals, windows, gaps)
@@ -430,6 +443,7 @@ def _commit(
         stream=stream, start=gap_window.start, end=gap_window.end, mode=fetch.mode.value, status="gap",
         rows=0, new=0, duplicates=0, duplicates_of_superseded=0, unparseable=0, out_of_window=0,
         in_window=in_window, calls=0, retries=0, offset=offset, unparsed_offset=uoffset, seconds=0.0,
+        sha256=evidence.sha256, unparsed_sha256=evidence.unparsed_sha256,
         detail=f"{in_window} records received in a {gap_window.seconds}-second window that still hit the "
         f"{fetch.cap} cap",
     )

@@ -1,8 +1,11 @@
 """Resume state: a journal of committed fetches per query under ``CASE/state/``.
 
-Every fetch whose rows reached the evidence file is journalled with the evidence file's size
-after that commit (fsynced, one JSON line). Rerunning the same command reads the journal, cuts the
-evidence file back to the last journalled size, skips finished windows and redoes the rest.
+Every fetch whose rows reached the evidence file is journalled with the evidence file's size and
+SHA-256 after that commit (fsynced, one JSON line). Rerunning the same command reads the journal and
+verifies it before trusting it: its windows lie in the query's period, its offsets only grow, and the
+evidence on disk holds the journalled records and hashes to the journalled SHA-256 up to that size,
+covering what the manifest registered (``QueryState.expected`` → ``EvidenceFile.open``). Only then is
+the evidence cut back to the last journalled size, finished windows skipped and the rest redone.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mia_bridge.errors import UsageError
+from mia_bridge.errors import EvidenceError, UsageError
+from mia_bridge.evidence.store import Expected
+from mia_bridge.safe_files import make_dir, open_private, write_text
 
 STATE_DIR = "state"
 
@@ -39,6 +44,8 @@ class JournalEntry:
     unparsed_offset: int
     seconds: float
     detail: str = ""
+    sha256: str = ""  # of the evidence file's first ``offset`` bytes ("" in journals of older versions)
+    unparsed_sha256: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -58,6 +65,40 @@ class QueryState:
     def unparsed_offset(self) -> int:
         return max((e.unparsed_offset for e in self.entries), default=0)
 
+    def check(self, journal: Path, period: tuple[int, int], streams: int) -> None:
+        """The journal's own consistency: windows inside the period, offsets that grow exactly when records
+        were written. A planted or edited journal fails here or against the evidence (``expected``)."""
+        offset = unparsed = 0
+        for number, e in enumerate(self.entries, 1):
+            where = f"{journal}: entry {number}"
+            if not (0 <= e.stream < streams and period[0] <= e.start < e.end <= period[1]):
+                raise _tampered(f"{where}: window {e.start}..{e.end} (stream {e.stream}) is outside the query")
+            if min(e.rows, e.new, e.duplicates, e.unparseable) < 0 or e.rows != e.new + e.duplicates:
+                raise _tampered(f"{where}: counts do not add up (rows {e.rows} != new {e.new} + duplicates "
+                                f"{e.duplicates})")
+            wrote, wrote_unparsed = e.new - e.unparseable > 0, e.unparseable > 0
+            if (e.offset > offset) != wrote or (e.unparsed_offset > unparsed) != wrote_unparsed or (
+                    e.offset < offset or e.unparsed_offset < unparsed):
+                raise _tampered(f"{where}: offset {e.offset} (before: {offset}) does not match {e.new} new records")
+            offset, unparsed = e.offset, e.unparsed_offset
+
+    def expected(self, registered: dict[str, tuple[int, str]]) -> Expected:
+        """What the evidence files must hold for this journal to be trusted."""
+        last = self.entries[-1] if self.entries else None
+        return Expected(
+            journalled=bool(self.entries),
+            records=sum(e.new - e.unparseable for e in self.entries),
+            sha256=last.sha256 if last else "",
+            unparsed_records=sum(e.unparseable for e in self.entries),
+            unparsed_sha256=last.unparsed_sha256 if last and last.unparsed_offset else "",
+            registered=registered,
+        )
+
+
+def _tampered(message: str) -> EvidenceError:
+    return EvidenceError(message, hint="the resume journal was altered; nothing was changed; start a new case "
+                         "with a fresh --out (keep this folder for examination)")
+
 
 class Journal:
     """Append-only journal for one query; the header pins the query so a rerun asks the same thing."""
@@ -70,7 +111,7 @@ class Journal:
 
     def load(self, header: dict[str, Any]) -> QueryState:
         """Check the header against this run's query and read the committed entries."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.dir)
         if self.header_path.exists():
             old = json.loads(self.header_path.read_text(encoding="utf-8"))
             if old != header:
@@ -81,23 +122,26 @@ class Journal:
                 )
         else:
             tmp = self.header_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(header, indent=2, sort_keys=True), encoding="utf-8")
+            write_text(tmp, json.dumps(header, indent=2, sort_keys=True))
             os.replace(tmp, self.header_path)
         state = QueryState()
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, 1):
                 try:
                     state.entries.append(JournalEntry(**json.loads(line)))
                 except (ValueError, TypeError):
+                    if number < len(lines):  # only the last line can be torn by a crash
+                        raise _tampered(f"{self.path}: line {number} is not a journal entry") from None
                     break  # a half-written last line from a crash: its fetch is redone
             # Rewrite without any torn tail so later appends start on a clean line.
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(e.to_json() + "\n" for e in state.entries), encoding="utf-8")
+            write_text(tmp, "".join(e.to_json() + "\n" for e in state.entries))
             os.replace(tmp, self.path)
         return state
 
     def append(self, entry: JournalEntry) -> None:
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+        with self._lock, open_private(self.path, "a") as fh:
             fh.write(entry.to_json() + "\n")
             fh.flush()
             os.fsync(fh.fileno())

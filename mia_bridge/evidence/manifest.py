@@ -1,7 +1,9 @@
 """``CASE/manifest.json``: what was collected, how, and the SHA-256 of every file in the case.
 
 Other steps (exports, reports) register the files they write with ``add_files`` so that
-``mia verify`` checks them too. Writes are atomic (temporary file, then rename).
+``mia verify`` checks them too. Writes are atomic (temporary file, then rename), private (0600) and
+never through a symlink; every registered file is made private too. With a case key (``seal``), every
+save also signs the manifest (``manifest.hmac``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mia_bridge.errors import ManifestError, UsageError
+from mia_bridge.evidence import seal
+from mia_bridge.safe_files import make_dir, make_private, write_text
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "mia-bridge-case/1"
@@ -51,11 +55,28 @@ def _load_or_new(case_dir: Path) -> dict[str, Any]:
 
 def _save(case_dir: Path, data: dict[str, Any]) -> Path:
     data["updated"] = _now()
+    make_dir(case_dir)
     path = case_dir / MANIFEST_NAME
     tmp = path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    write_text(tmp, text)
+    os.replace(tmp, path)  # replaces a link planted at the manifest's name instead of writing through it
+    seal.sign(case_dir, text.encode("utf-8"))
     return path
+
+
+def manifest_sha256(case_dir: Path) -> str | None:
+    """SHA-256 of ``manifest.json`` as it is now: the seal a third party pins (None without a manifest)."""
+    path = Path(case_dir) / MANIFEST_NAME
+    return sha256_file(path) if path.is_file() else None
+
+
+def registered(case_dir: Path) -> dict[str, tuple[int, str]]:
+    """Relative path -> (bytes, SHA-256) of every file the manifest lists ({} without a manifest)."""
+    if not (Path(case_dir) / MANIFEST_NAME).exists():
+        return {}
+    files = load_manifest(case_dir)["files"]
+    return {rel: (int(e.get("bytes", 0)), str(e.get("sha256", ""))) for rel, e in files.items() if isinstance(e, dict)}
 
 
 def _now() -> str:
@@ -72,6 +93,7 @@ def _relative(case_dir: Path, path: Path) -> str:
 
 def file_entry(case_dir: Path, rel: str, *, kind: str, records: int | None = None) -> dict[str, Any]:
     path = case_dir / rel
+    make_private(path)  # whoever wrote it (pyarrow, openpyxl, jinja2), a registered file is 0600
     entry: dict[str, Any] = {"kind": kind, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
     if records is not None:
         entry["records"] = records
@@ -124,6 +146,8 @@ def record_collection(
     queries: dict[str, dict[str, Any]],
     files: dict[Path, int],
     side_files: Iterable[Path] = (),
+    resumed: dict[str, dict[str, Any]] | None = None,
+    state_files: Iterable[Path] = (),
 ) -> Path:
     """Record one collection run: its queries, and the evidence files with hashes and record counts."""
     case_dir = Path(case_dir)
@@ -132,10 +156,13 @@ def record_collection(
         data["tool"] = {"name": "mia-bridge", "version": tool_version}
         data["backend"] = backend
         collection = data.setdefault("collection", {"runs": [], "queries": {}})
-        collection["runs"].append({
+        run: dict[str, Any] = {
             "started": started.isoformat(), "finished": finished.isoformat(), "options": options,
             "ingestion": ingestion, "queries": sorted(queries),
-        })
+        }
+        if resumed:
+            run["resumed"] = resumed  # each resume: what the journal claimed, how it was verified, what was cut
+        collection["runs"].append(run)
         collection["queries"].update(queries)
         for path, records in files.items():
             if path.exists():
@@ -147,4 +174,8 @@ def record_collection(
                 with path.open("rb") as fh:
                     lines = sum(1 for _ in fh)
                 data["files"][rel] = file_entry(case_dir, rel, kind="evidence-unparsed", records=lines)
+        for path in state_files:  # the resume journal: chain of custody, rechecked like the rest
+            if path.is_file():
+                rel = _relative(case_dir, path)
+                data["files"][rel] = file_entry(case_dir, rel, kind="state")
         return _save(case_dir, data)

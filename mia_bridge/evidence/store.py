@@ -23,8 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from mia_bridge.errors import EvidenceError
+from mia_bridge.safe_files import make_dir, open_private
 
 EVIDENCE_DIR = "evidence"
+_RESTART = "start a new case with a fresh --out (keep this folder for examination)"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the resume journal says the evidence files hold, checked before a rerun trusts it: the records
+    (lines) and SHA-256 of each file up to its journalled size, and what the manifest registered of them
+    (relative path -> (bytes, sha256)) when an earlier run ended."""
+
+    journalled: bool
+    records: int
+    sha256: str
+    unparsed_records: int
+    unparsed_sha256: str
+    registered: dict[str, tuple[int, str]]
 
 
 @dataclass(frozen=True)
@@ -104,34 +120,64 @@ class EvidenceFile:
         self._lock = threading.Lock()
         self.records = 0
         self.unparsed_records = 0
+        self._digests = {self.path: hashlib.sha256(), self.unparsed_path: hashlib.sha256()}
+        self.discarded: dict[str, int] = {}  # relative path -> bytes of an unjournalled tail cut on resume
 
     @property
     def relpath(self) -> str:
         return self.path.relative_to(self.case_dir).as_posix()
 
-    def open(self, committed: int = 0, unparsed_committed: int = 0) -> None:
-        """Open for appending; keep exactly the committed bytes and reload their keys."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for path, size in ((self.path, committed), (self.unparsed_path, unparsed_committed)):
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the evidence file as committed so far."""
+        return self._digests[self.path].hexdigest()
+
+    @property
+    def unparsed_sha256(self) -> str:
+        return self._digests[self.unparsed_path].hexdigest()
+
+    def open(self, committed: int = 0, unparsed_committed: int = 0, expected: Expected | None = None) -> None:
+        """Open for appending; keep exactly the committed bytes and reload their keys.
+
+        With ``expected`` (a resume), the files are checked against the journal before anything is cut: the
+        committed bytes must be there, hold the journalled number of records and hash to the journalled
+        SHA-256, and cover at least what the manifest registered. Any disagreement stops the run.
+        """
+        make_dir(self.path.parent)
+        files = ((self.path, committed, expected.records if expected else None, expected.sha256 if expected else ""),
+                 (self.unparsed_path, unparsed_committed, expected.unparsed_records if expected else None,
+                  expected.unparsed_sha256 if expected else ""))
+        for path, size, records, sha in files:
+            if path.is_symlink():
+                raise EvidenceError(f"{path}: is a symbolic link; refusing to use it as evidence",
+                                    hint="a case folder never holds links: someone planted it; " + _RESTART)
             if not path.exists():
-                if size:
+                if size or (expected is not None and expected.journalled and path == self.path):
                     raise EvidenceError(
-                        f"{path}: evidence file is missing but the resume state says {size} bytes were written",
-                        hint="the case folder was altered; start a new case with a fresh --out",
+                        f"{path}: evidence file is missing but the resume journal says {size} bytes "
+                        f"({records} records) were written",
+                        hint="a journal without its evidence: the case folder was altered; " + _RESTART,
                     )
                 continue
             actual = path.stat().st_size
             if actual < size:
                 raise EvidenceError(
                     f"{path}: evidence file was truncated: {actual} bytes, the resume state recorded {size}",
-                    hint="records already collected are gone; start a new case with a fresh --out",
+                    hint="records already collected are gone; " + _RESTART,
                 )
+            with path.open("rb") as fh:
+                prefix = fh.read(size)
+            if expected is not None:
+                self._check(path, prefix, records, sha, expected.registered.get(self._rel(path)), actual)
+            self._digests[path] = hashlib.sha256(prefix)
             if actual > size:
-                # Bytes of a fetch that crashed before it was journalled: that fetch is redone.
-                with path.open("r+b") as fh:
+                # Bytes of a fetch that crashed before it was journalled: that fetch is redone (and said so).
+                with open_private(path, "r+b") as fh:
                     fh.truncate(size)
+                self.discarded[self._rel(path)] = actual - size
         if not self.path.exists():
-            self.path.touch()  # an empty result is evidence too: registered and hashed like any other
+            # an empty result is evidence too: registered and hashed like any other
+            open_private(self.path, "ab").close()
         for line in self._read_lines(self.path):
             obj = json.loads(line)
             self._seen[str(obj["Id"]).lower()] = False
@@ -141,6 +187,30 @@ class EvidenceFile:
                 row = parse_row(json.loads(line))
                 self._seen[row.key] = False
                 self.unparsed_records += 1
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.case_dir).as_posix()
+
+    def _check(self, path: Path, prefix: bytes, records: int | None, sha: str, registered: tuple[int, str] | None,
+               actual: int) -> None:
+        """The journal's claim about one file against the file (and the manifest), before anything is cut."""
+        def fail(what: str) -> EvidenceError:
+            return EvidenceError(f"{path}: the resume journal does not match the evidence: {what}",
+                                 hint="the journal or the evidence was altered; nothing was changed; " + _RESTART)
+
+        if sha and hashlib.sha256(prefix).hexdigest() != sha:
+            raise fail(f"the first {len(prefix)} bytes do not hash to the journalled SHA-256 {sha}")
+        data = gzip.decompress(prefix) if path == self.path and self.compress and prefix else prefix
+        lines = data.count(b"\n")
+        if records is not None and lines != records:
+            raise fail(f"{lines} records in the first {len(prefix)} bytes, the journal counts {records}")
+        if registered is not None:
+            size, digest = registered
+            if size > len(prefix):
+                raise fail(f"the manifest registered {size} bytes of it when a run ended, the journal only "
+                           f"{len(prefix)} (of {actual} on disk)")
+            if size == len(prefix) and digest != hashlib.sha256(prefix).hexdigest():
+                raise fail("its SHA-256 differs from the one the manifest registered")
 
     def _read_lines(self, path: Path) -> list[str]:
         if not path.exists():
@@ -190,15 +260,15 @@ class EvidenceFile:
             usize = self.unparsed_path.stat().st_size if self.unparsed_path.exists() else 0
         return counts, size, usize
 
-    @staticmethod
-    def _append(path: Path, text: str, compress: bool) -> None:
+    def _append(self, path: Path, text: str, compress: bool) -> None:
         data = text.encode("utf-8")
         if compress:
             data = gzip.compress(data, mtime=0)  # one member per commit; gzip readers concatenate them
-        with path.open("ab") as fh:
+        with open_private(path, "ab") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        self._digests[path].update(data)
 
     def keys(self) -> set[str]:
         with self._lock:

@@ -95,6 +95,7 @@ class ReportModel:
     tables: list[ReportTable] = field(default_factory=list)
     redaction: str = ""  # one line: what this report (and the package's derived files) redact, or that they do not
     sharing: list[tuple[str, str]] = field(default_factory=list)  # (files, whether and how they may be shared)
+    manifest_sha256: str = ""  # manifest.json's SHA-256 when the report was written (it lists every file before)
 
 
 @dataclass(frozen=True)

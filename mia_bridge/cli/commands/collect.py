@@ -17,6 +17,8 @@ from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY
 from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
+from mia_bridge.evidence import seal
+from mia_bridge.evidence.manifest import manifest_sha256
 
 
 class RichProgress:
@@ -89,6 +91,7 @@ def summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> dict[str
     return {
         "complete": result.complete,
         "manifest": str(result.manifest_path),
+        "manifest_sha256": manifest_sha256(result.manifest_path.parent),
         "queries": {
             q.query.name: {
                 "file": str(q.path),
@@ -125,7 +128,9 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
     for item in mailbox:
         err.print(f"mailbox audit {safe(item['identity'])}: {item['status']} {safe(item.get('detail', ''))}".rstrip(),
                   markup=False, highlight=False)
-    err.print(f"manifest: {safe(result.manifest_path)}", markup=False, highlight=False)
+    err.print(f"manifest: {safe(result.manifest_path)}")
+    err.print(f"manifest SHA-256: {manifest_sha256(result.manifest_path.parent)} (note it: mia verify prints the "
+              "same while the case is unaltered)")
 
 
 def register(app: typer.Typer) -> None:
@@ -152,6 +157,8 @@ def register(app: typer.Typer) -> None:
                                                "always."),
         gzip_out: bool = typer.Option(False, "--gzip", help="Write evidence as .jsonl.gz."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+        key: Path | None = typer.Option(None, "--key", help="File holding the case key: the manifest is signed "
+                                        "(HMAC-SHA256). Or set MIA_CASE_KEY."),
         as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout, progress as JSON lines."),
         *,
         conn: ConnectionSettings,
@@ -171,6 +178,7 @@ def register(app: typer.Typer) -> None:
         options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out)
         mailbox: list[dict[str, Any]] = []
         console = current_console()
+        seal.use_key_file(key)
         with open_connection(conn) as backend:
             if quiet:
                 result = collect(backend, [query], out, options)

@@ -25,6 +25,8 @@ from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
 from mia_bridge.errors import UsageError
+from mia_bridge.evidence import seal as case_seal
+from mia_bridge.evidence.manifest import manifest_sha256
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
 from mia_bridge.investigate.plan import GUID_RE
@@ -139,7 +141,8 @@ def _previous_period(out_dir: Path) -> tuple[datetime | None, datetime | None]:
 def _print_result(result: InvestigationResult, as_json: bool, console: Console) -> None:
     out = console.out
     if as_json:
-        out.write_line(json.dumps(result.summary, indent=2, default=str))
+        out.write_line(json.dumps({**result.summary, "manifest_sha256": manifest_sha256(result.case_dir)}, indent=2,
+                                  default=str))
         return
     if result.verdict:
         out.print(f"verdict: {result.verdict['level']}: {safe(result.verdict['headline'])}")
@@ -153,9 +156,9 @@ def _print_result(result: InvestigationResult, as_json: bool, console: Console) 
     out.print(f"case folder: {safe(result.case_dir)}")
     if result.report_path is not None:
         out.print(f"report: {safe(result.report_path)}")
-    manifest_sha256 = getattr(result, "manifest_sha256", None)
-    if manifest_sha256:
-        out.print(f"manifest SHA-256: {manifest_sha256} (pin it: mia verify CASE prints the same)")
+    seal = manifest_sha256(result.case_dir)
+    if seal:
+        out.print(f"manifest SHA-256: {seal} (note it: mia verify prints the same while the case is unaltered)")
     redaction = result.redaction
     if redaction.get("redact_subjects") or redaction.get("hash_addresses"):
         kept = [*redaction.get("raw_evidence_not_redacted", []), *redaction.get("chain_of_custody_not_redacted", [])]
@@ -232,11 +235,14 @@ def investigate(
         False, "--hash-addresses", help="Replace e-mail addresses with keyed hashes (HMAC-SHA256; key from "
         "MIA_HASH_KEY, else random for this run) in every derived file and the report (raw evidence is kept)."
     ),
+    key: Path | None = typer.Option(None, "--key", help="File holding the case key: the manifest is signed "
+                                    "(HMAC-SHA256, manifest.hmac). Or set MIA_CASE_KEY."),
     *,
     conn: ConnectionSettings,
 ) -> None:
     """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report."""
     console = current_console()
+    case_seal.use_key_file(key)
     if target_app_id and all_apps:
         raise UsageError("give either --app-id or --all-apps, not both")
     if len(delimiter) != 1 or delimiter in '"\r\n':  # Export-Csv -Delimiter is a [char]
