@@ -9,6 +9,7 @@ point leaves a case folder that a rerun of the same command completes to the sam
 from __future__ import annotations
 
 import contextlib
+import glob
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,7 +25,7 @@ from mia_bridge.collect.retry import RetryPolicy, call_with_retry
 from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
 from mia_bridge.collect.ual import Fetch, fetch_plain, fetch_session
 from mia_bridge.collect.windows import Mode, Planned, SessionPolicy, Window, WindowPlanner
-from mia_bridge.errors import CmdletError, CommandNotFoundError, IngestionDisabledError, MiaError
+from mia_bridge.errors import CmdletError, CommandNotFoundError, EvidenceError, IngestionDisabledError, MiaError
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.store import EvidenceFile
 from mia_bridge.safe_files import make_dir
@@ -276,9 +277,13 @@ def collect(
     connections = _Connections(backend, options.backend_factory or clone_factory(backend))
     results: list[QueryResult] = []
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="mia-collect")
+    refused: str | None = None
     try:
         for query in queries:
             results.append(_collect_query(query, case_dir, options, connections, pool, progress))
+    except EvidenceError as exc:  # a resume that failed its checks: the manifest records the refusal
+        refused = exc.message
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         connections.close()
@@ -295,10 +300,20 @@ def collect(
             files={r.path: r.counts.unique - r.counts.unparseable for r in results},
             side_files=[_unparsed_path(r) for r in results],
             resumed={r.query.name: r.resume for r in results if r.resume},
-            state_files=[case_dir / STATE_DIR / f"{r.query.name}{suffix}" for r in results
-                         for suffix in (".query.json", ".journal.jsonl")],
+            state_files=_state_files(case_dir, [r.query for r in results]),
+            refused=refused,
         )
     return CollectionResult(results, case_dir / manifest.MANIFEST_NAME, started, finished)
+
+
+def _state_files(case_dir: Path, queries: Sequence[AuditQuery]) -> list[Path]:
+    """The resume journal of each query and any evidence tails set aside on a resume (chain of custody)."""
+    folder = case_dir / STATE_DIR
+    paths = []
+    for query in queries:
+        paths += [folder / f"{query.name}.query.json", folder / f"{query.name}.journal.jsonl"]
+        paths += sorted(folder.glob(f"{glob.escape(query.name)}.*.tail-at-*"))
+    return paths
 
 
 def _unparsed_path(result: QueryResult) -> Path:
@@ -403,7 +418,8 @@ def _collect_query(
         result.resume = {"journal_entries": len(state.entries), "records": evidence.records,
                          "unparsed_records": evidence.unparsed_records, "offset": state.offset,
                          "sha256": evidence.sha256, "verified": "journal offsets, record counts, SHA-256, manifest",
-                         "discarded_unjournalled_bytes": evidence.discarded}
+                         "discarded_unjournalled_bytes": evidence.discarded,
+                         "kept_in": [p.relative_to(case_dir).as_posix() for p in evidence.set_aside]}
     if progress:
         progress.query_finished(query.name, result)
     return result

@@ -133,11 +133,11 @@ class Journal:
                 except (ValueError, TypeError):
                     if number < len(lines):  # only the last line can be torn by a crash
                         raise _tampered(f"{self.path}: line {number} is not a journal entry") from None
-                    break  # a half-written last line from a crash: its fetch is redone
-            # Rewrite without any torn tail so later appends start on a clean line.
-            tmp = self.path.with_suffix(".tmp")
-            write_text(tmp, "".join(e.to_json() + "\n" for e in state.entries))
-            os.replace(tmp, self.path)
+                    # A half-written last line from a crash: its fetch is redone. Rewrite the journal without
+                    # it so later appends start on a clean line (only then: a journal is otherwise left as found).
+                    tmp = self.path.with_suffix(".tmp")
+                    write_text(tmp, "".join(e.to_json() + "\n" for e in state.entries))
+                    os.replace(tmp, self.path)
         return state
 
     def append(self, entry: JournalEntry) -> None:

@@ -148,6 +148,7 @@ def record_collection(
     side_files: Iterable[Path] = (),
     resumed: dict[str, dict[str, Any]] | None = None,
     state_files: Iterable[Path] = (),
+    refused: str | None = None,
 ) -> Path:
     """Record one collection run: its queries, and the evidence files with hashes and record counts."""
     case_dir = Path(case_dir)
@@ -162,6 +163,8 @@ def record_collection(
         }
         if resumed:
             run["resumed"] = resumed  # each resume: what the journal claimed, how it was verified, what was cut
+        if refused:
+            run["resume_refused"] = refused  # the journal did not match the evidence: nothing was trusted or cut
         collection["runs"].append(run)
         collection["queries"].update(queries)
         for path, records in files.items():

@@ -122,6 +122,7 @@ class EvidenceFile:
         self.unparsed_records = 0
         self._digests = {self.path: hashlib.sha256(), self.unparsed_path: hashlib.sha256()}
         self.discarded: dict[str, int] = {}  # relative path -> bytes of an unjournalled tail cut on resume
+        self.set_aside: list[Path] = []  # where those bytes were kept
 
     @property
     def relpath(self) -> str:
@@ -154,9 +155,9 @@ class EvidenceFile:
             if not path.exists():
                 if size or (expected is not None and expected.journalled and path == self.path):
                     raise EvidenceError(
-                        f"{path}: evidence file is missing but the resume journal says {size} bytes "
-                        f"({records} records) were written",
-                        hint="a journal without its evidence: the case folder was altered; " + _RESTART,
+                        f"{path}: a journal without its evidence: the file is missing but the resume journal says "
+                        f"{size} bytes ({records} records) were written",
+                        hint="the case folder was altered; " + _RESTART,
                     )
                 continue
             actual = path.stat().st_size
@@ -171,7 +172,9 @@ class EvidenceFile:
                 self._check(path, prefix, records, sha, expected.registered.get(self._rel(path)), actual)
             self._digests[path] = hashlib.sha256(prefix)
             if actual > size:
-                # Bytes of a fetch that crashed before it was journalled: that fetch is redone (and said so).
+                # Bytes of a fetch that crashed before it was journalled: that fetch is redone. The bytes are
+                # moved aside (state/, registered in the manifest), never destroyed: evidence is not deleted.
+                self._set_aside(path, size)
                 with open_private(path, "r+b") as fh:
                     fh.truncate(size)
                 self.discarded[self._rel(path)] = actual - size
@@ -187,6 +190,20 @@ class EvidenceFile:
                 row = parse_row(json.loads(line))
                 self._seen[row.key] = False
                 self.unparsed_records += 1
+
+    def _set_aside(self, path: Path, size: int) -> None:
+        """Copy the bytes of ``path`` past ``size`` to ``state/<file>.tail-at-<size>[.n]``."""
+        folder = self.case_dir / "state"
+        target = folder / f"{path.name}.tail-at-{size}"
+        number = 1
+        while target.exists() or target.is_symlink():
+            number += 1
+            target = folder / f"{path.name}.tail-at-{size}.{number}"
+        with path.open("rb") as src, open_private(target, "xb") as dst:
+            src.seek(size)
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                dst.write(chunk)
+        self.set_aside.append(target)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.case_dir).as_posix()
