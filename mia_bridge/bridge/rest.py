@@ -27,6 +27,7 @@ import httpx
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, Secret
 from mia_bridge.bridge.clouds import Cloud
 from mia_bridge.bridge.graph import GRAPH_CMDLETS, GraphClient
+from mia_bridge.bridge.pwsh import quote_single
 from mia_bridge.bridge.rest_auth import AppCredential, TokenProvider, resolve_tenant_id
 from mia_bridge.bridge.rest_errors import error_for, is_retryable_error
 from mia_bridge.bridge.rest_http import (
@@ -141,7 +142,7 @@ def _ps_quote(value: Any) -> str:
         return str(value)
     if isinstance(value, datetime):
         value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_single(str(value))
 
 
 class NextLinkExpired(Exception):
