@@ -20,6 +20,7 @@ from mia_bridge.collect.retry import RetryPolicy, call_with_retry
 from mia_bridge.errors import CmdletError, CommandNotFoundError
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.store import EVIDENCE_DIR
+from mia_bridge.safe_files import open_private
 
 CMDLET = "Search-MailboxAuditLog"
 MAX_RESULT_SIZE = 250_000  # the cmdlet's documented upper bound
@@ -85,8 +86,7 @@ def collect_mailbox_audit(
         manifest.update_section(case_dir, "mailbox_audit", identity, status)
         return status
     path = case_dir / EVIDENCE_DIR / f"mailbox_audit.{_safe(identity)}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
+    with open_private(path, "w") as fh:  # never through a link planted in evidence/
         for row in rows:
             fh.write(json.dumps(row, default=_json_default, ensure_ascii=False, sort_keys=True) + "\n")
         fh.flush()

@@ -41,6 +41,7 @@ from mia_bridge.enrich.potential import potential_exposure, potential_from_mailb
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import Scope, load_scope
 from mia_bridge.evidence import manifest
+from mia_bridge.safe_files import open_private
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,24 @@ def enrich_case(backend: ExoBackend, case_dir: Path, options: EnrichOptions | No
     # CSV rows are counted in the summary (a quoted cell may span lines; the manifest counts lines)
     result.summary["files"] = {EXPOSED_NAME: rows, PARTIES_NAME: party_rows}
     write_json(summary_path, result.summary)
+    inputs = _unregistered_inputs(case_dir, scope.analysis_dir)
+    if inputs:  # a folder of mia analyze: its tables are what this enrichment derives from (mia verify lists all)
+        manifest.add_files(case_dir, inputs, kind="input")
     manifest.add_files(case_dir, result.files, kind="enrich", records={str(query_log): len(trace.query_log)})
     return result
+
+
+def _unregistered_inputs(case_dir: Path, analysis_dir: Path | None) -> list[Path]:
+    """The analysis outputs (and findings.json) the enrichment read that the manifest does not list yet."""
+    from mia_bridge.analysis.outputs import TABLES
+
+    names = [f"{t}.{ext}" for t in TABLES for ext in ("csv", "parquet")]
+    names += ["records.parquet", "summary.json", "quarantine.jsonl"]
+    known = manifest.registered(case_dir)
+    paths = [analysis_dir / n for n in names] if analysis_dir is not None else []
+    paths.append(case_dir / "findings.json")
+    return [p for p in paths if p.is_file() and not p.is_symlink()
+            and p.relative_to(case_dir).as_posix() not in known]
 
 
 def _note(message: ExposedMessage, trace: MessageTrace, graph: MailboxMetadata | None) -> str:
@@ -168,8 +185,7 @@ def _note(message: ExposedMessage, trace: MessageTrace, graph: MailboxMetadata |
 
 
 def _jsonl(path: Path, entries: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    with open_private(path, "w") as handle:
         for entry in entries:
             handle.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
     return path

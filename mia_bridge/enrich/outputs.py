@@ -27,6 +27,7 @@ from mia_bridge.csv_safety import write_dicts
 from mia_bridge.enrich.model import ExposedMessage
 from mia_bridge.enrich.parties import EXTERNAL_DOMAIN, Party
 from mia_bridge.errors import ExportError
+from mia_bridge.safe_files import open_private, write_text
 
 EXPOSED_NAME = "exposed_messages.csv"
 PARTIES_NAME = "affected_parties.csv"
@@ -141,8 +142,7 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) ->
 
 def write_json(path: Path, data: Any) -> Path:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     except OSError as exc:
         raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
     return path
@@ -162,8 +162,7 @@ class RawWriter:
             if name not in self.lines:  # a rerun appends: earlier answers stay, and count
                 self.lines[name] = _line_count(path)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("a", encoding="utf-8") as handle:
+                with open_private(path, "a") as handle:  # raw answers are evidence: never through a link
                     handle.write(json.dumps({"call": call, "output": rows}, ensure_ascii=False, default=str) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from mia_bridge.csv_safety import write_rows
 from mia_bridge.enrich.outputs import REDACTED, Redactor, write_json
 from mia_bridge.errors import ExportError
+from mia_bridge.safe_files import write_text
 
 # Case folders holding raw evidence (relative to the case): never redacted, never to be shared.
 RAW_EVIDENCE = ("evidence/", "directory/", "enrich/raw/")
@@ -139,7 +140,7 @@ class Scrubber:
                 lines = path.read_text(encoding="utf-8").splitlines()
                 out = [json.dumps(self.value(json.loads(line)), ensure_ascii=False, default=str) if line.strip()
                        else line for line in lines]
-                path.write_text("".join(f"{line}\n" for line in out), encoding="utf-8")
+                write_text(path, "".join(f"{line}\n" for line in out))
             elif suffix == ".csv":
                 self._rewrite_csv(path)
             elif suffix == ".parquet":

@@ -20,6 +20,7 @@ from typing import Any
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.errors import BridgeError, ExportError
 from mia_bridge.exports.sparrow import Row, graph_permission_rows
+from mia_bridge.safe_files import write_text
 
 MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 DIRECTORY_DIR = "directory"
@@ -69,8 +70,7 @@ def save_raw(case_dir: Path, name: str, data: Any) -> Path:
     """Write a cmdlet's raw output as JSON under ``directory/``."""
     path = case_dir / DIRECTORY_DIR / f"{name}.json"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1, default=_json_default, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(data, indent=1, default=_json_default, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from exc
     return path

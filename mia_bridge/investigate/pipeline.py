@@ -43,6 +43,7 @@ from mia_bridge.investigate.report_model import build_report_model
 from mia_bridge.investigate.searches import SearchRun, all_records, plan_searches, run_searches, write_sparrow_exports
 from mia_bridge.investigate.steps import StepLog, StepOutcome
 from mia_bridge.report.html import write_report
+from mia_bridge.safe_files import make_dir
 
 SPARROW_DIR = "sparrow"
 ANALYSIS_DIR = "analysis"
@@ -158,7 +159,7 @@ def run_investigation(
     """Run every step against an open backend; returns outcomes, findings and the files written."""
     # absolute: the collector's manifest joins relative evidence paths onto the case folder again
     options.out_dir = case_dir = options.out_dir.resolve()
-    case_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(case_dir)  # 0700: the case holds mail subjects and addresses
     steps = StepLog(ui.outcome)
     result = InvestigationResult(case_dir, steps)
     # one redactor (one hash key) for every file of the run, so pseudonyms join across files

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from mia_bridge.errors import ExportError
+from mia_bridge.safe_files import write_text
 
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 SEVERITY_COLOURS: dict[str, str] = {
@@ -235,8 +236,7 @@ def write_report(model: ReportModel, path: Path) -> Path:
     """Render and write the report; returns the path."""
     html = render_report(model)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
+        write_text(path, html)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write report: {exc.strerror or exc}", path=str(path)) from exc
     return path
