@@ -17,6 +17,7 @@ import pytest
 
 from mia_bridge.cli.app import main
 from mia_bridge.csv_safety import FORMULA_START
+from mia_bridge.evidence import verify_case
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.scenario_hostile import FORMULA_SUBJECTS, HOSTILE_NAMES
 from mia_bridge.sim.tenant import TenantConfig
@@ -66,6 +67,11 @@ def test_no_csv_cell_outside_sparrow_starts_with_a_formula_character(hostile_cas
     values = {c for _, c in cells}
     assert any("'" + s in values for s in FORMULA_SUBJECTS)  # exposed_messages.csv subjects
     assert HOSTILE_NAMES.hidden_folder in values  # a folder path: starts with a backslash, kept as it is
+
+
+def test_the_hostile_case_verifies(hostile_case: tuple[Path, str, str]) -> None:
+    report = verify_case(hostile_case[0])
+    assert report.ok and report.unlisted == [], report.problems
 
 
 def test_parquet_and_json_keep_the_true_values(hostile_case: tuple[Path, str, str]) -> None:

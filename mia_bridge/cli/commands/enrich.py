@@ -13,6 +13,8 @@ from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.scope import load_scope
 from mia_bridge.errors import UsageError
+from mia_bridge.evidence import seal
+from mia_bridge.evidence.manifest import manifest_sha256
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -39,6 +41,8 @@ def enrich(
     no_potential: bool = typer.Option(False, "--no-potential", help="Skip mail potentially exposed by folder "
                                       "syncs and throttled windows."),
     as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout."),
+    key: Path | None = typer.Option(None, "--key", help="File holding the case key: the manifest is signed "
+                                    "(HMAC-SHA256). Or set MIA_CASE_KEY."),
     *,
     conn: ConnectionSettings,
 ) -> None:
@@ -50,6 +54,7 @@ def enrich(
         hash_addresses=hash_addresses, potential=not no_potential,
         suspicious_ips=_split(suspicious_ips), suspicious_apps=_split(suspicious_apps),
     )
+    seal.use_key_file(key)
     load_scope(case_dir)  # a case without analysis fails here, before any connection
     with open_connection(conn) as backend:
         result = enrich_case(backend, case_dir, options)
@@ -65,6 +70,7 @@ def enrich(
                   f"{counts['affected_external_domains']} external domain(s)")
         for path in result.files:
             out.print(f"  {safe(path)}")
+        out.print(f"manifest SHA-256: {manifest_sha256(case_dir)} (the case changed: note this one)")
     if result.trace_unavailable:
         err.print(f"warning: message trace unavailable: {safe(result.trace_unavailable)}")
     for reason, n in counts["accessed_without_metadata_reasons"].items():
