@@ -27,7 +27,7 @@ from mia_bridge.collect.ual import Fetch, fetch_plain, fetch_session
 from mia_bridge.collect.windows import Mode, Planned, SessionPolicy, Window, WindowPlanner
 from mia_bridge.errors import CmdletError, CommandNotFoundError, EvidenceError, IngestionDisabledError, MiaError
 from mia_bridge.evidence import manifest
-from mia_bridge.evidence.store import EvidenceFile
+from mia_bridge.evidence.store import EVIDENCE_DIR, EvidenceFile
 from mia_bridge.safe_files import make_dir
 
 DEFAULT_CONCURRENCY = 4  # BENCHMARKS.md: 2 to 4 workers halve wall time; more bring nothing measurable
@@ -278,8 +278,10 @@ def collect(
     results: list[QueryResult] = []
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="mia-collect")
     refused: str | None = None
+    begun: list[AuditQuery] = []
     try:
         for query in queries:
+            begun.append(query)
             results.append(_collect_query(query, case_dir, options, connections, pool, progress))
     except EvidenceError as exc:  # a resume that failed its checks: the manifest records the refusal
         refused = exc.message
@@ -288,6 +290,10 @@ def collect(
         pool.shutdown(wait=True, cancel_futures=True)
         connections.close()
         finished = _now()
+        done = {r.query.name for r in results}
+        # a query that failed (denied, Ctrl-C) keeps what it committed: registered as partial evidence; one whose
+        # resume was refused registers nothing (its journal and evidence did not match: left as found)
+        unfinished = [q for q in begun if q.name not in done] if refused is None else []
         manifest.record_collection(
             case_dir,
             tool_version=__version__,
@@ -300,7 +306,9 @@ def collect(
             files={r.path: r.counts.unique - r.counts.unparseable for r in results},
             side_files=[_unparsed_path(r) for r in results],
             resumed={r.query.name: r.resume for r in results if r.resume},
-            state_files=_state_files(case_dir, [r.query for r in results]),
+            state_files=_state_files(case_dir, [*(r.query for r in results), *unfinished]),
+            partial_files=[case_dir / EVIDENCE_DIR / f"{q.name}{suffix}" for q in unfinished
+                           for suffix in (".jsonl.gz" if options.compress else ".jsonl", ".unparsed.jsonl")],
             refused=refused,
         )
     return CollectionResult(results, case_dir / manifest.MANIFEST_NAME, started, finished)

@@ -19,6 +19,7 @@ from typing import Any
 
 from mia_bridge.errors import ManifestError, UsageError
 from mia_bridge.evidence import seal
+from mia_bridge.evidence.store import count_lines
 from mia_bridge.safe_files import make_dir, make_private, write_text
 
 MANIFEST_NAME = "manifest.json"
@@ -72,11 +73,14 @@ def manifest_sha256(case_dir: Path) -> str | None:
 
 
 def registered(case_dir: Path) -> dict[str, tuple[int, str]]:
-    """Relative path -> (bytes, SHA-256) of every file the manifest lists ({} without a manifest)."""
+    """Relative path -> (bytes, SHA-256) of every file the manifest lists as complete ({} without a manifest).
+    Partial evidence (a query interrupted mid-commit may have registered bytes its journal never got) is left
+    out: the journal's own SHA-256 vouches for it."""
     if not (Path(case_dir) / MANIFEST_NAME).exists():
         return {}
     files = load_manifest(case_dir)["files"]
-    return {rel: (int(e.get("bytes", 0)), str(e.get("sha256", ""))) for rel, e in files.items() if isinstance(e, dict)}
+    return {rel: (int(e.get("bytes", 0)), str(e.get("sha256", ""))) for rel, e in files.items()
+            if isinstance(e, dict) and e.get("kind") != "evidence-partial"}
 
 
 def _now() -> str:
@@ -149,6 +153,7 @@ def record_collection(
     resumed: dict[str, dict[str, Any]] | None = None,
     state_files: Iterable[Path] = (),
     refused: str | None = None,
+    partial_files: Iterable[Path] = (),
 ) -> Path:
     """Record one collection run: its queries, and the evidence files with hashes and record counts."""
     case_dir = Path(case_dir)
@@ -177,6 +182,10 @@ def record_collection(
                 with path.open("rb") as fh:
                     lines = sum(1 for _ in fh)
                 data["files"][rel] = file_entry(case_dir, rel, kind="evidence-unparsed", records=lines)
+        for path in partial_files:  # what a query that did not finish had committed (a rerun completes it)
+            if path.is_file() and not path.is_symlink():
+                rel = _relative(case_dir, path)
+                data["files"][rel] = file_entry(case_dir, rel, kind="evidence-partial", records=count_lines(path))
         for path in state_files:  # the resume journal: chain of custody, rechecked like the rest
             if path.is_file():
                 rel = _relative(case_dir, path)
