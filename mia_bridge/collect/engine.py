@@ -26,7 +26,7 @@ from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
 from mia_bridge.collect.ual import Fetch, fetch_plain, fetch_session
 from mia_bridge.collect.windows import Mode, Planned, SessionPolicy, Window, WindowPlanner
 from mia_bridge.errors import CmdletError, CommandNotFoundError, EvidenceError, IngestionDisabledError, MiaError
-from mia_bridge.evidence import manifest
+from mia_bridge.evidence import manifest, seal
 from mia_bridge.evidence.store import EVIDENCE_DIR, EvidenceFile
 from mia_bridge.safe_files import make_dir
 
@@ -339,7 +339,7 @@ def _collect_query(
     streams = query.streams()
     header = {"query": query.describe(), "fingerprint": query.fingerprint(), "compress": options.compress,
               "name": query.name, "tool": "mia-bridge"}
-    journal = Journal(case_dir, query.name)
+    journal = Journal(case_dir, query.name, key=seal.case_key())
     state = journal.load(header)
     period = (query.start_s, query.end_s)
     # resume verifies before it trusts: the journal against itself, then against the evidence and the manifest

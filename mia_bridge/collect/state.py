@@ -10,10 +10,12 @@ the evidence cut back to the last journalled size, finished windows skipped and 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,11 @@ class JournalEntry:
     detail: str = ""
     sha256: str = ""  # of the evidence file's first ``offset`` bytes ("" in journals of older versions)
     unparsed_sha256: str = ""
+    mac: str = ""  # with a case key: HMAC-SHA256 chained over the journal so far (a planted line has none)
+
+    def chained_mac(self, key: bytes, previous: str) -> str:
+        body = replace(self, mac="").to_json()
+        return hmac.new(key, (previous + body).encode("utf-8"), hashlib.sha256).hexdigest()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -103,11 +110,13 @@ def _tampered(message: str) -> EvidenceError:
 class Journal:
     """Append-only journal for one query; the header pins the query so a rerun asks the same thing."""
 
-    def __init__(self, case_dir: Path, name: str) -> None:
+    def __init__(self, case_dir: Path, name: str, key: bytes | None = None) -> None:
         self.dir = case_dir / STATE_DIR
         self.header_path = self.dir / f"{name}.query.json"
         self.path = self.dir / f"{name}.journal.jsonl"
         self._lock = threading.Lock()
+        self.key = key  # the case key (seal.case_key()): entries are chained with HMAC-SHA256 and checked
+        self._last_mac = ""
 
     def load(self, header: dict[str, Any]) -> QueryState:
         """Check the header against this run's query and read the committed entries."""
@@ -138,10 +147,26 @@ class Journal:
                     tmp = self.path.with_suffix(".tmp")
                     write_text(tmp, "".join(e.to_json() + "\n" for e in state.entries))
                     os.replace(tmp, self.path)
+        if self.key is not None:
+            self._check_macs(state.entries)
         return state
+
+    def _check_macs(self, entries: list[JournalEntry]) -> None:
+        """With a case key, every entry must carry the chained HMAC: a line written without the key (planted,
+        edited, or by a run that was not given the key) stops the run."""
+        previous = ""
+        assert self.key is not None
+        for number, entry in enumerate(entries, 1):
+            if not hmac.compare_digest(entry.mac, entry.chained_mac(self.key, previous)):
+                raise _tampered(f"{self.path}: entry {number} is not signed with this case key (planted or edited, "
+                                "or written by a run without the key)")
+            previous = entry.mac
+        self._last_mac = previous
 
     def append(self, entry: JournalEntry) -> None:
         with self._lock, open_private(self.path, "a") as fh:
+            if self.key is not None:
+                entry.mac = self._last_mac = entry.chained_mac(self.key, self._last_mac)
             fh.write(entry.to_json() + "\n")
             fh.flush()
             os.fsync(fh.fileno())

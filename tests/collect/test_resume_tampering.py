@@ -4,6 +4,7 @@ in the manifest; an unjournalled tail is kept aside, never destroyed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from datetime import timedelta
@@ -193,3 +194,28 @@ def test_each_resume_is_recorded_and_an_unjournalled_tail_is_kept(tmp_path: Path
 def _copy_case(finished: tuple[object, Path], tmp_path: Path) -> tuple[object, Path]:
     tenant, case = finished
     return tenant, _copy(case, tmp_path)
+
+
+def test_with_a_case_key_even_a_fully_planted_journal_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a key, a journal planted with an empty evidence file and no manifest is indistinguishable from
+    a first run killed on an empty tenant. With one, every journal line carries a chained HMAC."""
+    monkeypatch.setenv("MIA_CASE_KEY", "k" * 32)
+    tenant = tenant_with("bursty", 9000)
+    case = tmp_path / "case"
+    with pytest.raises(KeyboardInterrupt):
+        _run(tenant, case, StopAfter(3))
+    assert all(json.loads(line)["mac"] for line in _journal(case).read_text().splitlines())
+    assert _run(tenant, case) == truth_ids(tenant, QUERY.start, QUERY.end)  # a keyed resume works
+
+    planted = tmp_path / "planted"
+    (planted / "state").mkdir(parents=True)
+    (planted / "evidence").mkdir()
+    shutil.copy(case / "state" / "all.query.json", planted / "state")
+    (planted / "evidence" / "all.jsonl").write_bytes(b"")
+    _journal(planted).write_text(_entry(sha256=hashlib.sha256(b"").hexdigest()))
+    with pytest.raises(EvidenceError, match="not signed with this case key"):
+        _run(tenant, planted)
+    monkeypatch.delenv("MIA_CASE_KEY")
+    assert _run(tenant, planted) == set()  # the documented limit without a key: the seal must catch it
