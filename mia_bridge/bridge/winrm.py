@@ -18,7 +18,7 @@ import logging
 import time
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
@@ -27,6 +27,15 @@ from pypsrp.wsman import WSMan
 
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, ProgressInfo, Secret
 from mia_bridge.bridge.clixml import RawClixml, output_to_record
+from mia_bridge.bridge.endpoint import (
+    JEA_CONNECT,
+    JEA_DISCONNECT,
+    JSON_DEPTH,
+    NESTED,
+    decode_json_output,
+    is_connection,
+    jea_call,
+)
 from mia_bridge.bridge.errors_map import cmdlet_error, error_info, map_transport_error, scrub
 from mia_bridge.bridge.winrm_settings import WinRMSettings
 from mia_bridge.errors import BridgeAuthError, BridgeError, BridgeTransportError, CmdletError, UsageError
@@ -37,6 +46,9 @@ INT32_MAX = 2**31 - 1
 GRAPH_PREFIX = "get-mg"
 # -ExchangeEnvironmentName → Connect-MgGraph -Environment.
 GRAPH_ENVIRONMENTS = {"O365USGovGCCHigh": "USGov", "O365USGovDoD": "USGovDoD", "O365China": "China"}
+# Observers of every pipeline sent (endpoint kind, [(command, parameters), …]): the contract test's
+# collector (tests/conftest.py) checks them against the shipped role capability.
+SENT_OBSERVERS: list[Callable[[str, list[tuple[str, dict[str, Any]]]], None]] = []
 
 
 class _RawOutputSerializer(Serializer):
@@ -142,7 +154,10 @@ class WinRMBackend:
         if pool is not None and not self._broken:
             if self.connected_exchange:
                 try:
-                    self._run(CmdletCall("Disconnect-ExchangeOnline", {"Confirm": False}))
+                    if self.settings.kind == "jea":
+                        self._run(CmdletCall(JEA_DISCONNECT))
+                    else:
+                        self._run(CmdletCall("Disconnect-ExchangeOnline", {"Confirm": False}))
                 except Exception:  # best effort: the session is going away anyway
                     log.debug("Disconnect-ExchangeOnline failed", exc_info=False)
                 self.connected_exchange = False
@@ -189,6 +204,7 @@ class WinRMBackend:
             "logon": self.logon,
             "username": s.username,
             "configuration_name": s.configuration_name,
+            "endpoint_kind": s.kind,
             "cert_validation": bool(s.cert_validation),
             "ca_bundle": s.ca_bundle,
             "spn_host": s.spn_host,
@@ -204,9 +220,23 @@ class WinRMBackend:
     def invoke(self, call: CmdletCall) -> CmdletResult:
         if self._pool is None:
             raise BridgeError("the connection is not open", hint="call open() or use the backend as a context manager")
-        if call.name.lower().startswith(GRAPH_PREFIX) and not self.connected_graph and self.settings.organization:
-            self._connect_graph()
-        return self._run(call)
+        kind = self.settings.kind
+        nested = call.name.lower() in NESTED
+        if kind == "jea":
+            if is_connection(call.name):
+                raise UsageError(f"{call.name} is not sent to a JEA endpoint: its functions connect themselves")
+            # The role capability's function: it connects on first use and emits flat objects, the Graph
+            # ones one JSON string per item.
+            result = self._run(jea_call(call))
+        else:
+            if call.name.lower().startswith(GRAPH_PREFIX) and not self.connected_graph and self.settings.organization:
+                self._connect_graph()
+            stages = [("ConvertTo-Json", {"Depth": JSON_DEPTH, "Compress": True})] if nested else []
+            result = self._run(call, stages=stages)
+        if nested:
+            result.output = decode_json_output(result.output, what=call.name)
+        result.call = call
+        return result
 
     def _connect_graph(self) -> None:
         """Connect-MgGraph once, app-only with the same app and certificate (Get-Mg* cmdlets)."""
@@ -233,7 +263,10 @@ class WinRMBackend:
 
     def _connect_exchange(self) -> None:
         s = self.settings
-        params: dict[str, Any] = {"AppId": s.app_id, "Organization": s.organization, "ShowBanner": False}
+        jea = s.kind == "jea"
+        params: dict[str, Any] = {"AppId": s.app_id, "Organization": s.organization}
+        if not jea:
+            params["ShowBanner"] = False
         if s.certificate_thumbprint:
             params["CertificateThumbprint"] = s.certificate_thumbprint
         else:
@@ -242,28 +275,35 @@ class WinRMBackend:
                 params["CertificatePassword"] = s.certificate_password
         if s.exchange_environment:
             params["ExchangeEnvironmentName"] = s.exchange_environment
+        name = JEA_CONNECT if jea else "Connect-ExchangeOnline"
         try:
-            self._run(CmdletCall("Connect-ExchangeOnline", params))
+            self._run(CmdletCall(name, params))
         except CmdletError as exc:
             raise BridgeAuthError(
-                f"Connect-ExchangeOnline failed for {s.organization}: {exc.message}",
+                f"{name} failed for {s.organization}: {exc.message}",
                 hint="check --organization, --app-id and the certificate on the jump host (thumbprint in "
                 "Cert:\\LocalMachine\\My or the file and its password); the app needs Exchange.ManageAsApp",
-                cmdlet="Connect-ExchangeOnline",
+                cmdlet=name,
             ) from None
         self.connected_exchange = True
 
-    def _run(self, call: CmdletCall) -> CmdletResult:
+    def _run(self, call: CmdletCall, *, stages: list[tuple[str, dict[str, Any]]] | None = None) -> CmdletResult:
+        """One pipeline: the command, Select-Object when the call selects, then ``stages`` (ConvertTo-Json)."""
         assert self._pool is not None
         started = time.monotonic()
         log.debug("invoke %s", call.describe())  # secrets masked by describe()
+        pipeline: list[tuple[str, dict[str, Any]]] = [(call.name, dict(call.parameters))]
+        if call.select:
+            pipeline.append(("Select-Object", {"Property": list(call.select)}))
+        pipeline.extend(stages or [])
+        for observer in SENT_OBSERVERS:
+            observer(self.settings.kind, pipeline)
         ps = PowerShell(self._pool)
         try:
-            ps.add_cmdlet(call.name)
-            for key, value in call.parameters.items():
-                ps.add_parameter(key, self._encode(value))
-            if call.select:
-                ps.add_cmdlet("Select-Object").add_parameter("Property", list(call.select))
+            for name, parameters in pipeline:
+                ps.add_cmdlet(name)
+                for key, value in parameters.items():
+                    ps.add_parameter(key, self._encode(value))
             ps.invoke()
             output = [output_to_record(o) for o in ps.output]
         except Exception as exc:

@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from mia_bridge.bridge.backend import Secret
+from mia_bridge.bridge.endpoint import resolve_kind
 from mia_bridge.errors import UsageError
 
 AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic")
@@ -32,6 +33,9 @@ class WinRMSettings:
     client_cert_pem: str | None = None  # certificate auth
     client_key_pem: str | None = None
     configuration_name: str = DEFAULT_CONFIGURATION
+    # plain (real cmdlets + ConvertTo-Json), jea (the MiaBridge role capability's functions) or auto
+    # (jea when configuration_name is MiaBridge); see bridge/endpoint.py.
+    endpoint_kind: str = "auto"
     path: str = "wsman"
     # Exchange Online app-only connection, made once per pool (skipped when organization is None).
     organization: str | None = None
@@ -49,6 +53,11 @@ class WinRMSettings:
     idle_timeout: int = 3600
 
     @property
+    def kind(self) -> str:
+        """The endpoint kind in effect: plain or jea."""
+        return resolve_kind(self.endpoint_kind, self.configuration_name)
+
+    @property
     def ssl(self) -> bool:
         return self.transport == "https"
 
@@ -63,6 +72,7 @@ class WinRMSettings:
 
     def validate(self) -> None:
         """Refuse unsafe or incomplete combinations before any traffic."""
+        self.kind  # noqa: B018 -- refuses an unknown endpoint kind
         if self.transport not in ("http", "https"):
             raise UsageError(f"transport must be http or https, not {self.transport!r}")
         if self.auth not in AUTH_METHODS:

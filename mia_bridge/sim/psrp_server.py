@@ -21,11 +21,15 @@ from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import PSInvocationState
 
 from mia_bridge.sim.clixml_writer import object_clixml
+from mia_bridge.sim.convert_json import convert_to_json
 from mia_bridge.sim.psrp_values import decode_parameters, encode_object, error_record
-from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, dispatch
+from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, dispatch, is_string
+from mia_bridge.sim.serialization_depth import REMOTING_DEPTH, at_depth
 
-# Built-in cmdlets the simulator implements itself as later pipeline stages.
+# Built-in cmdlets the simulator implements itself as later pipeline stages (module-qualified or not).
+_UTILITY = "microsoft.powershell.utility\\"
 _SELECT_OBJECT = "select-object"
+_CONVERT_TO_JSON = "convertto-json"
 
 Dispatcher = Callable[[Any, str, dict[str, Any]], SimOutput]
 
@@ -80,11 +84,14 @@ class PsrpShell:
         *,
         dispatcher: Dispatcher = dispatch,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        serialization_depth: int | None = REMOTING_DEPTH,
     ) -> None:
         self.shell_id = str(uuid.uuid4()).upper()
         self.session = session
         self._dispatch = dispatcher
         self._on_call = on_call
+        # Output objects are serialized as remoting does (depth 1); None keeps every level (tests only).
+        self.serialization_depth = serialization_depth
         self._pool = _SimRunspacePool(
             application_private_data={"PSVersionTable": {"PSVersion": "5.1.20348.2849", "PSEdition": "Desktop"}}
         )
@@ -202,20 +209,27 @@ class PsrpShell:
         output = self._dispatch(self.session, name, params)
         for later in commands[1:]:
             later_name = str(later.command_text)
-            if later.is_script or later_name.lower() != _SELECT_OBJECT:
+            key = later_name.lower().removeprefix(_UTILITY)
+            if later.is_script or key not in (_SELECT_OBJECT, _CONVERT_TO_JSON):
                 raise SimCmdletError(
-                    f"The simulator only supports Select-Object after a cmdlet, not '{later_name}'.",
+                    f"The simulator only supports Select-Object and ConvertTo-Json after a cmdlet, not '{later_name}'.",
                     category="InvalidOperation",
                     error_id="UnsupportedPipelineStage",
                 )
-            output = _select(output, decode_parameters(later_name, later.parameters))
+            later_params = decode_parameters(later_name, later.parameters)
+            stage = _select if key == _SELECT_OBJECT else convert_to_json
+            output = stage(output, later_params)
         return output
 
     def _emit(self, pipe: psrpcore.ServerPipeline, output: SimOutput) -> None:
         with self._cond:
             for text in output.warnings:
                 pipe.write_warning(text)
-            for obj in output.objects:
+            for full in output.objects:
+                if is_string(full):
+                    pipe.write_output(full.text)
+                    continue
+                obj = at_depth(full, self.serialization_depth)
                 data = object_clixml(obj)
                 pipe.write_output(_Serialized(data) if data is not None else encode_object(obj))
             for err in output.errors:

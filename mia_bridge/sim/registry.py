@@ -21,6 +21,31 @@ class SimObject:
 
     type_names: list[str]
     properties: dict[str, Any]
+    # What the object's ToString() returns; None: .NET's default, the full type name (type_names[0]).
+    text: str | None = None
+
+
+def plain(value: Any) -> Any:
+    """Nested SimObjects as dicts of their properties (full depth, as a handler built them)."""
+    if isinstance(value, SimObject):
+        return {k: plain(v) for k, v in value.properties.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+STRING_TYPE = "System.String"
+
+
+def sim_string(text: str) -> SimObject:
+    """A bare string in the output (what ConvertTo-Json writes): sent as a primitive ``<S>``, not an object."""
+    return SimObject([STRING_TYPE], {}, text)
+
+
+def is_string(obj: SimObject) -> bool:
+    return obj.type_names == [STRING_TYPE] and not obj.properties and obj.text is not None
 
 
 @dataclass

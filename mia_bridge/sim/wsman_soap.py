@@ -136,8 +136,10 @@ class WSManService:
         configuration_names: tuple[str, ...] = ("Microsoft.PowerShell",),
         max_envelope_kb: int = 500,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        serialization_depth: int | None = 1,
     ) -> None:
         self._open_session = open_session
+        self.serialization_depth = serialization_depth
         self.configuration_names = tuple(n.lower() for n in configuration_names)
         self.max_envelope_kb = max_envelope_kb
         self._on_call = on_call
@@ -199,7 +201,7 @@ class WSManService:
         creation = req.body.find("rsp:Shell/pwsh:creationXml", NS)
         if creation is None or not creation.text:
             raise WSManFault(0x80338000, "The shell creation request has no creationXml.")
-        shell = PsrpShell(self._open_session(), on_call=self._on_call)
+        shell = PsrpShell(self._open_session(), on_call=self._on_call, serialization_depth=self.serialization_depth)
         shell.fragment_size = self._payload_budget(req)
         shell.feed(base64.b64decode(creation.text))
         with self._lock:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mia_bridge.bridge import Secret
-from mia_bridge.sim.registry import SimCmdletError, dispatch, registered_cmdlets
+from mia_bridge.sim.registry import SimCmdletError, dispatch, plain, registered_cmdlets
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import DEFAULT_THUMBPRINT, Tenant, TenantConfig, TenantSession
 
@@ -39,7 +39,7 @@ def graph(tenant: Tenant, session: TenantSession | None = None) -> TenantSession
 
 
 def props(out: Any) -> list[dict[str, Any]]:
-    return [o.properties for o in out.objects]
+    return [plain(o) for o in out.objects]
 
 
 def test_thumbprint_must_match_and_is_case_insensitive() -> None:

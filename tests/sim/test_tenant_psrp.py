@@ -113,8 +113,21 @@ def test_a_responder_session_over_psrp(sim: SimServer, tenant: Tenant) -> None:
         mg = _run(pool, "Connect-MgGraph", ClientId=tenant.config.app_id, TenantId=tenant.config.organization,
                   CertificateThumbprint=tenant.config.certificate_thumbprint, NoWelcome=True)
         assert mg.state == PSInvocationState.COMPLETED, _errors(mg)
+        # Remoting serializes at depth 1: the service plans inside a SKU arrive as their ToString() text.
         skus = [output_to_record(o) for o in _run(pool, "Get-MgSubscribedSku").output]
-        plans = [p["ServicePlanName"] for s in skus for p in s["ServicePlans"]]
+        assert skus and all(
+            plan == "Microsoft.Graph.PowerShell.Models.MicrosoftGraphServicePlanInfo"
+            for s in skus for plan in s["ServicePlans"]
+        )
+        assert "M365_ADVANCED_AUDITING" not in json.dumps(skus, default=str)
+        # ConvertTo-Json as a second pipeline command (typed parameters, no script) brings them back flat.
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-MgSubscribedSku").add_cmdlet("ConvertTo-Json").add_parameter("Depth", 10)
+        ps.add_parameter("Compress", True)
+        ps.invoke()
+        assert ps.state == PSInvocationState.COMPLETED, _errors(ps)
+        assert len(ps.output) == 1  # one string for the whole input, as ConvertTo-Json writes it
+        plans = [p["ServicePlanName"] for s in json.loads(ps.output[0]) for p in s["ServicePlans"]]
         assert "M365_ADVANCED_AUDITING" in plans
     assert tenant.call_counts["Connect-ExchangeOnline"] >= 1 and tenant.call_counts["Search-UnifiedAuditLog"] >= 4
 

@@ -27,6 +27,39 @@ def _type(model: str) -> list[str]:
     return [f"Microsoft.Graph.PowerShell.Models.MicrosoftGraph{model}", "System.Object"]
 
 
+# Graph SDK model types of nested properties: over remoting at depth 1 each arrives as its ToString(),
+# the type name (sim/serialization_depth.py), exactly what a real jump host sends.
+NESTED_MODELS = {
+    "ServicePlans": "ServicePlanInfo",
+    "PrepaidUnits": "LicenseUnitsDetail",
+    "AppRoles": "AppRole",
+    "KeyCredentials": "KeyCredential",
+    "PasswordCredentials": "PasswordCredential",
+    "From": "Recipient",
+    "Sender": "Recipient",
+    "ToRecipients": "Recipient",
+    "CcRecipients": "Recipient",
+    "BccRecipients": "Recipient",
+    "ReplyTo": "Recipient",
+    "EmailAddress": "EmailAddress",
+    "Body": "ItemBody",
+}
+
+
+def model(properties: dict[str, Any]) -> dict[str, Any]:
+    """Nested dicts (and lists of them) under known property names as typed Graph SDK model objects."""
+    return {key: _nested(key, value) for key, value in properties.items()}
+
+
+def _nested(key: str, value: Any) -> Any:
+    kind = NESTED_MODELS.get(key[:1].upper() + key[1:])
+    if isinstance(value, list):
+        return [_nested(key, v) for v in value]
+    if isinstance(value, dict):
+        return SimObject(_type(kind or "Entity"), model(value))
+    return value
+
+
 def _graph_error(code: str, message: str, cmdlet_name: str) -> SimCmdletError:
     return SimCmdletError(
         f"[{code}] : {message}",
@@ -44,7 +77,7 @@ def get_mg_subscribed_sku(session: TenantSession, params: dict[str, Any]) -> lis
     skus = [(sku_id, part, plans, 50, 47), ("f30db892-07e9-47e9-837c-80727f46fd3d", "FLOW_FREE",
                                             [("50e68c76-46c6-4674-81f9-75456511b170", "FLOW_P2_VIRAL")], 10000, 3)]
     return [
-        SimObject(_type("SubscribedSku"), {
+        SimObject(_type("SubscribedSku"), model({
             "Id": f"{tenant.tenant_id}_{sid}",
             "SkuId": sid,
             "SkuPartNumber": name,
@@ -56,7 +89,7 @@ def get_mg_subscribed_sku(session: TenantSession, params: dict[str, Any]) -> lis
                 {"ServicePlanId": pid, "ServicePlanName": pname, "ProvisioningStatus": "Success", "AppliesTo": "User"}
                 for pid, pname in plan_list
             ],
-        })
+        }))
         for sid, name, plan_list, units, consumed in skus
     ]
 
@@ -72,7 +105,7 @@ def get_mg_domain(session: TenantSession, params: dict[str, Any]) -> list[SimObj
             raise _graph_error("Request_ResourceNotFound", f"Resource '{wanted}' does not exist or one of its queried "
                                "reference-property objects are not present.", "Get-MgDomain")
     domains = _odata_filter(domains, p.text("Filter"), p.cmdlet)
-    return [SimObject(_type("Domain"), dict(d)) for d in _top(domains, p)]
+    return [SimObject(_type("Domain"), model(dict(d))) for d in _top(domains, p)]
 
 
 @cmdlet("Get-MgDomainFederationConfiguration")
@@ -111,7 +144,7 @@ def get_mg_service_principal(session: TenantSession, params: dict[str, Any]) -> 
             raise _graph_error("Request_ResourceNotFound", f"Resource '{wanted}' does not exist or one of its queried "
                                "reference-property objects are not present.", "Get-MgServicePrincipal")
     sps = _odata_filter(sps, p.text("Filter"), p.cmdlet)
-    return [SimObject(_type("ServicePrincipal"), dict(s)) for s in _top(sps, p)]
+    return [SimObject(_type("ServicePrincipal"), model(dict(s))) for s in _top(sps, p)]
 
 
 @cmdlet("Get-MgServicePrincipalAppRoleAssignment")

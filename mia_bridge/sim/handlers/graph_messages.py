@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from mia_bridge.sim.handlers._params import Params, binding_error
-from mia_bridge.sim.handlers.graph import _graph_error
+from mia_bridge.sim.handlers.graph import _graph_error, model
 from mia_bridge.sim.mailflow import MailMessage, mailflow_of, normalise_id
 from mia_bridge.sim.registry import SimObject, cmdlet
 
@@ -170,5 +170,5 @@ def get_mg_user_message(session: Any, params: dict[str, Any]) -> list[SimObject]
             if key is not None:
                 chosen[key] = props[key]
         out.append(SimObject(["Microsoft.Graph.PowerShell.Models.MicrosoftGraphMessage", "System.Object"],
-                             {k[0].upper() + k[1:]: v for k, v in chosen.items()}))
+                             model({k[0].upper() + k[1:]: v for k, v in chosen.items()})))
     return out
