@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mia_bridge.bridge.endpoint import ENDPOINT_KINDS
 from mia_bridge.errors import ConfigError
 
 CONFIG_ENV = "MIA_CONFIG"
@@ -35,7 +36,9 @@ class ConnectionSettings:
     spn_host: str | None = None  # Kerberos SPN host when --server is an IP address or an alias
     client_certificate: str | None = None  # --auth certificate: PEM certificate mapped to a local account
     client_key: str | None = None  # its PEM private key
-    configuration_name: str = "Microsoft.PowerShell"  # the JEA endpoint, e.g. ExoBridge
+    configuration_name: str = "Microsoft.PowerShell"  # the JEA endpoint, e.g. MiaBridge
+    # plain, jea, or auto (jea when configuration_name is MiaBridge): see bridge/endpoint.py.
+    endpoint_kind: str = "auto"
     organization: str | None = None  # contoso.onmicrosoft.com
     app_id: str | None = None
     certificate_thumbprint: str | None = None
@@ -60,6 +63,11 @@ class ConnectionSettings:
             raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
         if self.auth not in AUTH_METHODS:
             raise ConfigError(f"auth must be one of {', '.join(AUTH_METHODS)}, not {self.auth!r}")
+        if self.endpoint_kind not in ENDPOINT_KINDS:
+            raise ConfigError(
+                f"endpoint kind must be one of {', '.join(ENDPOINT_KINDS)}, not {self.endpoint_kind!r}",
+                hint="jea: the MiaBridge role capability; plain: a standard endpoint (ps_scripts/README.md)",
+            )
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.port is not None and not 0 < self.port < 65536:
@@ -100,6 +108,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("jump_host", "client_certificate"): "client_certificate",
     ("jump_host", "client_key"): "client_key",
     ("jump_host", "configuration_name"): "configuration_name",
+    ("jump_host", "endpoint_kind"): "endpoint_kind",
     ("jump_host", "reconnection_retries"): "reconnection_retries",
     ("jump_host", "operation_timeout"): "operation_timeout",
     ("jump_host", "read_timeout"): "read_timeout",

@@ -37,6 +37,7 @@ JSON_DEPTH = 10
 # Cmdlets whose output the product reads below depth 1 (nested objects): they come back as JSON.
 NESTED = frozenset({
     "get-mgsubscribedsku",  # ServicePlans → licence detection (Audit Premium)
+    "get-mgdomain",  # State, PasswordValidityPeriod … (the raw inventory keeps all of it)
     "get-mgserviceprincipal",  # AppRoles → Graph permission names
     "get-mgusermessage",  # From / ToRecipients / CcRecipients / BccRecipients
     "get-mgdomainfederationconfiguration",  # federation settings (nested signing certificates)

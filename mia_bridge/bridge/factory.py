@@ -87,6 +87,7 @@ def winrm_settings(settings: ConnectionSettings, credentials: Credentials) -> Wi
         client_cert_pem=settings.client_certificate,
         client_key_pem=settings.client_key,
         configuration_name=settings.configuration_name,
+        endpoint_kind=settings.endpoint_kind,
         organization=settings.organization,
         app_id=settings.app_id,
         certificate_thumbprint=settings.certificate_thumbprint,

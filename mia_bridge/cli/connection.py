@@ -38,6 +38,7 @@ import typer
 
 from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.bridge.config import ConnectionSettings, load_settings
+from mia_bridge.bridge.endpoint import JEA_CONFIGURATION
 from mia_bridge.bridge.factory import Credentials, open_backend
 from mia_bridge.errors import ConfigError
 
@@ -64,6 +65,9 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
     ("spn_host", str | None, _opt(None, "--spn-host", "Kerberos: host name in the jump host's SPN (HOST/name) "
                                   "when --server is an IP address or an alias.")),
     ("configuration_name", str | None, _opt(None, "--configuration-name", "Session configuration (JEA endpoint).")),
+    ("endpoint_kind", str | None, _opt(None, "--endpoint-kind", "jea (the MiaBridge role capability's functions), "
+                                       "plain (a standard endpoint: the cmdlets + ConvertTo-Json) or auto (jea when "
+                                       "--configuration-name is MiaBridge; the default).")),
     ("organization", str | None, _opt(None, "--organization", "Tenant, e.g. contoso.onmicrosoft.com.")),
     ("app_id", str | None, _opt(None, "--app-id", "Entra app id for app-only authentication.")),
     ("certificate_thumbprint", str | None, _opt(None, "--certificate-thumbprint", "App certificate thumbprint in "
@@ -91,7 +95,8 @@ def settings_from_options(values: dict[str, Any]) -> ConnectionSettings:
     overrides: dict[str, Any] = {
         key: values.get(key)
         for key in (
-            "server", "port", "transport", "auth", "username", "spn_host", "configuration_name", "organization",
+            "server", "port", "transport", "auth", "username", "spn_host", "configuration_name", "endpoint_kind",
+            "organization",
             "app_id", "certificate_thumbprint", "certificate_path", "exchange_environment", "backend",
         )
     }
@@ -229,10 +234,15 @@ def sim_session(conn: ConnectionSettings, *, tenant: Any = None) -> Iterator[Sim
         or (None if conn.certificate_path else getattr(config, "certificate_thumbprint", None)),
         username=conn.username or "mia",
     )
+    # The MiaBridge configuration is the JEA endpoint of ps_scripts/, enforced by the simulator;
+    # --endpoint-kind jea without a configuration name means that endpoint.
+    if settings.endpoint_kind == "jea" and settings.configuration_name == ConnectionSettings.configuration_name:
+        settings = replace(settings, configuration_name=JEA_CONFIGURATION)
+    jea = settings.configuration_name.lower() == JEA_CONFIGURATION.lower()
     password = Secret(_secrets.token_urlsafe(18))
     assert settings.username is not None
     with SimServer(tenant, transport=settings.transport, auth=settings.auth, username=settings.username,
-                   password=password) as server:
+                   password=password, jea=jea) as server:
         settings = replace(settings, port=server.port,
                            ca_bundle=str(server.ca_path) if server.ca_path else settings.ca_bundle)
         if server.client_certificate is not None:

@@ -22,8 +22,9 @@ from psrpcore.types import PSInvocationState
 
 from mia_bridge.sim.clixml_writer import object_clixml
 from mia_bridge.sim.convert_json import convert_to_json
+from mia_bridge.sim.jea import JeaEndpoint, JeaRunspace
 from mia_bridge.sim.psrp_values import decode_parameters, encode_object, error_record
-from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, dispatch, is_string
+from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, command_not_found, dispatch, is_string
 from mia_bridge.sim.serialization_depth import REMOTING_DEPTH, at_depth
 
 # Built-in cmdlets the simulator implements itself as later pipeline stages (module-qualified or not).
@@ -85,6 +86,7 @@ class PsrpShell:
         dispatcher: Dispatcher = dispatch,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
         serialization_depth: int | None = REMOTING_DEPTH,
+        jea: JeaEndpoint | None = None,
     ) -> None:
         self.shell_id = str(uuid.uuid4()).upper()
         self.session = session
@@ -92,6 +94,8 @@ class PsrpShell:
         self._on_call = on_call
         # Output objects are serialized as remoting does (depth 1); None keeps every level (tests only).
         self.serialization_depth = serialization_depth
+        # A JEA endpoint resolves every command through its role capability (sim/jea.py).
+        self.jea = JeaRunspace(jea, session) if jea is not None else None
         self._pool = _SimRunspacePool(
             application_private_data={"PSVersionTable": {"PSVersion": "5.1.20348.2849", "PSEdition": "Desktop"}}
         )
@@ -206,7 +210,7 @@ class PsrpShell:
         params = decode_parameters(name, first.parameters)
         if self._on_call is not None:
             self._on_call(name, params)
-        output = self._dispatch(self.session, name, params)
+        output = self.jea.run(name, params) if self.jea is not None else self._dispatch(self.session, name, params)
         for later in commands[1:]:
             later_name = str(later.command_text)
             key = later_name.lower().removeprefix(_UTILITY)
@@ -216,6 +220,8 @@ class PsrpShell:
                     category="InvalidOperation",
                     error_id="UnsupportedPipelineStage",
                 )
+            if self.jea is not None and not self.jea.endpoint.is_visible(key):
+                raise command_not_found(later_name)
             later_params = decode_parameters(later_name, later.parameters)
             stage = _select if key == _SELECT_OBJECT else convert_to_json
             output = stage(output, later_params)

@@ -18,7 +18,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mia_bridge.bridge.backend import Secret
+from mia_bridge.sim.jea import CONFIGURATION as JEA_CONFIGURATION
+from mia_bridge.sim.jea import JeaEndpoint
 from mia_bridge.sim.kerberos import isolate_kerberos
+from mia_bridge.sim.serialization_depth import REMOTING_DEPTH
 from mia_bridge.sim.tls import TlsFiles, make_tls_files
 from mia_bridge.sim.wsman_http import NTLM_USERS, Credential, Faults, WSManHTTPServer
 from mia_bridge.sim.wsman_soap import WSManService
@@ -29,7 +32,9 @@ class SimServer:
 
     Every runspace pool gets its own tenant session (``tenant.open_session()`` when the tenant has
     it, else the tenant itself). ``calls`` records each cmdlet invocation as decoded by the server
-    (name, parameters) so tests can check exactly what arrived. ``auth="kerberos"`` (and Kerberos
+    (name, parameters) so tests can check exactly what arrived. ``jea=True`` adds the ``MiaBridge`` JEA
+    endpoint (the shipped ps_scripts, enforced); ``serialization_depth`` is remoting's (1; None = no limit).
+    ``auth="kerberos"`` (and Kerberos
     inside Negotiate) accepts tickets for any principal in the keytab named by ``KRB5_KTNAME``.
     """
 
@@ -47,6 +52,8 @@ class SimServer:
         max_envelope_kb: int = 500,
         record_calls: bool = True,
         isolate_client_kerberos: bool = True,
+        jea: bool = False,
+        serialization_depth: int | None = REMOTING_DEPTH,
     ) -> None:
         if transport not in ("http", "https"):
             raise ValueError("transport must be http or https")
@@ -64,11 +71,19 @@ class SimServer:
         # has no client and keeps the machine's settings, so a Kerberos acceptor can use them.
         self._isolate_kerberos = isolate_client_kerberos
         self._requested_port = port
+        # jea: the MiaBridge endpoint enforces the shipped MiaBridge.pssc / MiaBridgeAudit.psrc (sim/jea.py);
+        # the other configuration names stay standard (unrestricted) endpoints.
+        self.jea = JeaEndpoint.load() if jea else None
+        jea_endpoints = {JEA_CONFIGURATION: self.jea} if self.jea is not None else {}
+        if self.jea is not None and JEA_CONFIGURATION.lower() not in {n.lower() for n in configuration_names}:
+            configuration_names = (*configuration_names, JEA_CONFIGURATION)
         self.service = WSManService(
             self._open_session,
             configuration_names=configuration_names,
             max_envelope_kb=max_envelope_kb,
             on_call=self._on_call,
+            serialization_depth=serialization_depth,
+            jea_endpoints=jea_endpoints,
         )
         self._httpd: WSManHTTPServer | None = None
         self._thread: threading.Thread | None = None

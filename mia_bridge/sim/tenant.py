@@ -211,6 +211,8 @@ class TenantSession:
                                             version=4))
         self.connected_at: datetime | None = None
         self.connection_uri = ""
+        # A JEA endpoint with RunAsVirtualAccount: the identity's user certificate store is empty (sim/jea.py).
+        self.virtual_account = False
 
     def before_call(self, cmdlet: str, params: Mapping[str, Any]) -> None:
         """Count, delay, and refuse cmdlets the session cannot run yet (like PowerShell would)."""

@@ -13,7 +13,7 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,9 +137,12 @@ class WSManService:
         max_envelope_kb: int = 500,
         on_call: Callable[[str, dict[str, Any]], None] | None = None,
         serialization_depth: int | None = 1,
+        jea_endpoints: Mapping[str, Any] | None = None,
     ) -> None:
         self._open_session = open_session
         self.serialization_depth = serialization_depth
+        # configuration name (lower case) -> sim.jea.JeaEndpoint: shells of that endpoint enforce JEA.
+        self.jea_endpoints = {k.lower(): v for k, v in (jea_endpoints or {}).items()}
         self.configuration_names = tuple(n.lower() for n in configuration_names)
         self.max_envelope_kb = max_envelope_kb
         self._on_call = on_call
@@ -201,7 +204,8 @@ class WSManService:
         creation = req.body.find("rsp:Shell/pwsh:creationXml", NS)
         if creation is None or not creation.text:
             raise WSManFault(0x80338000, "The shell creation request has no creationXml.")
-        shell = PsrpShell(self._open_session(), on_call=self._on_call, serialization_depth=self.serialization_depth)
+        shell = PsrpShell(self._open_session(), on_call=self._on_call, serialization_depth=self.serialization_depth,
+                          jea=self.jea_endpoints.get(config_name.lower()))
         shell.fragment_size = self._payload_budget(req)
         shell.feed(base64.b64decode(creation.text))
         with self._lock:

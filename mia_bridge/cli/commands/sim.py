@@ -48,6 +48,9 @@ def serve(
     ca_out: Path | None = typer.Option(None, "--ca-out", help="With https: copy the CA certificate (PEM) here."),
     api: str = typer.Option("psrp", "--api", help="psrp (WinRM) or rest (admin API, Graph and token service "
                             "over HTTPS, for --backend rest --server <url>)."),
+    jea: bool = typer.Option(False, "--jea", help="Also serve the JEA endpoint MiaBridge: the shipped "
+                             "ps_scripts/MiaBridge.pssc and MiaBridgeAudit.psrc, enforced (--configuration-name "
+                             "MiaBridge)."),
 ) -> None:
     """Serve the simulated tenant over WinRM until SIGINT/SIGTERM; prints `READY <url>` when listening."""
     from mia_bridge.sim.server import SimServer
@@ -99,14 +102,15 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with SimServer(tenant, host=host, port=port, transport=transport, auth=auth, username=username,
-                       password=Secret(password), isolate_client_kerberos=False) as server:
+                       password=Secret(password), isolate_client_kerberos=False, jea=jea) as server:
             if server.ca_path is not None:
                 if ca_out is not None:
                     shutil.copyfile(server.ca_path, ca_out)
                 err.print(f"CA certificate: {ca_out or server.ca_path}", markup=False, highlight=False, soft_wrap=True)
             err.print(
                 f"organization {config.organization}, app id {config.app_id}, certificate thumbprint "
-                f"{config.certificate_thumbprint}; {auth} as {username}",
+                f"{config.certificate_thumbprint}; {auth} as {username}"
+                + ("; JEA endpoint: --configuration-name MiaBridge" if jea else ""),
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

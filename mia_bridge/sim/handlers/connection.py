@@ -35,8 +35,41 @@ def _auth_error(message: str, cmdlet_name: str, error_id: str = "MsalServiceExce
     )
 
 
+def _certificate_object(session: TenantSession, p: Params, cmdlet_name: str) -> bool:
+    """-Certificate: an X509Certificate2 (from Cert:\\LocalMachine\\My or a file) with its private key."""
+    cert = p.raw("Certificate")
+    if cert is None:
+        return False
+    thumbprint = str(cert.properties.get("Thumbprint") or "") if isinstance(cert, SimObject) else ""
+    if not thumbprint or not cert.properties.get("HasPrivateKey"):
+        raise binding_error(
+            cmdlet_name,
+            "Cannot process argument transformation on parameter 'Certificate'. Cannot convert the value to type "
+            '"System.Security.Cryptography.X509Certificates.X509Certificate2".',
+            "ParameterArgumentTransformationError,Certificate",
+        )
+    if thumbprint.upper() != session.tenant.config.certificate_thumbprint.upper():
+        raise _auth_error("AADSTS700027: The certificate with identifier used to sign the client assertion is not "
+                          "registered on application.", cmdlet_name)
+    return True
+
+
+def _check_thumbprint_store(session: TenantSession, thumbprint: str, cmdlet_name: str) -> None:
+    """-CertificateThumbprint reads the user's store: a JEA virtual account's throwaway profile has none."""
+    if getattr(session, "virtual_account", False):
+        raise SimCmdletError(
+            f"No certificate found for the given CertificateThumbprint {thumbprint} in Cert:\\CurrentUser\\My "
+            "(the session runs as a JEA virtual account with a temporary profile).",
+            category="ObjectNotFound",
+            error_id=f"CertificateNotFound,{cmdlet_name}",
+            exception_type="System.ArgumentException",
+        )
+
+
 def _check_certificate(session: TenantSession, p: Params, cmdlet_name: str, app_id: str) -> None:
     config = session.tenant.config
+    if _certificate_object(session, p, cmdlet_name):
+        return
     thumbprint = p.text("CertificateThumbprint")
     path = p.text("CertificateFilePath")
     if thumbprint is None and path is None:
@@ -46,6 +79,7 @@ def _check_certificate(session: TenantSession, p: Params, cmdlet_name: str, app_
             "AmbiguousParameterSet",
         )
     if thumbprint is not None:
+        _check_thumbprint_store(session, thumbprint, cmdlet_name)
         if thumbprint.replace(" ", "").upper() != config.certificate_thumbprint.upper():
             raise SimCmdletError(
                 f"No certificate found for the given CertificateThumbprint {thumbprint} in "
@@ -219,6 +253,8 @@ def _wildcard_match(pattern: str, text: str) -> bool:
     return fnmatch.fnmatchcase(text, pattern)
 
 
+# Get-MgEnvironment's built-in clouds.
+_GRAPH_ENVIRONMENTS = {"global", "usgov", "usgovdod", "china", "germany"}
 _CONNECT_MG_PARAMS = (
     "ClientId", "TenantId", "CertificateThumbprint", "CertificateName", "Certificate", "NoWelcome", "Environment",
     "ContextScope", "Scopes", "ClientSecretCredential", "Identity", "AccessToken", "UseDeviceCode",
@@ -228,10 +264,20 @@ _CONNECT_MG_PARAMS = (
 @cmdlet("Connect-MgGraph")
 def connect_mg_graph(session: TenantSession, params: dict[str, Any]) -> SimOutput:
     p = Params("Connect-MgGraph", params, _CONNECT_MG_PARAMS)
-    p.require("ClientId", "TenantId", "CertificateThumbprint")
+    p.require("ClientId", "TenantId")
+    if not p.has("Certificate"):
+        p.require("CertificateThumbprint")
     config = session.tenant.config
     _check_app_and_org(session, "Connect-MgGraph", p.text("ClientId") or "", p.text("TenantId") or "")
+    environment = p.text("Environment")
+    if environment is not None and environment.lower() not in _GRAPH_ENVIRONMENTS:
+        raise binding_error("Connect-MgGraph", f"Cannot bind parameter 'Environment': '{environment}' is not an "
+                            "environment Get-MgEnvironment lists.", "InvalidEnvironment")
     thumbprint = p.text("CertificateThumbprint") or ""
+    if _certificate_object(session, p, "Connect-MgGraph"):
+        thumbprint = config.certificate_thumbprint
+    else:
+        _check_thumbprint_store(session, thumbprint, "Connect-MgGraph")
     if thumbprint.replace(" ", "").upper() != config.certificate_thumbprint.upper():
         raise SimCmdletError(
             f"Certificate '{thumbprint}' not found in Cert:\\CurrentUser\\My or Cert:\\LocalMachine\\My.",
