@@ -38,3 +38,30 @@ def realdata_path(*parts: str, module_level: bool = False) -> Path:
 @pytest.fixture
 def realdata() -> object:
     return realdata_path
+
+
+# --- the JEA contract: every pipeline the bridge sends, in every test (tests/ps_scripts/test_jea_contract.py) ---
+
+SENT_PIPELINES: list[tuple[str, list[tuple[str, dict[str, object]]]]] = []
+CONTRACT_TEST = "test_every_pipeline_the_bridge_sent_is_exposed_by_the_role_capability"
+
+
+def _record_sent(kind: str, pipeline: list[tuple[str, dict[str, object]]]) -> None:
+    SENT_PIPELINES.append((kind, [(name, dict(params)) for name, params in pipeline]))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from mia_bridge.bridge import winrm
+
+    if _record_sent not in winrm.SENT_OBSERVERS:
+        winrm.SENT_OBSERVERS.append(_record_sent)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The contract test runs last, when every other test has sent what it sends."""
+    items.sort(key=lambda item: item.name == CONTRACT_TEST)
+
+
+@pytest.fixture
+def sent_pipelines() -> list[tuple[str, list[tuple[str, dict[str, object]]]]]:
+    return SENT_PIPELINES

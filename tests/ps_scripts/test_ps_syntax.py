@@ -10,6 +10,7 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
+from mia_bridge.sim.jea_parse import parse_data_file
 from mia_bridge.sim.registry import registered_handlers
 
 PS_DIR = Path(__file__).resolve().parents[2] / "ps_scripts"
@@ -58,23 +59,37 @@ def test_no_script_text_is_built_from_input(path: Path) -> None:
         assert not re.search(pattern, text, re.IGNORECASE), pattern
 
 
-def _role_capability_commands() -> set[str]:
-    text = (PS_DIR / "MiaBridgeAudit.psrc").read_text(encoding="utf-8")
-    names = set(re.findall(r"Name = '([A-Z][A-Za-z]+-[A-Za-z0-9]+)'", text))  # nouns may end in a digit (V2)
-    names |= set(re.findall(r"^\s+'([A-Z][A-Za-z]+-[A-Za-z0-9]+)',?$", text, re.MULTILINE))
-    return names
+def _role_capability_text() -> str:
+    return (PS_DIR / "MiaBridgeAudit.psrc").read_text(encoding="utf-8")
 
 
-def test_role_capability_exposes_exactly_the_simulated_cmdlets() -> None:
-    exposed = _role_capability_commands()
-    # Other tests register test-only cmdlets; the model's own handlers live in mia_bridge.sim.handlers.
-    simulated = {n for n, h in registered_handlers().items() if h.__module__.startswith("mia_bridge.sim.handlers")}
-    assert exposed == simulated
-    assert not {"Remove-Mailbox", "Set-Mailbox", "New-InboxRule", "Invoke-Command"} & exposed
+def test_role_capability_wraps_only_simulated_cmdlets_and_makes_none_visible() -> None:
+    """Exchange/Graph commands stay private under JEA: the role capability defines functions calling them."""
+    from test_jea_contract import exposed_functions
+
+    data = parse_data_file(_role_capability_text())
+    assert "VisibleCmdlets" not in data and "VisibleFunctions" not in data
+    functions = exposed_functions()
+    # each function Verb-MiaNoun wraps the simulated cmdlet Verb-Noun (or is one of the connection helpers)
+    simulated = {n.lower() for n, h in registered_handlers().items()
+                 if h.__module__.startswith("mia_bridge.sim.handlers")}
+    helpers = {"connect-miatenant", "initialize-miaconnection", "disconnect-miatenant"}
+    wrapped = {name.replace("-mia", "-", 1) for name in functions if name not in helpers}
+    missing = wrapped - simulated - {"get-mgdomainfederationconfiguration"}  # issue 13 adds it to the simulator
+    assert missing == set()
+    assert not {"remove-miamailbox", "set-miamailbox", "new-miainboxrule", "invoke-command"} & set(functions)
 
 
-def test_role_capability_limits_search_parameters() -> None:
-    text = (PS_DIR / "MiaBridgeAudit.psrc").read_text(encoding="utf-8")
-    assert "@{ Name = 'ResultSize'; ValidateRange = '1', '5000' }" in text
-    assert "ValidateSet = 'ReturnLargeSet', 'ReturnNextPreviewPage'" in text
-    assert "@{ Name = 'UnifiedAuditLogIngestionEnabled'; ValidateSet = 'True' }" in text
+def test_role_capability_limits_parameters_in_the_functions() -> None:
+    text = _role_capability_text()
+    assert "[ValidateRange(1, 5000)]\n                    [int] $ResultSize" in text
+    assert "[ValidateSet('ReturnLargeSet', 'ReturnNextPreviewPage')]" in text
+    assert "[ValidateSet('True')]\n                    [string] $UnifiedAuditLogIngestionEnabled" in text
+    # the certificate comes from the machine store as an object, never by thumbprint in the user's store
+    assert "'Cert:\\LocalMachine\\My\\' + $CertificateThumbprint" in text
+    bodies = [str(f["ScriptBlock"]) for f in parse_data_file(text)["FunctionDefinitions"]]
+    connects = [line for body in bodies for line in body.splitlines()
+                if re.search(r"Connect-(ExchangeOnline|MgGraph)", line)]
+    assert connects and not any("Thumbprint" in line for line in connects)
+    assert not any(re.search(r"^\s*CertificateThumbprint\s*=", body, re.MULTILINE) for body in bodies)
+    assert sum("-Certificate $" in body or "Certificate = $c.Certificate" in body for body in bodies) >= 1
