@@ -166,3 +166,19 @@ def test_mia_collect_against_mia_sim_serve_jea_returns_exactly_the_tenants_recor
     assert set(ids) == expected
     manifest = json.loads((case / "manifest.json").read_text())
     assert '"endpoint_kind": "jea"' in json.dumps(manifest)
+
+
+def test_doctor_and_investigate_demo_on_the_jea_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["doctor", "--sim", "--transport", "http", "--auth", "basic", "--configuration-name", "MiaBridge"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert "warn" not in out and "fail" not in out.lower().replace("failed", "")
+    assert "Search-MailboxAuditLog runs" in out and "M365_ADVANCED_AUDITING" in out
+    case = tmp_path / "case"
+    assert main(["investigate", "--demo", "--endpoint-kind", "jea", "--out", str(case)]) == 0
+    investigation = json.loads((case / "investigation.json").read_text())
+    assert '"premium": true' in json.dumps(investigation)
+    assert '"endpoint_kind": "jea"' in (case / "manifest.json").read_text()
