@@ -22,6 +22,7 @@ from psrpcore.types import PSInvocationState
 
 from mia_bridge.sim.clixml_writer import object_clixml
 from mia_bridge.sim.convert_json import convert_to_json
+from mia_bridge.sim.handlers._params import COMMON_PARAMETERS, Params
 from mia_bridge.sim.jea import JeaEndpoint, JeaRunspace
 from mia_bridge.sim.psrp_values import decode_parameters, encode_object, error_record
 from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, command_not_found, dispatch, is_string
@@ -274,8 +275,23 @@ def _statements(commands: Iterable[Any]) -> list[list[Any]]:
     return [s for s in statements if s]
 
 
+# Select-Object's parameters (Microsoft.PowerShell.Utility); the simulator models -Property only and refuses
+# the others rather than ignore them (ignoring -First would return more than asked).
+_SELECT_PARAMETERS = ("Property", "ExcludeProperty", "ExpandProperty", "Unique", "Last", "First", "Skip", "SkipLast",
+                      "Wait", "Index", "InputObject", "CaseInsensitive", "SkipIndex")
+
+
 def _select(output: SimOutput, params: dict[str, Any]) -> SimOutput:
-    props = params.get("Property")
+    p = Params("Select-Object", params, _SELECT_PARAMETERS)
+    modelled = {"property"} | COMMON_PARAMETERS
+    unmodelled = [name for name in params if name.lower().lstrip("-") not in modelled]
+    if unmodelled:
+        raise SimCmdletError(
+            f"The simulator models Select-Object -Property only, not -{unmodelled[0]}.",
+            category="NotImplemented",
+            error_id="SimulatorUnsupportedParameter,Select-Object",
+        )
+    props = p.raw("Property")
     if props is None:
         return output
     wanted = [props] if isinstance(props, str) else [str(p) for p in props]
