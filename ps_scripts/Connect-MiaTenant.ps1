@@ -1,7 +1,8 @@
 <#
 .SYNOPSIS
     Connects Exchange Online (and optionally Microsoft Graph) with app-only certificate authentication,
-    the way mia-bridge does, to check an app registration by hand on the jump host.
+    the way mia-bridge's JEA functions do (the certificate OBJECT from Cert:\LocalMachine\My, so it works
+    for an account without the certificate in its own store), to check an app registration by hand.
 
 .EXAMPLE
     .\Connect-MiaTenant.ps1 -AppId 5e8c6f1a-2b3d-4c5e-9f70-81a2b3c4d5e6 -Organization contoso.onmicrosoft.com -CertificateThumbprint 3F2A9C4B8D1E7F60A5B4C3D2E1F0A9B8C7D6E5F4 -ConnectGraph
@@ -47,19 +48,26 @@ $exchange = @{
     ShowBanner = $false
 }
 if ($PSCmdlet.ParameterSetName -eq 'Thumbprint') {
-    $exchange.CertificateThumbprint = $CertificateThumbprint
+    $certificate = Get-Item -LiteralPath ('Cert:\LocalMachine\My\' + $CertificateThumbprint)
 }
 else {
-    $exchange.CertificateFilePath = $CertificateFilePath
-    $exchange.CertificatePassword = $CertificatePassword
+    $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::EphemeralKeySet
+    $certificate = [System.Security.Cryptography.X509Certificates.X509Certificate2]::new(
+        $CertificateFilePath, $CertificatePassword, $flags)
 }
+if (-not $certificate.HasPrivateKey) {
+    throw 'The certificate has no private key this account can read.'
+}
+$exchange.Certificate = $certificate
 Connect-ExchangeOnline @exchange
 
 if ($ConnectGraph) {
-    if ($PSCmdlet.ParameterSetName -ne 'Thumbprint') {
-        throw 'Connect-MgGraph app-only authentication needs -CertificateThumbprint (certificate in the store).'
+    $graph = @{ ClientId = $AppId; TenantId = $Organization; Certificate = $certificate; NoWelcome = $true }
+    $environments = @{ O365USGovGCCHigh = 'USGov'; O365USGovDoD = 'USGovDoD'; O365China = 'China' }
+    if ($environments.ContainsKey($ExchangeEnvironmentName)) {
+        $graph.Environment = $environments[$ExchangeEnvironmentName]
     }
-    Connect-MgGraph -ClientId $AppId -TenantId $Organization -CertificateThumbprint $CertificateThumbprint -NoWelcome
+    Connect-MgGraph @graph
 }
 
 Get-ConnectionInformation | Select-Object -Property 'State', 'Organization', 'AppId', 'TokenStatus', 'ConnectionUri'
