@@ -199,7 +199,10 @@ username = "CORP\\\\svc-mia"
 # client_certificate = "/etc/mia-bridge/winrm-client.pem"
 # client_key = "/etc/mia-bridge/winrm-client.key"
 # The JEA session configuration registered by ps_scripts/ (Microsoft.PowerShell if none).
-configuration_name = "ExoBridge"
+configuration_name = "MiaBridge"
+# jea: the role capability's functions; plain: a standard endpoint (the cmdlets + ConvertTo-Json);
+# auto: jea when configuration_name is MiaBridge (ps_scripts/README.md).
+# endpoint_kind = "auto"
 # reconnection_retries = 3  # connect retries with backoff
 # operation_timeout = 20    # seconds per Receive long poll (at most 60 on Windows)
 # read_timeout = 30         # seconds; longer than operation_timeout

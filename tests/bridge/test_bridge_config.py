@@ -26,7 +26,7 @@ def test_template_is_valid_toml_and_loads(tmp_path: Path) -> None:
     assert tomllib.loads(path.read_text())["jump_host"]["username"] == "CORP\\svc-mia"
     settings = load_settings(path)
     assert settings.server == "jump01.corp.example"
-    assert settings.configuration_name == "ExoBridge"
+    assert settings.configuration_name == "MiaBridge" and settings.endpoint_kind == "auto"
     assert settings.organization == "contoso.onmicrosoft.com"
     assert settings.output_dir == "cases"
     assert settings.config_path == str(path)
