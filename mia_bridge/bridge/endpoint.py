@@ -49,7 +49,11 @@ JEA_DISCONNECT = "Disconnect-MiaTenant"
 _CONNECTIONS = frozenset({"connect-exchangeonline", "disconnect-exchangeonline", "connect-mggraph"})
 _MESSAGE_ID_FILTER = re.compile(r"^internetMessageId eq '((?:[^']|'')*)'$", re.IGNORECASE)
 _RECEIVED_FILTER = re.compile(r"^receivedDateTime lt (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$", re.IGNORECASE)
-_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+# Windows PowerShell 5.1 (JavaScriptSerializer) writes a DateTime as the JSON text "\/Date(<ms>)\/" -- with
+# escaped slashes, which it never writes inside an ordinary string -- so only that exact token is a date:
+# a hostile subject "/Date(0)/" stays text.
+_MS_DATE_TOKEN = re.compile(r'"\\/Date\((-?\d+)(?:[+-]\d{4})?\)\\/"')
+_DATE_KEY = "\u0000mia-date"
 _ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
 
@@ -99,6 +103,7 @@ def decode_json_output(output: Iterable[Mapping[str, Any]], *, what: str) -> lis
         text = item.get("Value")
         if not isinstance(text, str):
             raise BridgeError(f"{what}: expected JSON text from the jump host, got an object")
+        text = _MS_DATE_TOKEN.sub(lambda m: '{"\\u0000mia-date":' + m.group(1) + "}", text)
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -111,16 +116,15 @@ def decode_json_output(output: Iterable[Mapping[str, Any]], *, what: str) -> lis
 
 
 def _dates(value: Any, key: str = "") -> Any:
-    """DateTime values back to aware UTC datetimes: ``/Date(ms)/`` (Windows PowerShell 5.1) or ISO 8601
-    (PowerShell 7) in properties whose name ends in DateTime."""
+    """DateTime values back to aware UTC datetimes: ``\\/Date(ms)\\/`` (Windows PowerShell 5.1, marked before
+    parsing) or ISO 8601 (PowerShell 7) in properties whose name ends in DateTime."""
     if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(_DATE_KEY), int):
+            return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=value[_DATE_KEY])
         return {k: _dates(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_dates(v, key) for v in value]
     if isinstance(value, str):
-        match = _MS_DATE.match(value)
-        if match is not None:
-            return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=int(match.group(1)))
         if key.lower().endswith("datetime") and _ISO_DATE.match(value):
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)

@@ -113,12 +113,17 @@ def test_endpoint_kind_resolution_and_call_mapping() -> None:
 
 
 def test_json_output_is_decoded_with_dates_from_both_powershells() -> None:
-    rows = decode_json_output([{"Value": '[{"ReceivedDateTime":"/Date(1767323045000)/","N":{"CreatedDateTime":'
+    rows = decode_json_output([{"Value": '[{"ReceivedDateTime":"\\/Date(1767323045000)\\/","N":{"CreatedDateTime":'
                                           '"2026-01-02T03:04:05.1234567Z"}},{"A":1}]'},
-                               {"Value": '{"B":"/Date(0)/"}'}], what="Get-MgX")
+                               {"Value": '{"B":"\\/Date(0)\\/","L":["\\/Date(1000)\\/"]}'}], what="Get-MgX")
     assert rows[0]["ReceivedDateTime"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert rows[0]["N"]["CreatedDateTime"] == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     assert rows[1] == {"A": 1} and rows[2]["B"] == datetime(1970, 1, 1, tzinfo=UTC)
+    assert rows[2]["L"] == [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)]
+    # attacker-written text that looks like a date stays text (5.1 escapes the slashes of real dates only)
+    for hostile in ("/Date(0)/", "\\/Date(0)\\/", '"\\/Date(0)\\/"'):
+        text = json.dumps({"Subject": hostile})
+        assert decode_json_output([{"Value": text}], what="Get-MgX") == [{"Subject": hostile}]
     for bad in ({"Value": "{not json"}, {"Value": "[1]"}, {"Name": "x"}):
         with pytest.raises(BridgeError):
             decode_json_output([bad], what="Get-MgX")
