@@ -124,8 +124,7 @@ def _dates(value: Any, key: str = "") -> Any:
         return {k: _dates(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_dates(v, key) for v in value]
-    if isinstance(value, str):
-        if key.lower().endswith("datetime") and _ISO_DATE.match(value):
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    if isinstance(value, str) and key.lower().endswith("datetime") and _ISO_DATE.match(value):
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
     return value
