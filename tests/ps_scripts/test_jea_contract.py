@@ -19,13 +19,14 @@ from tree_sitter import Language, Node, Parser
 
 from mia_bridge.bridge.backend import CmdletCall
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.bridge.endpoint import JEA_CONNECT, JEA_DISCONNECT, jea_call
+from mia_bridge.bridge.endpoint import JEA_CONNECT, JEA_DISCONNECT, jea_call, jea_function
 from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.investigate.directory import collect_directory
 from mia_bridge.investigate.license import detect_license
 from mia_bridge.sim.handlers._params import COMMON_PARAMETERS
+from mia_bridge.sim.registry import registered_handlers
 from mia_bridge.sim.scenario import build_tenant
 
 PSRC = Path(__file__).resolve().parents[2] / "ps_scripts" / "MiaBridgeAudit.psrc"
@@ -100,10 +101,20 @@ def as_jea(kind: str, pipeline: Pipeline) -> Pipeline:
     return [(call.name, dict(call.parameters)), *stages]
 
 
+def product_commands() -> set[str]:
+    """What the product may send: the simulator's model cmdlets (not test doubles registered by tests, nor
+    the unknown commands tests send on purpose) and the JEA connection functions."""
+    model = {n.lower() for n, h in registered_handlers().items() if h.__module__.startswith("mia_bridge.sim.handlers")}
+    return model | {jea_function(n).lower() for n in model} | {JEA_CONNECT.lower(), JEA_DISCONNECT.lower()}
+
+
 def violations(functions: dict[str, set[str]], sent: list[tuple[str, Pipeline]]) -> list[str]:
     exposed = {**functions, **DEFAULT_VISIBLE}
+    known = product_commands()
     problems: set[str] = set()
     for kind, pipeline in sent:
+        if pipeline[0][0].lower() not in known:
+            continue  # a test double or a deliberately unknown command, not something the product sends
         for name, params in as_jea(kind, pipeline):
             allowed = exposed.get(name.lower())
             if allowed is None:
@@ -129,6 +140,7 @@ def test_the_check_can_fail() -> None:
     functions = exposed_functions()
     assert violations(functions, [("plain", [("Search-UnifiedAuditLog", {"StartDate": 1, "Force": True})])])
     assert violations(functions, [("jea", [("Search-UnifiedAuditLog", {"StartDate": 1})])])
+    assert violations(functions, [("jea", [("Search-MiaUnifiedAuditLog", {"StartDate": 1, "Force": True})])])
     assert violations(functions, [("plain", [("Get-MgUserMessage", {"UserId": "a@b", "Top": 5})])])
     assert violations(functions, [("jea", [("Get-MiaMailbox", {}), ("Where-Object", {})])])
     assert not violations(functions, [("plain", [("Get-Mailbox", {"ResultSize": 5}),
