@@ -52,13 +52,21 @@ def at_depth(
     obj: SimObject, depth: int | None = REMOTING_DEPTH, type_depths: Mapping[str, int] = TYPE_DEPTHS
 ) -> SimObject:
     """``obj`` as the client deserializes it after remoting at ``depth`` (None: no limit, the old simulator)."""
-    if depth is None:
-        return obj
+    if depth is None or not any(_complex(v) for v in obj.properties.values()):
+        return obj  # the hot path: audit rows and most Exchange objects hold values only
     value = _value(obj, depth, type_depths)
     if isinstance(value, SimObject):
         return value
     # A top-level object is never turned into text: depth >= 1 at the top (or a types.ps1xml depth >= 1).
     return obj
+
+
+def _complex(value: Any) -> bool:
+    if isinstance(value, SimObject | Mapping):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_complex(v) for v in value)
+    return False
 
 
 def _depth_of(obj: SimObject, depth: int, type_depths: Mapping[str, int]) -> int:

@@ -273,3 +273,39 @@ def test_message_lookup_by_time_uses_the_same_fixed_properties(tenant: Tenant) -
     assert len(docs) == len(mailflow_of(tenant).in_mailbox(box))
     assert all(set(d) <= {"Id", "InternetMessageId", "From", "ToRecipients", "CcRecipients", "BccRecipients",
                           "Subject", "ReceivedDateTime", "HasAttachments", "ParentFolderId"} for d in docs)
+
+
+def test_a_pfx_must_be_on_a_local_drive_and_opens_with_its_password() -> None:
+    from mia_bridge.bridge.backend import Secret
+
+    tenant = Tenant(TenantConfig())
+    cfg = tenant.config
+    base = {"AppId": cfg.app_id, "Organization": cfg.organization}
+    for path in ("\\\\fileserver\\share\\mia.pfx", "mia.pfx", "C:\\certs\\mia.cer"):
+        with pytest.raises(SimCmdletError) as err:
+            JeaRunspace(JeaEndpoint.load(), tenant.open_session()).run(
+                "Connect-MiaTenant", {**base, "CertificateFilePath": path, "CertificatePassword": Secret("x")})
+        assert "does not match" in err.value.message, path
+    with pytest.raises(SimCmdletError) as wrong:
+        JeaRunspace(JeaEndpoint.load(), tenant.open_session()).run(
+            "Connect-MiaTenant", {**base, "CertificateFilePath": cfg.certificate_path,
+                                  "CertificatePassword": Secret("wrong")})
+    assert "password is not correct" in wrong.value.message and "wrong" not in wrong.value.message
+    runspace = JeaRunspace(JeaEndpoint.load(), tenant.open_session())
+    runspace.run("Connect-MiaTenant", {**base, "CertificateFilePath": cfg.certificate_path,
+                                       "CertificatePassword": Secret(cfg.certificate_password)})
+    assert runspace.session.connected_exchange
+
+
+def test_the_bridge_connects_a_pfx_through_the_jea_endpoint() -> None:
+    from mia_bridge.bridge.config import ConnectionSettings
+    from mia_bridge.cli.connection import sim_session
+    from mia_bridge.investigate.license import detect_license
+
+    conn = ConnectionSettings(sim=True, transport="http", auth="basic", configuration_name="MiaBridge",
+                              certificate_path="C:\\certs\\mia.pfx")
+    with sim_session(conn) as session:
+        assert session.server.calls[0][0] == "Connect-MiaTenant"
+        assert set(session.server.calls[0][1]) == {"AppId", "Organization", "CertificateFilePath",
+                                                   "CertificatePassword"}
+        assert detect_license(session.backend, []).premium is True
