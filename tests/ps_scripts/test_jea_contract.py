@@ -26,13 +26,15 @@ from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.investigate.directory import collect_directory
 from mia_bridge.investigate.license import detect_license
 from mia_bridge.sim.handlers._params import COMMON_PARAMETERS
-from mia_bridge.sim.registry import registered_handlers
+from mia_bridge.sim.jea import JeaEndpoint, bind_function
+from mia_bridge.sim.registry import SimCmdletError, registered_handlers
 from mia_bridge.sim.scenario import build_tenant
 
 PSRC = Path(__file__).resolve().parents[2] / "ps_scripts" / "MiaBridgeAudit.psrc"
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 # Visible in every RestrictedRemoteServer session; the bridge uses Select-Object -Property only.
 DEFAULT_VISIBLE = {"select-object": {"property"}}
+ENDPOINT = JeaEndpoint.load()
 
 Pipeline = list[tuple[str, dict[str, object]]]
 
@@ -120,10 +122,16 @@ def violations(functions: dict[str, set[str]], sent: list[tuple[str, Pipeline]])
             if allowed is None:
                 problems.add(f"{name} (from a {kind} pipeline starting {pipeline[0][0]}) is not exposed")
                 continue
-            for param in params:
-                key = param.lower().lstrip("-")
-                if key not in allowed and key not in COMMON_PARAMETERS:
-                    problems.add(f"{name} -{param} (from a {kind} pipeline) is not a parameter of the function")
+            unknown = [p for p in params if p.lower().lstrip("-") not in allowed | COMMON_PARAMETERS]
+            for param in unknown:
+                problems.add(f"{name} -{param} (from a {kind} pipeline) is not a parameter of the function")
+            spec = ENDPOINT.functions.get(name.lower())
+            if spec is not None and not unknown:
+                # the values too: types, mandatory parameters, ValidateSet/ValidatePattern/ValidateRange
+                try:
+                    bind_function(spec, dict(params))
+                except SimCmdletError as exc:
+                    problems.add(f"{name} (from a {kind} pipeline starting {pipeline[0][0]}): {exc.message}")
     return sorted(problems)
 
 
@@ -143,6 +151,13 @@ def test_the_check_can_fail() -> None:
     assert violations(functions, [("jea", [("Search-MiaUnifiedAuditLog", {"StartDate": 1, "Force": True})])])
     assert violations(functions, [("plain", [("Get-MgUserMessage", {"UserId": "a@b", "Top": 5})])])
     assert violations(functions, [("jea", [("Get-MiaMailbox", {}), ("Where-Object", {})])])
+    day = datetime(2026, 10, 1, tzinfo=UTC)
+    ok = {"StartDate": day, "EndDate": day, "ResultSize": 5000, "SessionCommand": "ReturnLargeSet"}
+    assert not violations(functions, [("plain", [("Search-UnifiedAuditLog", ok)])])
+    too_big = violations(functions, [("plain", [("Search-UnifiedAuditLog", {**ok, "ResultSize": 50000})])])
+    assert len(too_big) == 1 and "maximum allowed range of 5000" in too_big[0]
+    assert "missing mandatory parameters: StartDate" in violations(
+        functions, [("plain", [("Search-UnifiedAuditLog", {"EndDate": day})])])[0]
     assert not violations(functions, [("plain", [("Get-Mailbox", {"ResultSize": 5}),
                                                  ("Select-Object", {"Property": ["Name"]})])])
 
