@@ -88,6 +88,9 @@ def test_role_capability_limits_parameters_in_the_functions() -> None:
     # the certificate comes from the machine store as an object, never by thumbprint in the user's store
     assert "'Cert:\\LocalMachine\\My\\' + $CertificateThumbprint" in text
     bodies = [str(f["ScriptBlock"]) for f in parse_data_file(text)["FunctionDefinitions"]]
+    # an error inside a function (a retired cmdlet, a throttled call) must fail the call, never leave a
+    # silently partial answer with a non-terminating error the caller might not look at
+    assert all("$ErrorActionPreference = 'Stop'" in body for body in bodies)
     connects = [line for body in bodies for line in body.splitlines()
                 if re.search(r"Connect-(ExchangeOnline|MgGraph)", line)]
     assert connects and not any("Thumbprint" in line for line in connects)
