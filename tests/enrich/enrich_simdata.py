@@ -13,6 +13,7 @@ from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.api import EnrichOptions, EnrichResult, enrich_case
+from mia_bridge.sim.mailflow import mailflow_of
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
@@ -37,7 +38,12 @@ class VirtualClock:
 
 def tenant_days_ago(days: int, seed: int = 7) -> Tenant:
     """A compromised tenant whose 30 days of records began ``days`` ago (the attack is at day 18)."""
-    return build_tenant(TenantConfig(seed=seed), records=RECORDS, start=NOW - timedelta(days=days))
+    tenant = build_tenant(TenantConfig(seed=seed), records=RECORDS, start=NOW - timedelta(days=days))
+    # The service's "now" for the 90-day reach is the tests' NOW (taken at import): otherwise it is the time
+    # the mail flow is first built, minutes later in a long run, and a StartDate the client computed at NOW
+    # + 5 min of margin would fall outside the reach.
+    mailflow_of(tenant).now = NOW
+    return tenant
 
 
 def offline_case(tenant: Tenant, folder: Path) -> Path:
@@ -60,7 +66,6 @@ class Run:
 def run_enrich(tenant: Tenant, case: Path, clock: VirtualClock | None = None, **options: Any) -> Run:
     """``enrich_case`` through the real pypsrp client against the tenant's PSRP server on 127.0.0.1."""
     clock = clock or VirtualClock()
-    from mia_bridge.sim.mailflow import mailflow_of
 
     mailflow_of(tenant).use_clock(clock)  # the service counts its rate on the same (virtual) time
     options.setdefault("retry", RetryPolicy(attempts=4, base_s=1.0, sleep=clock.sleep))
