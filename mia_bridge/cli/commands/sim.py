@@ -67,6 +67,8 @@ def serve(
         raise UsageError("the simulator listens on loopback only", hint="use --host 127.0.0.1 or ::1")
     if api not in ("psrp", "rest"):
         raise UsageError("--api must be psrp or rest")
+    if jea and api != "psrp":
+        raise UsageError("--jea is a WinRM session configuration: use it with --api psrp")
     password = os.environ.get(SIM_PASSWORD_ENV)
     if not password and api == "psrp":
         raise UsageError(f"set {SIM_PASSWORD_ENV} to the password the simulator should accept",
