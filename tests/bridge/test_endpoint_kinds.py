@@ -54,7 +54,8 @@ def test_licence_detection_finds_audit_premium(session: SimSession) -> None:
 def test_graph_app_roles_are_named(session: SimSession, tmp_path: Path) -> None:
     data = collect_directory(session.backend, tmp_path)
     assert not data.errors
-    names = {(p.app_display_name, p.value) for p in data.graph_permissions}
+    rows = [row for row in data.graph_permissions if row]  # ApplicationGraphPermissions.csv's rows
+    names = {(str(row["ApplicationDisplayName"]), str(row["Value"])) for row in rows}
     assert ("mia-bridge", "Organization.Read.All") in names
     assert any(value == "Mail.Read" for _, value in names)
 

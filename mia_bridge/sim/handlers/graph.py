@@ -129,7 +129,7 @@ def get_mg_domain_federation_configuration(session: TenantSession, params: dict[
             raise _graph_error("Request_ResourceNotFound", f"Resource '{fed_id}' does not exist or one of its "
                                "queried reference-property objects are not present.", p.cmdlet)
     configs = _odata_filter(configs, p.text("Filter"), p.cmdlet)
-    return [SimObject(_type("InternalDomainFederation"), dict(c)) for c in _top(configs, p)]
+    return [SimObject(_type("InternalDomainFederation"), model(dict(c))) for c in _top(configs, p)]
 
 
 @cmdlet("Get-MgServicePrincipal")
