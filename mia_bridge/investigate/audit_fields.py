@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.exports.timeline import parse_creation_time
+from mia_bridge.readers.values import parse_ps_hashtable
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -133,14 +134,22 @@ def is_throttled(record: Mapping[str, Any]) -> bool:
     return access_properties(record).get("IsThrottled", "").lower() == "true"
 
 
+def _object(value: Any) -> Any:
+    """A PowerShell-stringified object (``@{InternetMessageId=...; SizeInBytes=...}``, what Sparrow's files hold
+    below ConvertTo-Json's depth) as a dict; anything else unchanged."""
+    if isinstance(value, str) and value.lstrip().startswith("@{"):
+        return parse_ps_hashtable(value) or value
+    return value
+
+
 def accessed_messages(record: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(folder path, InternetMessageId) for each message a bind record names."""
     current_path = ""
-    for folder in as_list(record.get("Folders")):
+    for folder in map(_object, as_list(record.get("Folders"))):
         if not isinstance(folder, Mapping):
             continue
         current_path = str(folder.get("Path") or current_path)
-        for item in as_list(folder.get("FolderItems")):
+        for item in map(_object, as_list(folder.get("FolderItems"))):
             if isinstance(item, Mapping) and item.get("InternetMessageId"):
                 yield current_path, str(item["InternetMessageId"])
     item = record.get("Item")

@@ -24,11 +24,11 @@ from mia_bridge.enrich.outputs import Redactor, write_json
 from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
 from mia_bridge.enrich.report import enrich_report_tables
 from mia_bridge.enrich.step import run_enrich_step
-from mia_bridge.errors import MiaError
+from mia_bridge.errors import MiaError, UsageError
 from mia_bridge.evidence import manifest
 from mia_bridge.exports.timeline import write_timeline
 from mia_bridge.investigate import audit_fields as af
-from mia_bridge.investigate.directory import collect_directory, save_raw
+from mia_bridge.investigate.directory import DirectoryData, collect_directory, save_raw
 from mia_bridge.investigate.findings import FindingInputs, FindingSet, build_findings
 from mia_bridge.investigate.license import (
     LicenseDecision,
@@ -80,6 +80,9 @@ class InvestigateOptions:
     hash_addresses: bool = False
     hash_key: Secret | None = None  # default: MIA_HASH_KEY, else a random key for this run (never recorded)
     enrich_options: EnrichOptions | None = None  # tests: clocks and limits; the flags above still apply
+    # --from-exports: investigate these files instead of the tenant (investigate/offline_run.py)
+    exports: tuple[Path, ...] = ()
+    tenant_domains: tuple[str, ...] = ()  # the organisation's domains (--tenant-domain); else inferred
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,8 @@ class InvestigateOptions:
             "allow_mailbox_metadata": self.allow_mailbox_metadata,
             "redact_subjects": self.redact_subjects,
             "hash_addresses": self.hash_addresses,
+            **({"from_exports": [str(p) for p in self.exports], "tenant_domains": list(self.tenant_domains)}
+               if self.exports else {}),
         }
 
 
@@ -130,6 +135,8 @@ class InvestigationResult:
     redaction: dict[str, Any] = field(default_factory=dict)  # the settings (never the key) and which files
     enrichment: Any = None  # mia_bridge.enrich.api.EnrichResult when the affected-parties step ran
     sparrow: Any = None  # mia_bridge.investigate.searches.SparrowExports when the Sparrow step ran
+    exports: Any = None  # mia_bridge.investigate.offline.ExportSet when investigated from exports
+    limits: list[str] = field(default_factory=list)  # what the exports cannot answer (never "nothing found")
 
     @property
     def exit_code(self) -> int:
@@ -153,10 +160,10 @@ def _write_exposed(path: Path, findings: FindingSet, redactor: Redactor) -> Path
     return path
 
 
-def run_investigation(
-    backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now
-) -> InvestigationResult:
-    """Run every step against an open backend; returns outcomes, findings and the files written."""
+def begin_case(
+    options: InvestigateOptions, ui: InvestigationUI
+) -> tuple[Path, StepLog, InvestigationResult, Redactor, Scrubber]:
+    """The case folder, the step log, the result and the run's one redactor; the settings are written first."""
     # absolute: the collector's manifest joins relative evidence paths onto the case folder again
     options.out_dir = case_dir = options.out_dir.resolve()
     make_dir(case_dir)  # 0700: the case holds mail subjects and addresses
@@ -168,6 +175,17 @@ def run_investigation(
     scrub = Scrubber(redactor)
     result.redaction = redaction_record(redactor)
     write_json(case_dir / "investigation.settings.json", scrub.value(options.describe()))
+    return case_dir, steps, result, redactor, scrub
+
+
+def run_investigation(
+    backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now
+) -> InvestigationResult:
+    """Run every step against an open backend; returns outcomes, findings and the files written."""
+    if (options.out_dir / manifest.MANIFEST_NAME).exists() and "exports" in manifest.load_manifest(options.out_dir):
+        raise UsageError(f"{options.out_dir} holds a case investigated from exports: the tenant's records need a "
+                         "case of their own", hint="give a new --out folder")  # fmt: skip
+    case_dir, steps, result, redactor, scrub = begin_case(options, ui)
 
     # 1. pre-flight: ingestion (raises IngestionDisabledError: a clear stop)
     state = ensure_ingestion(
@@ -235,16 +253,61 @@ def run_investigation(
         _mailbox_audit_step(backend, user, options.start, options.end, case_dir, steps)
 
     records = all_records(runs)
-
-    # 5. findings (attribution first: the analysis is told the attacker's IPs and apps)
     domains = set(directory.domain_names) | {options.tenant.lower()}
     domains |= {u.rsplit("@", 1)[1].lower() for u in options.users if "@" in u}
+
+    def analyse(analysis_options: Any) -> Any:
+        from mia_bridge.analysis.api import analyze_records
+
+        mail_records = [r for r in records if str(r.get("Operation")) == "MailItemsAccessed"]
+        return analyze_records(mail_records, analysis_options, source="collected MailItemsAccessed records")
+
+    record = {"license": decision.to_dict(), "license_facts": facts.to_dict(), "ingestion": state.to_dict()}
+    shared = SharedSteps(options=options, ui=ui, steps=steps, result=result, redactor=redactor, scrub=scrub,
+                         runs=runs, records=records, domains=domains, directory=directory,
+                         flagged_saml_domains=set(directory.flagged_domains), analyse=analyse,
+                         backend=backend, record=record,
+                         manifest_record={"license": decision.to_dict(), "ingestion": state.to_dict()})  # fmt: skip
+    return complete_investigation(shared, now=now)
+
+
+@dataclass
+class SharedSteps:
+    """What the steps after the records (findings onwards) need, whichever source gave the records."""
+
+    options: InvestigateOptions
+    ui: InvestigationUI
+    steps: StepLog
+    result: InvestigationResult
+    redactor: Redactor
+    scrub: Scrubber
+    runs: list[SearchRun]
+    records: list[dict[str, Any]]
+    domains: set[str]  # the organisation's own domains
+    directory: DirectoryData  # service principals (app names and ids) and, for Sparrow's files, the domains
+    flagged_saml_domains: set[str]
+    analyse: Callable[[Any], Any]  # AnalysisOptions -> AnalysisResult (the MailItemsAccessed analysis)
+    backend: ExoBackend | None  # None: no tenant access (the affected-parties step is skipped, with the reason)
+    record: dict[str, Any] = field(default_factory=dict)  # source-specific sections of investigation.json
+    manifest_record: dict[str, Any] = field(default_factory=dict)  # and of the manifest's investigation section
+    sparrow_directory: DirectoryData | None = None  # default: ``directory``
+    no_backend_reason: str = ""
+    analysis_cannot_answer: str = ""  # why the MailItemsAccessed analysis cannot answer (no such records)
+
+
+def complete_investigation(shared: SharedSteps, *, now: Callable[[], datetime] = _now) -> InvestigationResult:
+    """Findings and attribution, the MailItemsAccessed analysis, affected parties, Sparrow's files, the
+    timeline and the report, over the records of either source."""
+    options, steps, result, scrub, redactor = shared.options, shared.steps, shared.result, shared.scrub, shared.redactor
+    case_dir, runs, records, directory = result.case_dir, shared.runs, shared.records, shared.directory
+
+    # 5. findings (attribution first: the analysis is told the attacker's IPs and apps)
     findings = build_findings(
         FindingInputs(
             records=records,
-            tenant_domains=domains,
+            tenant_domains=shared.domains,
             service_principals=directory.service_principals,
-            flagged_saml_domains=set(directory.flagged_domains),
+            flagged_saml_domains=shared.flagged_saml_domains,
             suspicious_ips=options.suspicious_ips,
             suspicious_apps=[options.app_id] if options.app_id else [],
             known_good_ips=options.known_good_ips,
@@ -270,17 +333,19 @@ def run_investigation(
     )
 
     # 6. MailItemsAccessed analysis
-    mail_records = [r for r in records if str(r.get("Operation")) == "MailItemsAccessed"]
-    result.analysis_summary = _analyse(case_dir, mail_records, options, findings, steps, result)
+    result.analysis_summary = _analyse(case_dir, shared.analyse, options, findings, steps, result,
+                                      shared.analysis_cannot_answer)
     # 6b. who and what was exposed: message trace (a skip with the reason without the permission)
     enriched = None
-    if attacker:
+    if attacker and shared.backend is not None:
         enrich_options = replace(options.enrich_options or EnrichOptions(),
                                  allow_mailbox_metadata=options.allow_mailbox_metadata,
                                  redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
                                  redactor=redactor)
-        enriched = run_enrich_step(backend, case_dir, steps, enrich_options)
+        enriched = run_enrich_step(shared.backend, case_dir, steps, enrich_options)
         result.enrichment = enriched
+    elif attacker:
+        steps.skipped("Affected parties (message trace)", shared.no_backend_reason, attention=False)
     else:  # without an attacker context the scope would be every mailbox's mail, at 100 queries / 5 min
         steps.skipped("Affected parties (message trace)", "no message was attributed to an attacker; "
                       "`mia enrich CASE` lists the parties of every accessed message", attention=False)
@@ -293,11 +358,12 @@ def run_investigation(
     export_runs, export_records = _shareable_records(runs, records, scrub)
 
     # 7. exports
-    _sparrow_step(case_dir, export_runs, directory, options.delimiter, result, steps)
+    _sparrow_step(case_dir, export_runs, shared.sparrow_directory or directory, options.delimiter, result, steps,
+                  flagged=sorted(shared.flagged_saml_domains))
     searches_by_id: dict[str, list[str]] = {}
     for run in runs:
-        for record in run.records:
-            searches_by_id.setdefault(af.record_id(record), []).append(run.spec.name)
+        for rec in run.records:
+            searches_by_id.setdefault(af.record_id(rec), []).append(run.spec.name)
     findings_by_id: dict[str, list[str]] = {}
     for finding in findings.findings:
         for rid in finding.record_ids:
@@ -329,9 +395,7 @@ def run_investigation(
             "options": options.describe(),
             "summary": result.summary,
             "steps": steps.to_list(),
-            "license": decision.to_dict(),
-            "license_facts": facts.to_dict(),
-            "ingestion": state.to_dict(),
+            **shared.record,
             "redaction": result.redaction,
         }),
     )
@@ -341,8 +405,7 @@ def run_investigation(
     for key, value in (
         ("options", options.describe()),
         ("steps", steps.to_list()),
-        ("license", decision.to_dict()),
-        ("ingestion", state.to_dict()),
+        *shared.manifest_record.items(),
         ("verdict", result.verdict),
         ("exit_code", result.exit_code),
         ("redaction", result.redaction),
@@ -352,10 +415,11 @@ def run_investigation(
 
 
 def _sparrow_step(
-    case_dir: Path, runs: list[SearchRun], directory: Any, delimiter: str, result: InvestigationResult, steps: StepLog
+    case_dir: Path, runs: list[SearchRun], directory: Any, delimiter: str, result: InvestigationResult, steps: StepLog,
+    *, flagged: list[str] | None = None,
 ) -> None:
     """sparrow/: Sparrow's exact (lossy) files; a file that fails is a gap, the others are kept."""
-    exports = write_sparrow_exports(case_dir / SPARROW_DIR, runs, directory, delimiter)
+    exports = write_sparrow_exports(case_dir / SPARROW_DIR, runs, directory, delimiter, flagged=flagged)
     result.files.extend(exports.written)
     result.sparrow = exports
     detail = (f"{len(exports.written)} file(s) in {SPARROW_DIR}/, byte for byte as Sparrow.ps1 writes them "
@@ -458,13 +522,14 @@ def _mailbox_audit_step(
 
 def _analyse(
     case_dir: Path,
-    mail_records: list[dict[str, Any]],
+    analyse: Callable[[Any], Any],
     options: InvestigateOptions,
     findings: FindingSet,
     steps: StepLog,
     result: InvestigationResult,
+    cannot_answer: str = "",
 ) -> dict[str, Any]:
-    from mia_bridge.analysis.api import AnalysisOptions, analyze_records, write_outputs
+    from mia_bridge.analysis.api import AnalysisOptions, write_outputs
 
     analysis_options = AnalysisOptions(
         start=options.start,
@@ -475,7 +540,7 @@ def _analyse(
         known_good_ips=list(options.known_good_ips),
     )
     try:
-        analysis = analyze_records(mail_records, analysis_options, source="collected MailItemsAccessed records")
+        analysis = analyse(analysis_options)
         written = write_outputs(analysis, case_dir / ANALYSIS_DIR)
     except MiaError as exc:
         steps.failed("MailItemsAccessed analysis", exc.message)
@@ -486,9 +551,11 @@ def _analyse(
     # Microsoft's order: throttling first, then sync, then bind, then the message ids
     steps.done(
         "MailItemsAccessed analysis",
-        f"{len(analysis.throttled_windows)} throttled 24 h window(s); {len(analysis.synced_folders)} folder syncs; "
+        (f"{cannot_answer}; " if cannot_answer else "")
+        + f"{len(analysis.throttled_windows)} throttled 24 h window(s); {len(analysis.synced_folders)} folder syncs; "
         f"{len(analysis.items)} item accesses (bind) in {len(analysis.events)} events"
         + (f"; {len(analysis.message_lookup)} message id(s) looked up" if analysis.message_lookup is not None else ""),
+        attention=bool(cannot_answer),
     )
     for user in options.users:
         steps.done(f"MailItemsAccessed for {user}", _mailbox_story(analysis, findings, user))
@@ -536,6 +603,8 @@ def summarise(result: InvestigationResult, options: InvestigateOptions) -> dict[
         searches.append(entry)
     return {
         "tenant": options.tenant,
+        "source": "exports" if options.exports else "tenant",
+        "limits": list(result.limits),
         "verdict": result.verdict,
         "case_dir": str(result.case_dir),
         "report": str(result.report_path) if result.report_path else None,

@@ -119,7 +119,43 @@ def _mailbox_rows(result: InvestigationResult) -> list[dict[str, Any]]:
     return rows
 
 
+def _export_completeness(result: InvestigationResult) -> tuple[list[tuple[str, str]], list[str]]:
+    """Offline: what the exports held, what the searches matched, and what the exports cannot answer."""
+    exports = result.exports
+    ran = [s for s in result.searches if s.result is not None]
+    files = ", ".join(f"{f.source} ({f.format or 'unreadable'}, {f.records_read} records)" for f in exports.files)
+    span = (f"{exports.first:%Y-%m-%d %H:%M} to {exports.last:%Y-%m-%d %H:%M} UTC"
+            if exports.first and exports.last else "no dated record")  # fmt: skip
+    rows = [
+        ("Source", "audit-log exports, without tenant access"),
+        ("Exports", files),
+        ("Records read / parsed / quarantined", f"{exports.read} / {exports.parsed} / {len(exports.quarantined)}"),
+        ("Reconciles (read = parsed + quarantined)", "yes" if exports.read == exports.parsed +
+         len(exports.quarantined) else "NO"),
+        ("Duplicates (same Id) counted once / unique records", f"{exports.duplicates} / {exports.unique}"),
+        ("Unique records a search can return", str(len(exports.records))),
+        ("Period the exports cover", span),
+        ("Searches run / skipped", f"{len(ran)} / {sum(1 for s in result.searches if s.skipped)}"),
+        ("Records matched by the searches (one record may match several)", str(sum(len(s.records) for s in ran))),
+    ]  # fmt: skip
+    summary = result.analysis_summary
+    if summary:
+        rows.append(("Analysis: records read / parsed / quarantined",
+                     f"{summary.get('records_read')} / {summary.get('records_parsed')} / "
+                     f"{summary.get('records_quarantined')}"))  # fmt: skip
+    gaps = [f"What the exports cannot answer: {limit}" for limit in result.limits]
+    gaps += [f"Export {f.source}: {f.error}" for f in exports.files if f.error]
+    if exports.quarantined:
+        gaps.append(f"{len(exports.quarantined)} record(s) could not be read and were quarantined (file, line and "
+                    "reason in analysis/quarantine.jsonl): "
+                    + "; ".join(q.message() for q in exports.quarantined[:5]))  # fmt: skip
+    gaps += [f"Search {s.spec.name} skipped: {s.skipped}" for s in result.searches if s.skipped]
+    return rows, gaps
+
+
 def _completeness(result: InvestigationResult) -> tuple[list[tuple[str, str]], list[str]]:
+    if result.exports is not None:
+        return _export_completeness(result)
     ran = [s for s in result.searches if s.result is not None]
     skipped = [s for s in result.searches if s.skipped]
     failed = [s for s in result.searches if s.error]
@@ -257,6 +293,14 @@ def _sharing(redaction: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
 def build_report_model(result: InvestigationResult, options: InvestigateOptions, now: datetime) -> ReportModel:
     findings = result.findings
     level, headline, points = _verdict(findings)
+    exports = result.exports
+    if exports is not None and not any(op.lower() == "mailitemsaccessed" for op in exports.operations):
+        headline = headline.replace("no mail read in attacker context was recorded",
+                                    "whether mail was read cannot be told: the exports hold no MailItemsAccessed "
+                                    "records")  # fmt: skip
+    if result.limits:  # offline: what the exports cannot tell comes with the verdict, not only in the gaps
+        headline += " The exports cannot answer everything: see the limits below."
+        points = [*(f"Cannot be told from the exports: {limit}" for limit in result.limits), *points]
     report_findings = []
     timeline: list[TimelinePoint] = []
     for record in {af.record_id(r): r for run in result.searches for r in run.records}.values():
@@ -289,6 +333,14 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
     notes: list[str] = []
     if findings is not None and findings.context.reasons:
         notes.extend(f"Attacker indicator {k}: {v}" for k, v in sorted(findings.context.reasons.items()))
+    if result.exports is not None:
+        notes.append(
+            "Investigated from audit-log exports, without tenant access: the searches, findings, attribution and "
+            "analysis read only what the exports hold. Tenant access would add: the tenant's domains, federation "
+            "and MFA settings (Get-MgDomain) and applications (Get-MgServicePrincipal, Graph permissions), here "
+            "inferred from the records; the licence and audit-ingestion state; records outside the exports' period "
+            "or workloads; and, with `mia enrich CASE`, the senders, recipients and subjects of the mail read."
+        )
     notes.append(
         "sparrow/ holds exactly what CISA's Sparrow.ps1 writes (for tools and playbooks that read it), and so is "
         "deliberately lossy: nested JSON cut at depth 2, every non-ASCII character written as ?, only Sparrow's "

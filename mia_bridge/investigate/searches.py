@@ -156,7 +156,7 @@ class SparrowExports:
 
 
 def sparrow_files(
-    runs: Sequence[SearchRun], directory: DirectoryData, delimiter: str = ","
+    runs: Sequence[SearchRun], directory: DirectoryData, delimiter: str = ",", *, flagged: Sequence[str] | None = None
 ) -> list[sparrow.SparrowCsv]:
     """Every CSV of sparrow/, as Sparrow.ps1 writes it for these records.
 
@@ -164,8 +164,10 @@ def sparrow_files(
     append: a sign-in found by two of them is listed twice); a search that returned nothing writes
     nothing; SAML rows are only the flagged domains' users. Domain_List.csv and
     ApplicationGraphPermissions.csv are always written (0 bytes when empty, as Export-Csv creates them).
+    ``flagged``: the domains whose SAML logins row 6 keeps (default: the directory's; offline: inferred).
     """
-    flagged = directory.flagged_domains
+    if flagged is None:
+        flagged = directory.flagged_domains
     chunks: dict[str, list[Sequence[Mapping[str, Any]]]] = {}
     workloads: dict[str, str] = {}
     for run in runs:
@@ -187,7 +189,8 @@ def sparrow_files(
 
 
 def write_sparrow_exports(
-    export_dir: Path, runs: Sequence[SearchRun], directory: DirectoryData, delimiter: str = ","
+    export_dir: Path, runs: Sequence[SearchRun], directory: DirectoryData, delimiter: str = ",", *,
+    flagged: Sequence[str] | None = None,
 ) -> SparrowExports:
     """Write sparrow/ (each file on its own: one that fails is reported, the others are still written),
     then Summary_Export.xlsx from the top-level CSVs."""
@@ -196,7 +199,7 @@ def write_sparrow_exports(
     if any(run.spec.sparrow_row in ("9", "10") for run in runs):
         # Sparrow creates AppInvestigations when the One/All mode is chosen, before any search
         (export_dir / sparrow.APP_INVESTIGATIONS_DIR).mkdir(parents=True, exist_ok=True)
-    for item in sparrow_files(runs, directory, delimiter):
+    for item in sparrow_files(runs, directory, delimiter, flagged=flagged):
         path = export_dir / item.rel
         if item.unreadable:
             out.unreadable[item.rel] = item.unreadable

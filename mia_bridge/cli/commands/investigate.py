@@ -166,8 +166,14 @@ def _print_result(result: InvestigationResult, as_json: bool, console: Console) 
                   + ", ".join(kept))
 
 
-def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool) -> InvestigationResult:
+def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool,
+         end_given: bool = True) -> InvestigationResult:
     from mia_bridge.cli.connection import open_connection
+
+    if options.exports:  # no tenant: the exports are the source of the records
+        from mia_bridge.investigate.offline_run import run_offline_investigation
+
+        return run_offline_investigation(options, ui, end_given=end_given)
 
     if not demo:
         with open_connection(conn) as backend:
@@ -237,16 +243,41 @@ def investigate(
     ),
     key: Path | None = typer.Option(None, "--key", help="File holding the case key: the manifest is signed "
                                     "(HMAC-SHA256, manifest.hmac). Or set MIA_CASE_KEY."),
+    from_exports: bool = typer.Option(
+        False, "--from-exports", help="Investigate the audit-log exports given as INPUT... (any format `mia analyze` "
+        "reads, .gz too) instead of the tenant: no tenant access needed."
+    ),
+    tenant_domains: list[str] = typer.Option(
+        None, "--tenant-domain", help="With --from-exports: the organisation's own domain (repeat); default: "
+        "inferred from the mailbox owners."
+    ),
+    inputs: list[Path] = typer.Argument(None, metavar="[INPUT]...", show_default=False,
+                                        help="With --from-exports: the export files."),
     *,
     conn: ConnectionSettings,
 ) -> None:
-    """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report."""
+    """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report.
+
+    With --from-exports INPUT...: the same from audit-log exports, without tenant access.
+    """
     console = current_console()
     case_seal.use_key_file(key)
-    if target_app_id and all_apps:
-        raise UsageError("give either --app-id or --all-apps, not both")
     if len(delimiter) != 1 or delimiter in '"\r\n':  # Export-Csv -Delimiter is a [char]
         raise UsageError(f"--delimiter {delimiter!r} must be one character other than a quote or line break")
+    if from_exports or inputs:
+        _investigate_exports(from_exports, list(inputs or []), tenant, split_values(tenant_domains), users,
+                             target_app_id, all_apps, start, end, message_ids, suspicious_ips, known_good_ips,
+                             out_dir, as_json, redact_subjects, hash_addresses, delimiter,
+                             conflicting=[name for name, given in (("--demo", demo),
+                                          ("--enable-ingestion", enable_ingestion),
+                                          ("--allow-mailbox-metadata", bool(allow_mailbox_metadata)),
+                                          ("--license-policy", license_policy is not LicensePolicy.DETECT))
+                                          if given])  # fmt: skip
+        return
+    if tenant_domains:
+        raise UsageError("--tenant-domain is for --from-exports", hint="a tenant run reads the tenant's domains")
+    if target_app_id and all_apps:
+        raise UsageError("give either --app-id or --all-apps, not both")
     if target_app_id and not GUID_RE.match(target_app_id):
         raise UsageError(f"--app-id {target_app_id!r} is not an application id (GUID)")
     if demo:
@@ -311,6 +342,68 @@ def investigate(
         raise typer.Exit(result.exit_code)
 
 
+def _investigate_exports(
+    from_exports: bool, inputs: list[Path], tenant: str | None, domains: tuple[str, ...], users: list[str] | None,
+    target_app_id: str | None, all_apps: bool, start: str | None, end: str | None, message_ids: Path | None,
+    suspicious_ips: list[str] | None, known_good_ips: list[str] | None, out_dir: Path | None, as_json: bool,
+    redact_subjects: bool, hash_addresses: bool, delimiter: str, conflicting: list[str],
+) -> None:
+    """``--from-exports INPUT... --out CASE``: checks the offline options, then runs the offline pipeline."""
+    if not from_exports:
+        raise UsageError(f"unexpected argument {str(inputs[0])!r}", hint="to investigate exports, give "
+                         "--from-exports INPUT... --out CASE")  # fmt: skip
+    if not inputs:
+        raise UsageError("--from-exports needs at least one INPUT file")
+    if conflicting:
+        raise UsageError(f"{', '.join(conflicting)} cannot be used with --from-exports (they need the tenant)")
+    if out_dir is None:
+        raise UsageError("--from-exports needs --out CASE (the case folder the exports are preserved in)")
+    if target_app_id and all_apps:
+        raise UsageError("give either --app-id or --all-apps, not both")
+    if target_app_id and not GUID_RE.match(target_app_id):
+        raise UsageError(f"--app-id {target_app_id!r} is not an application id (GUID)")
+    for path in inputs:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    start_at = parse_when(start, "--start") if start else None
+    end_at = parse_when(end, "--end") if end else None
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        raise UsageError("--end must be after --start")
+    ids: list[str] | None = None
+    if message_ids is not None:
+        from mia_bridge.analysis.message_lookup import read_message_ids
+
+        ids = read_message_ids(message_ids)
+    domain_list = tuple(dict.fromkeys(d.strip().lower().lstrip("@") for d in (*domains, *([tenant] if tenant
+                                                                                          else [])) if d.strip()))
+    options = InvestigateOptions(
+        tenant=domain_list[0] if domain_list else "(from exports)",
+        out_dir=out_dir,
+        start=start_at,
+        end=end_at or datetime.now(tz=UTC).replace(microsecond=0),
+        users=tuple(u.lower() for u in split_values(users)),
+        app_id=target_app_id.lower() if target_app_id else None,
+        all_apps=all_apps,
+        message_ids=ids,
+        suspicious_ips=split_values(suspicious_ips),
+        known_good_ips=split_values(known_good_ips),
+        redact_subjects=redact_subjects,
+        hash_addresses=hash_addresses,
+        delimiter=delimiter,
+        exports=tuple(inputs),
+        tenant_domains=domain_list,
+    )
+    console = current_console()
+    ui = ConsoleUI(as_json, console)
+    try:
+        result = _run(ConnectionSettings(), options, ui, False, end_given=end_at is not None)
+    finally:
+        ui.close()
+    _print_result(result, as_json, console)
+    if result.exit_code != ExitCode.OK:
+        raise typer.Exit(result.exit_code)
+
+
 def _command() -> Any:
     """``investigate`` with the connection options, ``--app-id`` kept for the app to investigate."""
     decorated = connection_options(investigate)
@@ -325,8 +418,9 @@ def _command() -> Any:
 
     @functools.wraps(decorated)
     def command(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("demo"):
-            kwargs["sim"] = True  # before the connection settings are validated (no server needed)
+        if kwargs.get("demo") or kwargs.get("from_exports"):
+            # before the connection settings are validated: no server needed (--from-exports opens none)
+            kwargs["sim"] = True
         return decorated(*args, **kwargs)
 
     command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
