@@ -27,6 +27,7 @@ import httpx
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ErrorInfo, Secret
 from mia_bridge.bridge.clouds import Cloud
 from mia_bridge.bridge.graph import GRAPH_CMDLETS, GraphClient
+from mia_bridge.bridge.graph_audit import AuditLogQueryClient
 from mia_bridge.bridge.pwsh import quote_single
 from mia_bridge.bridge.rest_auth import AppCredential, TokenProvider, resolve_tenant_id
 from mia_bridge.bridge.rest_errors import error_for, is_retryable_error
@@ -222,6 +223,12 @@ class RestBackend:
             page_size=self.page_size,
             refresh_margin_s=self.refresh_margin_s,
         )
+
+    def audit_log_queries(self) -> AuditLogQueryClient:
+        """A client for the Graph audit log query API on this connection (``--source graph-audit``)."""
+        if self._http is None or self._tokens is None:
+            raise BridgeError("the REST backend is not open", hint="call open() or use it as a context manager")
+        return AuditLogQueryClient(self._http, self.cloud, self._tokens, self.retry)
 
     def close(self) -> None:
         if self._http is not None:

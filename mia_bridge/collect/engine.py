@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from mia_bridge import __version__
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ExoBackend
+from mia_bridge.collect.graph_audit import collect_graph_query
+from mia_bridge.collect.graph_options import SOURCES, GraphAuditOptions
 from mia_bridge.collect.query import AuditQuery
 from mia_bridge.collect.retry import RetryPolicy, call_with_retry
 from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
@@ -46,6 +48,8 @@ class CollectOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     check_ingestion: bool = True
     backend_factory: Callable[[], ExoBackend] | None = None
+    source: str = "ual"  # ual (Search-UnifiedAuditLog) | graph-audit (collect/graph_audit.py)
+    graph: GraphAuditOptions | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,8 @@ class CollectOptions:
             "retry_attempts": self.retry.attempts,
             "retry_base_s": self.retry.base_s,
             "retry_cap_s": self.retry.cap_s,
+            "source": self.source,
+            **({"graph": (self.graph or GraphAuditOptions()).describe()} if self.source == "graph-audit" else {}),
         }
 
 
@@ -269,6 +275,8 @@ def collect(
     options = options or CollectOptions()
     case_dir = Path(case_dir).absolute()  # evidence paths must not depend on the working directory
     make_dir(case_dir)
+    if options.source not in SOURCES:
+        raise MiaError(f"unknown collection source {options.source!r}; expected one of {', '.join(SOURCES)}")
     names = [q.name for q in queries]
     if len(set(names)) != len(names):
         raise MiaError(f"query names must be unique: {names}")
@@ -282,7 +290,10 @@ def collect(
     try:
         for query in queries:
             begun.append(query)
-            results.append(_collect_query(query, case_dir, options, connections, pool, progress))
+            if options.source == "graph-audit":
+                results.append(collect_graph_query(backend, query, case_dir, options, progress))
+            else:
+                results.append(_collect_query(query, case_dir, options, connections, pool, progress))
     except EvidenceError as exc:  # a resume that failed its checks: the manifest records the refusal
         refused = exc.message
         raise

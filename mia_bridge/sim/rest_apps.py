@@ -29,6 +29,7 @@ GRAPH_ROLES = ("Organization.Read.All", "Directory.Read.All", "Application.Read.
 # GET /domains/{id}/federationConfiguration (Graph v1.0 "List internalDomainFederations"): application
 # permission Domain.Read.All, or Domain.ReadWrite.All; Directory.Read.All is not listed, so not enough.
 DOMAIN_FEDERATION_ROLES = ("Domain.Read.All", "Domain.ReadWrite.All")
+AUDIT_QUERY_ROLE = "AuditLogsQuery.Read.All"  # Graph audit log query API (rest_audit_routes)
 
 
 @dataclass
@@ -38,7 +39,7 @@ class SimApp:
     client_id: str
     certificates: list[x509.Certificate]
     roles: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: {"exo": (EXO_ROLE,), "graph": (*GRAPH_ROLES, "Domain.Read.All")}
+        default_factory=lambda: {"exo": (EXO_ROLE,), "graph": (*GRAPH_ROLES, "Domain.Read.All", AUDIT_QUERY_ROLE)}
     )
 
 

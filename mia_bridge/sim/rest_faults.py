@@ -23,12 +23,14 @@ class FaultKind(StrEnum):
     EXPIRED_NEXT_LINK = "expired_next_link"  # the next nextLink follow-up is refused as expired
     TOKEN_REJECTED = "token_rejected"  # 401 with WWW-Authenticate, as for an expired/revoked token
     ADMINAPI_ERRORS = "adminapi_errors"  # 200 carrying @adminapi.errors (non-terminating errors)
+    QUERY_FAILED = "query_failed"  # endpoint audit-create: the Graph audit log query ends "failed"
+    QUERY_CANCELLED = "query_cancelled"  # endpoint audit-create: it ends "cancelled"
 
 
 @dataclass
 class RestFault:
     kind: FaultKind
-    endpoint: str = "invoke"  # invoke | nextlink | graph | token
+    endpoint: str = "invoke"  # invoke | nextlink | graph | token | audit-create | audit-status | audit-records
     match: str | None = None  # cmdlet name (case-insensitive) or Graph path fragment
     times: int = 1
     retry_after: str = "0.05"  # seconds, as the server writes it

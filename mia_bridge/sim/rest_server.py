@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mia_bridge.sim import rest_jwt
 from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, command_not_found, dispatch
 from mia_bridge.sim.rest_apps import EXO_ROLE, RESOURCES, AppCertificateFiles, SimApp, make_app_certificate
+from mia_bridge.sim.rest_audit_routes import AuditQueryService, AuditRoutes
 from mia_bridge.sim.rest_codec import cmdlet_error_body, decode_rest_parameters, exo_object, is_throttle
 from mia_bridge.sim.rest_faults import FaultKind, FaultPlan, RestFault
 from mia_bridge.sim.rest_graph_routes import GraphRoutes
@@ -112,6 +113,7 @@ class RestSimServer:
         self.apps = {a.client_id.lower(): a for a in apps}
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._pages: dict[str, _Page] = {}
+        self.audit = AuditQueryService(tenant, clock)  # Graph audit log queries (rest_audit_routes)
         self._sessions: dict[str, TenantSession] = {}
         self._lock = threading.Lock()
         self._servers: list[_TLSServer] = []
@@ -253,7 +255,7 @@ class _TLSServer(ThreadingHTTPServer):
         return  # a failed handshake or a dropped client is the client's problem, not a traceback here
 
 
-class _Handler(StsRoutes, GraphRoutes):
+class _Handler(StsRoutes, GraphRoutes, AuditRoutes):
     """Routes requests to the token service, the admin API (here) and Graph."""
 
     def _route(self, method: str, body: bytes) -> None:
@@ -273,6 +275,10 @@ class _Handler(StsRoutes, GraphRoutes):
                 and segments[3].lower() == "invokecommand"
             ):
                 return self._invoke(segments[2], query, body)
+            if segments[0:1] in (["v1.0"], ["beta"]) and [s.lower() for s in segments[1:4]] == [
+                "security", "auditlog", "queries",
+            ]:
+                return self._audit(method, segments[4:], query, body)
             if method == "GET" and segments[:1] == ["v1.0"]:
                 return self._graph(segments[1:], query)
             self._send(404, {"error": {"code": "NotFound", "message": f"No route for {method} {path}"}})

@@ -16,7 +16,9 @@ from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY
+from mia_bridge.collect.graph_options import SOURCES, GraphAuditOptions
 from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
+from mia_bridge.errors import UsageError
 from mia_bridge.evidence import seal
 from mia_bridge.evidence.manifest import manifest_sha256
 
@@ -133,6 +135,22 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
               "same while the case is unaltered)")
 
 
+def source_options(source: str, conn: ConnectionSettings, services: tuple[str, ...] | list[str] = (),
+                   admin_units: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """CollectOptions fields for ``--source`` (and its graph-only filters); a clear error for a bad value."""
+    if source not in SOURCES:
+        raise UsageError(f"--source {source}: expected one of {', '.join(SOURCES)}")
+    if source != "graph-audit":
+        if services or admin_units:
+            raise UsageError("--service and --admin-unit filter the Graph audit log query API",
+                             hint="add --source graph-audit")
+        return {"source": source}
+    graph = GraphAuditOptions(service_filters=tuple(services), administrative_unit_ids=tuple(admin_units))
+    if conn.sim:  # the simulated service finishes a query in a fraction of a second: poll accordingly
+        graph.poll_initial_s, graph.poll_max_s = 0.05, 0.5
+    return {"source": source, "graph": graph}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("collect")
     @connection_options
@@ -156,6 +174,12 @@ def register(app: typer.Typer) -> None:
                                                help="ReturnLargeSet sessions: auto (dense windows only), never, "
                                                "always."),
         gzip_out: bool = typer.Option(False, "--gzip", help="Write evidence as .jsonl.gz."),
+        source: str = typer.Option("ual", "--source", help="ual (Search-UnifiedAuditLog) or graph-audit (Microsoft "
+                                   "Graph audit log query API; needs --backend rest)."),
+        services: list[str] = typer.Option(None, "--service", help="graph-audit only: service (Workload) filter, "
+                                           "e.g. Exchange (repeat)."),
+        admin_units: list[str] = typer.Option(None, "--admin-unit", help="graph-audit only: administrative unit id "
+                                              "filter (repeat)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
         key: Path | None = typer.Option(None, "--key", help="File holding the case key: the manifest is signed "
                                         "(HMAC-SHA256). Or set MIA_CASE_KEY."),
@@ -175,7 +199,8 @@ def register(app: typer.Typer) -> None:
             ip_addresses=split_values(ips),
             object_ids=split_values(object_ids),
         )
-        options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out)
+        options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out,
+                                 **source_options(source, conn, split_values(services), split_values(admin_units)))
         mailbox: list[dict[str, Any]] = []
         console = current_console()
         seal.use_key_file(key)
