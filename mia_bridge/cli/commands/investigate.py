@@ -19,6 +19,7 @@ import typer
 from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
+from mia_bridge.cli.commands.collect import source_options
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
 from mia_bridge.cli.console import Console, current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
@@ -228,6 +229,8 @@ def investigate(
     concurrency: int = typer.Option(
         DEFAULT_CONCURRENCY, "--concurrency", min=1, max=16, help="Windows fetched at once per search."
     ),
+    source: str = typer.Option("ual", "--source", help="Audit searches through ual (Search-UnifiedAuditLog) or "
+                               "graph-audit (Microsoft Graph audit log query API; needs --backend rest)."),
     allow_mailbox_metadata: bool | None = typer.Option(
         None, "--allow-mailbox-metadata/--no-mailbox-metadata",
         help="Affected parties: for messages message trace lacks (older than 90 days, never through transport), "
@@ -320,7 +323,7 @@ def investigate(
         message_ids=ids,
         suspicious_ips=split_values(suspicious_ips),
         known_good_ips=split_values(known_good_ips),
-        collect_options=CollectOptions(concurrency=concurrency),
+        collect_options=CollectOptions(concurrency=concurrency, **source_options(source, conn)),
         # the simulated tenant grants Graph's Mail.ReadBasic.All: the demo shows every read message's parties
         allow_mailbox_metadata=demo if allow_mailbox_metadata is None else allow_mailbox_metadata,
         redact_subjects=redact_subjects,
