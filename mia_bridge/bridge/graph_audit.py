@@ -47,7 +47,10 @@ from mia_bridge.errors import (
 log = logging.getLogger(__name__)
 
 WHAT = "Graph audit log query"
-QUERIES_PATH = "/v1.0/security/auditLog/queries"
+QUERIES_PATH = "/security/auditLog/queries"
+# v1.0 first; Microsoft moved the API back to beta in 2025 (MC1052169) and documents v1.0 again in
+# 2026, so a tenant answering v1.0 with "Resource not found for the segment" is asked on beta.
+VERSIONS = ("v1.0", "beta")
 STATUSES = ("notStarted", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # Clouds where the documentation's availability table has a tick (GCC tenants use the global service).
@@ -157,7 +160,7 @@ class AuditLogQueryClient:
     def __init__(self, http: httpx.Client, cloud: Cloud, tokens: TokenProvider, retry: RetryPolicy) -> None:
         check_cloud(cloud)
         self.cloud = cloud
-        self.base = f"{cloud.graph_url}{QUERIES_PATH}"
+        self.version = VERSIONS[0]
         self._host = urlsplit(cloud.graph_url).netloc
         self._tokens = tokens
         self._sender = AuthorizedSender(http, tokens, retry, allow_redirect=self._allowed)
@@ -166,6 +169,22 @@ class AuditLogQueryClient:
     @property
     def retries(self) -> int:
         return self._sender.retries
+
+    @property
+    def base(self) -> str:
+        return f"{self.cloud.graph_url}/{self.version}{QUERIES_PATH}"
+
+    def _unknown_segment(self, response: httpx.Response) -> bool:
+        """Graph's answer when this version does not serve the API: move to the next version."""
+        if response.status_code not in (400, 404) or self.version == VERSIONS[-1]:
+            return False
+        doc = parse_json(response)
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(err, dict) and "segment" in str(err.get("message", "")).lower():
+            log.info("%s: Graph %s does not serve the API; using %s", WHAT, self.version, VERSIONS[-1])
+            self.version = VERSIONS[-1]
+            return True
+        return False
 
     def _allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -184,6 +203,8 @@ class AuditLogQueryClient:
     def create(self, body: dict[str, Any]) -> QueryStatus:
         """POST the query; the service answers 201 with the new query (status notStarted)."""
         response = self._send("POST", self.base, json.dumps(body).encode())
+        if self._unknown_segment(response):
+            response = self._send("POST", self.base, json.dumps(body).encode())
         if response.status_code not in (200, 201):
             raise self._error(response)
         doc = parse_json(response)
@@ -196,6 +217,8 @@ class AuditLogQueryClient:
     def get(self, query_id: str) -> QueryStatus | None:
         """The query's current state; None when the service no longer knows the id (expired or deleted)."""
         response = self._send("GET", f"{self.base}/{quote(query_id, safe='')}")
+        if self._unknown_segment(response):
+            response = self._send("GET", f"{self.base}/{quote(query_id, safe='')}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:

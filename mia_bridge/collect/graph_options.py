@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 SOURCES = ("ual", "graph-audit")
-# Purview runs at most 10 audit searches at once per user/app ("Search the audit log": up to ten
-# searches in progress at the same time); more would only queue or be refused.
-MAX_CONCURRENT_QUERIES = 10
+# "Security audit log query service limits" (https://learn.microsoft.com/graph/throttling-limits
+# #security-audit-log-query-service-limits, via ../shared/reference/exchange-platform-facts.md §8.1):
+# at least 50 queued or running queries and 200 submissions a day per tenant, at least 1,000,000
+# records per query. Windows run at most this many queries at once.
+MAX_CONCURRENT_QUERIES = 50
 
 
 @dataclass

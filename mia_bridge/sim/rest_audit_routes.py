@@ -7,11 +7,17 @@ objects whose ``auditData`` is the record Search-UnifiedAuditLog returns (the sa
 filters), plus the ``@odata.type`` annotation Microsoft's example shows. Harsher than kind where
 the documentation is silent [U]:
 
-- ``recordCountLimit`` (default 50,000): a query matching more serves an arbitrary subset of that size
-  and says so only through ``isRecordCountLimitExceeded`` and an approximate count that may be a
-  little lower than the limit;
-- at most ``max_concurrent`` (10) queries not yet finished per caller; more are refused with 429 and
-  ``Retry-After``; records pages are at most 1,000 (150 without ``$top``); page links expire;
+- the service limits are the documented minimums ("Security audit log query service limits",
+  https://learn.microsoft.com/graph/throttling-limits#security-audit-log-query-service-limits):
+  ``recordCountLimit`` 1,000,000 per query, 50 queued or running queries and 200 submissions in a
+  rolling 24 hours per tenant; over either count the create is refused with 429 and ``Retry-After``;
+- a query matching more than ``recordCountLimit`` succeeds anyway ("can complete successfully after
+  exceeding its record-count limit") with an arbitrary subset, said only by
+  ``isRecordCountLimitExceeded`` and an approximate count that may be a little below the limit;
+- records pages are at most 1,000 (150 without ``$top``); page links expire;
+- ``versions`` says which Graph versions serve the API (Microsoft moved it back to beta in 2025,
+  MC1052169, and documents v1.0 again in 2026); the other answers 400 as Graph does for an
+  unknown segment;
 - a token with only a per-service permission (``AuditLogsQuery-Exchange.Read.All`` …) silently gets
   only that service's records.
 """
@@ -68,9 +74,12 @@ class AuditQueryService:
     not_started_s: float = 0.05  # time a query waits before it runs
     running_s: float = 0.15  # time it runs, plus ``per_record_s`` per matching record
     per_record_s: float = 0.0
-    record_count_limit: int = 50_000
-    max_concurrent: int = 10
+    record_count_limit: int = 1_000_000
+    max_concurrent: int = 50
+    daily_submissions: int = 200
     link_ttl_s: float = 600.0
+    versions: tuple[str, ...] = ("v1.0", "beta")
+    submitted: list[float] = field(default_factory=list)
     queries: dict[str, SimAuditQuery] = field(default_factory=dict)
     links: dict[str, tuple[str, int, int, float]] = field(default_factory=dict)
     created: int = 0
@@ -84,9 +93,17 @@ class AuditQueryService:
             return "running"
         return q.final
 
-    def running(self, caller: str) -> int:
-        return sum(1 for q in self.queries.values() if q.caller == caller and self.status(q) in ("notStarted",
-                                                                                                  "running"))
+    def running(self) -> int:
+        """Queued or running queries of the tenant (the limit is per tenant)."""
+        return sum(1 for q in self.queries.values() if self.status(q) in ("notStarted", "running"))
+
+    def quota_wait(self) -> float:
+        """Seconds until another submission fits the rolling 24-hour quota (0 when it fits now)."""
+        now = self.clock()
+        recent = [t for t in self.submitted if now - t < 86_400]
+        if len(recent) < self.daily_submissions:
+            return 0.0
+        return max(1.0, 86_400 - (now - min(recent)))
 
     def create(self, caller: str, body: dict[str, Any], workloads: tuple[str, ...] | None, final: str) -> SimAuditQuery:
         start = _parse(body["filterStartDateTime"])
@@ -124,6 +141,7 @@ class AuditQueryService:
         with self._lock:
             self.queries[query.query_id] = query
             self.created += 1
+            self.submitted.append(query.created)
         return query
 
     def describe(self, q: SimAuditQuery) -> dict[str, Any]:
@@ -218,9 +236,11 @@ class AuditRoutes(RestHandlerBase):
             return caller, None
         return caller, tuple(w for p, ws in WORKLOAD_PERMISSIONS.items() if p in granted for w in ws)
 
-    def _audit(self, method: str, rest: list[str], query: dict[str, str], body: bytes) -> None:
+    def _audit(self, version: str, method: str, rest: list[str], query: dict[str, str], body: bytes) -> None:
         sim = self.sim
         service: AuditQueryService = sim.audit
+        if version not in service.versions:
+            return self._audit_error(400, "BadRequest", "Resource not found for the segment 'auditLog'.")
         endpoint = {0: "audit-create", 1: "audit-status"}.get(len(rest), "audit-records")
         fault = sim.faults.take(endpoint, self.path)
         if fault is not None and fault.kind is FaultKind.THROTTLE:
@@ -247,10 +267,15 @@ class AuditRoutes(RestHandlerBase):
                 _parse(doc["filterEndDateTime"])
             except (ValueError, TypeError) as exc:
                 return self._audit_error(400, "BadRequest", f"Invalid request: {exc}")
-            if service.running(caller) >= service.max_concurrent:
+            wait_s = service.quota_wait()
+            if wait_s:
+                return self._audit_error(
+                    429, "TooManyRequests", f"The tenant has submitted {service.daily_submissions} audit log queries "
+                    "in the last 24 hours. Retry after some time.", headers={"Retry-After": f"{wait_s:.0f}"})
+            if service.running() >= service.max_concurrent:
                 return self._audit_error(
                     429, "TooManyRequests",
-                    f"The maximum number of concurrent audit log queries ({service.max_concurrent}) has been "
+                    f"The maximum number of queued or running audit log queries ({service.max_concurrent}) has been "
                     "reached. Retry after some time.", headers={"Retry-After": "0.5"})
             final = "succeeded"
             if fault is not None and fault.kind in (FaultKind.QUERY_FAILED, FaultKind.QUERY_CANCELLED):

@@ -278,7 +278,7 @@ class _Handler(StsRoutes, GraphRoutes, AuditRoutes):
             if segments[0:1] in (["v1.0"], ["beta"]) and [s.lower() for s in segments[1:4]] == [
                 "security", "auditlog", "queries",
             ]:
-                return self._audit(method, segments[4:], query, body)
+                return self._audit(segments[0], method, segments[4:], query, body)
             if method == "GET" and segments[:1] == ["v1.0"]:
                 return self._graph(segments[1:], query)
             self._send(404, {"error": {"code": "NotFound", "message": f"No route for {method} {path}"}})

@@ -26,7 +26,7 @@ from mia_bridge.bridge.rest import RestBackend
 from mia_bridge.collect import AuditQuery, CollectOptions, collect
 from mia_bridge.collect.graph_audit import QueryIds, collect_graph_query
 from mia_bridge.collect.graph_options import GraphAuditOptions
-from mia_bridge.errors import AccessDeniedError, BridgeTransportError, CollectError, UsageError
+from mia_bridge.errors import AccessDeniedError, BridgeTransportError, CollectError, ThrottledError, UsageError
 from mia_bridge.evidence import verify_case
 from mia_bridge.evidence.store import read_records
 from mia_bridge.sim.rest_apps import GRAPH_ROLES, SimApp
@@ -62,6 +62,7 @@ def _without_annotation(record: dict[str, Any]) -> dict[str, Any]:
 def test_graph_audit_collects_exactly_the_ual_record_set(tmp_path: Path, distribution: str, n: int) -> None:
     tenant = tenant_with(distribution, n)
     with rest(tenant) as (backend, server):
+        server.audit.record_count_limit = 40_000  # below the documented 1,000,000: the 100k tenant must split
         graph = collect(backend, [_query()], tmp_path / "graph", _graph())
         ual = collect(backend, [_query()], tmp_path / "ual", CollectOptions(check_ingestion=False))
     got = read_records(tmp_path / "graph" / "evidence" / "ual.jsonl")
@@ -108,6 +109,29 @@ def test_failed_and_cancelled_queries_are_searched_again(tmp_path: Path) -> None
     assert [e.get("reason") for e in events if e["event"] == "dropped"] == ["failed", "cancelled"]
 
 
+def test_a_tenant_serving_the_api_on_beta_only_is_asked_there(tmp_path: Path) -> None:
+    tenant = tenant_with("uniform", 700)
+    with rest(tenant) as (backend, server):
+        server.audit.versions = ("beta",)
+        result = collect(backend, [_query()], tmp_path, _graph())
+        paths = [r.path for r in server.requests if "auditLog" in r.path]
+    assert result.complete and len(read_records(tmp_path / "evidence" / "ual.jsonl")) == 700
+    assert paths[0].startswith("/v1.0/") and all(p.startswith("/beta/") for p in paths[1:])
+
+
+def test_the_daily_submission_quota_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    tenant = tenant_with("bursty", 3000)
+    with rest(tenant) as (backend, server):
+        backend.retry.max_retries, backend.retry.max_wait_s = 1, 0.01
+        server.audit.daily_submissions, server.audit.record_count_limit = 3, 1000
+        with pytest.raises(ThrottledError, match="3 audit log queries in the last 24 hours") as caught:
+            collect(backend, [_query()], tmp_path, _graph())
+        assert "rerun later" in str(caught.value.hint)
+        assert server.audit.created == 3
+    # what the three queries brought is committed: the rerun tomorrow resumes from there
+    assert (tmp_path / "state" / "ual.journal.jsonl").read_text().count('"status"') >= 1
+
+
 def test_a_window_that_keeps_failing_stops_with_a_clear_error(tmp_path: Path) -> None:
     with rest(tenant_with("uniform", 500)) as (backend, server):
         server.faults.add(RestFault(FaultKind.QUERY_FAILED, endpoint="audit-create", times=3))
@@ -120,6 +144,7 @@ def test_throttling_concurrency_limit_and_expired_links_lose_nothing(tmp_path: P
     with rest(tenant) as (backend, server):
         server.audit.record_count_limit = 2000  # many windows, queried four at a time …
         server.audit.max_concurrent = 2  # … by a service that runs only two at once
+        server.audit.daily_submissions = 1000
         server.faults.add(RestFault(FaultKind.THROTTLE, endpoint="audit-create", times=2, retry_after="0.05"))
         server.faults.add(RestFault(FaultKind.THROTTLE, endpoint="audit-status", times=2, retry_after="0.05"))
         server.faults.add(RestFault(FaultKind.EXPIRED_NEXT_LINK, endpoint="audit-records", match="skiptoken"))
