@@ -20,7 +20,8 @@ from mia_bridge.errors import ConfigError
 CONFIG_ENV = "MIA_CONFIG"
 BACKENDS = ("psrp", "rest")
 TRANSPORTS = ("http", "https")
-AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic")
+AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic", "device-code", "browser")
+DELEGATED_AUTH = ("device-code", "browser")  # --backend rest only: a responder's own sign-in
 
 
 @dataclass
@@ -45,6 +46,9 @@ class ConnectionSettings:
     certificate_path: str | None = None  # on the jump host (with MIA_CERT_PASSWORD)
     exchange_environment: str | None = None  # O365Default, O365USGovGCCHigh, O365China, …
     backend: str = "psrp"
+    client_id: str | None = None  # --auth device-code/browser: the public-client app registration
+    token_cache_insecure_file: str | None = None  # opt-in plaintext (0600) token cache instead of the OS store
+    no_token_cache: bool = False  # delegated sign-in without a persistent cache (prompt on every run)
     reconnection_retries: int = 3  # connect retries (backoff 2 s, 4 s, 8 s …)
     operation_timeout: int = 20  # WSMan OperationTimeout of each Receive long poll, seconds
     read_timeout: int = 30  # HTTP read timeout, seconds (must exceed operation_timeout)
@@ -57,6 +61,8 @@ class ConnectionSettings:
     sim_premium: bool = True
     sim_ingestion: bool = True
     sim_mailbox_audit_retired: bool = False
+    sim_approve_after_s: float = 0.3  # the simulated user approves a device code this long after it is shown
+    sim_user_roles: str | None = None  # comma-separated roles of the simulated signed-in user
 
     def validate(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -78,6 +84,13 @@ class ConnectionSettings:
             raise ConfigError("reconnection_retries cannot be negative")
         if not 0 < self.operation_timeout < self.read_timeout:
             raise ConfigError("read_timeout must be longer than operation_timeout (both positive, in seconds)")
+        if self.auth in DELEGATED_AUTH and self.backend != "rest":
+            raise ConfigError(
+                f"--auth {self.auth} signs in to Exchange Online's admin API and Graph directly",
+                hint="add --backend rest (the psrp backend signs in on the jump host)",
+            )
+        if self.token_cache_insecure_file and self.no_token_cache:
+            raise ConfigError("give either --token-cache-insecure-file or --no-token-cache, not both")
         if self.sim_records < 0:
             raise ConfigError("--sim-records cannot be negative")
         if not self.sim and self.backend == "psrp" and not self.server:
@@ -98,6 +111,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("tenant", "certificate_thumbprint"): "certificate_thumbprint",
     ("tenant", "certificate_path"): "certificate_path",
     ("tenant", "exchange_environment"): "exchange_environment",
+    ("tenant", "client_id"): "client_id",
     ("jump_host", "server"): "server",
     ("jump_host", "port"): "port",
     ("jump_host", "transport"): "transport",

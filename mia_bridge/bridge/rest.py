@@ -30,6 +30,7 @@ from mia_bridge.bridge.graph import GRAPH_CMDLETS, GraphClient
 from mia_bridge.bridge.graph_audit import AuditLogQueryClient
 from mia_bridge.bridge.pwsh import quote_single
 from mia_bridge.bridge.rest_auth import AppCredential, TokenProvider, resolve_tenant_id
+from mia_bridge.bridge.rest_delegated import DelegatedLogin, DelegatedTokenProvider
 from mia_bridge.bridge.rest_errors import error_for, is_retryable_error
 from mia_bridge.bridge.rest_http import (
     AuthorizedSender,
@@ -165,18 +166,24 @@ class RestBackend:
         *,
         cloud: Cloud,
         organization: str,
-        credential: AppCredential,
+        credential: AppCredential | None = None,
         ca_bundle: str | None = None,
         retry: RetryPolicy | None = None,
         timeout_s: float = 960.0,  # the module's client timeout: one minute more than the server's
         page_size: int = MAX_PAGE_SIZE,
         refresh_margin_s: float = 300.0,
+        delegated: DelegatedLogin | None = None,
+        shared_tokens: TokenProvider | None = None,
     ) -> None:
+        if (credential is None) == (delegated is None):
+            raise UsageError("the rest backend needs either an app certificate (app-only) or a delegated sign-in")
         if not cloud.certain:
             log.warning("cloud %s: %s", cloud.name, cloud.note)
         self.cloud = cloud
         self.organization = organization
         self.credential = credential
+        self.delegated = delegated
+        self._shared_tokens = shared_tokens  # clones of a delegated backend reuse its sign-in
         self.verify: str | bool = ca_bundle or True
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
@@ -196,9 +203,17 @@ class RestBackend:
         if self._http is not None:
             return
         self.tenant_id = resolve_tenant_id(self.cloud, self.organization, verify=self.verify)
-        self._tokens = TokenProvider(
-            self.credential, self.cloud, self.tenant_id, verify=self.verify, refresh_margin_s=self.refresh_margin_s
-        )
+        if self._shared_tokens is not None:
+            self._tokens = self._shared_tokens
+        elif self.delegated is not None:
+            self._tokens = DelegatedTokenProvider(
+                self.delegated, self.cloud, self.tenant_id, verify=self.verify, refresh_margin_s=self.refresh_margin_s
+            )
+        else:
+            assert self.credential is not None
+            self._tokens = TokenProvider(
+                self.credential, self.cloud, self.tenant_id, verify=self.verify, refresh_margin_s=self.refresh_margin_s
+            )
         self._tokens.token(self.cloud.exo_scope)  # fail now, not on the first cmdlet, when auth is wrong
         self._http = httpx.Client(
             verify=httpx_verify(self.verify),
@@ -217,6 +232,8 @@ class RestBackend:
             cloud=self.cloud,
             organization=self.organization,
             credential=self.credential,
+            delegated=self.delegated,
+            shared_tokens=self._tokens if self.delegated is not None else None,
             ca_bundle=self.verify if isinstance(self.verify, str) else None,
             retry=self.retry,
             timeout_s=self.timeout_s,
@@ -250,7 +267,9 @@ class RestBackend:
             "graph": self.cloud.graph_url,
             "organization": self.organization,
             "tenant_id": self.tenant_id,
-            "app": self.credential.describe(),
+            "auth": "delegated" if self.delegated else "app-only certificate",
+            **({"app": self.credential.describe()} if self.credential else {}),
+            **({"sign_in": self.delegated.describe(), "account": self.signed_in_user} if self.delegated else {}),
             "page_size": self.page_size,
             "module_version_emulated": MODULE_VERSION,
             "retries": self._sender.retries if self._sender else 0,
@@ -293,13 +312,13 @@ class RestBackend:
             "ConnectionId": self.connection_id,
             "State": "Connected",
             "Name": "ExchangeOnline_REST",
-            "UserPrincipalName": None,
+            "UserPrincipalName": self.signed_in_user,
             "ConnectionUri": self.admin_url,
             "AzureAdAuthorizationEndpointUri": self.cloud.authority(self.tenant_id or self.organization),
             "TokenExpiryTimeUTC": datetime.fromtimestamp(expires, UTC) if expires else None,
-            "CertificateAuthentication": True,
+            "CertificateAuthentication": self.credential is not None,
             "Organization": self.organization,
-            "AppId": self.credential.client_id,
+            "AppId": self.client_id,
             "TenantID": self.tenant_id,
             "TokenStatus": "Active" if expires and expires > time.time() else "Expired",
             "PageSize": self.page_size,
@@ -351,8 +370,25 @@ class RestBackend:
             "X-SerializationLevel": "Partial",
             "X-ClientApplication": "ExoManagementModule",
             "X-ClientModuleVersion": MODULE_VERSION,
-            "X-AnchorMailbox": f"APP:{ANCHOR_MAILBOX}@{self.tenant_id}",
+            "X-AnchorMailbox": self._anchor(),
         }
+
+    @property
+    def client_id(self) -> str:
+        who = self.credential or self.delegated
+        assert who is not None  # __init__ demands one
+        return who.client_id
+
+    @property
+    def signed_in_user(self) -> str | None:
+        """The UPN of the delegated sign-in (None for app-only or before open())."""
+        return self._tokens.username if isinstance(self._tokens, DelegatedTokenProvider) else None
+
+    def _anchor(self) -> str:
+        """X-AnchorMailbox: the signed-in user's mailbox (delegated, as the module sends ``UPN:<user>``), else the
+        system mailbox the module anchors app-only calls on."""
+        user = self.signed_in_user
+        return f"UPN:{user}" if user else f"APP:{ANCHOR_MAILBOX}@{self.tenant_id}"
 
     def _run_pages(self, call: CmdletCall, body: bytes) -> CmdletResult:
         assert self._sender is not None

@@ -16,15 +16,49 @@ from urllib.parse import urlsplit
 
 from mia_bridge.bridge.backend import ExoBackend
 from mia_bridge.bridge.clouds import Cloud, get_cloud
-from mia_bridge.bridge.config import ConnectionSettings
+from mia_bridge.bridge.config import DELEGATED_AUTH, ConnectionSettings
 from mia_bridge.bridge.factory import Credentials, register_backend
 from mia_bridge.bridge.rest import RestBackend
 from mia_bridge.bridge.rest_auth import AppCredential
+from mia_bridge.bridge.rest_delegated import DelegatedLogin
+from mia_bridge.bridge.token_cache import CacheChoice
 from mia_bridge.errors import ConfigError
+
+
+def cache_choice(settings: ConnectionSettings) -> CacheChoice:
+    """Where delegated tokens are kept: the OS secure store unless the user opted out or into plaintext."""
+    if settings.no_token_cache:
+        return CacheChoice("none")
+    if settings.token_cache_insecure_file:
+        return CacheChoice("insecure-file", Path(settings.token_cache_insecure_file).expanduser())
+    return CacheChoice("encrypted")
+
+
+def _delegated_backend(settings: ConnectionSettings, cloud: Cloud | None) -> RestBackend:
+    missing = [f for f, v in (("--organization", settings.organization), ("--client-id", settings.client_id)) if not v]
+    if missing:
+        raise ConfigError(
+            f"--auth {settings.auth} needs {' and '.join(missing)}",
+            hint="--client-id is your organisation's public-client app registration (README: Delegated sign-in)",
+        )
+    assert settings.organization is not None and settings.client_id is not None
+    login = DelegatedLogin(settings.client_id, settings.auth, login_hint=settings.username,
+                           cache=cache_choice(settings))
+    return RestBackend(cloud=cloud or _cloud(settings), organization=settings.organization, delegated=login,
+                       ca_bundle=settings.ca_bundle)
+
+
+def _cloud(settings: ConnectionSettings) -> Cloud:
+    cloud = get_cloud(settings.exchange_environment or "worldwide")
+    if settings.server:
+        cloud = cloud.with_loopback(_simulator_origin(settings.server, settings.port))
+    return cloud
 
 
 def rest_backend(settings: ConnectionSettings, credentials: Credentials, *, cloud: Cloud | None = None) -> RestBackend:
     """A RestBackend for ``settings``; ``cloud`` overrides the one named by ``exchange_environment``."""
+    if settings.auth in DELEGATED_AUTH:
+        return _delegated_backend(settings, cloud)
     missing = [
         flag for flag, value in (("--organization", settings.organization), ("--app-id", settings.app_id)) if not value
     ]
@@ -46,9 +80,7 @@ def rest_backend(settings: ConnectionSettings, credentials: Credentials, *, clou
         password=credentials.certificate_password,
     )
     if cloud is None:
-        cloud = get_cloud(settings.exchange_environment or "worldwide")
-        if settings.server:
-            cloud = cloud.with_loopback(_simulator_origin(settings.server, settings.port))
+        cloud = _cloud(settings)
     return RestBackend(
         cloud=cloud,
         organization=settings.organization,

@@ -58,7 +58,8 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
     ("port", int | None, _opt(None, "--port", "WinRM port (5986 https, 5985 http).")),
     ("transport", str | None, _opt(None, "--transport", "http or https (default https).")),
     ("auth", str | None, _opt(None, "--auth", "negotiate, ntlm, kerberos, certificate or basic (default negotiate; "
-                              "basic only over https).")),
+                              "basic only over https); with --backend rest: device-code or browser to sign in "
+                              "as yourself (default: app-only certificate).")),
     ("username", str | None, _opt(None, "--username", "WinRM user (DOMAIN\\user); the password comes from "
                                   "MIA_WINRM_PASSWORD, the keyring or a prompt.")),
     ("ca_bundle", Path | None, _opt(None, "--ca-bundle", "PEM CA bundle for the jump host's HTTPS certificate.")),
@@ -78,6 +79,12 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
                                               "O365USGovGCCHigh.")),
     ("config", Path | None, _opt(None, "--config", "TOML config file (default $MIA_CONFIG).")),
     ("backend", str | None, _opt(None, "--backend", "psrp (WinRM jump host) or rest.")),
+    ("client_id", str | None, _opt(None, "--client-id", "--auth device-code/browser: the public-client app "
+                                   "registration to sign in through.")),
+    ("token_cache_insecure_file", Path | None, _opt(None, "--token-cache-insecure-file", "Keep delegated tokens "
+                                                    "in this PLAINTEXT file (0600) where no OS secure store exists.")),
+    ("no_token_cache", bool, _opt(False, "--no-token-cache", "Delegated sign-in without a token cache (sign in "
+                                  "on every run).")),
     ("sim", bool, _opt(False, "--sim", "Use the built-in simulated tenant (in-process PSRP server).", _SIM_PANEL)),
     ("sim_records", int, _opt(5000, "--sim-records", "Audit records in the simulated tenant.", _SIM_PANEL)),
     ("sim_seed", int, _opt(0, "--sim-seed", "Seed of the simulated scenario.", _SIM_PANEL)),
@@ -86,6 +93,10 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
                                      "ingestion off.", _SIM_PANEL)),
     ("sim_mailbox_audit_retired", bool, _opt(False, "--sim-mailbox-audit-retired", "Search-MailboxAuditLog is "
                                              "retired in the simulated tenant.", _SIM_PANEL)),
+    ("sim_approve_after", float, _opt(0.3, "--sim-approve-after", "Seconds before the simulated user approves "
+                                      "a device-code or browser sign-in.", _SIM_PANEL)),
+    ("sim_user_roles", str | None, _opt(None, "--sim-user-roles", "Roles of the simulated signed-in user, "
+                                        "comma-separated (default Compliance Administrator).", _SIM_PANEL)),
 ]
 _OPTION_NAMES = [name for name, _, _ in _OPTIONS]
 
@@ -97,9 +108,14 @@ def settings_from_options(values: dict[str, Any]) -> ConnectionSettings:
         for key in (
             "server", "port", "transport", "auth", "username", "spn_host", "configuration_name", "endpoint_kind",
             "organization",
-            "app_id", "certificate_thumbprint", "certificate_path", "exchange_environment", "backend",
+            "app_id", "certificate_thumbprint", "certificate_path", "exchange_environment", "backend", "client_id",
+            "sim_user_roles",
         )
     }
+    if values.get("token_cache_insecure_file") is not None:
+        overrides["token_cache_insecure_file"] = str(values["token_cache_insecure_file"])
+    if values.get("no_token_cache"):
+        overrides["no_token_cache"] = True
     if values.get("ca_bundle") is not None:
         overrides["ca_bundle"] = str(values["ca_bundle"])
     overrides.update(
@@ -109,6 +125,7 @@ def settings_from_options(values: dict[str, Any]) -> ConnectionSettings:
         sim_premium=not values.get("sim_no_premium", False),
         sim_ingestion=not values.get("sim_ingestion_off", False),
         sim_mailbox_audit_retired=bool(values.get("sim_mailbox_audit_retired", False)),
+        sim_approve_after_s=0.3 if values.get("sim_approve_after") is None else float(values["sim_approve_after"]),
     )
     config = values.get("config")
     settings = load_settings(Path(config) if config is not None else None, overrides)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from mia_bridge.sim.registry import SimCmdletError
 from mia_bridge.sim.rest_apps import DOMAIN_FEDERATION_ROLES, GRAPH_ROLES
 from mia_bridge.sim.rest_codec import graph_json
+from mia_bridge.sim.rest_delegated import READ_ROLES
 from mia_bridge.sim.rest_faults import FaultKind
 from mia_bridge.sim.rest_graph_messages import messages_route
 from mia_bridge.sim.rest_handler import RestHandlerBase
@@ -43,9 +44,11 @@ class GraphRoutes(RestHandlerBase):
         claims = self._auth("graph")
         if claims is None:
             return
-        roles = set(claims.get("roles", []))
+        granted = set(claims.get("roles", [])) | set(str(claims.get("scp") or "").split())
         needed = DOMAIN_FEDERATION_ROLES if "federationConfiguration" in segments else GRAPH_ROLES
-        if not roles & set(needed):
+        # delegated: the signed-in user also needs a directory read role (Global Reader or better)
+        denied = "scp" in claims and not set(claims.get("wids") or []) & READ_ROLES
+        if not granted & set(needed) or denied:
             self._send(
                 403,
                 {

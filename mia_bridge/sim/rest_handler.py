@@ -119,3 +119,7 @@ class RestHandlerBase(BaseHTTPRequestHandler):
 
     def _fault(self, fault: RestFault, name: str = "") -> None:
         raise NotImplementedError
+
+    # Implemented by rest_delegated.DelegatedRoutes (device code, authorization code, refresh token).
+    def _delegated_grant(self, form: dict[str, str]) -> None:
+        raise NotImplementedError

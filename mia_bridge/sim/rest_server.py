@@ -43,6 +43,7 @@ from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, comman
 from mia_bridge.sim.rest_apps import EXO_ROLE, RESOURCES, AppCertificateFiles, SimApp, make_app_certificate
 from mia_bridge.sim.rest_audit_routes import AuditQueryService, AuditRoutes
 from mia_bridge.sim.rest_codec import cmdlet_error_body, decode_rest_parameters, exo_object, is_throttle
+from mia_bridge.sim.rest_delegated import DelegatedDirectory, DelegatedRoutes, denied_reason
 from mia_bridge.sim.rest_faults import FaultKind, FaultPlan, RestFault
 from mia_bridge.sim.rest_graph_routes import GraphRoutes
 from mia_bridge.sim.rest_handler import RequestRecord
@@ -114,6 +115,7 @@ class RestSimServer:
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._pages: dict[str, _Page] = {}
         self.audit = AuditQueryService(tenant, clock)  # Graph audit log queries (rest_audit_routes)
+        self.delegated = DelegatedDirectory(tenant.config.organization)  # users and public clients (rest_delegated)
         self._sessions: dict[str, TenantSession] = {}
         self._lock = threading.Lock()
         self._servers: list[_TLSServer] = []
@@ -163,6 +165,10 @@ class RestSimServer:
     @property
     def regional_url(self) -> str:
         return self._origin(1)
+
+    def audit_denied(self, claims: dict[str, Any]) -> str | None:
+        """Why a delegated caller may not search the audit log through Graph (None: allowed or app-only)."""
+        return denied_reason(self, claims, "audit")
 
     @property
     def tenant_id(self) -> str:
@@ -255,7 +261,7 @@ class _TLSServer(ThreadingHTTPServer):
         return  # a failed handshake or a dropped client is the client's problem, not a traceback here
 
 
-class _Handler(StsRoutes, GraphRoutes, AuditRoutes):
+class _Handler(StsRoutes, GraphRoutes, AuditRoutes, DelegatedRoutes):
     """Routes requests to the token service, the admin API (here) and Graph."""
 
     def _route(self, method: str, body: bytes) -> None:
@@ -268,6 +274,10 @@ class _Handler(StsRoutes, GraphRoutes, AuditRoutes):
                 return self._openid(segments[0])
             if method == "POST" and len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"]:
                 return self._token(segments[0], body)
+            if method == "POST" and len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "devicecode"]:
+                return self._devicecode(body)
+            if method == "GET" and len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "authorize"]:
+                return self._authorize(query)
             if (
                 method == "POST"
                 and len(segments) == 4
@@ -297,7 +307,9 @@ class _Handler(StsRoutes, GraphRoutes, AuditRoutes):
         claims = self._auth("exo")
         if claims is None:
             return
-        if EXO_ROLE not in claims.get("roles", []):
+        if "scp" in claims and "Exchange.Manage" in str(claims["scp"]).split():
+            pass  # delegated: the user's roles decide per cmdlet, below
+        elif EXO_ROLE not in claims.get("roles", []):
             self._send(
                 403,
                 None,
@@ -368,6 +380,12 @@ class _Handler(StsRoutes, GraphRoutes, AuditRoutes):
                     }
                 },
             )
+            return
+        denied = denied_reason(sim, claims, "exo", name)
+        if denied:  # RBAC: the module's bodyless 403 (exo-rest-invokecommand.md §2)
+            reason = denied.replace('"', "'")
+            self._send(403, None, headers={"x-ms-diagnostics": f'2000008;reason="{reason}";'
+                                           'error_category="insufficient_auth_strength"'})
             return
         session = sim.session_for(str(claims.get("appid")))
         if name.lower() in MODULE_CMDLETS:

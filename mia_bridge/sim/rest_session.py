@@ -19,18 +19,38 @@ from types import FrameType
 from typing import Any
 
 from mia_bridge.bridge.clouds import get_cloud
-from mia_bridge.bridge.config import ConnectionSettings
+from mia_bridge.bridge.config import DELEGATED_AUTH, ConnectionSettings
 from mia_bridge.bridge.factory import Credentials
 from mia_bridge.bridge.rest import RestBackend
 from mia_bridge.bridge.rest_backend import rest_backend
 from mia_bridge.bridge.secrets import SIM_PASSWORD_ENV
+from mia_bridge.sim.rest_browser import register_sim_browser
+from mia_bridge.sim.rest_delegated import DEFAULT_PUBLIC_CLIENT_ID, SimPublicClient
 from mia_bridge.sim.rest_server import RestSimServer
 
 
 def sim_settings(conn: ConnectionSettings, server: RestSimServer) -> ConnectionSettings:
-    """``conn`` pointed at ``server``: its tenant, app, certificate file and CA."""
+    """``conn`` pointed at ``server``: its tenant, app, certificate file and CA (or, for a delegated
+    sign-in, its public client and signing-in user, set up on the server as ``conn`` asks)."""
     assert server.app_files is not None
     config = server.tenant.config
+    if conn.auth in DELEGATED_AUTH:
+        directory = server.delegated
+        client_id = conn.client_id or DEFAULT_PUBLIC_CLIENT_ID
+        directory.clients.setdefault(client_id.lower(), SimPublicClient(client_id))
+        directory.approve_after_s = conn.sim_approve_after_s
+        user = directory.user(conn.username) if conn.username else directory.user(directory.signing_in)
+        if user is None or conn.sim_user_roles:
+            wanted = (conn.sim_user_roles or "Compliance Administrator").split(",")
+            roles = tuple(r.strip() for r in wanted if r.strip())
+            user = directory.add_user(conn.username or directory.signing_in, roles)
+        directory.signing_in = user.upn
+        if conn.auth == "browser":
+            register_sim_browser(server.ca_path)
+        # A simulated tenant's tokens stay out of the user's real token store unless a cache file is named.
+        no_cache = conn.no_token_cache or not conn.token_cache_insecure_file
+        return replace(conn, backend="rest", organization=config.organization, client_id=client_id,
+                       ca_bundle=str(server.ca_path), no_token_cache=no_cache)
     return replace(
         conn,
         backend="rest",
@@ -79,6 +99,8 @@ def serve_rest(tenant: Any, *, host: str, port: int, ca_out: Path | None = None)
                 f" (PFX, password {SIM_PASSWORD_ENV if password else 'TenantConfig.certificate_password'});"
                 f" thumbprint {server.app_files.thumbprint}",
                 f"login, admin API and Graph all at {server.url} (regional host {server.regional_url})",
+                f"delegated sign-in (--auth device-code/browser): public client {DEFAULT_PUBLIC_CLIENT_ID}, the "
+                f"simulated user {server.delegated.signing_in} approves after {server.delegated.approve_after_s} s",
             ):
                 sys.stderr.write(line + "\n")
             sys.stdout.write(f"READY {server.url}\n")

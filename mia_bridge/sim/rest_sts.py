@@ -39,6 +39,7 @@ class StsRoutes(RestHandlerBase):
             {
                 "token_endpoint": f"{origin}/{tid}/oauth2/v2.0/token",
                 "authorization_endpoint": f"{origin}/{tid}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{origin}/{tid}/oauth2/v2.0/devicecode",
                 "issuer": f"{origin}/{tid}/v2.0",
                 "jwks_uri": f"{origin}/{tid}/discovery/v2.0/keys",
                 "token_endpoint_auth_methods_supported": [
@@ -73,9 +74,7 @@ class StsRoutes(RestHandlerBase):
             return self._token_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         if form.get("grant_type") != "client_credentials":
-            return self._token_error(
-                400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
-            )
+            return self._delegated_grant(form)  # device code, authorization code, refresh token (rest_delegated)
         client_id = form.get("client_id", "")
         app = sim.apps.get(client_id.lower())
         if app is None:
