@@ -234,6 +234,14 @@ class AuditLogQueryClient:
             raise BridgeTransportError(f"{WHAT}: query {query_id} has an unknown status {status.status!r}")
         return status
 
+    def probe(self) -> None:
+        """List at most one query: proves the permission without creating one (doctor)."""
+        response = self._send("GET", f"{self.base}?$top=1")
+        if self._unknown_segment(response):
+            response = self._send("GET", f"{self.base}?$top=1")
+        if response.status_code != 200:
+            raise self._error(response)
+
     def record_pages(self, query_id: str, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages of auditLogRecord objects; raises RecordsLinkExpired when a follow-up link is refused."""
         url: str = f"{self.base}/{quote(query_id, safe='')}/records?$top={page_size}"

@@ -40,7 +40,14 @@ from mia_bridge.bridge.rest_http import (
     httpx_verify,
     parse_json,
 )
-from mia_bridge.errors import BridgeError, BridgeTransportError, CmdletError, CommandNotFoundError, UsageError
+from mia_bridge.errors import (
+    AccessDeniedError,
+    BridgeError,
+    BridgeTransportError,
+    CmdletError,
+    CommandNotFoundError,
+    UsageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +420,14 @@ class RestBackend:
             if response.status_code != 200:
                 if pages > 0 and response.status_code in (400, 404, 410):
                     raise NextLinkExpired(pages, f"HTTP {response.status_code}")
-                raise error_for(response, call.name, powershell_line=powershell_line(call))
+                error = error_for(response, call.name, powershell_line=powershell_line(call))
+                if isinstance(error, AccessDeniedError) and self.delegated is not None:
+                    error.hint = (
+                        f"the signed-in user {self.signed_in_user} needs an Exchange role that includes {call.name}: "
+                        "View-Only Audit Logs or Audit Logs for the audit searches (e.g. Compliance Management, or "
+                        "Purview Audit Reader); Global Reader covers the read-only inventory cmdlets"
+                    )
+                raise error
             doc = parse_json(response)
             if not isinstance(doc, dict) or not isinstance(doc.get("value", []), list):
                 raise BridgeTransportError(

@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "config": "mia_bridge.cli.commands.config",
     "investigate": "mia_bridge.cli.commands.investigate",
     "enrich": "mia_bridge.cli.commands.enrich",
+    "logout": "mia_bridge.cli.commands.logout",
 }
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
+from mia_bridge.bridge.graph_audit import workload_warning
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
@@ -44,9 +45,15 @@ def run_checks(exo: ExoBackend) -> list[Check]:
     """Every doctor check against an opened backend; each failure is a row, not an exception."""
     desc = exo.describe()
     rest = desc.get("backend") == "rest"
-    if rest:  # no jump host: the admin API is reached directly with an app-only token
+    if rest:  # no jump host: the admin API is reached directly with an app-only or a delegated token
+        sign_in = desc.get("sign_in")
+        if isinstance(sign_in, dict):
+            how = (f"signed in as {desc.get('account')} ({sign_in.get('flow')}, app {sign_in.get('client_id')}, "
+                   f"token cache {sign_in.get('token_cache')})")
+        else:
+            how = "app-only token"
         checks = [
-            Check("Admin API endpoint and token", OK, f"{desc.get('endpoint')} (app-only token, {desc.get('cloud')})"),
+            Check("Admin API endpoint and token", OK, f"{desc.get('endpoint')} ({how}, {desc.get('cloud')})"),
             Check("ExchangeOnlineManagement module", OK, "not needed: the REST backend calls the admin API itself"),
         ]
     else:
@@ -55,7 +62,8 @@ def run_checks(exo: ExoBackend) -> list[Check]:
         if logon and logon != auth:
             auth = f"{auth}: logged on with {logon}"  # e.g. Negotiate that fell back to NTLM
         checks = [Check("WinRM endpoint and auth", OK, f"{desc.get('endpoint', desc.get('backend'))} ({auth})")]
-    for name, probe in _PROBES:
+    probes = [*_PROBES, ("Graph audit log query API", _graph_audit)] if rest else _PROBES
+    for name, probe in probes:
         if rest and probe is _module:
             continue
         try:
@@ -85,7 +93,8 @@ def _connection(exo: ExoBackend) -> Check:
         return Check("Exchange Online connection", FAIL, "no connection (Connect-ExchangeOnline did not run)")
     info = res.output[0]
     state = f"{info.get('State')}, token {info.get('TokenStatus')}"
-    detail = f"{info.get('Organization')} as app {info.get('AppId')} ({state})"
+    who = f"user {info['UserPrincipalName']}" if info.get("UserPrincipalName") else f"app {info.get('AppId')}"
+    detail = f"{info.get('Organization')} as {who} ({state})"
     ok = str(info.get("State")) == "Connected"
     return Check("Exchange Online connection", OK if ok else FAIL, detail)
 
@@ -113,6 +122,23 @@ def _roles(exo: ExoBackend) -> Check:
     if not apps:
         return Check("Audit roles", WARN, f"no service principal holds an audit role ({detail})")
     return Check("Audit roles", OK, detail)
+
+
+def _graph_audit(exo: ExoBackend) -> Check:
+    """``--source graph-audit``: the cloud has the API and the token may list audit log queries (creates none:
+    a query counts against the tenant's 200 submissions a day)."""
+    from mia_bridge.errors import UsageError
+
+    try:
+        client = exo.audit_log_queries()  # type: ignore[attr-defined]
+    except UsageError as exc:
+        return Check("Graph audit log query API", WARN, f"{exc.message} (use --source ual)")
+    warning = workload_warning(client.permissions())
+    client.probe()
+    if warning:
+        return Check("Graph audit log query API", WARN, warning)
+    return Check("Graph audit log query API", OK, f"queries may be listed ({client.version}); --source graph-audit "
+                 "works (AuditLogsQuery.Read.All and, signed in, an audit search role)")
 
 
 def _mailbox_audit_search(exo: ExoBackend) -> Check:
