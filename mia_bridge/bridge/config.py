@@ -195,6 +195,8 @@ app_id = "00000000-0000-0000-0000-000000000000"
 certificate_thumbprint = "0000000000000000000000000000000000000000"
 # ... or a .pfx path on the jump host (password from MIA_CERT_PASSWORD); use one or the other.
 # certificate_path = 'C:\\certs\\mia-app.pfx'
+# --backend rest --auth device-code|browser: your public-client app registration (README: Delegated sign-in).
+# client_id = "00000000-0000-0000-0000-000000000000"
 # Sovereign clouds: O365USGovGCCHigh, O365USGovDoD, O365China.
 # exchange_environment = "O365Default"
 

@@ -28,6 +28,7 @@ import json
 import random
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,6 +242,8 @@ class AuditRoutes(RestHandlerBase):
         service: AuditQueryService = sim.audit
         if version not in service.versions:
             return self._audit_error(400, "BadRequest", "Resource not found for the segment 'auditLog'.")
+        if service.tenant.config.latency_s:  # the same per-call latency model as the cmdlets (benchmarks)
+            time.sleep(service.tenant.config.latency_s)
         endpoint = {0: "audit-create", 1: "audit-status"}.get(len(rest), "audit-records")
         fault = sim.faults.take(endpoint, self.path)
         if fault is not None and fault.kind is FaultKind.THROTTLE:
