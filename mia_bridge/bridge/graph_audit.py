@@ -26,7 +26,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -150,6 +150,12 @@ class QueryStatus:
                     and self.approximate_count >= self.record_count_limit)
 
 
+class _LongWait(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
 class RecordsLinkExpired(Exception):
     """A follow-up records page was refused (the ``@odata.nextLink`` expired); page again from the start."""
 
@@ -163,7 +169,10 @@ class AuditLogQueryClient:
         self.version = VERSIONS[0]
         self._host = urlsplit(cloud.graph_url).netloc
         self._tokens = tokens
-        self._sender = AuthorizedSender(http, tokens, retry, allow_redirect=self._allowed)
+        self._retry = retry
+        # A Retry-After at or beyond the policy's longest wait (the daily query quota answers in hours) is
+        # not slept through five times: the run stops at once and says so (_sleep raises _LongWait).
+        self._sender = AuthorizedSender(http, tokens, replace(retry, sleep=self._sleep), allow_redirect=self._allowed)
         self.calls = 0
 
     @property
@@ -190,6 +199,11 @@ class AuditLogQueryClient:
         parts = urlsplit(url)
         return parts.scheme == "https" and parts.netloc == self._host
 
+    def _sleep(self, seconds: float) -> None:
+        if seconds >= self._retry.max_wait_s:
+            raise _LongWait(seconds)
+        self._retry.sleep(seconds)
+
     def permissions(self) -> set[str]:
         return token_permissions(self._tokens.token(self.cloud.graph_scope).reveal())
 
@@ -198,7 +212,16 @@ class AuditLogQueryClient:
         headers = {"Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/json"
-        return self._sender.send(method, url, scope=self.cloud.graph_scope, headers=headers, content=content, what=WHAT)
+        try:
+            return self._sender.send(method, url, scope=self.cloud.graph_scope, headers=headers, content=content,
+                                     what=WHAT)
+        except _LongWait as wait:
+            raise ThrottledError(
+                f"{WHAT}: Microsoft Graph asks to wait {wait.seconds:.0f} s or more before the next request "
+                "(the tenant's 200 queries a day, or heavy throttling)",
+                cmdlet=WHAT, error_id="TooManyRequests",
+                hint="rerun the same command later: what was collected is kept and the case resumes",
+            ) from None
 
     def create(self, body: dict[str, Any]) -> QueryStatus:
         """POST the query; the service answers 201 with the new query (status notStarted)."""

@@ -322,7 +322,16 @@ def collect_graph_query(
     queue = deque(_pending(root, done, split))
     if progress:
         progress.query_started(query.name, root.seconds, root.seconds - sum(w.seconds for w in queue))
-    runner = _WindowRun(client, ids, query, graph, sleep)
+    stop = threading.Event()
+
+    def pause(seconds: float) -> None:
+        """Poll waits end early when the run is interrupted (Ctrl-C must not wait for a 60-second poll)."""
+        if stop.wait(0) or (sleep is time.sleep and stop.wait(seconds)):
+            raise CollectError("interrupted")
+        if sleep is not time.sleep:
+            sleep(seconds)
+
+    runner = _WindowRun(client, ids, query, graph, pause)
     workers = max(1, min(options.concurrency, MAX_CONCURRENT_QUERIES))
     inflight: dict[Future[_Outcome], Window] = {}
     failure: BaseException | None = None
@@ -353,10 +362,12 @@ def collect_graph_query(
                     covered = 0 if outcome.status == "split" else outcome.window.seconds
                     progress.window_done(query.name, covered, len(outcome.rows), outcome.calls, outcome.retries)
     except BaseException:
+        stop.set()
         for future in inflight:
             future.cancel()
         raise
     finally:
+        stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
     if failure is not None:
         raise failure
