@@ -168,6 +168,11 @@ class AuditQueryService:
 
     def page(self, q: SimAuditQuery, offset: int, size: int) -> list[dict[str, Any]]:
         positions = q.positions[offset : offset + size]
+        rate = self.tenant.config.duplicate_rate
+        if rate and offset:
+            # "inconsistent record counts across paging have been reported" (exchange-platform-facts.md §8.1):
+            # repeat some records of the previous page
+            positions = q.positions[max(0, offset - int(size * rate)) : offset] + positions
         return [_record(json.loads(t), self.tenant.tenant_id) for t in self.tenant.store.texts(positions)]
 
     def link(self, q: SimAuditQuery, offset: int, size: int) -> str:

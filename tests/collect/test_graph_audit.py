@@ -134,6 +134,15 @@ def test_the_daily_submission_quota_stops_the_run_with_a_clear_error(tmp_path: P
     assert (tmp_path / "state" / "ual.journal.jsonl").read_text().count('"status"') >= 1
 
 
+def test_records_repeated_across_pages_are_counted_not_kept_twice(tmp_path: Path) -> None:
+    tenant = tenant_with("uniform", 5000, duplicate_rate=0.05)
+    with rest(tenant) as (backend, _):
+        result = collect(backend, [_query()], tmp_path, _graph(page_size=500))
+    counts = result.queries[0].counts
+    assert counts.unique == 5000 and counts.service_duplicates == 9 * 25
+    assert ids(read_records(tmp_path / "evidence" / "ual.jsonl")) == truth_ids(tenant, T0, T0 + timedelta(days=30))
+
+
 def test_a_window_that_keeps_failing_stops_with_a_clear_error(tmp_path: Path) -> None:
     with rest(tenant_with("uniform", 500)) as (backend, server):
         server.faults.add(RestFault(FaultKind.QUERY_FAILED, endpoint="audit-create", times=3))
