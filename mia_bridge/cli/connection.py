@@ -61,7 +61,8 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
                               "basic only over https); with --backend rest: device-code or browser to sign in "
                               "as yourself (default: app-only certificate).")),
     ("username", str | None, _opt(None, "--username", "WinRM user (DOMAIN\\user); the password comes from "
-                                  "MIA_WINRM_PASSWORD, the keyring or a prompt.")),
+                                  "MIA_WINRM_PASSWORD, the keyring or a prompt. With --auth device-code/browser: "
+                                  "the account to sign in as.")),
     ("ca_bundle", Path | None, _opt(None, "--ca-bundle", "PEM CA bundle for the jump host's HTTPS certificate.")),
     ("spn_host", str | None, _opt(None, "--spn-host", "Kerberos: host name in the jump host's SPN (HOST/name) "
                                   "when --server is an IP address or an alias.")),
