@@ -302,6 +302,7 @@ def collect_graph_query(
     journal = Journal(case_dir, query.name)
     state = journal.load(header)
     ids = QueryIds(case_dir, query.name)
+    resumed = bool(state.entries) or bool(ids.current)
     evidence = EvidenceFile(case_dir, query.name, compress=options.compress)
     evidence.open(state.offset, state.unparsed_offset)
     period = (query.start_s, query.end_s)
@@ -388,7 +389,7 @@ def collect_graph_query(
     if failure is not None:
         raise failure
     result = QueryResult(query, evidence.path, counts, totals["calls"], totals["retries"], windows, gaps,
-                         resumed=bool(state.entries) or bool(ids.current))
+                         resumed=resumed)
     if progress:
         progress.query_finished(query.name, result)
     return result

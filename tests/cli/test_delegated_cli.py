@@ -100,3 +100,14 @@ def test_cached_sign_in_then_logout(
     doctor = capsys.readouterr().out
     flat = re.sub(r"[\s│]+", " ", doctor)
     assert "signed in as investigator@" in flat and "Graph audit log query API ok" in flat
+
+
+def test_doctor_names_the_account_and_what_its_roles_allow(capsys: pytest.CaptureFixture[str]) -> None:
+    sim = ["doctor", "--sim", "--backend", "rest", "--auth", "device-code", "--sim-records", "200"]
+    assert main(sim) == 0
+    flat = re.sub(r"[\s│]+", " ", capsys.readouterr().out)
+    assert "signed in as investigator@" in flat and "Audit log search role ok" in flat
+    assert main([*sim, "--sim-user-roles", "Global Reader"]) == 3
+    flat = re.sub(r"[\s│]+", " ", capsys.readouterr().out)
+    assert "Audit log search role fail access denied" in flat
+    assert "Graph audit log query API warn" in flat and "Exchange Online connection ok" in flat

@@ -134,7 +134,10 @@ def _graph_audit(exo: ExoBackend) -> Check:
     except UsageError as exc:
         return Check("Graph audit log query API", WARN, f"{exc.message} (use --source ual)")
     warning = workload_warning(client.permissions())
-    client.probe()
+    try:
+        client.probe()
+    except AccessDeniedError as exc:  # optional: only --source graph-audit needs it
+        return Check("Graph audit log query API", WARN, f"{exc.message} (needed only for --source graph-audit)")
     if warning:
         return Check("Graph audit log query API", WARN, warning)
     return Check("Graph audit log query API", OK, f"queries may be listed ({client.version}); --source graph-audit "
