@@ -47,6 +47,7 @@ from mia_bridge.errors import (
 log = logging.getLogger(__name__)
 
 WHAT = "Graph audit log query"
+LONG_WAIT = "RetryAfterBeyondPolicy"  # error_id of a ThrottledError that asked to wait too long to retry here
 QUERIES_PATH = "/security/auditLog/queries"
 # v1.0 first; Microsoft moved the API back to beta in 2025 (MC1052169) and documents v1.0 again in
 # 2026, so a tenant answering v1.0 with "Resource not found for the segment" is asked on beta.
@@ -219,7 +220,7 @@ class AuditLogQueryClient:
             raise ThrottledError(
                 f"{WHAT}: Microsoft Graph asks to wait {wait.seconds:.0f} s or more before the next request "
                 "(the tenant's 200 queries a day, or heavy throttling)",
-                cmdlet=WHAT, error_id="TooManyRequests",
+                cmdlet=WHAT, error_id=LONG_WAIT,
                 hint="rerun the same command later: what was collected is kept and the case resumes",
             ) from None
 

@@ -33,12 +33,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mia_bridge.bridge.backend import ExoBackend
-from mia_bridge.bridge.graph_audit import TERMINAL, AuditLogQueryClient, RecordsLinkExpired, workload_warning
+from mia_bridge.bridge.graph_audit import (
+    LONG_WAIT,
+    TERMINAL,
+    AuditLogQueryClient,
+    RecordsLinkExpired,
+    workload_warning,
+)
 from mia_bridge.collect.graph_options import MAX_CONCURRENT_QUERIES, GraphAuditOptions
 from mia_bridge.collect.query import AuditQuery
 from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
 from mia_bridge.collect.windows import Window
-from mia_bridge.errors import BridgeTimeoutError, CollectError, UsageError
+from mia_bridge.errors import BridgeTimeoutError, CollectError, ThrottledError, UsageError
 from mia_bridge.evidence.store import AuditRow, EvidenceFile, parse_row
 
 if TYPE_CHECKING:
@@ -158,8 +164,8 @@ class _WindowRun:
         query_id = self.ids.get(window)
         while True:
             if query_id is None:
-                created = self.client.create(query_body(self.query, self.options, window))
-                calls += 1
+                created, tries = self._create(window)
+                calls += tries
                 query_id = created.query_id
                 self.ids.add(window, query_id)
             status, polls = self._poll(query_id, window)
@@ -193,6 +199,23 @@ class _WindowRun:
                 detail.append(f"still over the record-count limit {status.record_count_limit} in one second")
         out.calls, out.detail, out.seconds = calls, "; ".join(detail), time.monotonic() - began
         return out
+
+    def _create(self, window: Window) -> tuple[Any, int]:
+        """Create the window's query; while the tenant's queue of queries is full (429 after the client's own
+        retries) wait like a poll and try again, until ``poll_timeout_s``: our other queries free places."""
+        wait_s, waited, tries = self.options.poll_initial_s, 0.0, 0
+        while True:
+            tries += 1
+            try:
+                return self.client.create(query_body(self.query, self.options, window)), tries
+            except ThrottledError as exc:
+                if exc.error_id == LONG_WAIT or waited >= self.options.poll_timeout_s:
+                    raise
+                log.info("query for %s: the service is busy (%s); trying again in %.1f s", _iso(window.start),
+                         exc.message, wait_s)
+            self.sleep(wait_s)
+            waited += wait_s
+            wait_s = min(wait_s * self.options.poll_factor, self.options.poll_max_s)
 
     def _poll(self, query_id: str, window: Window) -> tuple[Any, int]:
         """Wait until the query is terminal: (status or None when unknown to the service, calls made)."""

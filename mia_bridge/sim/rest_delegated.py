@@ -44,7 +44,7 @@ DEFAULT_PUBLIC_CLIENT_ID = "9c2f8e11-4b7d-4f0a-8d63-2b1e6f5a7c90"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 EXO_DELEGATED = ("Exchange.Manage",)
 GRAPH_DELEGATED = ("AuditLogsQuery.Read.All", "Organization.Read.All", "Directory.Read.All", "Application.Read.All",
-                   "Mail.ReadBasic.All")
+                   "Domain.Read.All", "Mail.ReadBasic.All")
 # Roles that can search the audit log (exchange-platform-facts.md §9: View-Only Audit Logs or Audit Logs,
 # through Organization/Compliance Management or the Purview Audit Reader/Manager role groups).
 AUDIT_SEARCH_ROLES = frozenset({
