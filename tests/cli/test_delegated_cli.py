@@ -37,9 +37,11 @@ def test_sim_device_code_collects_what_the_app_only_run_collects(
     captured = capsys.readouterr()
     assert re.search(r"open the page https://127\.0\.0\.1:\d+/\S+ and enter the code [A-Z0-9]{9}", captured.err)
     assert json.loads(captured.out)["complete"]
+    assert "eyJ" not in captured.out + captured.err  # no token (a JWT starts so) in any output
     assert main(["collect", *sim, "--out", str(tmp_path / "app-only")]) == 0
     assert "enter the code" not in capsys.readouterr().err
     assert _ids(tmp_path / "delegated") == _ids(tmp_path / "app-only")
+    assert not any("eyJ" in p.read_text(errors="replace") for p in (tmp_path / "delegated").rglob("*") if p.is_file())
     manifest = json.loads((tmp_path / "delegated" / "manifest.json").read_text())
     assert manifest["backend"]["account"].startswith("investigator@")
 
