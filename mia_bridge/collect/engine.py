@@ -331,6 +331,8 @@ def _state_files(case_dir: Path, queries: Sequence[AuditQuery]) -> list[Path]:
     paths = []
     for query in queries:
         paths += [folder / f"{query.name}.query.json", folder / f"{query.name}.journal.jsonl"]
+        graph_ids = folder / f"{query.name}.graph-queries.jsonl"  # --source graph-audit: the service's query ids
+        paths += [graph_ids] if graph_ids.exists() else []
         paths += sorted(folder.glob(f"{glob.escape(query.name)}.*.tail-at-*"))
     return paths
 

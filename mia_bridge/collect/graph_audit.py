@@ -45,6 +45,7 @@ from mia_bridge.collect.query import AuditQuery
 from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
 from mia_bridge.collect.windows import Window
 from mia_bridge.errors import BridgeTimeoutError, CollectError, ThrottledError, UsageError
+from mia_bridge.evidence import manifest, seal
 from mia_bridge.evidence.store import AuditRow, EvidenceFile, parse_row
 
 if TYPE_CHECKING:
@@ -322,12 +323,14 @@ def collect_graph_query(
         log.warning("%s", warning)
     header = {"query": query.describe(), "fingerprint": query.fingerprint(), "compress": options.compress,
               "name": query.name, "tool": "mia-bridge", "source": "graph-audit", "graph_filters": graph.filters()}
-    journal = Journal(case_dir, query.name)
+    journal = Journal(case_dir, query.name, key=seal.case_key())
     state = journal.load(header)
+    # resume verifies before it trusts, as the ual source does (collect/state.py): journal, evidence, manifest
+    state.check(journal.path, (query.start_s, query.end_s), 1)
     ids = QueryIds(case_dir, query.name)
     resumed = bool(state.entries) or bool(ids.current)
     evidence = EvidenceFile(case_dir, query.name, compress=options.compress)
-    evidence.open(state.offset, state.unparsed_offset)
+    evidence.open(state.offset, state.unparsed_offset, state.expected(manifest.registered(case_dir)))
     period = (query.start_s, query.end_s)
     counts, windows, gaps = QueryCounts(), [], []
     totals = {"calls": 0, "retries": 0}
@@ -428,6 +431,7 @@ def _commit(outcome: _Outcome, evidence: EvidenceFile, journal: Journal, period:
         duplicates=commit.duplicates, duplicates_of_superseded=0, unparseable=commit.unparseable,
         out_of_window=commit.out_of_window, in_window=in_window, calls=outcome.calls, retries=outcome.retries,
         offset=offset, unparsed_offset=uoffset, seconds=round(outcome.seconds, 3), detail=outcome.detail,
+        sha256=evidence.sha256, unparsed_sha256=evidence.unparsed_sha256,
     )
     journal.append(entry)
     return entry
