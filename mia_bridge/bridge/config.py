@@ -57,6 +57,7 @@ class ConnectionSettings:
     sim_premium: bool = True
     sim_ingestion: bool = True
     sim_mailbox_audit_retired: bool = False
+    sim_quirks: tuple[str, ...] = ()  # --sim-quirk values (sim/quirks.py parse); () = the simulator's defaults
 
     def validate(self) -> None:
         if self.transport not in TRANSPORTS:
