@@ -449,7 +449,10 @@ def _commit(
     """Write the rows, journal the fetch, then tell the planner. Returns seconds newly covered."""
     w = fetch.window
     superseded = fetch.status != "complete"
-    commit, offset, uoffset = evidence.commit(fetch.rows, superseded=superseded, period=period)
+    # A session serves rows in no particular order (quirk unsorted): each fetch's rows are written in
+    # CreationTime order (then Id), so the same records give the same file whichever order they came in.
+    rows = sorted(fetch.rows, key=lambda r: (r.time if r.time is not None else -1, r.key))
+    commit, offset, uoffset = evidence.commit(rows, superseded=superseded, period=period)
     in_window = len({r.key for r in fetch.rows if r.time is not None and w.contains(r.time)})
     entry = JournalEntry(
         stream=stream, start=w.start, end=w.end, mode=fetch.mode.value, status=fetch.status, rows=commit.rows,
