@@ -346,6 +346,21 @@ def test_redirect_to_a_foreign_host_is_refused(server: RestSimServer) -> None:
         server.regional_redirect = False
 
 
+def test_redirect_downgraded_to_http_is_refused(server: RestSimServer) -> None:
+    """Issue 12: a redirect to http is never followed with the bearer token, even to an allowed host."""
+    server.faults.clear()
+    server.regional_redirect = True
+    server.downgrade_links = True
+    try:
+        since = len(server.requests)
+        with _backend(server) as exo, pytest.raises(BridgeTransportError, match="only https is followed"):
+            exo.invoke(_search(ResultSize=5))
+        assert [r.status for r in _invokes(server, since)] == [302]  # nothing reached the http target
+    finally:
+        server.regional_redirect = False
+        server.downgrade_links = False
+
+
 # --- faults and errors -----------------------------------------------------------------------------
 
 
