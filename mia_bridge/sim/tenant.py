@@ -36,7 +36,7 @@ MODULE_CMDLETS = frozenset(
     name.lower()
     for name in (
         "Connect-ExchangeOnline", "Disconnect-ExchangeOnline", "Get-ConnectionInformation", "Get-Module",
-        "Connect-MgGraph", "Disconnect-MgGraph", "Get-MgContext",
+        "Connect-MgGraph", "Disconnect-MgGraph", "Get-MgContext", "Get-Command",
     )
 )
 # Exchange cmdlets are proxied by the module only after Connect-ExchangeOnline (REST module V3).
