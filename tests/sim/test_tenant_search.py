@@ -209,8 +209,17 @@ def test_ingestion_off_returns_nothing_but_a_bad_request_until_enabled() -> None
     assert off.objects == [] and len(off.errors) == 1  # non-terminating: "silently" empty
     error = off.errors[0]
     assert error.error_id.startswith("BadRequest") and "UnifiedAuditLogIngestionEnabled" in error.message
+    # Where ingestion is off the tenant is dehydrated (sim/quirks.py): the change needs customization first.
+    with pytest.raises(SimCmdletError, match="Enable-OrganizationCustomization"):
+        dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
+    assert dispatch(session, "Get-OrganizationConfig", {}).objects[0].properties["IsDehydrated"] is True
+    dispatch(session, "Enable-OrganizationCustomization", {})
+    assert dispatch(session, "Get-OrganizationConfig", {}).objects[0].properties["IsDehydrated"] is False
     changed = dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
     assert "60 minutes" in changed.warnings[0]
+    # Read back late: the old value until the change has propagated (settings_delay_s).
+    assert dispatch(session, "Get-AdminAuditLogConfig", {}).objects[0].properties[
+        "UnifiedAuditLogIngestionEnabled"] is False
     assert len(search(session).objects) == 100
     again = dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
     assert "no settings" in again.warnings[0]
