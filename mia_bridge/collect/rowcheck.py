@@ -4,8 +4,9 @@ interference"), so the page that carries it cannot be trusted.
 
 The check must never refuse a row the service legitimately returns (that would refetch forever), so
 it is strict where the semantics are plain (the time window, Operations, RecordType, UserIds against
-UserId) and lenient where they are not documented: IPAddresses, ObjectIds and FreeText only require
-the value to appear somewhere in the AuditData text; unparseable rows and missing fields pass.
+UserId) and lenient where they are not documented: IPAddresses and ObjectIds only require the value
+to appear somewhere in the AuditData text (as written or JSON-escaped); FreeText, whose matching is not
+documented, is not checked; unparseable rows and missing fields pass.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _record_type(value: Any) -> int | None:
 def _spellings(value: str) -> set[str]:
     """The value as it may appear inside AuditData JSON text (escaped or not), lower case."""
     text = value.strip().lower()
-    return {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    escaped = {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    return escaped | {e.replace("/", "\\/") for e in escaped}  # .NET writers may escape "/" as "\/"
 
 
 class RowCheck:
@@ -59,7 +61,7 @@ class RowCheck:
         self.user_ids = {v.strip().lower() for v in _values(params.get("UserIds"))}
         # Each filter is a list of alternatives: the row must contain one of each list.
         ips = _values(params.get("IPAddresses"))
-        groups = [_values(params.get("ObjectIds")), _values(params.get("FreeText")),
+        groups = [_values(params.get("ObjectIds")),
                   [] if any(ip.count(":") > 1 for ip in ips) else [ip.split(":")[0] for ip in ips]]  # v6: skipped
         self.needles = [[v for n in g for v in _spellings(n)] for g in groups if g and all(n.strip() for n in g)]
         self._parse = bool(self.operations or self.record_types or self.user_ids)
