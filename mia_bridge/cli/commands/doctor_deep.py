@@ -25,6 +25,7 @@ NEEDED_COMMANDS = (
     "Set-AdminAuditLogConfig", "Get-OrganizationConfig", "Enable-OrganizationCustomization", "Get-Mailbox",
     "Get-EXOMailbox", "Get-ManagementRoleAssignment", "Get-MessageTraceV2", "Get-MessageTrace",
     "Get-MgSubscribedSku", "Get-MgServicePrincipal", "Get-MgServicePrincipalAppRoleAssignment", "Get-MgDomain",
+    "Get-MgDomainFederationConfiguration",
     "Get-MgUserMessage", "Get-MgUserMailFolder", "Get-MgUserMailFolderChildFolder",
 )
 # What a missing command costs.
