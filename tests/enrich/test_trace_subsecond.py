@@ -50,6 +50,7 @@ def test_paging_inside_one_second_loses_no_recipient(tenant: Tenant, backend: st
     clock = VirtualClock()
     flow = mailflow_of(tenant)
     flow.use_clock(clock)
+    flow.now = NOW  # the service's reach counted from the client's now
     options = EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep, trace=TraceSettings(result_size=2))
     with sim_session(ConnectionSettings(sim=True, backend=backend), tenant=tenant) as session:
         result = enrich_case(session.backend, offline_case(tenant, tmp_path), options)
