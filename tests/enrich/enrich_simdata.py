@@ -68,9 +68,7 @@ def run_enrich(tenant: Tenant, case: Path, clock: VirtualClock | None = None, **
     clock = clock or VirtualClock()
 
     mailflow_of(tenant).use_clock(clock)  # the service counts its rate on the same (virtual) time
-    # ... and measures message trace's reach from the same "now" as the client, however long after this
-    # module's import the test runs (a slow suite pushed the real now past the client's 5-minute margin).
-    mailflow_of(tenant).now = NOW
+    mailflow_of(tenant).now = NOW  # ... and its reach from the client's now (see tenant_days_ago)
     options.setdefault("retry", RetryPolicy(attempts=4, base_s=1.0, sleep=clock.sleep))
     opts = EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep, **options)
     with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
