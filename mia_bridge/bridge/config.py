@@ -63,6 +63,7 @@ class ConnectionSettings:
     sim_mailbox_audit_retired: bool = False
     sim_approve_after_s: float = 0.3  # the simulated user approves a device code this long after it is shown
     sim_user_roles: str | None = None  # comma-separated roles of the simulated signed-in user
+    sim_quirks: tuple[str, ...] = ()  # --sim-quirk values (sim/quirks.py parse); () = the simulator's defaults
 
     def validate(self) -> None:
         if self.transport not in TRANSPORTS:

@@ -76,7 +76,11 @@ def encode_parameter(name: str, value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise UsageError(f"parameter {name}: a date must carry a time zone (got {value.isoformat()})")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        utc = value.astimezone(UTC)
+        # Sub-second precision is kept (7 digits, as .NET writes them): message trace paging continues at
+        # a row's Received, and a date cut to the second drops the rows of that second (issue 12).
+        fraction = f".{utc.microsecond:06d}0" if utc.microsecond else ""
+        return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, timedelta | uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):

@@ -86,6 +86,19 @@ def describe_response(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} ({ctype})"
 
 
+def require_https(url: str, what: str) -> None:
+    """Refuse to send a bearer token anywhere but https: a redirect or an ``@odata.nextLink`` that
+    downgrades to http would put the token on the wire in clear (issue 12)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme != "https":
+        raise BridgeTransportError(
+            f"{what}: refusing to send the access token to {_host(url)} over {scheme or 'no scheme'}: "
+            "only https is followed",
+            hint="a redirect or next-page link pointed to plain http; a proxy or the service may be rewriting "
+            "responses",
+        )
+
+
 class AuthorizedSender:
     """Sends one logical request with a bearer token, retrying and following allowed redirects."""
 
@@ -120,6 +133,7 @@ class AuthorizedSender:
         refreshed = False
         redirects = 0
         while True:
+            require_https(url, what)  # every hop: the first URL, each redirect, each next-page link
             token = self.tokens.token(scope)
             sent = dict(headers, Authorization=f"Bearer {token.reveal()}")
             try:
@@ -146,6 +160,7 @@ class AuthorizedSender:
                     target = urljoin(url, response.headers["Location"])
                     if redirects > 5:
                         raise BridgeTransportError(f"{what}: too many redirects (last to {_host(target)})")
+                    require_https(target, what)
                     if not self.allow_redirect(target):
                         raise BridgeTransportError(
                             f"{what}: refusing to follow a redirect to {_host(target)}: not a host of this cloud, "

@@ -40,7 +40,7 @@ from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.bridge.config import ConnectionSettings, load_settings
 from mia_bridge.bridge.endpoint import JEA_CONFIGURATION
 from mia_bridge.bridge.factory import Credentials, open_backend
-from mia_bridge.errors import ConfigError
+from mia_bridge.errors import ConfigError, UsageError
 
 __all__ = ["ConnectionSettings", "SimSession", "connection_options", "open_connection", "sim_session"]
 
@@ -98,6 +98,10 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
                                       "a device-code or browser sign-in.", _SIM_PANEL)),
     ("sim_user_roles", str | None, _opt(None, "--sim-user-roles", "Roles of the simulated signed-in user, "
                                         "comma-separated (default Compliance Administrator).", _SIM_PANEL)),
+    ("sim_quirk", list[str] | None, _opt(None, "--sim-quirk", "Service misbehaviour the simulated tenant shows "
+                                         "(repeat): plain-cap, result-count-echo, unsorted, session-crosstalk, "
+                                         "session-expiry, dehydrated; no-NAME, default, none. Default: all but "
+                                         "dehydrated (which follows --sim-ingestion-off).", _SIM_PANEL)),
 ]
 _OPTION_NAMES = [name for name, _, _ in _OPTIONS]
 
@@ -127,6 +131,7 @@ def settings_from_options(values: dict[str, Any]) -> ConnectionSettings:
         sim_ingestion=not values.get("sim_ingestion_off", False),
         sim_mailbox_audit_retired=bool(values.get("sim_mailbox_audit_retired", False)),
         sim_approve_after_s=0.3 if values.get("sim_approve_after") is None else float(values["sim_approve_after"]),
+        sim_quirks=tuple(values.get("sim_quirk") or ()),
     )
     config = values.get("config")
     settings = load_settings(Path(config) if config is not None else None, overrides)
@@ -198,13 +203,19 @@ def open_connection(conn: ConnectionSettings, *, interactive: bool = True) -> It
 
 def build_sim_tenant(conn: ConnectionSettings, *, certificate_password: str | None = None) -> Any:
     """The simulated tenant for ``--sim`` (accepting the organization/app/certificate given, if any)."""
+    from mia_bridge.sim import quirks
     from mia_bridge.sim.tenant import Tenant, TenantConfig
 
+    try:
+        chosen = quirks.parse(conn.sim_quirks, ingestion_enabled=conn.sim_ingestion)
+    except ValueError as exc:
+        raise UsageError(f"--sim-quirk: {exc}") from None
     config = TenantConfig(
         premium=conn.sim_premium,
         ingestion_enabled=conn.sim_ingestion,
         mailbox_audit_retired=conn.sim_mailbox_audit_retired,
         seed=conn.sim_seed,
+        quirks=chosen,
     )
     for field_name in ("organization", "app_id", "certificate_thumbprint", "certificate_path"):
         value = getattr(conn, field_name)

@@ -79,16 +79,22 @@ class Progress(Protocol):
 
 @dataclass
 class Gap:
-    """A window that still hit a cap at the floor: records beyond those received may be missing."""
+    """A window not proven complete: it still hit a cap at the floor, its sessions kept failing, or only
+    a plain call (which may be silently capped) covered it. Records beyond those received may be missing."""
 
     start: datetime
     end: datetime
     received: int
     cap: int
+    reason: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "received": self.received,
-                "cap": self.cap}
+                "cap": self.cap, **({"reason": self.reason} if self.reason else {})}
+
+    def explain(self) -> str:
+        return self.reason or (f"still {self.received} records at the {self.cap} cap in the smallest window; "
+                               "records there may be missing")
 
 
 @dataclass
@@ -99,6 +105,7 @@ class QueryCounts:
     refetch_overlap: int = 0  # duplicates whose first copy came from a capped or failed fetch
     out_of_window: int = 0  # kept, but CreationTime outside the query period
     unparseable: int = 0  # AuditData that is not a JSON object with an Id (kept in the side file)
+    rejected: int = 0  # rows of pages that carried another search's rows: not kept, their windows refetched
 
     @property
     def service_duplicates(self) -> int:
@@ -134,6 +141,7 @@ class QueryResult:
                 "service_duplicates": c.service_duplicates,
                 "out_of_window": c.out_of_window,
                 "unparseable": c.unparseable,
+                "rejected": c.rejected,
             },
             "calls": self.calls,
             "retries": self.retries,
@@ -373,9 +381,9 @@ def _collect_query(
     done_seconds = 0
     for entry in state.entries:
         _account(entry, counts, totals, windows, gaps)
-        if entry.status in ("complete", "gap"):
+        if entry.status in ("complete", "gap", "unverified"):
             planners[entry.stream].exclude(Window(entry.start, entry.end))
-            if entry.status == "complete":
+            if entry.status in ("complete", "unverified"):
                 planners[entry.stream].observe(Window(entry.start, entry.end), entry.in_window)
             done_seconds += entry.end - entry.start
     total_seconds = (query.end_s - query.start_s) * len(streams)
@@ -397,7 +405,7 @@ def _collect_query(
 
         params = streams[stream]
         if planned.mode is Mode.SESSION:
-            return fetch_session(invoke, params, planned.window), counter
+            return fetch_session(invoke, params, planned.window, estimate=planned.probe), counter
         return fetch_plain(invoke, params, planned.window), counter
 
     inflight: dict[Future[tuple[Fetch, _Counter]], tuple[int, Planned]] = {}
@@ -454,26 +462,33 @@ def _commit(
     """Write the rows, journal the fetch, then tell the planner. Returns seconds newly covered."""
     w = fetch.window
     superseded = fetch.status != "complete"
-    commit, offset, uoffset = evidence.commit(fetch.rows, superseded=superseded, period=period)
+    # A session serves rows in no particular order (quirk unsorted): each fetch's rows are written in
+    # CreationTime order (then Id), so the same records give the same file whichever order they came in.
+    rows = sorted(fetch.rows, key=lambda r: (r.time if r.time is not None else -1, r.key))
+    commit, offset, uoffset = evidence.commit(rows, superseded=superseded, period=period)
     in_window = len({r.key for r in fetch.rows if r.time is not None and w.contains(r.time)})
     entry = JournalEntry(
         stream=stream, start=w.start, end=w.end, mode=fetch.mode.value, status=fetch.status, rows=commit.rows,
         new=commit.new, duplicates=commit.duplicates, duplicates_of_superseded=commit.duplicates_of_superseded,
         unparseable=commit.unparseable, out_of_window=commit.out_of_window, in_window=in_window,
         calls=counter.calls, retries=counter.retries, offset=offset, unparsed_offset=uoffset,
-        seconds=round(fetch.seconds, 3), detail=fetch.detail, sha256=evidence.sha256,
+        seconds=round(fetch.seconds, 3), detail=fetch.detail, rejected=fetch.rejected, sha256=evidence.sha256,
         unparsed_sha256=evidence.unparsed_sha256,
     )
     journal.append(entry)
     _account(entry, counts, totals, windows, gaps)
-    if fetch.status == "complete":
+    if fetch.status in ("complete", "unverified"):
         planner.complete(planned, in_window)
         return w.seconds
     if fetch.status == "session_failed":
-        planner.failed_session(planned)
-        return 0
-    gap_window = planner.incomplete(planned, [r.time for r in fetch.rows if r.time is not None], fetch.cap,
-                                    fetch.announced if fetch.mode is Mode.SESSION else None)
+        gap_window = planner.failed_session(planned)
+        detail = (f"{in_window} records received; sessions on this {w.seconds}-second window kept failing "
+                  f"({fetch.detail})")
+    else:
+        gap_window = planner.incomplete(planned, [r.time for r in fetch.rows if r.time is not None], fetch.cap,
+                                        fetch.announced if fetch.mode is Mode.SESSION else None)
+        detail = (f"{in_window} records received in a {w.seconds}-second window that still hit the "
+                  f"{fetch.cap} cap")
     if gap_window is None:
         return 0
     gap = JournalEntry(
@@ -481,8 +496,7 @@ def _commit(
         rows=0, new=0, duplicates=0, duplicates_of_superseded=0, unparseable=0, out_of_window=0,
         in_window=in_window, calls=0, retries=0, offset=offset, unparsed_offset=uoffset, seconds=0.0,
         sha256=evidence.sha256, unparsed_sha256=evidence.unparsed_sha256,
-        detail=f"{in_window} records received in a {gap_window.seconds}-second window that still hit the "
-        f"{fetch.cap} cap",
+        detail=detail,
     )
     journal.append(gap)
     _account(gap, counts, totals, windows, gaps)
@@ -498,14 +512,19 @@ def _account(
     counts.refetch_overlap += entry.duplicates_of_superseded
     counts.out_of_window += entry.out_of_window
     counts.unparseable += entry.unparseable
+    counts.rejected += entry.rejected
     totals.calls += entry.calls
     totals.retries += entry.retries
     if entry.status == "gap":
         cap = 50000 if entry.mode == Mode.SESSION.value else 5000
-        gaps.append(Gap(_utc(entry.start), _utc(entry.end), entry.in_window, cap))
+        reason = entry.detail if "kept failing" in entry.detail else ""
+        gaps.append(Gap(_utc(entry.start), _utc(entry.end), entry.in_window, cap, reason))
+    elif entry.status == "unverified":
+        gaps.append(Gap(_utc(entry.start), _utc(entry.end), entry.in_window, 0, entry.detail))
     windows.append({
         "stream": entry.stream, "start": _utc(entry.start).isoformat(), "end": _utc(entry.end).isoformat(),
         "mode": entry.mode, "status": entry.status, "rows": entry.rows, "new": entry.new,
         "duplicates": entry.duplicates, "in_window": entry.in_window, "calls": entry.calls,
         "retries": entry.retries, "seconds": entry.seconds, **({"detail": entry.detail} if entry.detail else {}),
+        **({"rejected": entry.rejected} if entry.rejected else {}),
     })

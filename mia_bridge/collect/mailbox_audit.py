@@ -24,6 +24,7 @@ from mia_bridge.safe_files import open_private
 
 CMDLET = "Search-MailboxAuditLog"
 MAX_RESULT_SIZE = 250_000  # the cmdlet's documented upper bound
+LOGON_TYPES = ("Owner", "Delegate", "Admin")  # every logon type (Owner needs -ShowDetails, which is sent)
 
 
 def _safe(identity: str) -> str:
@@ -60,6 +61,8 @@ def collect_mailbox_audit(
                     "StartDate": _dt(a),
                     "EndDate": _dt(b),
                     "Operations": ["MailItemsAccessed"],
+                    # Without -LogonTypes the cmdlet may leave out the owner's own access (Learn; issue 12).
+                    "LogonTypes": list(LOGON_TYPES),
                     "ShowDetails": True,
                     "ResultSize": result_size,
                 },

@@ -32,7 +32,7 @@ class JournalEntry:
     start: int
     end: int
     mode: str
-    status: str  # complete | capped | session_failed | gap
+    status: str  # complete | capped | session_failed | unverified | gap
     rows: int
     new: int
     duplicates: int
@@ -46,6 +46,7 @@ class JournalEntry:
     unparsed_offset: int
     seconds: float
     detail: str = ""
+    rejected: int = 0  # rows of a failed page (not the query's, or beside such a row): not kept, refetched
     sha256: str = ""  # of the evidence file's first ``offset`` bytes ("" in journals of older versions)
     unparsed_sha256: str = ""
     mac: str = ""  # with a case key: HMAC-SHA256 chained over the journal so far (a planted line has none)

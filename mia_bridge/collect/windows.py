@@ -1,10 +1,15 @@
 """Adaptive time windows: which slice of the period to fetch next, and how.
 
 Times are integer epoch seconds (audit records have one-second resolution); a window is
-``[start, end)``. A window is *complete* only when a plain call on it returned fewer rows than
-``ResultSize`` or a validated ``ReturnLargeSet`` session on it ran dry below the 50,000 cap; nothing
-else (``ResultCount``, sort order) is trusted for completeness. Density observations only size
-windows, so a wrong guess costs calls, never records.
+``[start, end)``. A window is *complete* only when a validated ``ReturnLargeSet`` session on it ran
+dry below the 50,000 cap (collect/ual.py); a plain call proves nothing, since plain calls may be
+silently capped far below ``ResultSize`` (sim/quirks.py), and ``ResultCount`` and sort order are not
+trusted either. Density observations only size windows, so a wrong guess costs calls, never records.
+
+Without an honest ``ResultCount``, a session that hits the 50,000 cap says only that its window holds
+more: its rows are a random sample of the window, which gives the shape but not the scale. The first
+piece after it is therefore small in sample points (``UNKNOWN_SCALE_POINTS``); its true count then
+scales the sample for the rest of the capped window.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from enum import StrEnum
 
 PLAIN_CAP = 5000  # Search-UnifiedAuditLog -ResultSize maximum
 SESSION_CAP = 50000  # ReturnLargeSet: at most 50,000 rows per session
+UNKNOWN_SCALE_POINTS = 1000  # sample points in the first piece of a capped window of unknown total
+SPLIT_AFTER_FAILURES = 2  # a window whose session failed this often is fetched in halves
+GIVE_UP_FAILURES = 6  # ... and reported as a gap when it still fails at the floor
 
 
 class Mode(StrEnum):
@@ -23,9 +31,9 @@ class Mode(StrEnum):
 
 
 class SessionPolicy(StrEnum):
-    AUTO = "auto"  # sessions only for windows predicted (or found) denser than one call
-    NEVER = "never"
-    ALWAYS = "always"
+    AUTO = "auto"  # every window in a session (the only evidence of completeness)
+    NEVER = "never"  # plain calls only: nothing can be proven complete (every window is reported unverified)
+    ALWAYS = "always"  # the same as auto since plain calls prove nothing; kept for existing command lines
 
 
 @dataclass(frozen=True, order=True)
@@ -58,10 +66,21 @@ class _Region:
     weight: float = 1.0  # records each sample point stands for (> 1 when the service announced a total)
     origin: int | None = None  # start of the capped window this stretch came from
     proven: float = 0.0  # records/second its capped window held at least, on average (cap / its length)
+    weight_known: bool = True  # False: the sample's scale is unknown (capped session, ResultCount not honest)
+    origin_end: int | None = None  # end of the capped window the sample came from
+    failures: int = 0  # sessions on this window that failed (restart, foreign rows)
 
     def __post_init__(self) -> None:
         if self.origin is None:
             self.origin = self.start
+        if self.origin_end is None:
+            self.origin_end = self.end
+
+    def piece(self, start: int, end: int) -> _Region:
+        """The same knowledge for a part of this stretch."""
+        return _Region(start, end, self.max_len, self.density, self.session_ok, sample=self.sample,
+                       weight=self.weight, origin=self.origin, proven=self.proven, weight_known=self.weight_known,
+                       origin_end=self.origin_end, failures=self.failures)
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,8 @@ class Planned:
     window: Window
     mode: Mode
     session_ok: bool
+    failures: int = 0  # earlier failed sessions on this window
+    probe: bool = False  # sized without any density: the fetch may estimate the window's total
 
 
 @dataclass
@@ -107,11 +128,9 @@ class WindowPlanner:
                 out.append(r)
                 continue
             if r.start < window.start:
-                out.append(_Region(r.start, window.start, r.max_len, r.density, r.session_ok, sample=r.sample,
-                                   weight=r.weight, origin=r.origin, proven=r.proven))
+                out.append(r.piece(r.start, window.start))
             if window.end < r.end:
-                out.append(_Region(window.end, r.end, r.max_len, r.density, r.session_ok, sample=r.sample,
-                                   weight=r.weight, origin=r.origin, proven=r.proven))
+                out.append(r.piece(window.end, r.end))
         self._todo = sorted(out, key=lambda r: r.start)
 
     def next(self) -> Planned | None:
@@ -126,28 +145,18 @@ class WindowPlanner:
             if self.in_flight:
                 return None
             scale = 0.4
-        use_session = False
-        if region.force_session:
-            use_session = True
-            length = region.max_len
-        elif density is None:
-            length = region.max_len  # probe: one plain call over as much as allowed
+        use_session = self.policy is not SessionPolicy.NEVER and region.session_ok
+        if density is None or region.force_session:
+            length = region.max_len  # probe: one session over as much as allowed
         else:
-            length = max(1, int(scale * self.plain_target / density))
-            room = min(region.end - region.start, region.max_len)
-            dense = self.policy is SessionPolicy.ALWAYS or density * room > self.plain_target
-            if self.policy is not SessionPolicy.NEVER and region.session_ok and dense:
-                use_session = True
-                length = max(1, int(scale * self.session_target / density))
-        if self.policy is SessionPolicy.ALWAYS and region.session_ok:
-            use_session = True
-            if density is None and not region.force_session:
-                length = region.max_len
+            target = self.session_target if use_session else self.plain_target
+            length = max(1, int(scale * target / density))
         if region.sample and not region.force_session:
-            # Never plan past the point where the capped sample alone would fill the window.
+            # Never plan past the point where the capped sample alone would fill the window; while the
+            # sample's scale is unknown, take a small piece whose true count will tell it.
             target = self.session_target if use_session else self.plain_target
             i = bisect.bisect_left(region.sample, region.start)
-            k = max(1, int(target / region.weight))
+            k = max(1, int(target / region.weight)) if region.weight_known else UNKNOWN_SCALE_POINTS
             if i + k < len(region.sample):
                 length = min(length, max(1, region.sample[i + k] - region.start))
         length = max(self.floor, min(length, region.max_len, region.end - region.start))
@@ -157,7 +166,8 @@ class WindowPlanner:
         else:
             region.start = window.end
         self.in_flight += 1
-        return Planned(window, Mode.SESSION if use_session else Mode.PLAIN, region.session_ok)
+        return Planned(window, Mode.SESSION if use_session else Mode.PLAIN, region.session_ok, region.failures,
+                       probe=density is None)
 
     def _density_at(self, region: _Region) -> tuple[float | None, bool]:
         """Density for sizing, and whether it was measured on finished windows.
@@ -194,6 +204,21 @@ class WindowPlanner:
         """The window is fully fetched; ``count`` records fell inside it."""
         self.in_flight -= 1
         self.observe(planned.window, count)
+        self._learn_scale(planned.window, count)
+
+    def _learn_scale(self, window: Window, count: int) -> None:
+        """A finished piece of a capped window tells how many records each of its sample points stands for."""
+        for region in self._todo:
+            if region.weight_known or not region.sample or region.origin is None or region.origin_end is None:
+                continue
+            if not region.origin <= window.start < window.end <= region.origin_end:
+                continue
+            points = bisect.bisect_left(region.sample, window.end) - bisect.bisect_left(region.sample, window.start)
+            if points >= 20:  # fewer say too little about the scale
+                weight = max(1.0, count / points)
+                for other in self._todo:  # every piece of the same capped window shares the sample
+                    if other.sample is region.sample:
+                        other.weight, other.weight_known = weight, True
 
     def observe(self, window: Window, count: int) -> None:
         """Remember the density of a finished window (also for windows finished by an earlier run)."""
@@ -232,16 +257,27 @@ class WindowPlanner:
                              proven=proven)
             region.force_session = w.seconds <= self.floor or density * w.seconds <= self.session_target
         else:
+            # Without an honest total, a session's 50,000 rows give the window's shape, not its scale.
+            known = bool(announced) or planned.mode is Mode.PLAIN
             region = _Region(w.start, w.end, max_len=max(self.floor, w.seconds // 2), density=density,
-                             session_ok=session_ok, sample=inside, weight=weight, proven=proven)
+                             session_ok=session_ok, sample=inside, weight=weight, proven=proven, weight_known=known)
         self._insert(region)
         return None
 
-    def failed_session(self, planned: Planned) -> None:
-        """A session restarted or broke its ResultIndex sequence: refetch the window without one."""
+    def failed_session(self, planned: Planned) -> Window | None:
+        """A session restarted, lost rows or carried another search's rows: fetch the window again in a
+        new session, in halves after repeated failures. Returns the window as a gap when it keeps
+        failing at the floor."""
         self.in_flight -= 1
         w = planned.window
-        self._insert(_Region(w.start, w.end, max_len=w.seconds, density=None, session_ok=False))
+        failures = planned.failures + 1
+        if w.seconds <= self.floor and failures >= GIVE_UP_FAILURES:
+            return w
+        max_len = max(self.floor, w.seconds // 2) if failures >= SPLIT_AFTER_FAILURES else w.seconds
+        session_ok = self.policy is not SessionPolicy.NEVER
+        self._insert(_Region(w.start, w.end, max_len=max_len, density=None, session_ok=session_ok,
+                             failures=failures))
+        return None
 
     def _insert(self, region: _Region) -> None:
         keys = [r.start for r in self._todo]

@@ -5,8 +5,11 @@
 (its recipient); rows come newest first, one per recipient. Where V2 does not exist (CommandNotFound) the
 older ``Get-MessageTrace`` is used: 10 days of reach, ``-Page``/``-PageSize``. Every row is handed to
 ``raw_sink`` (written to the case) before it is used; each query is logged without any address.
-Paging continues after (Received, recipient), as the service's own next-page command does: two rows for
-the same recipient in the same second across a page boundary would be the service's loss, not ours.
+Paging continues at the last row's Received and recipient, as the service's own next-page command does,
+but with ``-EndDate`` rounded up to the whole second: ``Received`` has sub-second precision while how
+the service compares ``-EndDate`` is not documented (a date cut to the second would drop the other
+recipients of the boundary's second). The rows of that second come again and are deduplicated on
+MessageTraceId + RecipientAddress, so nothing is lost whichever way the service compares.
 """
 
 from __future__ import annotations
@@ -155,23 +158,34 @@ class MessageTrace:
     def _pages_v2(self, filters: dict[str, Any], start: datetime, end: datetime, what: str) -> list[dict[str, Any]]:
         size = self.settings.result_size
         rows: list[dict[str, Any]] = []
+        seen: set[tuple[str, ...]] = set()
+        tried: set[tuple[Any, str]] = set()
         params: dict[str, Any] = {**filters, "StartDate": start, "EndDate": end, "ResultSize": size}
         page = 1
-        last_key: tuple[Any, ...] | None = None
         while True:
             result = self._invoke(CmdletCall(V2, dict(params)), what, page)
-            rows.extend(result.output)
+            fresh = [r for r in result.output if _row_key(r) not in seen]
+            seen.update(_row_key(r) for r in fresh)
+            rows.extend(fresh)
             more = any(MORE_RESULTS in w for w in result.warnings) or len(result.output) >= size
             if not more or not result.output:
                 return rows
             last = result.output[-1]
-            key = (last.get("Received"), str(last.get("RecipientAddress") or "").lower())
-            if key == last_key:  # the service repeats itself: stop rather than loop
-                log.warning("message trace paging made no progress at %s; stopping", key[0])
+            received = last.get("Received")
+            next_end = _ceil_second(received) if isinstance(received, datetime) else received
+            recipient = str(last.get("RecipientAddress") or "")
+            if (next_end, recipient.lower()) in tried and size < TRACE_MAX_RESULT_SIZE:
+                # A whole page inside one second: ask again for more rows at once.
+                size = min(TRACE_MAX_RESULT_SIZE, size * 2)
+                tried.discard((next_end, recipient.lower()))
+            elif (next_end, recipient.lower()) in tried and isinstance(received, datetime):
+                next_end = received  # still one second at the largest page: try the exact time
+            if (next_end, recipient.lower()) in tried:  # the service repeats itself: stop rather than loop
+                log.warning("message trace paging made no progress at %s; stopping", received)
                 return rows
-            last_key = key
-            params = {**filters, "StartDate": start, "EndDate": last.get("Received"),
-                      "StartingRecipientAddress": str(last.get("RecipientAddress") or ""), "ResultSize": size}
+            tried.add((next_end, recipient.lower()))
+            params = {**filters, "StartDate": start, "EndDate": next_end, "StartingRecipientAddress": recipient,
+                      "ResultSize": size}
             page += 1
 
     def _pages_legacy(
@@ -262,6 +276,22 @@ def direction(sender: str, recipients: Iterable[str], internal_domains: set[str]
     if not inside(sender):
         return "Inbound"
     return "Outbound" if any(not inside(r) for r in recipients) else "Internal"
+
+
+TRACE_MAX_RESULT_SIZE = 5000  # Get-MessageTraceV2 -ResultSize maximum
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, ...]:
+    """One row per message and recipient: MessageTraceId + RecipientAddress (or what identifies it)."""
+    recipient = str(row.get("RecipientAddress") or "").lower()
+    trace_id = str(row.get("MessageTraceId") or "").lower()
+    if trace_id:
+        return (trace_id, recipient)
+    return (normalise_id(str(row.get("MessageId") or "")), recipient, str(row.get("Received")))
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    return moment if not moment.microsecond else moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _iso(value: Any) -> str:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
-from mia_bridge.errors import BridgeError
+from mia_bridge.errors import BridgeError, CommandNotFoundError
 
 ADVANCED_AUDITING_PLAN = "M365_ADVANCED_AUDITING"
 ADVANCED_AUDITING_PLAN_ID = "2f442157-a11c-46b9-ae5b-6e39ff4e5849"
@@ -121,6 +121,16 @@ def mailbox_name(mailbox: Mapping[str, Any]) -> str:
     return "?"
 
 
+def _mailbox_calls(backend: ExoBackend, users: Sequence[str]) -> list[CmdletCall]:
+    """Get-EXOMailbox over PowerShell; Get-Mailbox over REST, where client-side cmdlets do not exist."""
+    rest = backend.describe().get("backend") == "rest"
+    name = "Get-Mailbox" if rest else "Get-EXOMailbox"
+    extra: dict[str, Any] = {} if rest else {"Properties": ["AuditOwner", "AuditEnabled"]}
+    if users:
+        return [CmdletCall(name, {"Identity": user, **extra}) for user in users]
+    return [CmdletCall(name, {"ResultSize": "Unlimited", **extra})]
+
+
 def detect_license(backend: ExoBackend, users: Sequence[str]) -> LicenseFacts:
     """Read SKUs and mailbox audit settings. A failure of either is recorded, not raised."""
     facts = LicenseFacts()
@@ -132,14 +142,14 @@ def detect_license(backend: ExoBackend, users: Sequence[str]) -> LicenseFacts:
         facts.sku_error = exc.message
     try:
         mailboxes: list[dict[str, Any]] = []
-        if users:
-            for user in users:
-                call = CmdletCall("Get-EXOMailbox", {"Identity": user, "Properties": ["AuditOwner", "AuditEnabled"]})
+        for call in _mailbox_calls(backend, users):
+            try:
                 mailboxes.extend(backend.invoke(call).output)
-        else:
-            params = {"ResultSize": "Unlimited", "Properties": ["AuditOwner", "AuditEnabled"]}
-            call = CmdletCall("Get-EXOMailbox", params)
-            mailboxes.extend(backend.invoke(call).output)
+            except CommandNotFoundError:
+                # Get-EXOMailbox is a client-side cmdlet of the module: an endpoint without it (the admin
+                # API's InvokeCommand) serves Get-Mailbox, which returns every property.
+                server_side = {k: v for k, v in call.parameters.items() if k != "Properties"}
+                mailboxes.extend(backend.invoke(CmdletCall("Get-Mailbox", server_side)).output)
         facts.mailbox_audit = {mailbox_name(m): mailbox_audits_mail_items(m) for m in mailboxes}
     except BridgeError as exc:
         facts.mailbox_error = exc.message

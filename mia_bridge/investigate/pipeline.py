@@ -196,7 +196,10 @@ def run_investigation(
     if state.enabled_by_us_at is not None:
         steps.done(
             "Pre-flight: audit ingestion",
-            f"was OFF; enabled at {state.enabled_by_us_at:%Y-%m-%d %H:%M} UTC. It takes up to 60 minutes and "
+            f"was OFF; enabled at {state.enabled_by_us_at:%Y-%m-%d %H:%M} UTC"
+            + (" (after Enable-OrganizationCustomization: the tenant was dehydrated)"
+               if state.customization_enabled_by_us else "")
+            + f"; {state.readback}. It takes up to 60 minutes and "
             "records only from then on: searches below cannot see activity from before",
             attention=True,
         )

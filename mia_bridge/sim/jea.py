@@ -480,6 +480,9 @@ for _function, _cmdlet in (
     ("Get-MiaManagementRoleAssignment", "Get-ManagementRoleAssignment"),
     ("Get-MiaMessageTraceV2", "Get-MessageTraceV2"),
     ("Get-MiaMessageTrace", "Get-MessageTrace"),
+    ("Get-MiaOrganizationConfig", "Get-OrganizationConfig"),  # issue 12: pre-flight, doctor --deep
+    ("Enable-MiaOrganizationCustomization", "Enable-OrganizationCustomization"),
+    ("Get-MiaCommand", "Get-Command"),
 ):
     _exchange(_function, _cmdlet)
 

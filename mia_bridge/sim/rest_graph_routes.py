@@ -96,7 +96,8 @@ class GraphRoutes(RestHandlerBase):
             token = base64.urlsafe_b64encode(str(offset + page_size).encode()).decode()
             next_query = {k: v for k, v in query.items() if k not in ("$skiptoken", "$top")}
             extra = "".join(f"&{quote(k, safe='$')}={quote(v, safe='')}" for k, v in next_query.items())
-            doc["@odata.nextLink"] = f"{self._origin()}/v1.0/{path}?$top={page_size}{extra}&$skiptoken={token}"
+            origin = self._origin().replace("https://", "http://", 1) if sim.downgrade_links else self._origin()
+            doc["@odata.nextLink"] = f"{origin}/v1.0/{path}?$top={page_size}{extra}&$skiptoken={token}"
         self._send(200, doc, content_type="application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8")
 
     def _graph_error(self, err: SimCmdletError) -> None:

@@ -66,6 +66,14 @@ class _Page:
 # --- the server ---------------------------------------------------------------------------------
 
 
+# The ExchangeOnlineManagement module's client-side cmdlets (its RestApiClient DLL), not served by InvokeCommand.
+CLIENT_SIDE_CMDLETS = frozenset(name.lower() for name in (
+    "Get-EXOMailbox", "Get-EXOMailboxStatistics", "Get-EXOMailboxFolderStatistics", "Get-EXOMailboxPermission",
+    "Get-EXOMailboxFolderPermission", "Get-EXORecipient", "Get-EXORecipientPermission", "Get-EXOCasMailbox",
+    "Get-EXOMobileDeviceStatistics",
+))
+
+
 class RestSimServer:
     """Loopback HTTPS server for one simulated tenant. Use as a context manager or start()/stop()."""
 
@@ -100,6 +108,9 @@ class RestSimServer:
         self.default_page_size = default_page_size
         self.graph_page_size = graph_page_size
         self.regional_redirect = regional_redirect
+        # Tests: links and redirects downgraded to http (what a rewriting proxy would do); a client must
+        # never follow them with its token.
+        self.downgrade_links = False
         self.clock = clock
         self.dispatch = dispatcher  # registry.dispatch; tests may wrap it to add cmdlets of their own
         self.faults = FaultPlan()
@@ -331,6 +342,8 @@ class _Handler(StsRoutes, GraphRoutes, AuditRoutes, DelegatedRoutes):
             return
         if sim.regional_redirect and self.server is sim._servers[0]:
             location = f"{sim.regional_url}{self.path}"
+            if sim.downgrade_links:
+                location = "http://" + location.split("://", 1)[1]
             self._send(302, None, headers={"Location": location})
             return
         body_hash = hashlib.sha256(json.dumps(cmdlet_input, sort_keys=True).encode()).hexdigest()
@@ -388,8 +401,10 @@ class _Handler(StsRoutes, GraphRoutes, AuditRoutes, DelegatedRoutes):
                                            'error_category="insufficient_auth_strength"'})
             return
         session = sim.session_for(str(claims.get("appid")))
-        if name.lower() in MODULE_CMDLETS:
-            # Connect-ExchangeOnline, Get-ConnectionInformation, Get-Module …: module-local, not service cmdlets.
+        if name.lower() in MODULE_CMDLETS or name.lower() in CLIENT_SIDE_CMDLETS:
+            # Connect-ExchangeOnline, Get-ConnectionInformation, Get-Module …: module-local, not service cmdlets;
+            # Get-EXO* run in the module's own REST client, not behind InvokeCommand (exchange-platform-facts,
+            # "Client-side cmdlets"): the service serves Get-Mailbox instead.
             self._send(400, cmdlet_error_body(command_not_found(name)))
             return
         try:

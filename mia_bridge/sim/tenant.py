@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mia_bridge.sim import quirks as quirk_names
 from mia_bridge.sim.registry import SimCmdletError, canonical_name, command_not_found
 from mia_bridge.sim.tenant_store import AuditStore, epoch_seconds, record_type_code
 
@@ -35,7 +36,7 @@ MODULE_CMDLETS = frozenset(
     name.lower()
     for name in (
         "Connect-ExchangeOnline", "Disconnect-ExchangeOnline", "Get-ConnectionInformation", "Get-Module",
-        "Connect-MgGraph", "Disconnect-MgGraph", "Get-MgContext",
+        "Connect-MgGraph", "Disconnect-MgGraph", "Get-MgContext", "Get-Command",
     )
 )
 # Exchange cmdlets are proxied by the module only after Connect-ExchangeOnline (REST module V3).
@@ -57,16 +58,35 @@ class TenantConfig:
     latency_s: float = 0.0  # per-call latency (sleep) for benchmarks
     transient_failure_rate: float = 0.0  # fraction of search calls failing "server busy" (retryable)
     duplicate_rate: float = 0.0  # fraction of returned records duplicated across pages/calls
-    result_count_equals_result_size: bool = False  # the 2026 quirk
+    result_count_equals_result_size: bool = False  # adds the result-count-echo quirk (kept for old callers)
     seed: int = 0
+    # Collection quirks (sim/quirks.py); None = the defaults: every reported misbehaviour of the service.
+    quirks: frozenset[str] | None = None
+    crosstalk_rate: float = 0.02  # session-crosstalk: chance a page, served while another search runs, is mixed
+    session_idle_s: float = 120.0  # session-expiry: a session unused this long is forgotten (real value unknown)
+    session_expiry_rate: float = 0.0  # session-expiry: chance a session is lost before any page (tests raise it)
+    settings_delay_s: float = 0.5  # Set-AdminAuditLogConfig is read back changed only after this (minutes in reality)
 
     def __post_init__(self) -> None:
-        for name in ("transient_failure_rate", "duplicate_rate"):
+        chosen = set(self.quirks) if self.quirks is not None else set(
+            quirk_names.default_for(ingestion_enabled=self.ingestion_enabled))
+        unknown = chosen - set(quirk_names.ALL)
+        if unknown:
+            raise ValueError(f"TenantConfig.quirks: unknown {sorted(unknown)}; known: {', '.join(quirk_names.ALL)}")
+        if self.result_count_equals_result_size:
+            chosen.add(quirk_names.RESULT_COUNT_ECHO)
+        self.quirks = frozenset(chosen)
+        for name in ("transient_failure_rate", "duplicate_rate", "crosstalk_rate", "session_expiry_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"TenantConfig.{name} must be between 0 and 1, not {value}")
-        if self.latency_s < 0:
-            raise ValueError("TenantConfig.latency_s must not be negative")
+        for name in ("latency_s", "session_idle_s", "settings_delay_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TenantConfig.{name} must not be negative")
+
+    def has(self, quirk: str) -> bool:
+        """Whether the tenant shows ``quirk`` (a name from sim/quirks.py)."""
+        return quirk in (self.quirks or ())
 
     def __repr__(self) -> str:  # the certificate password stays out of logs
         fields = {k: v for k, v in self.__dict__.items() if k != "certificate_password"}
@@ -101,6 +121,8 @@ class PagingState:
     cap: int = 50_000
     switched: bool = False
     served_positions: list[int] = field(default_factory=list)
+    last_used: float = 0.0  # time.monotonic() of the last page (session-expiry, session-crosstalk)
+    members: frozenset[int] | None = None  # the positions matching this search (built when first needed)
 
 
 class Tenant:
@@ -118,6 +140,9 @@ class Tenant:
         self.rng = random.Random(self.config.seed)
         self.paging: dict[str, PagingState] = {}
         self._session_counter = 0
+        self.dehydrated = self.config.has(quirk_names.DEHYDRATED)
+        # (value, monotonic time it becomes visible): Set-AdminAuditLogConfig is read back late.
+        self.pending_ingestion: tuple[bool, float] | None = None
 
     # --- sessions -------------------------------------------------------------------------------
 

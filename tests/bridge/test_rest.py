@@ -83,7 +83,8 @@ def _records(n: int) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RestSimServer]:
-    tenant = Tenant(TenantConfig())
+    # Plain calls test the transport's paging: without the search quirks (plain-cap would cut them to 120).
+    tenant = Tenant(TenantConfig(quirks=frozenset()))
     tenant.add_audit_records(_records(2500))
     with RestSimServer(tenant, dispatcher=_dispatch_with_probe) as srv:
         yield srv
@@ -145,7 +146,7 @@ def test_parameters_are_encoded_as_the_module_sends_them() -> None:
         }
     )
     assert encoded == {
-        "StartDate": "2026-03-01T12:30:05",
+        "StartDate": "2026-03-01T12:30:05.0009990",  # sub-second precision kept (issue 12)
         "EndDate": "2026-03-01T23:00:00",  # converted to UTC, sortable pattern, no offset
         "Formatted": True,
         "UserIds": ["a@x", "b@x"],
@@ -296,7 +297,7 @@ def test_expired_next_link_in_a_session_is_an_error(server: RestSimServer, exo: 
 
 
 def test_next_link_ttl_is_enforced(server: RestSimServer) -> None:
-    tenant = Tenant(TenantConfig())
+    tenant = Tenant(TenantConfig(quirks=frozenset()))  # the transport's paging, not the search quirks
     tenant.add_audit_records(_records(1500))
     clock = [1_000_000.0]
     with RestSimServer(tenant, nextlink_ttl_s=60, clock=lambda: clock[0]) as srv, _backend(srv) as exo:
@@ -343,6 +344,21 @@ def test_redirect_to_a_foreign_host_is_refused(server: RestSimServer) -> None:
             exo.invoke(_search(ResultSize=5))
     finally:
         server.regional_redirect = False
+
+
+def test_redirect_downgraded_to_http_is_refused(server: RestSimServer) -> None:
+    """Issue 12: a redirect to http is never followed with the bearer token, even to an allowed host."""
+    server.faults.clear()
+    server.regional_redirect = True
+    server.downgrade_links = True
+    try:
+        since = len(server.requests)
+        with _backend(server) as exo, pytest.raises(BridgeTransportError, match="only https is followed"):
+            exo.invoke(_search(ResultSize=5))
+        assert [r.status for r in _invokes(server, since)] == [302]  # nothing reached the http target
+    finally:
+        server.regional_redirect = False
+        server.downgrade_links = False
 
 
 # --- faults and errors -----------------------------------------------------------------------------
@@ -539,7 +555,7 @@ def test_clones_serve_concurrent_workers(server: RestSimServer, exo: RestBackend
 
 def test_long_collection_never_sends_an_aging_token() -> None:
     """Tokens that would expire within the refresh margin are replaced before each request (pages too)."""
-    tenant = Tenant(TenantConfig())
+    tenant = Tenant(TenantConfig(quirks=frozenset()))  # the transport's paging, not the search quirks
     tenant.add_audit_records(_records(2500))
     with RestSimServer(tenant, token_lifetime_s=200) as srv, _backend(srv) as exo:
         issued = srv.tokens_issued

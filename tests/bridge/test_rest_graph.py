@@ -170,3 +170,18 @@ def test_graph_json_becomes_sdk_objects() -> None:
         "KeyCredentials": [{"KeyId": "k", "EndDateTime": datetime(2027, 1, 1, tzinfo=UTC)}],
         "DisplayName": "2026-01-02T03:04:05Z",
     }
+
+
+def test_next_link_downgraded_to_http_is_refused_and_the_token_never_sent(server: RestSimServer,
+                                                                          exo: RestBackend) -> None:
+    """Issue 12: every Graph hop is https only; an http @odata.nextLink is an error, not a request."""
+    server.downgrade_links = True
+    try:
+        since = len(server.requests)
+        with pytest.raises(BridgeTransportError, match="only https is followed"):
+            exo.invoke(CmdletCall("Get-MgServicePrincipal", {"All": True}))
+        followed = [r for r in server.requests[since:] if "skiptoken" in r.path]
+        assert not followed  # the second page was never asked for, so no token went out with it
+    finally:
+        server.downgrade_links = False
+    assert len(exo.invoke(CmdletCall("Get-MgServicePrincipal", {"All": True})).output) == SP_COUNT

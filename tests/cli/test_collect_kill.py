@@ -17,8 +17,12 @@ from mia_bridge.evidence.store import read_records
 
 ARGS = [
     "collect", "--sim", "--sim-records", "14000", "--sim-seed", "4", "--transport", "http", "--auth", "basic",
-    "--start", "2026-10-01", "--end", "2026-10-31", "--sessions", "never", "--concurrency", "1", "--quiet",
+    "--start", "2026-10-01", "--end", "2026-10-31", "--concurrency", "1", "--quiet",
+    # One session holds a whole type: four types are four streams, four windows one after the other.
+    "--record-type", "ExchangeItemAggregated", "--record-type", "AzureActiveDirectoryStsLogon",
+    "--record-type", "SharePointFileOperation", "--record-type", "ExchangeItem",
 ]
+TYPES = [50, 15, 6, 2]
 
 
 def _run(out: Path) -> subprocess.Popen[bytes]:
@@ -48,7 +52,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_complete_identical_set(tmp_path: P
     assert len(journal.read_text().splitlines()) > killed_at
     conn = ConnectionSettings(sim=True, sim_records=14000, sim_seed=4)
     tenant = build_sim_tenant(conn)
-    truth = tenant.query_truth(start=datetime(2026, 10, 1, tzinfo=UTC), end=datetime(2026, 10, 31, tzinfo=UTC))
+    truth = tenant.query_truth(start=datetime(2026, 10, 1, tzinfo=UTC), end=datetime(2026, 10, 31, tzinfo=UTC),
+                               record_types=TYPES)
     got = read_records(case / "evidence" / "ual.jsonl")
     assert len(got) == len({r["Id"] for r in got})  # no record written twice across the kill
     assert {r["Id"] for r in got} == {r["Id"] for r in truth}

@@ -21,6 +21,7 @@ from mia_bridge.evidence.store import read_records
 from mia_bridge.sim.direct import DirectSimBackend
 
 QUERY = AuditQuery("all", T0, T0 + timedelta(days=30))
+# Plain windowing on a tenant without the search quirks (honest plain calls): many small windows to tamper with.
 OPTIONS = CollectOptions(retry=RetryPolicy(base_s=0.01, cap_s=0.05), sessions=SessionPolicy.NEVER, concurrency=2)
 
 
@@ -48,7 +49,7 @@ def _run(tenant: object, case: Path, progress: object = None) -> set[str]:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
-    tenant = tenant_with("uniform", 6000)
+    tenant = tenant_with("uniform", 6000, quirks=frozenset())
     case = tmp_path_factory.mktemp("finished") / "case"
     _run(tenant, case)
     return tenant, case
@@ -172,7 +173,7 @@ def test_the_cli_says_what_is_wrong_and_exits_1(tmp_path: Path, capsys: pytest.C
 
 
 def test_each_resume_is_recorded_and_an_unjournalled_tail_is_kept(tmp_path: Path) -> None:
-    tenant = tenant_with("bursty", 9000)
+    tenant = tenant_with("bursty", 9000, quirks=frozenset())
     case = tmp_path / "case"
     with pytest.raises(KeyboardInterrupt):
         _run(tenant, case, StopAfter(3))
@@ -202,7 +203,7 @@ def test_with_a_case_key_even_a_fully_planted_journal_is_refused(
     """Without a key, a journal planted with an empty evidence file and no manifest is indistinguishable from
     a first run killed on an empty tenant. With one, every journal line carries a chained HMAC."""
     monkeypatch.setenv("MIA_CASE_KEY", "k" * 32)
-    tenant = tenant_with("bursty", 9000)
+    tenant = tenant_with("bursty", 9000, quirks=frozenset())
     case = tmp_path / "case"
     with pytest.raises(KeyboardInterrupt):
         _run(tenant, case, StopAfter(3))

@@ -38,7 +38,7 @@ def _page(first_id: int, first_index: int, n: int) -> list[tuple[int, int]]:
     return [(first_id + k, first_index + k) for k in range(n)]
 
 
-W = Window(0, 3600)
+W = Window(1767225600, 1767229200)  # 2026-01-01 00:00 to 01:00 UTC, around the rows' CreationTime
 
 
 def test_continuous_session_completes() -> None:
@@ -53,7 +53,7 @@ def test_restarted_session_is_a_failed_window() -> None:
 
 def test_skipped_rows_are_a_failed_window() -> None:
     fetch = fetch_session(_pages(_page(0, 1, 5000), _page(6000, 6001, 100)), {}, W)
-    assert fetch.status == "session_failed" and "jumped" in fetch.detail
+    assert fetch.status == "session_failed" and "never served" in fetch.detail
 
 
 def test_more_unique_rows_than_announced_is_a_failed_window() -> None:
@@ -70,6 +70,51 @@ def test_fifty_thousand_rows_is_a_capped_session() -> None:
     pages = [_page(k * 5000, k * 5000 + 1, 5000) for k in range(10)]
     fetch = fetch_session(_pages(*pages), {}, W)
     assert fetch.status == "capped" and fetch.cap == 50000 and fetch.calls == 10
+
+
+def test_unsorted_rows_and_pages_complete_when_every_index_arrives() -> None:
+    """Quirk unsorted: ResultIndex in no order within a page, and the short last block served first."""
+    first = list(reversed(_page(10000, 10001, 7)))
+    middle = _page(0, 1, 5000)[::-1]
+    last = _page(5000, 5001, 5000)[2500:] + _page(5000, 5001, 5000)[:2500]
+    fetch = fetch_session(_pages(first, middle, last), {}, W)
+    assert fetch.status == "complete" and len(fetch.rows) == 10007 and fetch.calls == 3
+
+
+def test_a_row_outside_the_window_fails_the_page_and_is_not_kept() -> None:
+    """Quirk session-crosstalk: a row of another search (here: another window) fails its page."""
+    foreign = {"Id": "ffffffff-0000-0000-0000-000000000000", "CreationTime": "2026-02-01T00:00:00"}
+
+    def invoke(call: CmdletCall) -> CmdletResult:
+        rows = [_row(i, i + 1, 0) for i in range(99)] + [{"AuditData": json.dumps(foreign), "ResultIndex": 100}]
+        return CmdletResult(call, rows)
+
+    fetch = fetch_session(invoke, {}, W)
+    assert fetch.status == "session_failed" and "outside the window" in fetch.detail
+    assert fetch.rows == [] and fetch.rejected == 100
+
+
+def test_a_row_not_matching_the_filters_fails_the_page() -> None:
+    def invoke(call: CmdletCall) -> CmdletResult:
+        audit = {"Id": "1", "CreationTime": "2026-01-01T00:00:10", "Operation": "FileAccessed", "RecordType": 6,
+                 "UserId": "eve@contoso.com"}
+        return CmdletResult(call, [{"AuditData": json.dumps(audit), "ResultIndex": 1}])
+
+    for params in ({"Operations": ["MailItemsAccessed"]}, {"RecordType": "ExchangeItemAggregated"},
+                   {"UserIds": ["bob@contoso.com"]}, {"ObjectIds": ["some-object"]}):
+        fetch = fetch_session(invoke, params, W)
+        assert fetch.status == "session_failed" and "not matching the filters" in fetch.detail, params
+    same = {"Operations": ["fileaccessed."], "UserIds": ["EVE@contoso.com"]}  # as the service compares them
+    assert fetch_session(invoke, same, W).status == "complete"
+
+
+def test_a_short_plain_page_proves_nothing() -> None:
+    """Quirk plain-cap: 120 rows for -ResultSize 5000 look like a complete window and are not."""
+    def invoke(call: CmdletCall) -> CmdletResult:
+        return CmdletResult(call, [_row(i, i + 1, 5000) for i in range(120)])
+
+    fetch = fetch_plain(invoke, {}, W)
+    assert fetch.status == "unverified" and len(fetch.rows) == 120
 
 
 def test_cancelled_task_warning_is_a_retryable_timeout() -> None:

@@ -68,6 +68,7 @@ def run_enrich(tenant: Tenant, case: Path, clock: VirtualClock | None = None, **
     clock = clock or VirtualClock()
 
     mailflow_of(tenant).use_clock(clock)  # the service counts its rate on the same (virtual) time
+    mailflow_of(tenant).now = NOW  # ... and its reach from the client's now (see tenant_days_ago)
     options.setdefault("retry", RetryPolicy(attempts=4, base_s=1.0, sleep=clock.sleep))
     opts = EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep, **options)
     with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:

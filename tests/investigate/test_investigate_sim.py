@@ -288,6 +288,8 @@ def test_enable_ingestion_declined_then_confirmed(tmp_path: Path) -> None:
     with pytest.raises(IngestionDisabledError, match="declined"):
         _run(tenant, _options(tmp_path / "no", enable_ingestion=True), declined)
     assert declined.questions and "60 minutes" in declined.questions[0] and not tenant.ingestion_enabled
+    # Where ingestion is off the tenant is dehydrated (the simulator's default): asked in the same question.
+    assert "Enable-OrganizationCustomization" in declined.questions[0] and tenant.dehydrated
     truth = tenant.truth
     assert truth is not None
     result = _run(tenant, _options(tmp_path / "yes", enable_ingestion=True, assume_yes=True,
@@ -295,6 +297,7 @@ def test_enable_ingestion_declined_then_confirmed(tmp_path: Path) -> None:
     assert tenant.ingestion_enabled
     first = result.steps.to_list()[0]
     assert first["status"] == "done" and "was OFF; enabled" in first["reason"] and "60 minutes" in first["reason"]
+    assert not tenant.dehydrated and "dehydrated" in first["reason"] and "read back as True" in first["reason"]
     audit = next(o for o in result.steps if o.name == f"Mailbox audit log: {truth.victims[0]}")
     assert audit.status is StepStatus.DONE and "MailItemsAccessed rows" in audit.reason
     assert result.exit_code == 3

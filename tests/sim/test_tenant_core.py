@@ -58,7 +58,7 @@ def test_connect_with_certificate_file_and_securestring() -> None:
 
 
 def test_search_filters_and_default_result_size() -> None:
-    tenant = build_tenant(records=3000)
+    tenant = build_tenant(TenantConfig(quirks=frozenset()), records=3000)
     session = connected(tenant)
     out = dispatch(session, "search-unifiedauditlog", {"startdate": START, "enddate": END})
     assert len(out.objects) == 100  # the documented default ResultSize

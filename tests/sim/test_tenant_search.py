@@ -15,6 +15,8 @@ from mia_bridge.sim.tenant import Tenant, TenantConfig, TenantSession
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = START + timedelta(days=30)
 NAME = "Search-UnifiedAuditLog"
+# The documented behaviour without the reported misbehaviour (sim/quirks.py; tests/sim/test_quirks.py has those).
+KIND = TenantConfig(quirks=frozenset())
 
 
 def connect(tenant: Tenant) -> TenantSession:
@@ -45,7 +47,7 @@ def drain(session: TenantSession, session_id: str, command: str = "ReturnLargeSe
 
 @pytest.fixture(scope="module")
 def tenant() -> Tenant:
-    return build_tenant(records=12_000)
+    return build_tenant(KIND, records=12_000)
 
 
 @pytest.fixture
@@ -132,7 +134,7 @@ def test_large_set_pages_every_record_once_unsorted(tenant: Tenant, session: Ten
 
 
 def test_large_set_is_capped_at_50000_per_session() -> None:
-    tenant = build_tenant(records=60_000, distribution="uniform")
+    tenant = build_tenant(KIND, records=60_000, distribution="uniform")
     session = connect(tenant)
     got = [i for p in drain(session, "big") for i in ids(p)]
     assert len(got) == len(set(got)) == 50_000  # the rest is silently out of reach, as documented
@@ -163,7 +165,7 @@ def test_old_paging_sessions_are_forgotten(tenant: Tenant, session: TenantSessio
 
 
 def test_duplicates_across_pages_lose_nothing() -> None:
-    tenant = build_tenant(TenantConfig(duplicate_rate=0.05), records=8000)
+    tenant = build_tenant(TenantConfig(duplicate_rate=0.05, quirks=frozenset()), records=8000)
     session = connect(tenant)
     got = [i for p in drain(session, "dups", size=1000) for i in ids(p)]
     assert len(got) > len(set(got))  # duplicates were served...
@@ -207,8 +209,17 @@ def test_ingestion_off_returns_nothing_but_a_bad_request_until_enabled() -> None
     assert off.objects == [] and len(off.errors) == 1  # non-terminating: "silently" empty
     error = off.errors[0]
     assert error.error_id.startswith("BadRequest") and "UnifiedAuditLogIngestionEnabled" in error.message
+    # Where ingestion is off the tenant is dehydrated (sim/quirks.py): the change needs customization first.
+    with pytest.raises(SimCmdletError, match="Enable-OrganizationCustomization"):
+        dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
+    assert dispatch(session, "Get-OrganizationConfig", {}).objects[0].properties["IsDehydrated"] is True
+    dispatch(session, "Enable-OrganizationCustomization", {})
+    assert dispatch(session, "Get-OrganizationConfig", {}).objects[0].properties["IsDehydrated"] is False
     changed = dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
     assert "60 minutes" in changed.warnings[0]
+    # Read back late: the old value until the change has propagated (settings_delay_s).
+    assert dispatch(session, "Get-AdminAuditLogConfig", {}).objects[0].properties[
+        "UnifiedAuditLogIngestionEnabled"] is False
     assert len(search(session).objects) == 100
     again = dispatch(session, "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
     assert "no settings" in again.warnings[0]

@@ -115,15 +115,15 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
         err.print(
             f"{safe(q.query.name)}: {c.unique} records in {safe(q.path)} ({c.retrieved} retrieved, "
             f"{c.duplicates_removed} duplicates removed, {c.out_of_window} outside the period, "
-            f"{c.unparseable} unparseable); "
-            f"{q.calls} calls, {q.retries} retries",
+            f"{c.unparseable} unparseable"
+            + (f", {c.rejected} rejected as another search's rows and refetched" if c.rejected else "")
+            + f"); {q.calls} calls, {q.retries} retries",
             markup=False,
             highlight=False,
         )
         for gap in q.gaps:
             err.print(
-                f"GAP {gap.start.isoformat()} .. {gap.end.isoformat()}: still {gap.received} records at the "
-                f"{gap.cap} cap in the smallest window; records there may be missing",
+                f"GAP {gap.start.isoformat()} .. {gap.end.isoformat()}: {safe(gap.explain())}",
                 markup=False,
                 highlight=False,
             )
@@ -171,8 +171,10 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", min=1, max=16,
                                         help="Windows fetched at once (connections opened)."),
         sessions: SessionPolicy = typer.Option(SessionPolicy.AUTO, "--sessions",
-                                               help="ReturnLargeSet sessions: auto (dense windows only), never, "
-                                               "always."),
+                                               help="ReturnLargeSet sessions: auto (every window in a "
+                                               "session: the only proof of completeness), always (the same), never "
+                                               "(plain calls: they may be silently capped, so every window is "
+                                               "reported unverified)."),
         gzip_out: bool = typer.Option(False, "--gzip", help="Write evidence as .jsonl.gz."),
         source: str = typer.Option("ual", "--source", help="ual (Search-UnifiedAuditLog) or graph-audit (Microsoft "
                                    "Graph audit log query API; needs --backend rest)."),

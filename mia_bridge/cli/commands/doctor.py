@@ -2,22 +2,29 @@
 
 Rows: WinRM reachability and auth, module version, Exchange connection, the roles the audit
 cmdlets need (probed by running them on a tiny window), unified audit log ingestion, Audit Premium
-licence, mailbox auditing defaults. Exit 0 when all is well, 3 when something needs a look, 1 when
-the connection itself fails.
+licence, mailbox auditing defaults. ``--deep`` adds read-only probes of every assumption about a real
+jump host and tenant (doctor_deep.py), each as expected or different and what that changes, and writes
+``doctor.json`` (``--out``, default the current folder). ``--json`` prints the rows as JSON instead of the
+table. Exit 0 when all is well, 3 when something needs a look, 1 when the connection itself fails.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from mia_bridge import __version__
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.graph_audit import workload_warning
+from mia_bridge.cli.commands.doctor_checks import FAIL, OK, WARN, Check
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.cli.exit_codes import ExitCode
@@ -31,14 +38,8 @@ from mia_bridge.errors import (
 
 ADVANCED_AUDITING_PLAN_ID = "2f442157-a11c-46b9-ae5b-6e39ff4e5849"
 ADVANCED_AUDITING_PLAN = "M365_ADVANCED_AUDITING"
-OK, WARN, FAIL = "ok", "warn", "fail"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
+REPORT_NAME = "doctor.json"
+__all__ = ["FAIL", "OK", "WARN", "Check", "render", "run_checks"]
 
 
 def run_checks(exo: ExoBackend) -> list[Check]:
@@ -199,30 +200,86 @@ _PROBES: list[tuple[str, Callable[[ExoBackend], Check]]] = [
 ]
 
 
-def render(checks: list[Check]) -> Table:
-    table = Table(title="mia doctor", show_lines=False)
+def render(checks: list[Check], deep: bool = False) -> Table:
+    table = Table(title="mia doctor" + (" --deep" if deep else ""), show_lines=False)
     table.add_column("check")
     table.add_column("status")
     table.add_column("detail", overflow="fold")
+    if deep:
+        table.add_column("as expected?", overflow="fold")  # deep probes: expected or different, and what changes
     colours = {OK: "green", WARN: "yellow", FAIL: "red"}
     for check in checks:
         # Text, never markup: details quote the server ("[bold]" in an error message is just text)
-        table.add_row(Text(safe(check.name)), Text(check.status, style=colours[check.status]),
-                      Text(safe(check.detail)))
+        row = [Text(safe(check.name)), Text(check.status, style=colours[check.status]), Text(safe(check.detail))]
+        if deep:
+            row.append(Text(safe(check.verdict())))
+        table.add_row(*row)
     return table
 
 
+def report(checks: list[Check], exo_description: dict[str, Any] | None, deep: bool) -> dict[str, Any]:
+    """The JSON document: every row, the mode and what was connected to (never a secret)."""
+    return {
+        "tool": "mia-bridge",
+        "version": __version__,
+        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "mode": "deep" if deep else "basic",
+        "backend": exo_description or {},
+        "status": _overall(checks),
+        "checks": [c.to_dict() for c in checks],
+    }
+
+
+def _overall(checks: list[Check]) -> str:
+    if checks and checks[0].status == FAIL:
+        return FAIL
+    return OK if all(c.status == OK for c in checks) else WARN
+
+
+def _report_path(out_option: Path | None) -> Path:
+    if out_option is None:
+        return Path.cwd() / REPORT_NAME
+    return out_option / REPORT_NAME if out_option.is_dir() or str(out_option).endswith(os.sep) else out_option
+
+
 @connection_options
-def doctor(*, conn: ConnectionSettings) -> None:
+def doctor(
+    deep: bool = typer.Option(False, "--deep", help="Also probe every assumption about a real jump host and tenant "
+                              "(read-only; for the first contact): serialisation depth, command visibility, plain "
+                              "call caps, ResultCount, message trace precision, dehydration. Writes doctor.json."),
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON (name, status, detail) instead "
+                                 "of the table."),
+    report_out: Path | None = typer.Option(None, "--out", help="Where to write doctor.json: a file, or a folder "
+                                           "(default with --deep: the current folder; without --deep: not "
+                                           "written unless given)."),
+    *,
+    conn: ConnectionSettings,
+) -> None:
     """Connect to the tenant and check everything an investigation needs."""
     checks: list[Check]
+    description: dict[str, Any] | None = None
     try:
         with open_connection(conn) as exo:
+            description = exo.describe()
             checks = run_checks(exo)
+            if deep:
+                from mia_bridge.cli.commands.doctor_deep import deep_checks
+
+                checks += deep_checks(exo)
     except BridgeError as exc:
         first = "Admin API endpoint and token" if conn.backend == "rest" else "WinRM endpoint and auth"
         checks = [Check(first, FAIL, exc.render().removeprefix("error: "))]
-    current_console().out.rich.print(render(checks))
+    document = report(checks, description, deep)
+    console = current_console()
+    if as_json:
+        console.out.write_line(json.dumps(document, default=str))
+    else:
+        console.out.rich.print(render(checks, deep))
+    if deep or report_out is not None:
+        path = _report_path(report_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+        console.err.print(f"written: {path}")
     if checks[0].status == FAIL:  # could not even connect
         raise typer.Exit(ExitCode.FAILURE)
     if any(c.status != OK for c in checks):

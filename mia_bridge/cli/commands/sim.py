@@ -46,6 +46,10 @@ def serve(
     dump_truth: Path | None = typer.Option(None, "--dump-truth", help="Write every audit record (AuditData JSON "
                                            "lines) to FILE, then serve."),
     ca_out: Path | None = typer.Option(None, "--ca-out", help="With https: copy the CA certificate (PEM) here."),
+    quirk: list[str] = typer.Option(None, "--quirk", help="Service misbehaviour to show (repeat): plain-cap, "
+                                    "result-count-echo, unsorted, session-crosstalk, session-expiry, dehydrated; "
+                                    "no-NAME drops one from the defaults; none = the documented behaviour only. "
+                                    "Default: all but dehydrated (which follows --ingestion-off)."),
     api: str = typer.Option("psrp", "--api", help="psrp (WinRM) or rest (admin API, Graph and token service "
                             "over HTTPS, for --backend rest --server <url>)."),
     jea: bool = typer.Option(False, "--jea", help="Also serve the JEA endpoint MiaBridge: the shipped "
@@ -53,9 +57,14 @@ def serve(
                              "MiaBridge)."),
 ) -> None:
     """Serve the simulated tenant over WinRM until SIGINT/SIGTERM; prints `READY <url>` when listening."""
+    from mia_bridge.sim import quirks
     from mia_bridge.sim.server import SimServer
     from mia_bridge.sim.tenant import TenantConfig
 
+    try:
+        chosen = quirks.parse(quirk or (), ingestion_enabled=not ingestion_off)
+    except ValueError as exc:
+        raise UsageError(f"--quirk: {exc}") from None
     if transport not in ("http", "https"):
         raise UsageError("--transport must be http or https")
     if auth not in ("basic", "ntlm", "negotiate", "kerberos"):
@@ -78,6 +87,7 @@ def serve(
         ingestion_enabled=not ingestion_off,
         mailbox_audit_retired=mailbox_audit_retired,
         seed=seed,
+        quirks=chosen,
     )
     if organization:
         config.organization = organization
@@ -111,7 +121,8 @@ def serve(
                 err.print(f"CA certificate: {ca_out or server.ca_path}", markup=False, highlight=False, soft_wrap=True)
             err.print(
                 f"organization {config.organization}, app id {config.app_id}, certificate thumbprint "
-                f"{config.certificate_thumbprint}; {auth} as {username}"
+                f"{config.certificate_thumbprint}; {auth} as {username}; quirks: "
+                f"{', '.join(sorted(config.quirks or ())) or 'none'}"
                 + ("; JEA endpoint: --configuration-name MiaBridge" if jea else ""),
                 markup=False,
                 highlight=False,

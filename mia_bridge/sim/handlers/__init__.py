@@ -2,6 +2,7 @@
 
 from mia_bridge.sim.handlers import (
     audit_config,
+    command_info,
     connection,
     graph,
     graph_messages,
@@ -14,6 +15,7 @@ from mia_bridge.sim.handlers import (
 
 __all__ = [
     "audit_config",
+    "command_info",
     "connection",
     "graph",
     "graph_messages",

@@ -6,16 +6,20 @@ ReturnLargeSet serves the matches in a pseudo-random order fixed per SessionId (
 Caps: ResultSize 1..5000 (default 100); ReturnLargeSet 50,000 rows per session, ReturnNextPreviewPage
 5,000, and 10,000 once a session switched between the two. Paging state is kept per SessionId on the
 tenant (server side, shared by all clients, the oldest forgotten past 256); the same SessionId with
-other filters starts a new search. Realism knobs come from TenantConfig.
+other filters starts a new search. Realism knobs come from TenantConfig; the collection quirks
+(plain-cap, result-count-echo, unsorted, session-crosstalk, session-expiry) and their sources are in
+sim/quirks.py.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from mia_bridge.sim import quirks
 from mia_bridge.sim.handlers._params import Params, binding_error
 from mia_bridge.sim.registry import SimCmdletError, SimObject, SimOutput, cmdlet
 from mia_bridge.sim.tenant import PagingState, Tenant, TenantSession
@@ -29,6 +33,8 @@ LARGE_SET_CAP = 50_000
 PREVIEW_CAP = 5_000
 SWITCHED_CAP = 10_000
 MAX_PAGING_SESSIONS = 256
+# session-crosstalk: another search counts as concurrent when it was paged this recently.
+CROSSTALK_WINDOW_S = 30.0
 _PARAMS = (
     "StartDate", "EndDate", "Operations", "RecordType", "UserIds", "FreeText", "IPAddresses", "ObjectIds",
     "SessionId", "SessionCommand", "ResultSize", "Formatted", "HighCompleteness", "SiteIds", "LegacyFlow",
@@ -83,16 +89,18 @@ def search_unified_audit_log(session: TenantSession, params: dict[str, Any]) -> 
     if session_id is None or command is None:
         matches = tenant.select(start=start, end=end, **filters)
         matches.reverse()  # newest first
-        rows, _ = _with_duplicates(tenant, matches[:size], size, pool=None)
+        # plain-cap: silently fewer rows than -ResultSize asks for, and nothing says so (sim/quirks.py).
+        served = min(size, quirks.PLAIN_CAP_ROWS) if tenant.config.has(quirks.PLAIN_CAP) else size
+        rows, _ = _with_duplicates(tenant, matches[:served], served, pool=None)
         total = len(matches)
-        first_index = 1
+        indexes = list(range(1, len(rows) + 1))
     else:
         key = (start, end, *(tuple(v) if isinstance(v, list) else v for v in filters.values()))
-        rows, total, first_index = _page(tenant, session_id, command, key, size, start, end, filters)
-    result_count = size if tenant.config.result_count_equals_result_size else total
+        rows, total, indexes = _page(tenant, session_id, command, key, size, start, end, filters)
+    result_count = size if tenant.config.has(quirks.RESULT_COUNT_ECHO) else total
     texts = tenant.store.texts(rows)
     return SimOutput(objects=[
-        _event(text, first_index + i, result_count, formatted) for i, text in enumerate(texts)
+        _event(text, index, result_count, formatted) for index, text in zip(indexes, texts, strict=True)
     ])
 
 
@@ -192,9 +200,16 @@ def _with_duplicates(
 def _page(
     tenant: Tenant, session_id: str, command: str, key: tuple[Any, ...], size: int, start: datetime, end: datetime,
     filters: dict[str, Any],
-) -> tuple[list[int], int, int]:
+) -> tuple[list[int], int, list[int]]:
+    """One page of a session: store positions, the number of matches, and each row's ResultIndex."""
+    config = tenant.config
+    now = time.monotonic()
     with tenant.lock:
         state = tenant.paging.get(session_id)
+        if state is not None and config.has(quirks.SESSION_EXPIRY) and state.cursor and (
+            now - state.last_used > config.session_idle_s or tenant.rng.random() < config.session_expiry_rate
+        ):
+            state = None  # forgotten server side: the same SessionId silently starts the search again
         if state is None or state.filter_key != key:
             matches = tenant.select(start=start, end=end, **filters)
             if command == "ReturnLargeSet":
@@ -212,16 +227,46 @@ def _page(
             state.command = command
             state.switched = True
             state.cap = min(state.cap, SWITCHED_CAP)
+        state.last_used = now
         room = min(size, state.cap - state.served_rows)
         if room <= 0 or state.cursor >= len(state.order):
-            return [], state.total, state.served_rows + 1
+            return [], state.total, []
         fresh = state.order[state.cursor : state.cursor + room]
         rows, kept = _with_duplicates(tenant, fresh, room, pool=state.served_positions)
         state.cursor += kept  # only genuine rows actually emitted advance the cursor
         state.served_positions.extend(fresh[:kept])
         first = state.served_rows + 1
         state.served_rows += len(rows)
-        return rows, state.total, first
+        indexes = list(range(first, first + len(rows)))
+        if config.has(quirks.SESSION_CROSSTALK):
+            _crosstalk(tenant, session_id, state, rows, now)
+        if config.has(quirks.UNSORTED) and command == "ReturnLargeSet":
+            # Rows of a page, ResultIndex with them, in no particular order (Learn: "unsorted data").
+            paired = list(zip(rows, indexes, strict=True))
+            tenant.rng.shuffle(paired)
+            rows, indexes = [r for r, _ in paired], [i for _, i in paired]
+        return rows, state.total, indexes
+
+
+def _crosstalk(tenant: Tenant, session_id: str, state: PagingState, rows: list[int], now: float) -> None:
+    """session-crosstalk (sim/quirks.py): while another search is being paged, a page may carry some of
+    that search's rows in place of its own. The displaced rows are lost to this session (the cursor has
+    moved on) and the intruders keep the displaced rows' ResultIndex, so only their content gives them
+    away: outside the window, or not matching the filters."""
+    if not rows or tenant.rng.random() >= tenant.config.crosstalk_rate:
+        return
+    others = [s for sid, s in tenant.paging.items()
+              if sid != session_id and s.filter_key != state.filter_key and now - s.last_used <= CROSSTALK_WINDOW_S]
+    if not others:
+        return
+    if state.members is None:
+        state.members = frozenset(state.order)
+    other = tenant.rng.choice(others)
+    foreign = [p for p in other.order[max(0, other.cursor - 100) : other.cursor + 100] if p not in state.members]
+    if not foreign:
+        return
+    for _ in range(tenant.rng.randint(1, max(1, min(len(rows), len(foreign), len(rows) // 50 + 1)))):
+        rows[tenant.rng.randrange(len(rows))] = tenant.rng.choice(foreign)
 
 
 def _event(text: str, index: int, count: int, formatted: bool) -> SimObject:
