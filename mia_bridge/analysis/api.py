@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis import mailitemsaccessed as mia
-from mia_bridge.analysis.dedup import compared_fingerprints, deduplicate
+from mia_bridge.analysis.dedup import deduplicate
 from mia_bridge.analysis.intake import Intake
 from mia_bridge.analysis.leads import rank_leads
 from mia_bridge.analysis.message_lookup import lookup_messages
@@ -165,11 +165,9 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     _return_freed_memory()  # the read's per-block temporaries
     with ThreadPoolExecutor(max_workers=1) as side:
         # The longest single step (arrow hashes millions of ids without the GIL): it runs while the records
-        # are de-duplicated. Shared by the fingerprints, the item counts and the summary.
+        # are de-duplicated. Shared by the item counts and the summary.
         factorizing = side.submit(pd.factorize, items_rows["internet_message_id"])
-        records["core_fingerprint"], records["fingerprint"] = compared_fingerprints(
-            records, folders, items_rows, factorizing.result)
-        keep, conflicts = deduplicate(records)
+        keep, conflicts, records["fingerprint"] = deduplicate(records)
         unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
         in_period = pd.Series(True, index=unique.index)
         if options.start is not None:
@@ -177,7 +175,7 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         if options.end is not None:
             in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
         unique["in_period"] = in_period.astype("boolean")
-        records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
+        records_out = unique.reset_index(drop=True)
         if writer is not None:
             writer.records(records_out)
         period = unique if bool(in_period.all()) else unique.loc[in_period]

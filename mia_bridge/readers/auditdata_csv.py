@@ -15,7 +15,7 @@ from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
 
 
-def _record(row: dict[str, str]) -> dict[str, Any] | str:
+def record_of_row(row: dict[str, str]) -> dict[str, Any] | str:
     """The AuditData record of one row, completed from the export's own columns; or why there is none."""
     cell = (row.get("AuditData") or "").strip()
     if not cell:
@@ -41,4 +41,4 @@ def _record(row: dict[str, str]) -> dict[str, Any] | str:
 
 
 def read_auditdata_csv(src: DecodedInput, sniff: Sniff, fmt: str) -> Iterator[RawRecord | Quarantined]:
-    return read_csv_records(src, sniff, fmt, _record)
+    return read_csv_records(src, sniff, fmt, record_of_row)
