@@ -99,6 +99,7 @@ class QueryCounts:
     refetch_overlap: int = 0  # duplicates whose first copy came from a capped or failed fetch
     out_of_window: int = 0  # kept, but CreationTime outside the query period
     unparseable: int = 0  # AuditData that is not a JSON object with an Id (kept in the side file)
+    id_conflicts: int = 0  # kept rows whose Id was already stored with other content
 
     @property
     def service_duplicates(self) -> int:
@@ -134,6 +135,7 @@ class QueryResult:
                 "service_duplicates": c.service_duplicates,
                 "out_of_window": c.out_of_window,
                 "unparseable": c.unparseable,
+                "id_conflicts": c.id_conflicts,
             },
             "calls": self.calls,
             "retries": self.retries,
@@ -462,7 +464,7 @@ def _commit(
         unparseable=commit.unparseable, out_of_window=commit.out_of_window, in_window=in_window,
         calls=counter.calls, retries=counter.retries, offset=offset, unparsed_offset=uoffset,
         seconds=round(fetch.seconds, 3), detail=fetch.detail, sha256=evidence.sha256,
-        unparsed_sha256=evidence.unparsed_sha256,
+        unparsed_sha256=evidence.unparsed_sha256, id_conflicts=commit.id_conflicts,
     )
     journal.append(entry)
     _account(entry, counts, totals, windows, gaps)
@@ -498,6 +500,7 @@ def _account(
     counts.refetch_overlap += entry.duplicates_of_superseded
     counts.out_of_window += entry.out_of_window
     counts.unparseable += entry.unparseable
+    counts.id_conflicts += entry.id_conflicts
     totals.calls += entry.calls
     totals.retries += entry.retries
     if entry.status == "gap":

@@ -48,6 +48,7 @@ class JournalEntry:
     detail: str = ""
     sha256: str = ""  # of the evidence file's first ``offset`` bytes ("" in journals of older versions)
     unparsed_sha256: str = ""
+    id_conflicts: int = 0  # of ``new``: rows whose Id was already stored with other content
     mac: str = ""  # with a case key: HMAC-SHA256 chained over the journal so far (a planted line has none)
 
     def chained_mac(self, key: bytes, previous: str) -> str:

@@ -115,7 +115,9 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
         err.print(
             f"{safe(q.query.name)}: {c.unique} records in {safe(q.path)} ({c.retrieved} retrieved, "
             f"{c.duplicates_removed} duplicates removed, {c.out_of_window} outside the period, "
-            f"{c.unparseable} unparseable); "
+            f"{c.unparseable} unparseable"
+            + (f", {c.id_conflicts} kept whose Id was already collected with other content" if c.id_conflicts else "")
+            + "); "
             f"{q.calls} calls, {q.retries} retries",
             markup=False,
             highlight=False,
