@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from mia_bridge.analysis.timeparse import parse_time
@@ -38,6 +39,11 @@ RECORD_TYPE_NAMES = {
 }
 LOGON_TYPES = {"0": "Owner", "1": "Admin", "2": "Delegated", "3": "Transport", "4": "SystemService",
                "5": "BestAccess", "6": "DelegatedAdmin"}
+
+# The nanosecond timestamps of the tables (pandas, Parquet) span 1677-09-21 to 2262-04-11; a record dated
+# outside (CreationTime 0001-01-01 is seen in damaged exports) is quarantined, not allowed to stop the run.
+TABLE_TIME_MIN = datetime(1677, 9, 22, tzinfo=UTC)
+TABLE_TIME_MAX = datetime(2262, 4, 10, tzinfo=UTC)
 
 _FLAT_PROPS = re.compile(r"([A-Za-z]+)\s*[:=]\s*([^\s,;]+)")
 
@@ -194,6 +200,10 @@ def normalise(record: RawRecord) -> Normalised | Quarantined:
             f"unrecognised timestamp {str(data.get('CreationTime'))[:60]!r}"
         )
         return Quarantined(record.source, record.line, reason, record.raw)
+    if not TABLE_TIME_MIN <= when <= TABLE_TIME_MAX:
+        return Quarantined(record.source, record.line,
+                           f"CreationTime {str(data.get('CreationTime'))[:60]!r} is outside what the tables can hold "
+                           f"({TABLE_TIME_MIN:%Y-%m-%d} to {TABLE_TIME_MAX:%Y-%m-%d})", record.raw)
     operation = text(data.get("Operation"))
     if operation is None:
         return Quarantined(record.source, record.line, "record has no Operation", record.raw)

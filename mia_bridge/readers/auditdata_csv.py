@@ -6,13 +6,13 @@ columns; the record itself is always the AuditData JSON.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mia_bridge.readers.base import Quarantined, RawRecord, Sniff
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
+from mia_bridge.readers.values import parse_json
 
 
 def record_of_row(row: dict[str, str]) -> dict[str, Any] | str:
@@ -20,10 +20,9 @@ def record_of_row(row: dict[str, str]) -> dict[str, Any] | str:
     cell = (row.get("AuditData") or "").strip()
     if not cell:
         return "empty AuditData cell"
-    try:
-        data = json.loads(cell)
-    except ValueError as exc:
-        return f"invalid JSON in AuditData: {exc}"
+    data, error = parse_json(cell)
+    if error is not None:
+        return f"{error.replace('invalid JSON', 'invalid JSON in AuditData', 1)}"
     if not isinstance(data, dict):
         return "AuditData is not a JSON object"
     # Fall back to the export's own columns when AuditData lacks a field.

@@ -11,6 +11,7 @@ import typer
 
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
 from mia_bridge.analysis.message_lookup import read_message_ids
+from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
 from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.errors import UsageError
@@ -30,6 +31,8 @@ def _time(value: str | None, option: str) -> datetime | None:
     parsed = parse_time(value)
     if parsed is None:
         raise UsageError(f"{option}: {value!r} is not a date/time", hint="use e.g. 2024-05-01 or 2024-05-01T13:00:00Z")
+    if not TABLE_TIME_MIN <= parsed <= TABLE_TIME_MAX:
+        raise UsageError(f"{option}: {value!r} is outside {TABLE_TIME_MIN:%Y-%m-%d} to {TABLE_TIME_MAX:%Y-%m-%d}")
     if option == "--end" and len(value.strip()) == 10:
         return parsed + timedelta(days=1, microseconds=-1)  # a bare date ends at the end of that day
     return parsed
