@@ -24,6 +24,7 @@ from mia_bridge.analysis.dedup import deduplicate
 from mia_bridge.analysis.intake import Intake
 from mia_bridge.analysis.leads import rank_leads
 from mia_bridge.analysis.message_lookup import lookup_messages
+from mia_bridge.analysis.normalise import json_text
 from mia_bridge.analysis.outputs import OutputWriter, write_outputs
 from mia_bridge.analysis.summary import build_summary
 from mia_bridge.errors import ReaderError, UnreadableInput
@@ -146,7 +147,7 @@ def _records_from(records: Iterable[dict[str, Any] | str], source: str) -> Itera
             raw = record
         else:
             obj = record
-            raw = json.dumps(record, ensure_ascii=False, default=str)
+            raw = json_text(record)
         if not isinstance(obj, dict):
             yield Quarantined(source, number, "expected a JSON object", raw)
             continue

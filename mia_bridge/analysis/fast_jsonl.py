@@ -135,6 +135,7 @@ def count_lines(src: DecodedInput) -> int:
     lines = 0
     ends_with_newline = True
     run = 0  # bytes since the last newline
+    damaged = len(src.damage)
     buffer = bytearray(_LINE_COUNT_BLOCK)  # reused: a fresh block per read costs a page fault per 4 kB
     with src.open_binary() as handle:
         reader = cast(io.BufferedIOBase, handle)
@@ -154,6 +155,8 @@ def count_lines(src: DecodedInput) -> int:
                 run += size
             if run > src.max_record_bytes:
                 raise Irregular("a line longer than the record size limit")
+    if len(src.damage) > damaged:
+        raise Irregular("a damaged container")
     return lines + (0 if ends_with_newline else 1)
 
 

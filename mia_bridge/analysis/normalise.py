@@ -62,13 +62,31 @@ class Normalised:
     folders: list[Folder]
 
 
+def writable(value: str) -> str:
+    """``value`` with any lone surrogate (JSON allows ``"\\ud800"``; UTF-8 cannot hold it) written as its
+    escape, so every table and CSV can be written; the record's JSON keeps the true value."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def json_text(data: Any) -> str:
+    """JSON of ``data``: UTF-8 text, escaped to ASCII only when it holds a lone surrogate (lossless)."""
+    dumped = json.dumps(data, ensure_ascii=False, default=str)
+    return dumped if writable(dumped) is dumped else json.dumps(data, default=str)
+
+
 def text(value: Any) -> str | None:
     """A trimmed string or None (empty strings are missing values)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "True" if value else "False"
-    result = str(value).strip()
+    result = writable(str(value).strip())
     return result or None
 
 
@@ -110,11 +128,16 @@ def operation_properties(value: Any) -> dict[str, str]:
     return result
 
 
+_INT64 = 2**63
+
+
 def _size(value: Any) -> int | None:
+    """An integer the tables can hold (64-bit), else None (the record's JSON keeps the value)."""
     try:
-        return int(str(value).strip())
+        number = int(str(value).strip())
     except (TypeError, ValueError):
         return None
+    return number if -_INT64 <= number < _INT64 else None
 
 
 def _items(value: Any) -> tuple[list[tuple[str, str, int | None]], bool]:
@@ -169,7 +192,9 @@ def _record_type(value: Any) -> tuple[int | None, str | None]:
     if raw is None:
         return None, None
     if raw.lstrip("-").isdigit():
-        number = int(raw)
+        number = _size(raw)
+        if number is None:
+            return None, raw
         names = {v: k for k, v in RECORD_TYPE_NAMES.items()}
         return number, names.get(number)
     return RECORD_TYPE_NAMES.get(raw), raw
@@ -252,5 +277,5 @@ def normalise(record: RawRecord) -> Normalised | Quarantined:
     }
     # Without an Id only the whole parsed record tells two records apart (see dedup.fingerprints).
     row["content_hash"] = None if row["record_id"] is not None else fingerprint(data)
-    row["raw_json"] = json.dumps(data, ensure_ascii=False, default=str)
+    row["raw_json"] = json_text(data)
     return Normalised(row=row, folders=folders)

@@ -11,7 +11,7 @@ import gzip
 import io
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -33,18 +33,31 @@ class DecompressionLimit(OSError):
 class _BoundedGzip(io.RawIOBase):
     """A gzip stream that stops with ``DecompressionLimit`` when its output outgrows the allowed ratio."""
 
-    def __init__(self, raw: BinaryIO, name: str) -> None:
+    def __init__(self, raw: BinaryIO, damage: list[str]) -> None:
         super().__init__()
         self._raw = raw
         self._gzip = gzip.GzipFile(fileobj=raw)
-        self._name = name
+        self._damage = damage
+        self._ended = False
         self.produced = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = self._gzip.readinto(buffer)
+        if self._ended:
+            return 0
+        # read1: one decompression step. Damage ends the stream like its end would (a buffered reader would
+        # throw away what it had gathered), and is recorded in ``DecodedInput.damage`` for the reader to report.
+        try:
+            data = self._gzip.read1(len(buffer))
+        except (EOFError, OSError) as exc:
+            self._ended = True
+            self._damage.append(f"damaged gzip data after {self.produced:,} decompressed bytes "
+                                f"(compressed byte {self._raw.tell():,}): {exc}")
+            return 0
+        count = len(data)
+        buffer[:count] = data
         self.produced += count
         if self.produced > GZIP_RATIO_FLOOR and self.produced > MAX_GZIP_RATIO * max(self._raw.tell(), 1):
             raise DecompressionLimit(
@@ -87,12 +100,14 @@ class DecodedInput:
     gzipped: bool
     encoding: str  # a Python codec name; "utf-8-sig"/"utf-16" consume the BOM
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    # Damage found while reading (a truncated or corrupt gzip stream ends early): one entry per time found.
+    damage: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def open_binary(self) -> BinaryIO:
         raw = self.path.open("rb")
         if not self.gzipped:
             return raw
-        return io.BufferedReader(_BoundedGzip(raw, str(self.path)), 1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(_BoundedGzip(raw, self.damage), 1 << 20)  # type: ignore[return-value]
 
     def open_text(self) -> TextIO:
         # newline="" keeps CRLF and embedded newlines intact for the csv module.
@@ -146,8 +161,9 @@ def decode_input(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -
             while len(sample) < _PROBE and (piece := handle.read(4096)):
                 sample += piece
     except (OSError, EOFError) as exc:
-        if not sample:  # a damaged container after a readable start is read up to the damage
-            raise UnreadableInput(name, f"corrupt gzip container: {exc}") from None
+        raise UnreadableInput(name, f"corrupt gzip container: {exc}") from None
+    if probe.damage and not sample:  # a damaged container after a readable start is read up to the damage
+        raise UnreadableInput(name, f"corrupt gzip container: {probe.damage[0]}")
     if not sample.strip():
         raise UnreadableInput(name, "empty file (no records)")
     if sample.startswith(codecs.BOM_UTF8):

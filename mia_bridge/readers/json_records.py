@@ -37,6 +37,7 @@ _NOT_SPACE = re.compile(r"[^ \t\r\n]")
 _NOT_SPACE_OR_COMMA = re.compile(r"[^ \t\r\n,]")
 _STRUCTURE = re.compile(r'["\[\]{}]')
 _IN_STRING = re.compile(r'["\\]')
+_NEXT_ELEMENT = re.compile(r"\n([ \t]*),?[ \t]*(?=\{)")
 
 
 class _Stream:
@@ -292,29 +293,55 @@ def _array(stream: _Stream, element: int, limit: int) -> Generator[JsonItem, Non
         where = f"array element {element} (line {stream.line_at(start)}, character {stream.offset + start:,})"
         end_or_none: int | None
         if char not in "[{\"":
-            end_or_none, excerpt, size = stream.line_end(start, limit)
+            end_or_none, excerpt, _ = stream.line_end(start, limit)
             reason = "not a JSON value"
         else:
-            end_or_none, excerpt, size = stream.value_end(start, limit)
+            end_or_none, excerpt, _ = stream.value_end(start, limit)
             reason = ""
-        if end_or_none is None:
-            text = excerpt if excerpt is not None else stream.buf[start:start + EXCERPT]
-            stream.pos = len(stream.buf)
-            yield element, None, text, (f"{where}: the input ends inside it (file truncated?); "
-                                        f"{size:,} characters quarantined")
-            return element, False
-        stream.pos = end_or_none
         if excerpt is not None:
+            stream.pos = len(stream.buf) if end_or_none is None else end_or_none
             yield element, None, excerpt, f"{where}: {oversize_reason(limit)}"
+            if end_or_none is None:
+                return element, False
             continue
-        raw = stream.buf[start:end_or_none]
-        value, error = _decode(stream, start, end_or_none)
+        stop = len(stream.buf) if end_or_none is None else end_or_none
+        value, error = (None, "its brackets never close (an unterminated string, or the file is truncated)") if (
+            end_or_none is None) else (
+            _decode(stream, start, stop))
         if error is None:
+            stream.pos = stop
+            raw = stream.buf[start:stop]
             value, error = _checked(raw, value)
-        if error is None:  # the whole element only arrived with more input
-            yield element, value, raw, None
+            yield element, value, raw, error  # the whole element only arrived with more input
             continue
-        yield element, None, raw[:100_000], f"{where}: {reason or error}; {size:,} characters quarantined"
+        # A broken element (an unterminated string throws its brackets off): the next line that starts an
+        # element which parses is where reading resumes; else the element ends where its brackets say.
+        resume = _resync(stream.buf, start, stop)
+        stream.pos = stop if resume is None else resume
+        raw = stream.buf[start:stream.pos]
+        note = "" if resume is None else f"; reading resumed at line {stream.line_at(resume)}"
+        yield element, None, raw[:100_000], (f"{where}: {reason or error}; {len(raw):,} characters "
+                                             f"quarantined{note}")
+        if end_or_none is None and resume is None:
+            return element, False
+
+
+def _resync(text: str, start: int, stop: int) -> int | None:
+    """The start of a later line in ``text[start:stop]`` that begins an array element which parses: no
+    more indented than the broken element's line, an optional comma, then an object."""
+    indent = start - (text.rfind("\n", 0, start) + 1)
+    for attempt, match in enumerate(_NEXT_ELEMENT.finditer(text, start, stop)):
+        if attempt >= 1000:
+            break
+        if len(match.group(1)) > indent:
+            continue
+        try:
+            obj, _ = _DECODER.raw_decode(text, match.end())
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            return match.start() + 1
+    return None
 
 
 def iter_json_objects(src: DecodedInput, sniff: Sniff) -> Iterator[JsonItem]:

@@ -119,11 +119,14 @@ def _guarded(reader: Reader, src: DecodedInput, sniffed: Sniff) -> Iterator[RawR
     """A reader's records; a failure of the container itself (truncated gzip, decompression bomb, I/O
     error) ends this input with a quarantined entry naming where; the records before it are kept."""
     last = 0
+    damaged = len(src.damage)
     try:
         for item in reader.read(src, sniffed):
             if item.line is not None:
                 last = item.line
             yield item
+        if len(src.damage) > damaged:
+            yield Quarantined(str(src.path), last + 1, f"input ends after record {last}: {src.damage[-1]}", "")
     except DecompressionLimit as exc:
         yield Quarantined(str(src.path), last + 1, f"reading stopped after record {last}: {exc}", "")
     except (OSError, EOFError, UnicodeError, ValueError, RecursionError) as exc:
