@@ -104,17 +104,20 @@ class _Stream:
         while len(self.buf) - self.pos < size and self.fill():
             pass
 
-    def value_end(self, start: int, limit: int) -> tuple[int | None, str | None, int]:
+    def value_end(self, start: int, limit: int, keep: bool = False) -> tuple[int | None, str | None, int]:
         """End of the JSON value at ``start`` by its brackets (strings skipped): ``(end, excerpt, skipped)``.
 
         ``end`` is None when the input ends first. When the value grows past ``limit`` characters, its first
-        ``EXCERPT`` characters are returned and the rest is read and let go (``skipped`` counts it all).
+        ``EXCERPT`` characters are returned and the rest is read and let go (``skipped`` counts it all);
+        with ``keep``, the scan stops there instead (end None, nothing let go).
         """
         depth, in_string, pos, excerpt, dropped = 0, False, start, None, 0
         while True:
             match = (_IN_STRING if in_string else _STRUCTURE).search(self.buf, pos)
             if match is None or (in_string and match.group() == "\\" and match.end() >= len(self.buf)):
                 pos = len(self.buf) if match is None else match.start()
+                if keep and pos - start > limit:
+                    return None, None, pos - start
                 if excerpt is None and pos - start > limit:
                     excerpt = self.buf[start:start + EXCERPT]
                 if excerpt is not None:  # nothing of it is kept any more
@@ -248,21 +251,22 @@ def _top_object(stream: _Stream, start: int, line: int, limit: int) -> JsonItem:
 
 
 def _multi_line(stream: _Stream, start: int, line: int, limit: int) -> JsonItem:
-    """An object that starts at ``start`` and goes on past its line, read to its closing bracket."""
-    end, excerpt, size = stream.value_end(start, limit)
-    if end is None:
-        stream.pos = len(stream.buf)
-        text = excerpt if excerpt is not None else stream.buf[start:start + EXCERPT]
-        return line, None, text, f"the input ends inside this record (file truncated?); {size:,} characters"
+    """An object that starts at ``start`` and goes on past its line (pretty-printed), read to its closing
+    bracket; when that is not one valid object, only its first line is the bad record (a truncated JSON line
+    must not take the good lines after it along)."""
+    end, _, _ = stream.value_end(start, limit, keep=True)
+    if end is not None:
+        raw = stream.buf[start:end]
+        value, error = _decode(stream, start, end)
+        if error is None:
+            checked, error = _checked(raw, value)
+            stream.pos = end
+            return line, checked, raw, error
+    end, _, _ = stream.line_end(start, limit)
     stream.pos = end
-    if excerpt is not None:
-        return line, None, excerpt, oversize_reason(limit)
-    raw = stream.buf[start:end]
-    value, error = _decode(stream, start, end)
-    if error is None:
-        checked, error = _checked(raw, value)
-        return line, checked, raw, error
-    return line, None, raw[:100_000], f"{error}; {size:,} characters quarantined"
+    raw = stream.buf[start:end].rstrip("\r\n")
+    _, error = parse_json(raw)
+    return line, None, raw, error or "invalid JSON"
 
 
 def _array(stream: _Stream, element: int, limit: int) -> Generator[JsonItem, None, tuple[int, bool]]:
@@ -372,4 +376,12 @@ def first_object(head: str) -> tuple[str | None, dict[str, Any] | None]:
         except (ValueError, RecursionError):
             return "lines", None
         return "lines", obj if isinstance(obj, dict) else None
+    # JSON lines whose first lines are junk (a stray text, a bare value): the first object decides.
+    lines = stripped.splitlines()
+    for line in lines[1:50]:
+        text = line.strip()
+        if text.startswith("{"):
+            obj, error = parse_json(text)
+            if error is None and isinstance(obj, dict):
+                return "lines", obj
     return None, None
