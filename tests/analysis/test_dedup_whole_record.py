@@ -333,3 +333,19 @@ def test_property_holds_on_every_reader(case: tuple[list[dict[str, Any]], int, i
     s = _analyse(kind, tmp_path_factory.mktemp("p"), records)
     assert s["records_parsed"] == len(records)
     assert (s["records_unique"], s["id_conflicts"]) == (unique, conflicts)
+
+
+def test_alerts_sharing_an_id_differ_in_severity_name_and_data(tmp_path: Path) -> None:
+    """The shape of Elastic's o365 pipeline fixtures (AlertTriggered records reusing one Id, differing only
+    in Severity, Name and the JSON-in-a-string Data): before, one was dropped as a duplicate."""
+    alert = {"CreationTime": "2020-02-14T19:00:00", "Id": "7d6297b5-0000-4000-8000-000000000022",
+             "Operation": "AlertTriggered", "RecordType": "40", "UserId": "SecurityComplianceAlerts",
+             "UserType": "4", "Workload": "SecurityComplianceCenter", "Category": "AccessGovernance",
+             "Name": "Elevation of Exchange admin privilege", "Severity": "Low",
+             "Data": json.dumps({"op": "GrantAdminPermission", "sev": "Low"})}
+    phony = dict(alert, Category="ThreatManagement", Name="Phony Malware Alert", Severity="High",
+                 Data=json.dumps({"something": "blabla"}))
+    s = _analyse("jsonl vectorised", tmp_path, [alert, phony, dict(alert)])
+    assert (s["duplicates_removed"], s["records_unique"], s["id_conflicts"]) == (1, 2, 1)
+    assert s["id_conflict_details"][0]["fields"] == ["Category", "Data.op", "Data.sev", "Data.something",
+                                                     "Name", "Severity"]
