@@ -191,7 +191,9 @@ def iter_values(handle: TextIO, limit: int = DEFAULT_MAX_RECORD_BYTES) -> Iterat
     element = 0
     while True:
         stream.compact()
-        char = stream.skip(_NOT_SPACE)
+        # Commas between top-level objects are separators, not records (the tail of an array whose "[" was
+        # cut off reads as its objects, then one stray "]" line).
+        char = stream.skip(_NOT_SPACE_OR_COMMA)
         if char is None:
             return
         start = stream.pos
@@ -221,7 +223,7 @@ def _top_object(stream: _Stream, start: int, line: int, limit: int) -> JsonItem:
     if end > 0 and end - start <= limit:
         line_end = stream.buf.find("\n", end)
         rest = stream.buf[end:line_end if line_end >= 0 else len(stream.buf)]
-        if not rest.strip() or rest.lstrip()[:1] in "{[":
+        if not rest.strip() or rest.lstrip()[:1] in "{[,]":
             stream.pos = end
             raw = stream.buf[start:end]
             checked, error = _checked(raw, obj)

@@ -348,3 +348,12 @@ def test_gzip_bomb_stays_under_1_gb(tmp_path: Path, mode: str, gib: int) -> None
     assert summary["records_parsed"] >= 1 and summary["records_quarantined"] >= 1
     reasons = (out / "quarantine.jsonl").read_text(encoding="utf-8")
     assert ("decompression bomb" in reasons) if mode == "ratio" else ("larger than the limit" in reasons)
+
+
+def test_an_array_whose_start_was_cut_off_reads_its_objects(tmp_path: Path) -> None:
+    """The second half of a split array: objects with commas, then "]": every object read, "]" quarantined."""
+    path = tmp_path / "tail.json"
+    path.write_text(",\n".join(json.dumps(record(i)) for i in range(5)) + "\n]\n", encoding="utf-8")
+    result = analyze_files([path], AnalysisOptions())
+    assert (result.summary["records_parsed"], result.summary["records_quarantined"]) == (5, 1)
+    assert list(result.quarantine["line"]) == [6]
