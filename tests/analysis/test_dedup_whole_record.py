@@ -224,7 +224,10 @@ def test_collapsing_keeps_the_more_complete_copy() -> None:
 
 # --- property: no record whose content differs from every kept record is ever counted as a duplicate ---
 
-_LEAF = st.one_of(st.text(max_size=6), st.integers(-5, 5), st.booleans())
+# Values as they come in any export; a raw NUL is left out: a CSV row holding one is quarantined (by design,
+# tests/readers/test_hostile_inputs.py), and the Purview writer here copies UserId into a column.
+_CHARS = st.characters(exclude_characters="\x00")
+_LEAF = st.one_of(st.text(_CHARS, max_size=6), st.integers(-5, 5), st.booleans())
 _FIELDS = ["Operation", "UserId", "ClientIP", "ObjectId", "Parameters", "Nested", "Extra"]
 
 
@@ -235,12 +238,13 @@ def _record(draw: Callable[..., Any], index: int) -> dict[str, Any]:
         if draw(st.booleans()):
             continue
         if name == "Parameters":
-            record[name] = [{"Name": draw(st.text(min_size=1, max_size=4)), "Value": draw(st.text(max_size=4))}
+            record[name] = [{"Name": draw(st.text(_CHARS, min_size=1, max_size=4)),
+                             "Value": draw(st.text(_CHARS, max_size=4))}
                             for _ in range(draw(st.integers(1, 3)))]
         elif name == "Nested":
-            record[name] = {"A": {"B": [draw(st.text(max_size=4)), draw(st.text(max_size=4))]}}
+            record[name] = {"A": {"B": [draw(st.text(_CHARS, max_size=4)), draw(st.text(_CHARS, max_size=4))]}}
         else:
-            record[name] = draw(st.text(min_size=1, max_size=8))
+            record[name] = draw(st.text(_CHARS, min_size=1, max_size=8))
     return record
 
 
