@@ -20,16 +20,19 @@ import pyarrow as pa
 
 from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis import mailitemsaccessed as mia
-from mia_bridge.analysis.dedup import compared_fingerprints, deduplicate
+from mia_bridge.analysis.dedup import deduplicate
 from mia_bridge.analysis.intake import Intake
 from mia_bridge.analysis.leads import rank_leads
 from mia_bridge.analysis.message_lookup import lookup_messages
+from mia_bridge.analysis.normalise import json_text
 from mia_bridge.analysis.outputs import OutputWriter, write_outputs
 from mia_bridge.analysis.summary import build_summary
 from mia_bridge.errors import ReaderError, UnreadableInput
-from mia_bridge.readers.base import Quarantined, RawRecord
+from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers.decoding import DecodedInput, file_kind
 from mia_bridge.readers.raw_auditdata_json import unwrap
 from mia_bridge.readers.registry import prepare, read_prepared
+from mia_bridge.readers.values import DEFAULT_MAX_RECORD_BYTES
 
 __all__ = ["AnalysisOptions", "AnalysisResult", "OutputWriter", "analyze_files", "analyze_records", "write_outputs"]
 
@@ -43,6 +46,7 @@ class AnalysisOptions:
     suspicious_apps: Sequence[str] = ()
     known_good_ips: Sequence[str] = ()
     format: str | None = None  # force a reader (files only)
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # a larger record is quarantined (its start kept)
 
 
 @dataclass
@@ -89,33 +93,47 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: Outpu
     With ``writer``, the tables are handed to it as soon as each is ready (``writer.finish(result)`` completes
     the output). Raises ``ReaderError`` (exit code 1) when not a single input could be read.
     """
+    for path in paths:  # refused before anything is read: opening a FIFO or a device could block forever
+        kind = file_kind(Path(path))
+        if kind is not None and not kind.startswith(("no such", "cannot")):
+            raise ReaderError(f"{path}: is {kind}, not a regular file; nothing was read",
+                              hint="give exported files (copy a pipe or a device to a file first)")
     intake = Intake()
     reports: list[InputReport] = []
     for path in paths:
         try:
-            reader, src, sniffed = prepare(Path(path), options.format)
+            reader, src, sniffed = prepare(Path(path), options.format, options.max_record_bytes)
         except UnreadableInput as exc:
             reports.append(InputReport(str(path), None, error=exc.message))
             continue
         report = InputReport(str(path), reader.NAME)
         before_read, before_q = intake.read, len(intake.quarantined)
-        chunks = None
-        if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
-            chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
-        elif reader.NAME in fast_csv.NAMES:
-            chunks = fast_csv.read_csv_chunks(src, sniffed, reader.NAME)  # likewise
-        if chunks is not None:
-            while chunks:  # handed over one by one: the intake lets them go once it has concatenated them
-                intake.add_chunk(chunks.pop(0))
-        else:
-            intake.extend(read_prepared(reader, src, sniffed))
+        try:
+            _read_one(intake, reader, src, sniffed)
+        except (OSError, EOFError, ValueError, UnicodeError, RecursionError, MemoryError, pa.ArrowException) as exc:
+            # The file's own problem: the records read before it stay, the other inputs are read.
+            report.error = (f"{path}: reading stopped after {intake.read - before_read} record(s): "
+                            f"{type(exc).__name__}: {exc}")
         report.records_read = intake.read - before_read
         report.records_quarantined = len(intake.quarantined) - before_q
         reports.append(report)
-    if paths and all(r.error is not None for r in reports):
+    if paths and all(r.error is not None and r.records_read == 0 for r in reports):
         problems = "; ".join(r.error or "" for r in reports)
         raise ReaderError(f"no input could be read: {problems}")
     return _analyse(intake, options, reports, writer)
+
+
+def _read_one(intake: Intake, reader: Reader, src: DecodedInput, sniffed: Sniff) -> None:
+    chunks = None
+    if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
+        chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
+    elif reader.NAME in fast_csv.NAMES:
+        chunks = fast_csv.read_csv_chunks(src, sniffed, reader.NAME)  # likewise
+    if chunks is not None:
+        while chunks:  # handed over one by one: the intake lets them go once it has concatenated them
+            intake.add_chunk(chunks.pop(0))
+    else:
+        intake.extend(read_prepared(reader, src, sniffed))
 
 
 def _records_from(records: Iterable[dict[str, Any] | str], source: str) -> Iterator[RawRecord | Quarantined]:
@@ -129,7 +147,7 @@ def _records_from(records: Iterable[dict[str, Any] | str], source: str) -> Itera
             raw = record
         else:
             obj = record
-            raw = json.dumps(record, ensure_ascii=False, default=str)
+            raw = json_text(record)
         if not isinstance(obj, dict):
             yield Quarantined(source, number, "expected a JSON object", raw)
             continue
@@ -165,11 +183,9 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
     _return_freed_memory()  # the read's per-block temporaries
     with ThreadPoolExecutor(max_workers=1) as side:
         # The longest single step (arrow hashes millions of ids without the GIL): it runs while the records
-        # are de-duplicated. Shared by the fingerprints, the item counts and the summary.
+        # are de-duplicated. Shared by the item counts and the summary.
         factorizing = side.submit(pd.factorize, items_rows["internet_message_id"])
-        records["core_fingerprint"], records["fingerprint"] = compared_fingerprints(
-            records, folders, items_rows, factorizing.result)
-        keep, conflicts = deduplicate(records)
+        keep, conflicts, records["fingerprint"] = deduplicate(records)
         unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
         in_period = pd.Series(True, index=unique.index)
         if options.start is not None:
@@ -177,7 +193,7 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         if options.end is not None:
             in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
         unique["in_period"] = in_period.astype("boolean")
-        records_out = unique.drop(columns=["core_fingerprint"]).reset_index(drop=True)
+        records_out = unique.reset_index(drop=True)
         if writer is not None:
             writer.records(records_out)
         period = unique if bool(in_period.all()) else unique.loc[in_period]

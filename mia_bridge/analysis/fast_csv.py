@@ -27,6 +27,7 @@ from mia_bridge.analysis.fast_jsonl import (
     build_chunk,
     bulk_memory_pool,
     count_lines,
+    fast_allowed,
     parse_ahead,
 )
 from mia_bridge.analysis.intake import Chunk
@@ -43,7 +44,7 @@ _USER_COLUMNS = ("UserId", "UserIds")
 def _header_lines(src: DecodedInput) -> int:
     """Lines before the first data row: the header, and Export-Csv's ``#TYPE`` line when present."""
     with src.open_binary() as handle:
-        first = handle.readline()
+        first = handle.readline(64 * 1024)
     return 2 if first.lstrip(b"\xef\xbb\xbf").startswith(b"#TYPE") else 1
 
 
@@ -93,22 +94,24 @@ def _blocks(src: DecodedInput, sniff: Sniff, skip: int) -> Iterator[Block]:
 
 def read_csv_chunks(src: DecodedInput, sniff: Sniff, fmt: str) -> list[Chunk] | None:
     """The export as chunks of consecutive records, or None when it must be read row by row."""
-    if src.encoding not in ("utf-8", "utf-8-sig") or "AuditData" not in sniff.header:
+    if src.encoding not in ("utf-8", "utf-8-sig") or "AuditData" not in sniff.header or not fast_allowed(src):
         return None
     if any(name != name.strip() for name in sniff.header):
         return None  # the row reader trims header names; arrow takes them as they are
     bulk_memory_pool()
-    skip = _header_lines(src)
     chunks: list[Chunk] = []
     rows = 0
     try:
+        skip = _header_lines(src)
+        # Checked whole first (NUL bytes, line lengths, a gzip's expansion): arrow would buffer any row.
+        lines = count_lines(src)
         for table, _ in parse_ahead(_blocks(src, sniff, skip)):
             if table.num_rows:
                 chunks.append(build_chunk(table, str(src.path), first_line=skip + rows + 1, fmt=fmt))
                 rows += table.num_rows
         # Line numbers hold only when every row is one line: no cell spans lines, no blank line was skipped.
-        if rows == 0 or count_lines(src) != skip + rows:
+        if rows == 0 or lines != skip + rows:
             return None
         return chunks
-    except (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
-        return None
+    except (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, OSError, EOFError):
+        return None  # the row reader reads it, quarantining precisely (a damaged container included)

@@ -82,12 +82,13 @@ def _newlines(block: memoryview, scratch: np.ndarray) -> int:
     return found
 
 
-def _mapped_blocks(path: str) -> Iterator[tuple[pa.Table, int]]:
+def _mapped_blocks(path: str, max_record: int) -> Iterator[tuple[pa.Table, int]]:
     """``(parsed table, physical lines)`` per block of whole lines of a plain file.
 
     The file is mapped, not read: the parser reads the page cache in place (read() copied 1.66 GB into fresh
     buffers, ≈2.8 s of system time at 1,000,000 records), and each block's pages leave the process once
-    parsed, so the mapping never weighs on peak memory.
+    parsed, so the mapping never weighs on peak memory. A NUL byte or a line longer than ``max_record``
+    raises ``Irregular``: the record reader quarantines that record.
     """
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -99,7 +100,13 @@ def _mapped_blocks(path: str) -> Iterator[tuple[pa.Table, int]]:
             while start < size:
                 end = size if start + _BLOCK >= size else mapped.rfind(b"\n", start, start + _BLOCK) + 1
                 if end <= start:  # a single line longer than a block
-                    end = mapped.find(b"\n", start + _BLOCK) + 1 or size
+                    end = mapped.find(b"\n", start + _BLOCK, start + max_record + 1) + 1
+                    if end <= start:
+                        if size - start > max_record:
+                            raise Irregular("a line longer than the record size limit")
+                        end = size
+                if mapped.find(b"\x00", start, end) >= 0:  # memchr: a few ms per block
+                    raise Irregular("a NUL byte")
                 with memoryview(mapped)[start:end] as block:
                     lines = _newlines(block, scratch) + (0 if block[-1] == ord("\n") else 1)
                     table = pa_json.read_json(pa.BufferReader(pa.py_buffer(block)), read_options=JSON_READ,
@@ -120,16 +127,43 @@ def _gzip_blocks(path: str) -> Iterator[tuple[pa.Table, int | None]]:
 
 
 def count_lines(src: DecodedInput) -> int:
-    """Physical lines of the (decompressed) input, counted in large blocks (at memory speed)."""
+    """Physical lines of the (decompressed) input, counted in large blocks (at memory speed).
+
+    Raises ``Irregular`` on a NUL byte or a line longer than the record size limit (the record reader
+    quarantines that record), ``DecompressionLimit`` (an ``OSError``) on a decompression bomb.
+    """
     lines = 0
     ends_with_newline = True
+    run = 0  # bytes since the last newline
+    damaged = len(src.damage)
     buffer = bytearray(_LINE_COUNT_BLOCK)  # reused: a fresh block per read costs a page fault per 4 kB
     with src.open_binary() as handle:
         reader = cast(io.BufferedIOBase, handle)
         while size := reader.readinto(buffer):
-            lines += buffer.count(b"\n", 0, size)
+            found = buffer.count(b"\n", 0, size)
+            lines += found
             ends_with_newline = buffer[size - 1] == ord("\n")
+            if buffer.find(b"\x00", 0, size) >= 0:
+                raise Irregular("a NUL byte")
+            # Lines inside one block are shorter than the block, itself below the limit (see _fast_allowed).
+            if found:
+                first = buffer.find(b"\n", 0, size)
+                if run + first > src.max_record_bytes:
+                    raise Irregular("a line longer than the record size limit")
+                run = size - buffer.rfind(b"\n", 0, size) - 1
+            else:
+                run += size
+            if run > src.max_record_bytes:
+                raise Irregular("a line longer than the record size limit")
+    if len(src.damage) > damaged:
+        raise Irregular("a damaged container")
     return lines + (0 if ends_with_newline else 1)
+
+
+def fast_allowed(src: DecodedInput) -> bool:
+    """Whether the vectorised readers may take ``src``: they check line lengths per block, so a record
+    size limit below the block size is left to the record readers."""
+    return src.max_record_bytes >= max(_BLOCK, _LINE_COUNT_BLOCK)
 
 
 def _text(table: pa.Table, name: str) -> pd.Series:
@@ -418,13 +452,16 @@ def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
     thread meanwhile), so neither the whole parsed file nor the intermediate columns of every record are
     held at once: the peak memory is the result plus one block's working set.
     """
-    if src.encoding != "utf-8":
+    if src.encoding != "utf-8" or not fast_allowed(src):
         return None
     bulk_memory_pool()
     chunks: list[Chunk] = []
     rows = 0
-    blocks = _gzip_blocks(str(src.path)) if src.gzipped else _mapped_blocks(str(src.path))
     try:
+        # A gzip input is checked whole first (NUL bytes, line lengths, its expansion) before arrow, which
+        # would buffer a line of any length, is given it.
+        total_lines = count_lines(src) if src.gzipped else None
+        blocks = _gzip_blocks(str(src.path)) if src.gzipped else _mapped_blocks(str(src.path), src.max_record_bytes)
         for table, lines in parse_ahead(blocks):
             if pc.any(pc.is_valid(table.column("AuditData"))).as_py() or pc.any(
                 pc.is_valid(table.column("auditData"))
@@ -436,11 +473,11 @@ def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
             if table.num_rows:
                 chunks.append(build_chunk(table, str(src.path), first_line=rows + 1))
                 rows += table.num_rows
-        if rows == 0 or (src.gzipped and count_lines(src) != rows):
+        if rows == 0 or (total_lines is not None and total_lines != rows):
             return None
         return chunks
-    except (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
-        return None
+    except (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, OSError, EOFError):
+        return None  # the record reader reads it, quarantining precisely (a damaged container included)
 
 
 def read_jsonl_chunk(src: DecodedInput) -> Chunk | None:

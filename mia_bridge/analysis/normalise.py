@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from mia_bridge.analysis.timeparse import parse_time
@@ -39,6 +40,11 @@ RECORD_TYPE_NAMES = {
 LOGON_TYPES = {"0": "Owner", "1": "Admin", "2": "Delegated", "3": "Transport", "4": "SystemService",
                "5": "BestAccess", "6": "DelegatedAdmin"}
 
+# The nanosecond timestamps of the tables (pandas, Parquet) span 1677-09-21 to 2262-04-11; a record dated
+# outside (CreationTime 0001-01-01 is seen in damaged exports) is quarantined, not allowed to stop the run.
+TABLE_TIME_MIN = datetime(1677, 9, 22, tzinfo=UTC)
+TABLE_TIME_MAX = datetime(2262, 4, 10, tzinfo=UTC)
+
 _FLAT_PROPS = re.compile(r"([A-Za-z]+)\s*[:=]\s*([^\s,;]+)")
 
 
@@ -56,13 +62,31 @@ class Normalised:
     folders: list[Folder]
 
 
+def writable(value: str) -> str:
+    """``value`` with any lone surrogate (JSON allows ``"\\ud800"``; UTF-8 cannot hold it) written as its
+    escape, so every table and CSV can be written; the record's JSON keeps the true value."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def json_text(data: Any) -> str:
+    """JSON of ``data``: UTF-8 text, escaped to ASCII only when it holds a lone surrogate (lossless)."""
+    dumped = json.dumps(data, ensure_ascii=False, default=str)
+    return dumped if writable(dumped) is dumped else json.dumps(data, default=str)
+
+
 def text(value: Any) -> str | None:
     """A trimmed string or None (empty strings are missing values)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "True" if value else "False"
-    result = str(value).strip()
+    result = writable(str(value).strip())
     return result or None
 
 
@@ -104,11 +128,16 @@ def operation_properties(value: Any) -> dict[str, str]:
     return result
 
 
+_INT64 = 2**63
+
+
 def _size(value: Any) -> int | None:
+    """An integer the tables can hold (64-bit), else None (the record's JSON keeps the value)."""
     try:
-        return int(str(value).strip())
+        number = int(str(value).strip())
     except (TypeError, ValueError):
         return None
+    return number if -_INT64 <= number < _INT64 else None
 
 
 def _items(value: Any) -> tuple[list[tuple[str, str, int | None]], bool]:
@@ -163,7 +192,9 @@ def _record_type(value: Any) -> tuple[int | None, str | None]:
     if raw is None:
         return None, None
     if raw.lstrip("-").isdigit():
-        number = int(raw)
+        number = _size(raw)
+        if number is None:
+            return None, raw
         names = {v: k for k, v in RECORD_TYPE_NAMES.items()}
         return number, names.get(number)
     return RECORD_TYPE_NAMES.get(raw), raw
@@ -194,6 +225,10 @@ def normalise(record: RawRecord) -> Normalised | Quarantined:
             f"unrecognised timestamp {str(data.get('CreationTime'))[:60]!r}"
         )
         return Quarantined(record.source, record.line, reason, record.raw)
+    if not TABLE_TIME_MIN <= when <= TABLE_TIME_MAX:
+        return Quarantined(record.source, record.line,
+                           f"CreationTime {str(data.get('CreationTime'))[:60]!r} is outside what the tables can hold "
+                           f"({TABLE_TIME_MIN:%Y-%m-%d} to {TABLE_TIME_MAX:%Y-%m-%d})", record.raw)
     operation = text(data.get("Operation"))
     if operation is None:
         return Quarantined(record.source, record.line, "record has no Operation", record.raw)
@@ -242,5 +277,5 @@ def normalise(record: RawRecord) -> Normalised | Quarantined:
     }
     # Without an Id only the whole parsed record tells two records apart (see dedup.fingerprints).
     row["content_hash"] = None if row["record_id"] is not None else fingerprint(data)
-    row["raw_json"] = json.dumps(data, ensure_ascii=False, default=str)
+    row["raw_json"] = json_text(data)
     return Normalised(row=row, folders=folders)

@@ -31,8 +31,8 @@ RECORD_COLUMNS: dict[str, str] = {
     "source_format": "string",
     "source_file": "string",
     "source_line": "Int64",
-    "fingerprint": "UInt64",  # hash of the parsed content, for cross-format de-duplication; missing when
-    # the record's Id occurs once in the run (it is compared with nothing)
+    "fingerprint": "UInt64",  # label of the whole record's content (dedup.py): equal within one Id means one
+    # record; missing when the record's Id occurs once in the run (it is compared with nothing)
     "content_hash": "string",  # whole-record hash, only for records without an Id
     # The record as read (AuditData after decoding), JSON. Empty for records of clean JSON-lines inputs read
     # by the vectorised path: their text is line source_line of source_file.

@@ -106,6 +106,7 @@ class QueryCounts:
     out_of_window: int = 0  # kept, but CreationTime outside the query period
     unparseable: int = 0  # AuditData that is not a JSON object with an Id (kept in the side file)
     rejected: int = 0  # rows of pages that carried another search's rows: not kept, their windows refetched
+    id_conflicts: int = 0  # kept rows whose Id was already stored with other content
 
     @property
     def service_duplicates(self) -> int:
@@ -142,6 +143,7 @@ class QueryResult:
                 "out_of_window": c.out_of_window,
                 "unparseable": c.unparseable,
                 "rejected": c.rejected,
+                "id_conflicts": c.id_conflicts,
             },
             "calls": self.calls,
             "retries": self.retries,
@@ -473,7 +475,7 @@ def _commit(
         unparseable=commit.unparseable, out_of_window=commit.out_of_window, in_window=in_window,
         calls=counter.calls, retries=counter.retries, offset=offset, unparsed_offset=uoffset,
         seconds=round(fetch.seconds, 3), detail=fetch.detail, rejected=fetch.rejected, sha256=evidence.sha256,
-        unparsed_sha256=evidence.unparsed_sha256,
+        unparsed_sha256=evidence.unparsed_sha256, id_conflicts=commit.id_conflicts,
     )
     journal.append(entry)
     _account(entry, counts, totals, windows, gaps)
@@ -513,6 +515,7 @@ def _account(
     counts.out_of_window += entry.out_of_window
     counts.unparseable += entry.unparseable
     counts.rejected += entry.rejected
+    counts.id_conflicts += entry.id_conflicts
     totals.calls += entry.calls
     totals.retries += entry.retries
     if entry.status == "gap":

@@ -49,6 +49,7 @@ class JournalEntry:
     rejected: int = 0  # rows of a failed page (not the query's, or beside such a row): not kept, refetched
     sha256: str = ""  # of the evidence file's first ``offset`` bytes ("" in journals of older versions)
     unparsed_sha256: str = ""
+    id_conflicts: int = 0  # of ``new``: rows whose Id was already stored with other content
     mac: str = ""  # with a case key: HMAC-SHA256 chained over the journal so far (a planted line has none)
 
     def chained_mac(self, key: bytes, previous: str) -> str:

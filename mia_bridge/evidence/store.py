@@ -1,4 +1,4 @@
-"""The evidence store: raw AuditData lines, deduplicated by ``Id``, written and flushed on receipt.
+"""The evidence store: raw AuditData lines, deduplicated by ``Id`` and content, written and flushed on receipt.
 
 One file per query, ``evidence/<query>.jsonl`` (or ``.jsonl.gz``): each line is the AuditData
 string exactly as the service sent it. Rows are committed a fetch at a time: the new lines are
@@ -7,6 +7,11 @@ caller journal the fetch. After a crash, bytes past the last journalled offset b
 that was never journalled; they are cut off and that fetch is redone, so nothing is counted twice.
 AuditData that is not a JSON object is kept verbatim in ``<query>.unparsed.jsonl`` (one JSON
 string per line) and counted; it never disappears.
+
+A row is a duplicate only when a row with its ``Id`` was stored with the very same text. The same Id with
+other text is kept as well and counted as an Id conflict (``mia analyze`` then compares the two whole
+records: the same record spelled differently is one record there, different content is reported).
+Comparing text, not parsed content, keeps this at a hash per row; it can only keep too much, never drop.
 """
 
 from __future__ import annotations
@@ -104,6 +109,13 @@ class CommitCounts:
     duplicates_of_superseded: int = 0  # the earlier copy came from a fetch that was later redone
     unparseable: int = 0
     out_of_window: int = 0  # new records whose CreationTime is outside the query period (kept)
+    id_conflicts: int = 0  # new records whose Id was already stored with other text (both kept)
+
+
+def _text_hash(line: str) -> int:
+    """60 bits of the stored line's hash: a small int per key (no false duplicate in 2**60)."""
+    digest = hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 4
 
 
 class EvidenceFile:
@@ -116,7 +128,10 @@ class EvidenceFile:
         suffix = ".jsonl.gz" if compress else ".jsonl"
         self.path = case_dir / EVIDENCE_DIR / f"{name}{suffix}"
         self.unparsed_path = case_dir / EVIDENCE_DIR / f"{name}.unparsed.jsonl"
-        self._seen: dict[str, bool] = {}  # key -> first copy came from a superseded fetch
+        # key -> text hash << 1 | (first copy came from a superseded fetch); keys stored with several texts
+        # (Id conflicts) also list every text hash in ``_versions``.
+        self._seen: dict[str, int] = {}
+        self._versions: dict[str, set[int]] = {}
         self._lock = threading.Lock()
         self.records = 0
         self.unparsed_records = 0
@@ -183,12 +198,12 @@ class EvidenceFile:
             open_private(self.path, "ab").close()
         for line in self._read_lines(self.path):
             obj = json.loads(line)
-            self._seen[str(obj["Id"]).lower()] = False
+            self._remember(str(obj["Id"]).lower(), _text_hash(line), False)
             self.records += 1
         if self.unparsed_path.exists():
             for line in self.unparsed_path.read_text(encoding="utf-8").splitlines():
                 row = parse_row(json.loads(line))
-                self._seen[row.key] = False
+                self._remember(row.key, _text_hash(line), False)
                 self.unparsed_records += 1
 
     def _set_aside(self, path: Path, size: int) -> None:
@@ -229,6 +244,23 @@ class EvidenceFile:
             if size == len(prefix) and digest != hashlib.sha256(prefix).hexdigest():
                 raise fail("its SHA-256 differs from the one the manifest registered")
 
+    def _remember(self, key: str, text_hash: int, superseded: bool) -> None:
+        earlier = self._seen.get(key)
+        if earlier is None:
+            self._seen[key] = text_hash << 1 | superseded
+            return
+        self._versions.setdefault(key, {earlier >> 1}).add(text_hash)
+
+    def _stored_before(self, key: str, text_hash: int) -> int | None:
+        """None when this key was never stored; else 1 when a copy with this text was stored, first by a
+        superseded fetch, 0 when by another, -1 when only other texts were stored (an Id conflict)."""
+        earlier = self._seen.get(key)
+        if earlier is None:
+            return None
+        if earlier >> 1 == text_hash or text_hash in self._versions.get(key, ()):
+            return earlier & 1
+        return -1
+
     def _read_lines(self, path: Path) -> list[str]:
         if not path.exists():
             return []
@@ -249,22 +281,28 @@ class EvidenceFile:
             lines: list[str] = []
             unparsed: list[str] = []
             for row in rows:
-                earlier = self._seen.get(row.key)
-                if earlier is not None:
-                    counts.duplicates += 1
-                    if earlier:
-                        counts.duplicates_of_superseded += 1
-                    continue
-                self._seen[row.key] = superseded
-                if period is not None and row.time is not None and not period[0] <= row.time < period[1]:
-                    counts.out_of_window += 1
                 if row.parsed and "\n" not in row.text and "\r" not in row.text:
-                    lines.append(row.text)
+                    line = row.text
                 elif row.parsed:
                     # A line break inside the JSON would split the record; compact it (same data).
-                    lines.append(json.dumps(json.loads(row.text), separators=(",", ":"), ensure_ascii=False))
+                    line = json.dumps(json.loads(row.text), separators=(",", ":"), ensure_ascii=False)
                 else:
-                    unparsed.append(json.dumps(row.text, ensure_ascii=False))
+                    line = json.dumps(row.text, ensure_ascii=False)
+                text_hash = _text_hash(line)
+                earlier = self._stored_before(row.key, text_hash)
+                if earlier is not None and earlier >= 0:
+                    counts.duplicates += 1
+                    counts.duplicates_of_superseded += earlier
+                    continue
+                if earlier is not None:
+                    counts.id_conflicts += 1  # same Id, other content: kept, never dropped
+                self._remember(row.key, text_hash, superseded)
+                if period is not None and row.time is not None and not period[0] <= row.time < period[1]:
+                    counts.out_of_window += 1
+                if row.parsed:
+                    lines.append(line)
+                else:
+                    unparsed.append(line)
                     counts.unparseable += 1
             counts.new = len(lines) + len(unparsed)
             if lines:

@@ -6,24 +6,23 @@ columns; the record itself is always the AuditData JSON.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mia_bridge.readers.base import Quarantined, RawRecord, Sniff
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
+from mia_bridge.readers.values import parse_json
 
 
-def _record(row: dict[str, str]) -> dict[str, Any] | str:
+def record_of_row(row: dict[str, str]) -> dict[str, Any] | str:
     """The AuditData record of one row, completed from the export's own columns; or why there is none."""
     cell = (row.get("AuditData") or "").strip()
     if not cell:
         return "empty AuditData cell"
-    try:
-        data = json.loads(cell)
-    except ValueError as exc:
-        return f"invalid JSON in AuditData: {exc}"
+    data, error = parse_json(cell)
+    if error is not None:
+        return f"{error.replace('invalid JSON', 'invalid JSON in AuditData', 1)}"
     if not isinstance(data, dict):
         return "AuditData is not a JSON object"
     # Fall back to the export's own columns when AuditData lacks a field.
@@ -41,4 +40,4 @@ def _record(row: dict[str, str]) -> dict[str, Any] | str:
 
 
 def read_auditdata_csv(src: DecodedInput, sniff: Sniff, fmt: str) -> Iterator[RawRecord | Quarantined]:
-    return read_csv_records(src, sniff, fmt, _record)
+    return read_csv_records(src, sniff, fmt, record_of_row)

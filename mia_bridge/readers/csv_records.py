@@ -16,5 +16,5 @@ def read_csv_records(
     """One RawRecord per readable row (``to_record`` maps the row), one Quarantined per unreadable one
     (``to_record`` returns a text instead of a record: why the row cannot be used)."""
     with src.open_text() as handle:
-        rows = iter_csv_rows(handle, sniff.delimiter or ",")
+        rows = iter_csv_rows(handle, sniff.delimiter or ",", src.max_record_bytes)
         yield from records_from(rows, to_record, source=str(src.path), fmt=fmt, unreadable="unreadable row")

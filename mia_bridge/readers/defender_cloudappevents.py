@@ -8,14 +8,13 @@ export, e.g. IdentityDirectoryEvents) are built from the table columns and flagg
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mia_bridge.readers.base import FLAG_NO_RAW_EVENT, Quarantined, RawRecord, Reader, Sniff
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
-from mia_bridge.readers.values import iter_csv_rows
+from mia_bridge.readers.values import iter_csv_rows, parse_json
 
 
 def _from_columns(row: dict[str, Any]) -> dict[str, Any]:
@@ -33,10 +32,9 @@ def to_record(row: dict[str, Any]) -> tuple[dict[str, Any] | None, tuple[str, ..
     """``(AuditData, flags, error)`` for one hunting row."""
     raw_event = row.get("RawEventData")
     if isinstance(raw_event, str) and raw_event.strip():
-        try:
-            raw_event = json.loads(raw_event)
-        except ValueError as exc:
-            return None, (), f"invalid JSON in RawEventData: {exc}"
+        raw_event, error = parse_json(raw_event)
+        if error is not None:
+            return None, (), f"RawEventData: {error}"
     if isinstance(raw_event, dict) and raw_event:
         data = dict(raw_event)
         data.setdefault("CreationTime", row.get("Timestamp"))
@@ -74,4 +72,4 @@ class DefenderCloudAppEventsReader(Reader):
     @staticmethod
     def _csv_rows(src: DecodedInput, sniff: Sniff) -> Iterator[tuple[int, dict[str, Any] | None, str, str | None]]:
         with src.open_text() as handle:
-            yield from iter_csv_rows(handle, sniff.delimiter or ",")
+            yield from iter_csv_rows(handle, sniff.delimiter or ",", src.max_record_bytes)

@@ -6,13 +6,13 @@ through ConvertTo-Json) and Graph's ``{"auditData": {...}}``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff, records_from
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
+from mia_bridge.readers.values import parse_json
 
 _API_KEYS = frozenset({"Operation", "CreationTime", "RecordType", "AuditData", "auditData", "Workload"})
 _EXPORT_FIELDS = (("CreationDate", "CreationTime"), ("Operations", "Operation"), ("UserIds", "UserId"))
@@ -25,10 +25,9 @@ def unwrap(obj: dict[str, Any]) -> dict[str, Any] | str:
         if key in obj:
             inner = obj[key]
             if isinstance(inner, str):
-                try:
-                    inner = json.loads(inner)
-                except ValueError as exc:
-                    return f"invalid JSON in {key}: {exc}"
+                inner, error = parse_json(inner)
+                if error is not None:
+                    return f"{key}: {error}"
             if not isinstance(inner, dict):
                 return f"{key} is not a JSON object"
             if key == "auditData":  # Graph: top-level fields complete the record

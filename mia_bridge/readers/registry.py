@@ -9,8 +9,9 @@ from pathlib import Path
 
 from mia_bridge.errors import UnreadableInput, UsageError
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
-from mia_bridge.readers.decoding import DecodedInput, decode_input
+from mia_bridge.readers.decoding import DecodedInput, DecompressionLimit, decode_input
 from mia_bridge.readers.json_records import first_object
+from mia_bridge.readers.values import DEFAULT_MAX_RECORD_BYTES
 
 _READERS: dict[str, Reader] = {}
 
@@ -84,13 +85,17 @@ def detect(sniffed: Sniff) -> Reader:
     )
 
 
-def prepare(path: Path, fmt: str | None = None) -> tuple[Reader, DecodedInput, Sniff]:
+def prepare(path: Path, fmt: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+            ) -> tuple[Reader, DecodedInput, Sniff]:
     """Decode and sniff ``path`` and pick its reader (or the forced ``fmt``).
 
     Raises ``UnreadableInput`` when the file cannot be read at all, ``UsageError`` for an unknown ``fmt``.
     """
-    src = decode_input(path)
-    sniffed = sniff(src)
+    src = decode_input(path, max_record_bytes)
+    try:
+        sniffed = sniff(src)
+    except (OSError, EOFError, UnicodeError, ValueError) as exc:
+        raise UnreadableInput(str(path), f"cannot read its start: {exc}") from None
     if fmt is not None:
         if fmt not in _READERS:
             raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(format_names())}")
@@ -103,19 +108,27 @@ def read_prepared(reader: Reader, src: DecodedInput, sniffed: Sniff) -> Iterator
     return _guarded(reader, src, sniffed)
 
 
-def open_input(path: Path, fmt: str | None = None) -> tuple[Reader, Iterator[RawRecord | Quarantined]]:
+def open_input(path: Path, fmt: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+               ) -> tuple[Reader, Iterator[RawRecord | Quarantined]]:
     """Pick the reader for ``path`` (or the forced ``fmt``) and return it with its record iterator."""
-    reader, src, sniffed = prepare(path, fmt)
+    reader, src, sniffed = prepare(path, fmt, max_record_bytes)
     return reader, _guarded(reader, src, sniffed)
 
 
 def _guarded(reader: Reader, src: DecodedInput, sniffed: Sniff) -> Iterator[RawRecord | Quarantined]:
-    """A reader's records; a failure of the container itself (truncated gzip, I/O error) is quarantined."""
+    """A reader's records; a failure of the container itself (truncated gzip, decompression bomb, I/O
+    error) ends this input with a quarantined entry naming where; the records before it are kept."""
     last = 0
+    damaged = len(src.damage)
     try:
         for item in reader.read(src, sniffed):
             if item.line is not None:
                 last = item.line
             yield item
-    except (OSError, EOFError, UnicodeError, ValueError) as exc:
-        yield Quarantined(str(src.path), last + 1, f"input ends abruptly or is corrupt after record {last}: {exc}", "")
+        if len(src.damage) > damaged:
+            yield Quarantined(str(src.path), last + 1, f"input ends after record {last}: {src.damage[-1]}", "")
+    except DecompressionLimit as exc:
+        yield Quarantined(str(src.path), last + 1, f"reading stopped after record {last}: {exc}", "")
+    except (OSError, EOFError, UnicodeError, ValueError, RecursionError) as exc:
+        yield Quarantined(str(src.path), last + 1,
+                          f"input ends abruptly or is corrupt after record {last} (line/record {last}): {exc}", "")

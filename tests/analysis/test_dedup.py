@@ -52,10 +52,15 @@ def test_only_records_sharing_an_id_are_fingerprinted_and_their_message_ids_coun
     first = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\Inbox", "<a@x>", "<b@x>")])
     other = mia("2024-05-01T10:00:30", folders=[folder("\\Inbox", "<a@x>", "<c@x>")])
     moved = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\Inbox", "<a@x>", "<c@x>")])
-    same = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\INBOX", "<B@X>", "<a@x>")])
-    result = analyze_records([first, other, moved, same], AnalysisOptions(), source="t")
+    # Sparrow strips the angle brackets: the same record; a case change is not an export's spelling.
+    same = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\Inbox", "a@x", "b@x")])
+    cased = mia("2024-05-01T10:00:00", record_id="shared", folders=[folder("\\INBOX", "<a@x>", "<b@x>")])
+    result = analyze_records([first, other, moved, same, cased], AnalysisOptions(), source="t")
     s = result.summary
-    assert (s["duplicates_removed"], s["records_unique"], s["id_conflicts"]) == (1, 3, 1)
+    assert (s["duplicates_removed"], s["records_unique"], s["id_conflicts"]) == (1, 4, 1)
+    detail = s["id_conflict_details"][0]
+    assert detail["versions"] == 3
+    assert detail["fields"] == ["Folders.FolderItems[1].InternetMessageId", "Folders.Id", "Folders.Path"]
     fingerprints = result.records.set_index("record_id")["fingerprint"]
-    assert fingerprints.loc["shared"].notna().all() and fingerprints.loc["shared"].nunique() == 2
+    assert fingerprints.loc["shared"].notna().all() and fingerprints.loc["shared"].nunique() == 3
     assert fingerprints.drop("shared").isna().all()

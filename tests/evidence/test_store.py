@@ -19,9 +19,9 @@ def _text(i: int, extra: str = "") -> str:
 def test_rows_are_kept_byte_exact_and_deduplicated(tmp_path: Path) -> None:
     store = EvidenceFile(tmp_path, "q")
     store.open()
-    rows = [parse_row(_text(1, ', "Spaced" :  1')), parse_row(_text(2)), parse_row(_text(1))]
+    rows = [parse_row(_text(1, ', "Spaced" :  1')), parse_row(_text(2)), parse_row(_text(1, ', "Spaced" :  1'))]
     counts, size, _ = store.commit(rows, period=(0, 1767225602))
-    assert (counts.rows, counts.new, counts.duplicates) == (3, 2, 1)
+    assert (counts.rows, counts.new, counts.duplicates, counts.id_conflicts) == (3, 2, 1, 0)
     assert counts.out_of_window == 1  # 00:00:02 is past the period end
     lines = store.path.read_text().splitlines()
     assert lines == [_text(1, ', "Spaced" :  1'), _text(2)] and size == store.path.stat().st_size
@@ -77,3 +77,22 @@ def test_creation_time_parsing() -> None:
     assert parse_row(_text(5)).time == 1767225605
     assert parse_row('{"Id":"x","CreationTime":"2026-01-01T00:00:05Z"}').time == 1767225605
     assert parse_row('{"Id":"x","CreationTime":"2026-01-01T01:00:05+01:00"}').time == 1767225605
+
+
+def test_same_id_with_other_content_is_kept_and_counted_as_a_conflict(tmp_path: Path) -> None:
+    """Only a byte-identical copy is a duplicate: a row whose Id was collected with other content is kept."""
+    forward = _text(7, ',"ForwardTo":"evil@attacker.example"')
+    internal = _text(7, ',"ForwardTo":"boss@contoso.example"')
+    store = EvidenceFile(tmp_path, "q")
+    store.open()
+    first, _, _ = store.commit([parse_row(forward)])
+    second, size, _ = store.commit([parse_row(internal), parse_row(forward), parse_row(internal)])
+    assert (first.new, first.id_conflicts) == (1, 0)
+    assert (second.rows, second.new, second.duplicates, second.id_conflicts) == (3, 1, 2, 1)
+    assert store.path.read_text().splitlines() == [forward, internal]
+    # After a resume the stored versions are known again: neither is taken for new, neither dropped.
+    reopened = EvidenceFile(tmp_path, "q")
+    reopened.open(size)
+    again, _, _ = reopened.commit([parse_row(internal), parse_row(forward), parse_row(_text(7, ',"X":1'))])
+    assert (again.duplicates, again.new, again.id_conflicts) == (2, 1, 1)
+    assert reopened.records == 3

@@ -114,3 +114,24 @@ def test_entra_auditlogs_are_reported_unsupported(realdata: RealData, parts: tup
         open_input(realdata(*parts))
     assert "unsupported format: Entra ID AuditLogs" in info.value.message
     assert parts[1] in info.value.message
+
+
+@pytest.mark.parametrize(("column", "value", "field"), [
+    ("Client_IPAddress", "203.0.113.66", "ClientIPAddress"),
+    ("MailboxOwnerUPN", "someone-else@simulandlabs.com", "MailboxOwnerUPN"),
+    ("ClientInfoString", "Client=REST;;evil", "ClientInfoString"),
+    ("Operation", "MailItemsAccessed ", "Operation"),  # whitespace is a difference too
+])
+def test_real_sentinel_copy_changed_in_one_field_is_a_conflict(
+    realdata: RealData, tmp_path: Path, column: str, value: str, field: str,
+) -> None:
+    """The real Sentinel/Defender pair is one record only while every field both carry agrees."""
+    import json
+
+    sentinel = json.loads(realdata("otrf-goldensaml", "OfficeActivityEvents.json").read_text(encoding="utf-8"))
+    changed = tmp_path / "OfficeActivityEvents.json"
+    changed.write_text(json.dumps(dict(sentinel, **{column: value})) + "\n", encoding="utf-8")
+    s = analyze_files([realdata("otrf-goldensaml", "Microsoft365DefenderEvents.json"), changed],
+                      AnalysisOptions()).summary
+    assert (s["records_parsed"], s["duplicates_removed"], s["id_conflicts"]) == (10, 0, 1)
+    assert s["id_conflict_details"][0]["fields"] == [field]

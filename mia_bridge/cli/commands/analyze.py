@@ -11,10 +11,12 @@ import typer
 
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
 from mia_bridge.analysis.message_lookup import read_message_ids
+from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
 from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.errors import UsageError
 from mia_bridge.readers import format_names
+from mia_bridge.readers.values import DEFAULT_MAX_RECORD_BYTES
 
 _SHOWN_PROBLEMS = 10
 
@@ -30,6 +32,8 @@ def _time(value: str | None, option: str) -> datetime | None:
     parsed = parse_time(value)
     if parsed is None:
         raise UsageError(f"{option}: {value!r} is not a date/time", hint="use e.g. 2024-05-01 or 2024-05-01T13:00:00Z")
+    if not TABLE_TIME_MIN <= parsed <= TABLE_TIME_MAX:
+        raise UsageError(f"{option}: {value!r} is outside {TABLE_TIME_MIN:%Y-%m-%d} to {TABLE_TIME_MAX:%Y-%m-%d}")
     if option == "--end" and len(value.strip()) == 10:
         return parsed + timedelta(days=1, microseconds=-1)  # a bare date ends at the end of that day
     return parsed
@@ -87,6 +91,10 @@ def analyze(
     known_good_ip: list[str] = typer.Option([], "--known-good-ip", help="An IP known to be legitimate."),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
     demo: bool = typer.Option(False, "--demo", help="Analyse the bundled synthetic sample."),
+    max_record_bytes: int = typer.Option(
+        DEFAULT_MAX_RECORD_BYTES, "--max-record-bytes", min=1024,
+        help="A record larger than this is quarantined (its first 4 KB kept) instead of read.",
+    ),
 ) -> None:
     """Which mail was read, by whom, from where: analyse audit-log exports offline."""
     paths = list(inputs or [])
@@ -107,7 +115,7 @@ def analyze(
         start=start_at, end=end_at,
         message_ids=read_message_ids(message_ids) if message_ids is not None else None,
         suspicious_ips=tuple(suspicious_ip), suspicious_apps=tuple(suspicious_app),
-        known_good_ips=tuple(known_good_ip), format=fmt,
+        known_good_ips=tuple(known_good_ip), format=fmt, max_record_bytes=max_record_bytes,
     )
     with OutputWriter(out_dir) as writer:  # tables are written while the rest is analysed
         result = analyze_files(paths, options, writer)

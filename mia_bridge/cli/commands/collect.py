@@ -117,6 +117,7 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
             f"{c.duplicates_removed} duplicates removed, {c.out_of_window} outside the period, "
             f"{c.unparseable} unparseable"
             + (f", {c.rejected} rejected as another search's rows and refetched" if c.rejected else "")
+            + (f", {c.id_conflicts} kept whose Id was already collected with other content" if c.id_conflicts else "")
             + f"); {q.calls} calls, {q.retries} retries",
             markup=False,
             highlight=False,
