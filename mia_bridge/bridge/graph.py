@@ -189,15 +189,7 @@ class GraphClient:
         return response
 
     def _error(self, response: httpx.Response, what: str) -> Exception:
-        doc = parse_json(response)
-        status = response.status_code
-        err = doc.get("error") if isinstance(doc, dict) else None
-        code = str(err.get("code", "")) if isinstance(err, dict) else ""
-        message = str(err.get("message", "")) if isinstance(err, dict) else ""
-        if doc is None and response.content:
-            return BridgeTransportError(
-                f"{what}: Graph answered {describe_response(response)} with a non-JSON body: {body_excerpt(response)}"
-            )
+        status, code, message = graph_error_fields(response, what)
         if status == 401:
             return BridgeAuthError(
                 f"{what}: Microsoft Graph refused the token (HTTP 401): {message or code or 'no reason given'}",
@@ -224,3 +216,18 @@ class GraphClient:
             category="ObjectNotFound" if status == 404 else "InvalidOperation",
             error_id=f"{code or status},{sdk_class}",
         )
+
+
+def graph_error_fields(response: httpx.Response, what: str) -> tuple[int, str, str]:
+    """(HTTP status, error code, error message) of a Graph error answer.
+
+    Raises BridgeTransportError when the body is not JSON (a proxy or gateway answered, not Graph)."""
+    doc = parse_json(response)
+    err = doc.get("error") if isinstance(doc, dict) else None
+    code = str(err.get("code", "")) if isinstance(err, dict) else ""
+    message = str(err.get("message", "")) if isinstance(err, dict) else ""
+    if doc is None and response.content:
+        raise BridgeTransportError(
+            f"{what}: Graph answered {describe_response(response)} with a non-JSON body: {body_excerpt(response)}"
+        )
+    return response.status_code, code, message

@@ -33,6 +33,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 
 from mia_bridge.bridge.clouds import Cloud
+from mia_bridge.bridge.graph import graph_error_fields
 from mia_bridge.bridge.rest_auth import TokenProvider
 from mia_bridge.bridge.rest_http import AuthorizedSender, RetryPolicy, body_excerpt, describe_response, parse_json
 from mia_bridge.errors import (
@@ -295,15 +296,7 @@ class AuditLogQueryClient:
             url, first = target, False
 
     def _error(self, response: httpx.Response) -> Exception:
-        doc = parse_json(response)
-        status = response.status_code
-        err = doc.get("error") if isinstance(doc, dict) else None
-        code = str(err.get("code", "")) if isinstance(err, dict) else ""
-        message = str(err.get("message", "")) if isinstance(err, dict) else ""
-        if doc is None and response.content:
-            return BridgeTransportError(
-                f"{WHAT}: Graph answered {describe_response(response)} with a non-JSON body: {body_excerpt(response)}"
-            )
+        status, code, message = graph_error_fields(response, WHAT)
         if status == 401:
             return BridgeAuthError(
                 f"{WHAT}: Microsoft Graph refused the token (HTTP 401): {message or code or 'no reason given'}",

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mia_bridge.csv_safety import FORMULA_START
 from mia_bridge.errors import ExportError
 from mia_bridge.exports import ps51
 
@@ -80,7 +81,6 @@ SUMMARY_WORKBOOK = "Summary_Export.xlsx"
 DOMAIN_LIST_CSV = "Domain_List.csv"
 GRAPH_PERMISSIONS_CSV = "ApplicationGraphPermissions.csv"
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"): reported, never altered here.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 Row = dict[str, str | None] | None  # one PSObject's properties in order; None: an object without any
 
@@ -233,7 +233,7 @@ def graph_permission_rows(
 
 def formula_like_cells(row: Row) -> int:
     """How many cells of a row start with a character a spreadsheet reads as a formula."""
-    return sum(1 for value in (row or {}).values() if value and value.startswith(FORMULA_PREFIXES))
+    return sum(1 for value in (row or {}).values() if value and value.startswith(FORMULA_START))
 
 
 @dataclass
