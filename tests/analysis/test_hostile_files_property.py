@@ -11,30 +11,28 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import realdata_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mia_bridge.cli.app import main
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 SAMPLES = {
-    "sentinel.json": REALDATA / "otrf-goldensaml" / "OfficeActivityEvents.json",
-    "defender.json": REALDATA / "otrf-goldensaml" / "Microsoft365DefenderEvents.json",
-    "inbox_rules.csv": REALDATA / "sentinel-training-lab" / "office_activity_inbox_rule.csv",
+    "sentinel.json": realdata_path("otrf-goldensaml", "OfficeActivityEvents.json", module_level=True),
+    "defender.json": realdata_path("otrf-goldensaml", "Microsoft365DefenderEvents.json", module_level=True),
+    "inbox_rules.csv": realdata_path("sentinel-training-lab", "office_activity_inbox_rule.csv", module_level=True),
 }
 
 
 def _sample_bytes() -> dict[str, bytes]:
-    found = {name: path.read_bytes() for name, path in SAMPLES.items() if path.exists()}
-    assert len(found) == len(SAMPLES), f"real sample data missing under {REALDATA}"
+    found = {name: path.read_bytes() for name, path in SAMPLES.items()}
     raw = [json.loads(line)["RawEventData"] for line in found["defender.json"].decode("utf-8").splitlines()
            if line.strip() and isinstance(json.loads(line).get("RawEventData"), dict)]
     found["raw.jsonl"] = "".join(json.dumps(r) + "\n" for r in raw * 3).encode()  # with duplicates
-    head = (REALDATA / "sentinel-training-lab" / "office_activity.csv").read_bytes()
+    head = realdata_path("sentinel-training-lab", "office_activity.csv", module_level=True).read_bytes()
     found["office_activity.csv"] = head[: head.find(b"\r\n", 40_000) + 2]  # the header and some rows
     return found
 
