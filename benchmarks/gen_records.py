@@ -14,7 +14,7 @@ import csv
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,23 @@ def _message_id(rng: random.Random, mailbox_index: int, pool: int) -> str:
     return f"<msg{mailbox_index:03d}-{rng.randrange(pool):06d}@CY5PR05MB0000.namprd05.prod.outlook.com>"
 
 
+def _bind_folders(rng: random.Random, paths: list[str], most_items: int,
+                  message_id: Callable[[], str]) -> tuple[list[dict[str, Any]], int]:
+    """A bind's Folders (1..most_items items each, half with a size) and its OperationCount."""
+    folders = []
+    total = 0
+    for path in paths:
+        items = []
+        for _ in range(rng.randint(1, most_items)):
+            item: dict[str, Any] = {"InternetMessageId": message_id()}
+            if rng.random() < 0.5:
+                item["SizeInBytes"] = rng.randint(2_000, 900_000)
+            items.append(item)
+        total += len(items)
+        folders.append({"FolderItems": items, "Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": path})
+    return folders, total
+
+
 def generate(n: int, seed: int = 7, mailboxes: int = 50, start: datetime | None = None) -> Iterator[dict[str, Any]]:
     """``n`` records: ~80% binds (1–3 folders, 1–6 items each), ~10% syncs, ~1% throttled, the rest other ops."""
     rng = random.Random(seed)
@@ -93,19 +110,9 @@ def generate(n: int, seed: int = 7, mailboxes: int = 50, start: datetime | None 
             record = _base(rng, when, user, ip, app, client, None if attacker else sessions[user])
             throttled = rng.random() < 0.0125
             record["OperationProperties"] = _props("Bind", throttled)
-            folders = []
-            total = 0
-            for path in rng.sample(FOLDERS, rng.randint(1, 3)):
-                items = []
-                for _ in range(rng.randint(1, 6)):
-                    item: dict[str, Any] = {"InternetMessageId": _message_id(rng, u, 5000)}
-                    if rng.random() < 0.5:
-                        item["SizeInBytes"] = rng.randint(2_000, 900_000)
-                    items.append(item)
-                total += len(items)
-                folders.append({"FolderItems": items, "Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": path})
-            record["Folders"] = folders
-            record["OperationCount"] = total
+            paths = rng.sample(FOLDERS, rng.randint(1, 3))
+            record["Folders"], record["OperationCount"] = _bind_folders(rng, paths, 6,
+                                                                        lambda u=u: _message_id(rng, u, 5000))
         elif roll < 0.85:
             record = _base(rng, when, user, ip, OUTLOOK, "Client=MSExchangeRPC", sessions[user])
             record["OperationProperties"] = _props("Sync", False)
@@ -161,25 +168,16 @@ def generate_realistic(n: int, seed: int = 7, mailboxes: int | None = None,
             if roll < 0.85:
                 record = _base(rng, when, user, ip, app, client, session)
                 record["OperationProperties"] = _props("Bind", throttled_session and rng.random() < 0.3)
-                folders = []
-                total = 0
-                for path in rng.sample(FOLDERS, rng.choice((1, 1, 2, 3))):
-                    items = []
-                    for _ in range(rng.randint(1, 7)):
-                        # mostly new mail; sometimes a message read again
-                        if next_message[u] and rng.random() < 0.05:
-                            number = rng.randrange(next_message[u])
-                        else:
-                            number = next_message[u]
-                            next_message[u] += 1
-                        item: dict[str, Any] = {"InternetMessageId": f"<m{u:04d}-{number:07d}@contoso.example>"}
-                        if rng.random() < 0.5:
-                            item["SizeInBytes"] = rng.randint(2_000, 900_000)
-                        items.append(item)
-                    total += len(items)
-                    folders.append({"FolderItems": items, "Id": "LgAAAAALcWhV" + _uuid(rng)[:8], "Path": path})
-                record["Folders"] = folders
-                record["OperationCount"] = total
+                def message_id(u: int = u) -> str:  # mostly new mail; sometimes a message read again
+                    if next_message[u] and rng.random() < 0.05:
+                        number = rng.randrange(next_message[u])
+                    else:
+                        number = next_message[u]
+                        next_message[u] += 1
+                    return f"<m{u:04d}-{number:07d}@contoso.example>"
+
+                paths = rng.sample(FOLDERS, rng.choice((1, 1, 2, 3)))
+                record["Folders"], record["OperationCount"] = _bind_folders(rng, paths, 7, message_id)
             elif roll < 0.93:
                 record = _base(rng, when, user, ip, app, client, session)
                 record["OperationProperties"] = _props("Sync", throttled_session and rng.random() < 0.3)
