@@ -69,6 +69,12 @@ def _graph_error(code: str, message: str, cmdlet_name: str) -> SimCmdletError:
     )
 
 
+def _not_found(resource: str, cmdlet: str) -> SimCmdletError:
+    """Graph's answer for an id it does not know (as Get-MgDomain -DomainId and friends report it)."""
+    return _graph_error("Request_ResourceNotFound", f"Resource '{resource}' does not exist or one of its queried "
+                        "reference-property objects are not present.", cmdlet)
+
+
 @cmdlet("Get-MgSubscribedSku")
 def get_mg_subscribed_sku(session: TenantSession, params: dict[str, Any]) -> list[SimObject]:
     Params("Get-MgSubscribedSku", params, ("All", "Property", "Top", "SubscribedSkuId", "ExpandProperty"))
@@ -102,8 +108,7 @@ def get_mg_domain(session: TenantSession, params: dict[str, Any]) -> list[SimObj
     if wanted is not None:
         domains = [d for d in domains if d["Id"].lower() == wanted.lower()]
         if not domains:
-            raise _graph_error("Request_ResourceNotFound", f"Resource '{wanted}' does not exist or one of its queried "
-                               "reference-property objects are not present.", "Get-MgDomain")
+            raise _not_found(wanted, "Get-MgDomain")
     domains = _odata_filter(domains, p.text("Filter"), p.cmdlet)
     return [SimObject(_type("Domain"), model(dict(d))) for d in _top(domains, p)]
 
@@ -119,8 +124,7 @@ def get_mg_domain_federation_configuration(session: TenantSession, params: dict[
     wanted = (p.text("DomainId") or "").lower()
     directory = session.tenant.directory
     if not any(d["Id"].lower() == wanted for d in directory.domains):
-        raise _graph_error("Request_ResourceNotFound", f"Resource '{wanted}' does not exist or one of its queried "
-                           "reference-property objects are not present.", p.cmdlet)
+        raise _not_found(wanted, p.cmdlet)
     configs = directory.federation.get(wanted, [])
     fed_id = p.text("InternalDomainFederationId")
     if fed_id is not None:
@@ -141,8 +145,7 @@ def get_mg_service_principal(session: TenantSession, params: dict[str, Any]) -> 
     if wanted is not None:
         sps = [s for s in sps if s["Id"].lower() == wanted.lower()]
         if not sps:
-            raise _graph_error("Request_ResourceNotFound", f"Resource '{wanted}' does not exist or one of its queried "
-                               "reference-property objects are not present.", "Get-MgServicePrincipal")
+            raise _not_found(wanted, "Get-MgServicePrincipal")
     sps = _odata_filter(sps, p.text("Filter"), p.cmdlet)
     return [SimObject(_type("ServicePrincipal"), model(dict(s))) for s in _top(sps, p)]
 
@@ -155,8 +158,7 @@ def get_mg_service_principal_app_role_assignment(session: TenantSession, params:
     sp_id = (p.text("ServicePrincipalId") or "").lower()
     directory = session.tenant.directory
     if not any(s["Id"].lower() == sp_id for s in directory.service_principals):
-        raise _graph_error("Request_ResourceNotFound", f"Resource '{sp_id}' does not exist or one of its queried "
-                           "reference-property objects are not present.", p.cmdlet)
+        raise _not_found(sp_id, p.cmdlet)
     rows = [a for a in directory.app_role_assignments if a["ServicePrincipalId"].lower() == sp_id]
     rows = _odata_filter(rows, p.text("Filter"), p.cmdlet)
     return [SimObject(_type("AppRoleAssignment"), {k: v for k, v in a.items() if k != "ServicePrincipalId"})
