@@ -16,8 +16,8 @@ from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect.engine import CollectOptions
 from mia_bridge.enrich.api import EnrichOptions
-from mia_bridge.enrich.step import STEP_NAME, run_enrich_step
 from mia_bridge.evidence import verify_case
+from mia_bridge.investigate.enrich_step import STEP_NAME, run_enrich_step
 from mia_bridge.investigate.pipeline import InvestigateOptions, run_investigation
 from mia_bridge.investigate.steps import StepLog, StepOutcome, StepStatus
 from mia_bridge.sim.mailflow import mailflow_of, truth_affected_parties

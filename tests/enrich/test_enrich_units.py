@@ -18,7 +18,7 @@ from mia_bridge.enrich.message_trace import direction
 from mia_bridge.enrich.outputs import Redactor
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import load_scope
-from mia_bridge.enrich.step import STEP_NAME, run_enrich_step
+from mia_bridge.investigate.enrich_step import STEP_NAME, run_enrich_step
 from mia_bridge.investigate.steps import StepLog, StepStatus
 from mia_bridge.sim.mailflow import mailflow_of
 
@@ -103,7 +103,7 @@ def test_rerun_keeps_earlier_raw_answers_and_the_case_verifies(tmp_path: Path) -
 
 
 def test_report_tables_list_the_parties(tmp_path: Path) -> None:
-    from mia_bridge.enrich.report import enrich_report_tables
+    from mia_bridge.investigate.enrich_report import enrich_report_tables
 
     tenant = tenant_days_ago(40, seed=24)
     run = run_enrich(tenant, offline_case(tenant, tmp_path))

@@ -12,13 +12,12 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
 from mia_bridge.cli.console import Console, current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY
 from mia_bridge.collect.graph_options import SOURCES, GraphAuditOptions
 from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
-from mia_bridge.errors import UsageError
+from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal
 from mia_bridge.evidence.manifest import manifest_sha256
 

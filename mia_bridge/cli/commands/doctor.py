@@ -27,12 +27,12 @@ from mia_bridge.bridge.graph_audit import workload_warning
 from mia_bridge.cli.commands.doctor_checks import FAIL, OK, WARN, Check
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
 from mia_bridge.cli.console import current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.errors import (
     AccessDeniedError,
     BridgeError,
     CmdletError,
     CommandNotFoundError,
+    ExitCode,
     IngestionDisabledError,
 )
 

@@ -9,10 +9,9 @@ import typer
 
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
 from mia_bridge.cli.console import current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.scope import load_scope
-from mia_bridge.errors import UsageError
+from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal
 from mia_bridge.evidence.manifest import manifest_sha256
 

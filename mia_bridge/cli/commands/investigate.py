@@ -22,10 +22,9 @@ from rich.progress import Progress as RichBar
 from mia_bridge.cli.commands.collect import source_options
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
 from mia_bridge.cli.console import Console, current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
-from mia_bridge.errors import UsageError
+from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal as case_seal
 from mia_bridge.evidence.manifest import manifest_sha256
 from mia_bridge.investigate.license import LicensePolicy
