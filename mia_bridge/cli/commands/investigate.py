@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichBar
 
 from mia_bridge.cli.commands.collect import source_options
 from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
 from mia_bridge.cli.console import Console, current_console, safe
+from mia_bridge.cli.progress import CollectionProgress, JsonEvents
 from mia_bridge.cli.values import parse_when, split_values
-from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
+from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress
 from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal as case_seal
 from mia_bridge.evidence.manifest import manifest_sha256
@@ -37,65 +36,15 @@ SETTINGS_NAME = "investigation.settings.json"
 _STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
 
 
-def _json_line(console: Console, event: dict[str, Any]) -> None:
-    """One JSON object per line on stderr (never wrapped; json.dumps escapes every control character)."""
-    console.err.write_line(json.dumps(event, default=str))
-
-
-class _LazyProgress:
-    """Collection progress: one rich bar per search on stderr (started on the first), or JSON lines."""
-
-    def __init__(self, as_json: bool, console: Console) -> None:
-        self.as_json = as_json
-        self.console = console
-        self._bar: RichBar | None = None
-        self._tasks: dict[str, TaskID] = {}
-
-    def _emit(self, **event: Any) -> None:
-        _json_line(self.console, event)
-
-    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
-        if self.as_json:
-            self._emit(event="search_started", search=name, total_seconds=total_seconds, done_seconds=done_seconds)
-            return
-        if self._bar is None:
-            self._bar = RichBar(
-                TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                TextColumn("{task.fields[records]} records"), TimeElapsedColumn(), console=self.console.err.rich,
-            )  # fmt: skip
-            self._bar.start()
-        self._tasks[name] = self._bar.add_task(safe(name), total=max(total_seconds, 1), completed=done_seconds,
-                                               records=0)
-
-    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
-        if self.as_json:
-            self._emit(event="window_done", search=name, seconds=seconds, records=records, calls=calls)
-        elif self._bar is not None and name in self._tasks:
-            task = self._tasks[name]
-            done = self._bar.tasks[task].fields.get("records", 0) + records
-            self._bar.update(task, advance=seconds, records=done)
-
-    def query_finished(self, name: str, result: QueryResult) -> None:
-        if self.as_json:
-            self._emit(event="search_finished", search=name, records=result.counts.unique, calls=result.calls)
-        elif self._bar is not None and name in self._tasks:
-            task = self._tasks[name]
-            self._bar.update(task, completed=self._bar.tasks[task].total, records=result.counts.unique)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-            self._tasks.clear()
-
-
 class ConsoleUI:
-    """Step outcomes and notes on stderr (stdout stays for ``--json``), confirmation prompts."""
+    """Step outcomes and notes on stderr (stdout stays for ``--json``), confirmation prompts; with ``--json``
+    the progress events of cli/progress.py."""
 
     def __init__(self, as_json: bool, console: Console | None = None) -> None:
         self.as_json = as_json
         self.console = console or current_console()
-        self._progress = _LazyProgress(as_json, self.console)
+        self.events = JsonEvents(self.console) if as_json else None
+        self._progress = CollectionProgress(self.console, as_json=as_json)
         self.progress: Progress | None = self._progress
 
     def confirm(self, question: str) -> bool:
@@ -107,8 +56,8 @@ class ConsoleUI:
         return answer.strip().lower() in {"y", "yes"}
 
     def outcome(self, outcome: StepOutcome) -> None:
-        if self.as_json:
-            _json_line(self.console, {"event": "step", **outcome.to_dict()})
+        if self.events is not None:
+            self.events.emit("step", **outcome.to_dict())
             return
         if not outcome.name.startswith("Search"):
             self._progress.close()  # searches print under their bars; other steps after them
@@ -117,6 +66,9 @@ class ConsoleUI:
         self.console.err.print(safe(outcome.name) + (f": {safe(outcome.reason)}" if outcome.reason else ""))
 
     def note(self, text: str) -> None:
+        if self.events is not None:
+            self.events.emit("note", text=text)
+            return
         self._progress.close()
         self.console.err.print(text)
 
