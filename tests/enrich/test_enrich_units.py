@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.enrich.api import EnrichOptions
 from mia_bridge.enrich.message_trace import direction
 from mia_bridge.enrich.outputs import Redactor
@@ -20,6 +19,7 @@ from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import load_scope
 from mia_bridge.investigate.enrich_step import STEP_NAME, run_enrich_step
 from mia_bridge.investigate.steps import StepLog, StepStatus
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 
 
@@ -52,7 +52,7 @@ def test_step_outcomes(tmp_path: Path) -> None:
     clock = VirtualClock()
     mailflow_of(tenant).use_clock(clock)
     options = EnrichOptions(clock=clock, sleep=clock.sleep)
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         steps = StepLog()
         result = run_enrich_step(session.backend, case, steps, options)
         assert result is not None

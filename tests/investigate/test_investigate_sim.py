@@ -23,7 +23,6 @@ import pytest
 
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.cli.app import main
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.cli.progress import EVENTS
 from mia_bridge.collect.engine import CollectOptions, QueryResult
 from mia_bridge.errors import IngestionDisabledError
@@ -33,6 +32,7 @@ from mia_bridge.exports.timeline import TIMELINE_COLUMNS
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
 from mia_bridge.investigate.steps import StepOutcome, StepStatus
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.scenario import DEFAULT_START, build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig, TenantSession
 
@@ -93,7 +93,7 @@ def _options(case: Path, **kw: Any) -> InvestigateOptions:
 
 
 def _run(tenant: Tenant, options: InvestigateOptions, ui: RecordingUI | None = None) -> InvestigationResult:
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         return run_investigation(session.backend, options, ui or RecordingUI())
 
 

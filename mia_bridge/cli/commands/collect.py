@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
 from mia_bridge.cli.console import Console, current_console, safe
 from mia_bridge.cli.progress import CollectionProgress
 from mia_bridge.cli.values import parse_when, split_values
@@ -68,9 +68,10 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
               "same while the case is unaltered)")
 
 
-def source_options(source: str, conn: ConnectionSettings, services: tuple[str, ...] | list[str] = (),
+def source_options(source: str, simulator: SimOptions | None, services: tuple[str, ...] | list[str] = (),
                    admin_units: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
-    """CollectOptions fields for ``--source`` (and its graph-only filters); a clear error for a bad value."""
+    """CollectOptions fields for ``--source`` (and its graph-only filters); a clear error for a bad value.
+    ``simulator``: the tenant is the simulated one (``--sim``)."""
     if source not in SOURCES:
         raise UsageError(f"--source {source}: expected one of {', '.join(SOURCES)}")
     if source != "graph-audit":
@@ -79,7 +80,7 @@ def source_options(source: str, conn: ConnectionSettings, services: tuple[str, .
                              hint="add --source graph-audit")
         return {"source": source}
     graph = GraphAuditOptions(service_filters=tuple(services), administrative_unit_ids=tuple(admin_units))
-    if conn.sim:  # the simulated service finishes a query in a fraction of a second: poll accordingly
+    if simulator is not None:  # the simulated service finishes a query in a fraction of a second: poll accordingly
         graph.poll_initial_s, graph.poll_max_s = 0.05, 0.5
     return {"source": source, "graph": graph}
 
@@ -121,6 +122,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout, progress as JSON lines."),
         *,
         conn: ConnectionSettings,
+        simulator: SimOptions | None,
     ) -> None:
         """Collect every matching unified audit log record into CASE/evidence, with a hashed manifest."""
         query = AuditQuery(
@@ -135,11 +137,11 @@ def register(app: typer.Typer) -> None:
             object_ids=split_values(object_ids),
         )
         options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out,
-                                 **source_options(source, conn, split_values(services), split_values(admin_units)))
+                                 **source_options(source, simulator, split_values(services), split_values(admin_units)))
         mailbox: list[dict[str, Any]] = []
         console = current_console()
         seal.use_key_file(key)
-        with open_connection(conn) as backend:
+        with open_connection(conn, simulator) as backend:
             if quiet:
                 result = collect(backend, [query], out, options)
             else:

@@ -18,7 +18,7 @@ from typing import Any
 import typer
 
 from mia_bridge.cli.commands.collect import source_options
-from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
 from mia_bridge.cli.console import Console, current_console, safe
 from mia_bridge.cli.progress import CollectionProgress, JsonEvents
 from mia_bridge.cli.values import parse_when, split_values
@@ -30,6 +30,7 @@ from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
 from mia_bridge.investigate.plan import GUID_RE
 from mia_bridge.investigate.steps import StepOutcome, StepStatus
+from mia_bridge.sim.backend import sim_session
 
 DEMO_OUT = Path("output/demo")
 SETTINGS_NAME = "investigation.settings.json"
@@ -118,38 +119,21 @@ def _print_result(result: InvestigationResult, as_json: bool, console: Console) 
                   + ", ".join(kept))
 
 
-def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool,
-         end_given: bool = True) -> InvestigationResult:
-    from mia_bridge.cli.connection import open_connection
-
+def _run(conn: ConnectionSettings, simulator: SimOptions | None, options: InvestigateOptions, ui: ConsoleUI,
+         demo: bool, end_given: bool = True) -> InvestigationResult:
     if options.exports:  # no tenant: the exports are the source of the records
         from mia_bridge.investigate.offline_run import run_offline_investigation
 
         return run_offline_investigation(options, ui, end_given=end_given)
 
     if not demo:
-        with open_connection(conn) as backend:
+        with open_connection(conn, simulator) as backend:
             return run_investigation(backend, options, ui)
-    with sim_session(conn) as session:
-        if options.start is None:  # the simulated tenant's data sits in a fixed month: cover all of it
-            first, last = _tenant_span(session.tenant)
-            if first is not None and last is not None:
-                options.start, options.end = first, last
+    with sim_session(conn, simulator) as session:
+        period = session.records_period()
+        if options.start is None and period is not None:  # the simulated data sits in a fixed month: all of it
+            options.start, options.end = period
         return run_investigation(session.backend, options, ui)
-
-
-def _tenant_span(tenant: Any) -> tuple[datetime | None, datetime | None]:
-    """Whole days covering the simulated tenant's records (its store is sorted by time)."""
-    from datetime import timedelta
-
-    store = getattr(tenant, "store", None)
-    if store is None or not len(store):
-        return None, None
-    first = datetime.fromtimestamp(store.time_at(0), tz=UTC)
-    last = datetime.fromtimestamp(store.time_at(len(store) - 1), tz=UTC)
-    first_day = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    last_day = datetime(last.year, last.month, last.day, tzinfo=UTC)
-    return first_day, last_day + timedelta(days=1)
 
 
 def investigate(
@@ -209,6 +193,7 @@ def investigate(
                                         help="With --from-exports: the export files."),
     *,
     conn: ConnectionSettings,
+    simulator: SimOptions | None,
 ) -> None:
     """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report.
 
@@ -235,7 +220,7 @@ def investigate(
     if target_app_id and not GUID_RE.match(target_app_id):
         raise UsageError(f"--app-id {target_app_id!r} is not an application id (GUID)")
     if demo:
-        conn = replace(conn, sim=True)
+        simulator = simulator or SimOptions()
         tenant = tenant or conn.organization or "contoso.onmicrosoft.com"
         all_apps = all_apps or not target_app_id
     tenant = tenant or conn.organization
@@ -274,7 +259,7 @@ def investigate(
         message_ids=ids,
         suspicious_ips=split_values(suspicious_ips),
         known_good_ips=split_values(known_good_ips),
-        collect_options=CollectOptions(concurrency=concurrency, **source_options(source, conn)),
+        collect_options=CollectOptions(concurrency=concurrency, **source_options(source, simulator)),
         # the simulated tenant grants Graph's Mail.ReadBasic.All: the demo shows every read message's parties
         allow_mailbox_metadata=demo if allow_mailbox_metadata is None else allow_mailbox_metadata,
         redact_subjects=redact_subjects,
@@ -282,7 +267,7 @@ def investigate(
     )
     ui = ConsoleUI(as_json, console)
     try:
-        result = _run(conn, options, ui, demo)
+        result = _run(conn, simulator, options, ui, demo)
     except KeyboardInterrupt:
         ui.close()
         # click turns Ctrl-C into a silent Abort (exit 130); say what state the case is in first
@@ -350,7 +335,7 @@ def _investigate_exports(
     console = current_console()
     ui = ConsoleUI(as_json, console)
     try:
-        result = _run(ConnectionSettings(), options, ui, False, end_given=end_at is not None)
+        result = _run(ConnectionSettings(), None, options, ui, False, end_given=end_at is not None)
     finally:
         ui.close()
     _print_result(result, as_json, console)
@@ -373,7 +358,8 @@ def _command() -> Any:
     @functools.wraps(decorated)
     def command(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("demo") or kwargs.get("from_exports"):
-            # before the connection settings are validated: no server needed (--from-exports opens none)
+            # before the connection settings are validated: no server needed (--from-exports opens none;
+            # --demo opens the simulated tenant)
             kwargs["sim"] = True
         return decorated(*args, **kwargs)
 
