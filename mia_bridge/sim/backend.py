@@ -65,10 +65,6 @@ class SimOptions:
         if self.records < 0:
             raise ConfigError("--sim-records cannot be negative")
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-safe view (nothing secret)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
 
 def build_tenant(
     options: SimOptions,
