@@ -19,6 +19,7 @@ from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.bridge.factory import Credentials, open_backend, registered_backends
 from mia_bridge.bridge.winrm import WinRMBackend
 from mia_bridge.cli.app import build_app
+from mia_bridge.cli.connection import open_connection
 from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.errors import ConfigError
 from mia_bridge.sim import backend as sim_backend
@@ -95,6 +96,17 @@ def test_the_sim_backend_is_registered_by_name_and_opens_on_loopback() -> None:
     assert handle.session is None
     with pytest.raises(ConfigError, match="not open"):
         handle.invoke(CmdletCall("Get-ConnectionInformation"))
+
+
+def test_a_failed_start_leaves_nothing_open() -> None:
+    handle = SimBackend(ConnectionSettings(auth="kerberos"), SimOptions(records=10))
+    with pytest.raises(ConfigError, match="does not offer kerberos"), handle:
+        pass
+    assert handle.session is None
+    with pytest.raises(ConfigError, match="does not offer kerberos"), open_connection(
+        ConnectionSettings(auth="kerberos"), SimOptions(records=10)
+    ):
+        pass
 
 
 def test_without_the_simulator_the_psrp_backend_still_needs_a_jump_host() -> None:
