@@ -20,8 +20,7 @@ from mia_bridge.bridge.factory import Credentials, open_backend, registered_back
 from mia_bridge.bridge.winrm import WinRMBackend
 from mia_bridge.cli.app import build_app
 from mia_bridge.cli.connection import open_connection
-from mia_bridge.cli.exit_codes import ExitCode
-from mia_bridge.errors import ConfigError
+from mia_bridge.errors import ConfigError, ExitCode
 from mia_bridge.sim import backend as sim_backend
 from mia_bridge.sim.backend import SimBackend, SimOptions, sim_session
 from mia_bridge.sim.scenario import build_tenant
