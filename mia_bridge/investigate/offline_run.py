@@ -34,10 +34,8 @@ from mia_bridge.investigate.pipeline import (
     InvestigateOptions,
     InvestigationResult,
     InvestigationUI,
-    SharedSteps,
     begin_case,
     complete_investigation,
-    write_json,
 )
 from mia_bridge.investigate.plan import SAML_SEARCH, SPARROW_TENANT_SEARCHES, SearchSpec, app_searches, mailbox_searches
 from mia_bridge.investigate.searches import all_records, plan_searches
@@ -73,7 +71,8 @@ def run_offline_investigation(
     Without ``options.start`` (and with ``end_given`` False) the period is the whole days the exports cover.
     """
     check_case(options.out_dir)  # before anything is written into it
-    case_dir, steps, result, redactor, scrub = begin_case(options, ui)
+    ctx = begin_case(options, ui, now=now)
+    options, case_dir, steps, result = ctx.options, ctx.case_dir, ctx.steps, ctx.result
     # the inputs are evidence: copied and hashed before anything reads them; only the copies are read
     files = preserve_exports(case_dir, options.exports)
     steps.done("Exports preserved", f"{len(files)} file(s) copied unchanged into {EXPORTS_DIR.as_posix()}/ and "
@@ -107,7 +106,7 @@ def run_offline_investigation(
         ui.note(f"the organisation's domains, inferred from the mailbox owners: {', '.join(domains) or 'none'} "
                 "(give --tenant-domain to state them)")  # fmt: skip
     if domains and not options.tenant_domains:
-        options.tenant = domains[0]  # the report's and the summary's "tenant": the most common owner domain
+        options = ctx.settle(tenant=domains[0])  # the report's and summary's "tenant": the most common owner domain
     # as a tenant run does: the investigated users' domains are the organisation's too
     domains += [d for d in dict.fromkeys(u.rsplit("@", 1)[1].lower() for u in options.users if "@" in u)
                 if d not in domains]  # fmt: skip
@@ -130,10 +129,11 @@ def run_offline_investigation(
     span = default_period(exports)
     period_given = options.start is not None or end_given
     if options.start is None:
-        options.start = span[0] if span else now() - timedelta(days=1)
+        options = ctx.settle(start=span[0] if span else now() - timedelta(days=1))
     if not end_given:
-        options.end = span[1] if span else now()
-    result.files.append(write_json(case_dir / "investigation.settings.json", scrub.value(options.describe())))
+        options = ctx.settle(end=span[1] if span else now())
+    assert options.start is not None
+    result.files.append(ctx.write_settings())
     limits = period_limits(exports, options.start, options.end)
     covered = (f"the exports' records run from {exports.first:%Y-%m-%d %H:%M} to {exports.last:%Y-%m-%d %H:%M} UTC"
                if exports.first and exports.last else "the exports hold no dated record")  # fmt: skip
@@ -184,16 +184,14 @@ def run_offline_investigation(
 
     tenant_record = {"domains": domains, "domains_source": how, "federated_domains": federated,
                      "applications": apps}  # fmt: skip
-    shared = SharedSteps(
-        options=options, ui=ui, steps=steps, result=result, redactor=redactor, scrub=scrub, runs=runs,
-        records=all_records(runs), domains={d.lower() for d in domains}, directory=directory,
-        flagged_saml_domains=set(federated), analyse=analyse, backend=None,
-        record={"source": "exports", "exports": exports.describe(), "limits": limits, "inferred": tenant_record},
-        manifest_record={"source": "exports", "exports": exports.describe(), "limits": limits,
-                         "inferred": tenant_record},
-        sparrow_directory=DirectoryData(),
-        no_backend_reason=f"{NO_TENANT}: run `mia enrich CASE` with tenant access for the senders, recipients "
-        "and subjects of the mail read (message trace, and the mailbox with --allow-mailbox-metadata)",
-        analysis_cannot_answer=NO_MAIL_ITEMS if no_mail else "",
-    )  # fmt: skip
-    return complete_investigation(shared, now=now)
+    ctx.runs, ctx.records, ctx.domains = runs, all_records(runs), {d.lower() for d in domains}
+    ctx.directory, ctx.flagged_saml_domains, ctx.analyse = directory, set(federated), analyse
+    ctx.record = {"source": "exports", "exports": exports.describe(), "limits": limits, "inferred": tenant_record}
+    ctx.manifest_record = {"source": "exports", "exports": exports.describe(), "limits": limits,
+                           "inferred": tenant_record}  # fmt: skip
+    ctx.sparrow_directory = DirectoryData()
+    ctx.no_backend_reason = (f"{NO_TENANT}: run `mia enrich CASE` with tenant access for the senders, recipients "
+                             "and subjects of the mail read (message trace, and the mailbox with "
+                             "--allow-mailbox-metadata)")  # fmt: skip
+    ctx.analysis_cannot_answer = NO_MAIL_ITEMS if no_mail else ""
+    return complete_investigation(ctx)

@@ -132,7 +132,7 @@ def _run(conn: ConnectionSettings, simulator: SimOptions | None, options: Invest
     with sim_session(conn, simulator) as session:
         period = session.records_period()
         if options.start is None and period is not None:  # the simulated data sits in a fixed month: all of it
-            options.start, options.end = period
+            options = replace(options, start=period[0], end=period[1])  # frozen
         return run_investigation(session.backend, options, ui)
 
 
