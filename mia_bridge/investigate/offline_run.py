@@ -133,7 +133,7 @@ def run_offline_investigation(
     if not end_given:
         options = ctx.settle(end=span[1] if span else now())
     assert options.start is not None
-    result.files.append(ctx.write_settings())
+    ctx.write_settings()
     limits = period_limits(exports, options.start, options.end)
     covered = (f"the exports' records run from {exports.first:%Y-%m-%d %H:%M} to {exports.last:%Y-%m-%d %H:%M} UTC"
                if exports.first and exports.last else "the exports hold no dated record")  # fmt: skip

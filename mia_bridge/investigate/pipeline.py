@@ -278,7 +278,7 @@ def begin_case(
     result.redaction = redaction_record(redactor)
     ctx = RunContext(options=options, case=case, ui=ui, steps=steps, result=result, redactor=redactor, scrub=scrub,
                      now=now, backend=backend)  # fmt: skip
-    ctx.write_settings()
+    result.files.append(ctx.write_settings())  # registered with the rest, whatever step stops the run
     return ctx
 
 
@@ -377,7 +377,7 @@ def _licence(ctx: RunContext) -> None:
         options = ctx.settle(start=options.end - timedelta(days=retention_days(options.license_policy, facts)))
         ctx.ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC "
                     "(the licence's retention)")
-    ctx.result.files.append(ctx.write_settings())
+    ctx.write_settings()
     assert options.start is not None
     decision = decide(options.license_policy, facts, start=options.start, now=instant)
     ctx.result.license = ctx.decision = decision
