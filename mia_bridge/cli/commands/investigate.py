@@ -25,6 +25,7 @@ from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress
 from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal as case_seal
+from mia_bridge.evidence.layout import SETTINGS_NAME
 from mia_bridge.evidence.manifest import manifest_sha256
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
@@ -33,7 +34,6 @@ from mia_bridge.investigate.steps import StepOutcome, StepStatus
 from mia_bridge.sim.backend import sim_session
 
 DEMO_OUT = Path("output/demo")
-SETTINGS_NAME = "investigation.settings.json"
 _STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
 
 
