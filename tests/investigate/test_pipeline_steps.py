@@ -143,3 +143,15 @@ def test_every_step_says_what_it_does_and_records() -> None:
         assert step.name and step.does and step.records, step
     assert [s.name for s in SHARED_STEPS if s.always] == ["Register", "Investigation record"]
     assert SHARED_STEPS[-1].always  # the record is the last thing written, whatever failed before it
+
+
+def test_from_exports_a_missing_input_is_recorded_and_stops_the_run(tmp_path: Path) -> None:
+    from mia_bridge.errors import UsageError
+
+    options = InvestigateOptions(tenant="(from exports)", out_dir=tmp_path / "case", start=DEFAULT_START, end=END,
+                                 exports=(tmp_path / "absent.jsonl",))  # fmt: skip
+    with pytest.raises(UsageError, match=r"absent\.jsonl: no such file"):
+        run_offline_investigation(options, RecordingUI())
+    steps = _investigation(tmp_path / "case")["steps"]
+    assert [(s["name"], s["status"]) for s in steps] == [("Exports preserved", "failed")]
+    assert verify_case(tmp_path / "case").ok
