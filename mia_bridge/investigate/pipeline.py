@@ -217,7 +217,7 @@ class RunContext:
         return self.case.folder
 
     def settle(self, **changes: Any) -> InvestigateOptions:
-        """A value a step settles (the period, the tenant's name): new options, written to the settings file."""
+        """A value a step settles (the period, the tenant's name): new options (the step rewrites the settings)."""
         self.options = self.result.options = replace(self.options, **changes)
         return self.options
 
