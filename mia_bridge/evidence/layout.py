@@ -10,9 +10,9 @@ Every name of the case folder is defined here once. Each entry carries one of th
   ``--redact-subjects`` / ``--hash-addresses`` these are redacted and may be shared.
 
 ``mia_bridge.evidence.case.Case`` writes through this table; the manifest records each file's label; the
-redaction and the report's "what may be shared" read it. This module imports nothing of the project, so any
-layer may read the names (the collector keeps its own ``evidence``/``state`` constants; a test checks that
-they agree).
+redaction and the report's "what may be shared" read it. This module imports nothing of the project, so
+every writer at or above ``evidence`` (the collector's journal in ``collect/state.py`` included) takes its
+names from here.
 """
 
 from __future__ import annotations

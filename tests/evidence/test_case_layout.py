@@ -50,7 +50,7 @@ def test_a_name_is_defined_once() -> None:
 
 
 def test_the_collector_uses_the_layout_names() -> None:
-    """collect/ does not import the case module (layer order): its constants must agree with the layout."""
+    """The collector's journal and the evidence store name their folders from the layout."""
     assert f"{state.STATE_DIR}/" in {e.name for e in LAYOUT if e.label is Label.CHAIN_OF_CUSTODY}
     assert f"{store.EVIDENCE_DIR}/" in {e.name for e in LAYOUT if e.label is Label.RAW_EVIDENCE}
 
