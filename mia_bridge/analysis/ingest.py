@@ -6,13 +6,15 @@ soon as it is built: nothing is concatenated in memory. ``rec`` numbers the pars
 order; parts are named ``part-NNNNNN.parquet`` in ``rec`` order. Quarantined records go to
 ``quarantine.jsonl`` as they come.
 
-Parallel parsing: a clean JSON-lines file is cut into blocks of whole lines (``_BLOCK`` bytes); the lines
-of each block are counted first, so every block knows its first ``rec`` and line before it is parsed, and a
-pool of processes (one per core) parses the blocks and writes their parts. A gzip file is decompressed
-here and its blocks sent to the pool; a Purview/UAL CSV is split into rows by arrow's CSV reader here (it
-knows quoting) and the rows' AuditData parsed in the pool. When a file turns out irregular part-way (a
-blank line, a field of an unexpected type), its parts are deleted and it is read record by record, which
-quarantines precisely: the same fallback as ``analyze_files``.
+Parallel parsing: a clean JSON-lines file is cut into blocks of whole lines (``_BLOCK`` bytes); the lines of
+each block are counted first, so every block knows its first ``rec`` and line before it is parsed, and a pool
+of processes (one per core) parses the blocks and writes their parts. A gzip file is decompressed here and
+its blocks sent to the pool; a Purview/UAL CSV is split into rows by arrow's CSV reader here (it knows
+quoting) and the rows' AuditData parsed in the pool. When a file turns out irregular part-way (a blank line,
+a field of an unexpected type), its parts are deleted and it is read record by record, which quarantines
+precisely: the same fallback as ``analyze_files``. The workers are started by multiprocessing's forkserver:
+a calling script needs the usual ``if __name__ == "__main__":`` guard. If a worker dies (killed, out of
+memory), the input is parsed again in this process.
 
 De-duplication (``dedup.deduplicate``, unchanged) runs only on the records whose Id occurs more than once,
 found by DuckDB over the records dataset; they are taken in hash partitions of Ids of at most
@@ -30,6 +32,7 @@ import os
 import shutil
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -502,6 +505,12 @@ def _fast_csv(run: _InputRun, sniffed: Sniff, parallel: bool) -> bool:
 # --- the API ----------------------------------------------------------------------------------------------
 
 
+def _fast(run: _InputRun, sniffed: Sniff, block: int, parallel: bool) -> bool:
+    if run.fmt == fast_jsonl.NAME:
+        return _fast_jsonl(run, block, parallel)
+    return _fast_csv(run, sniffed, parallel)
+
+
 def _workers(workers: int | None) -> int:
     if workers is not None:
         return max(1, workers)
@@ -520,12 +529,15 @@ def _read_input(sink: _Sink, pool: _Pool, reader: Reader, src: DecodedInput, sni
     parallel = size >= parallel_from
     run = _InputRun(sink, pool, src, reader.NAME, sink.rec)
     done = False
-    if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
+    if (reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines") or reader.NAME in fast_csv.NAMES:
         fast_jsonl.bulk_memory_pool()
-        done = _fast_jsonl(run, block, parallel)
-    elif reader.NAME in fast_csv.NAMES:
-        fast_jsonl.bulk_memory_pool()
-        done = _fast_csv(run, sniffed, parallel)
+        try:
+            done = _fast(run, sniffed, block, parallel)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): this process parses the input
+            pool.workers = 1
+            sink.drop(run.seqs)
+            run = _InputRun(sink, pool, src, reader.NAME, sink.rec)
+            done = _fast(run, sniffed, block, parallel=False)
     if done:
         sink.rec += run.rows
         sink.read += run.rows

@@ -188,3 +188,35 @@ def test_rec_is_global_across_inputs_and_paths(tmp_path: Path) -> None:
     assert np.array_equal(records["rec"].to_numpy(), np.arange(len(records)))
     order = [str(p) for p in paths]
     assert records["source_file"].map(order.index).is_monotonic_increasing
+
+
+def test_a_full_disk_while_writing_parts_is_an_ingest_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mia_bridge.analysis import ingest
+
+    def full(*_: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ingest, "write_chunk", full)
+    with pytest.raises(IngestError, match="No space left on device"):
+        ingest_files([DEMO / "unified_audit_log.jsonl"], OPTIONS, tmp_path / "work", workers=1)
+    with pytest.raises(IngestError, match="No space left on device"):
+        ingest_records([json.dumps(mia("2024-05-01T10:00:00"))], "live", OPTIONS, tmp_path / "work")
+
+
+def test_a_dead_worker_leaves_the_input_to_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mia_bridge.analysis import ingest
+
+    original = ingest._Pool.map_ordered
+
+    def dying(self: Any, tasks: Any, parallel: bool) -> Any:
+        if parallel:
+            next(iter(tasks))  # a block was handed out (its part number taken) when the worker died
+            raise BrokenProcessPool("a worker was killed")
+        yield from original(self, tasks, parallel)
+
+    monkeypatch.setattr(ingest._Pool, "map_ordered", dying)
+    paths = _inputs(tmp_path)[:2]
+    tables = ingest_files(paths, OPTIONS, tmp_path / "work", workers=2, block_bytes=65536, parallel_from=0)
+    _assert_same(tables, _today(paths))
