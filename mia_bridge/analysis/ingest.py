@@ -471,7 +471,9 @@ def _fast_jsonl(run: _InputRun, block: int, parallel: bool) -> bool:
                 yield run.task(lines, run.rows + 1, data=data)
                 run.rows += lines
         else:
-            for start, end, lines in _plain_blocks(str(src.path), src.max_record_bytes, block):
+            # Blocks no longer than the record size limit: a line inside a block is then within it.
+            for start, end, lines in _plain_blocks(str(src.path), src.max_record_bytes,
+                                                   min(block, src.max_record_bytes)):
                 yield run.task(lines, run.rows + 1, path=str(src.path), start=start, end=end)
                 run.rows += lines
 
