@@ -439,20 +439,20 @@ class _InputRun:
     def run(self, tasks: Iterator[_Task], parallel: bool) -> bool:
         """Run the tasks (each counted in ``rows`` as it is made); False when a block was irregular."""
         placed: list[tuple[int, int, int]] = []
-        made: list[_Task] = []
+        made: list[tuple[int, int]] = []  # (seq, rec_base) of each task: not the task, which may hold its text
 
         def counted() -> Iterator[_Task]:
             for task in tasks:
-                made.append(task)
+                made.append((task.seq, task.rec_base))
                 yield task
 
         results = self.pool.map_ordered(counted(), parallel)
         try:
             for result in results:
-                task = made[len(placed)]
+                seq, rec_base = made[len(placed)]
                 if isinstance(result, str):
                     return False
-                placed.append((task.seq, task.rec_base, result))
+                placed.append((seq, rec_base, result))
         finally:
             results.close()  # waits for the blocks in flight
         for seq, base, count in placed:
