@@ -651,6 +651,8 @@ def _tables(sink: _Sink, conflicts: list[dict[str, Any]], reports: list[Any], pe
 # --- de-duplication ---------------------------------------------------------------------------------------
 
 
+_ID_HASH = "hash(coalesce(record_id, ''))"
+_DUCKDB_MEMORY = "512MB"  # DuckDB spills to the work folder past this
 _DEDUP_COLUMNS = ("rec", "record_id", "raw_json", "source_file", "source_format", "source_line", "flags")
 
 
@@ -671,10 +673,12 @@ def _deduplicate(sink: _Sink, partition_rows: int) -> list[dict[str, Any]]:
     (temp / "marks").mkdir(parents=True)
     records = _sql_path(sink.workdir / "records" / "*.parquet")
     conflicts: list[dict[str, Any]] = []
-    con = duckdb.connect(config={"threads": 2, "memory_limit": "1GB", "temp_directory": str(temp / "spill"),
+    con = duckdb.connect(config={"threads": 2, "memory_limit": _DUCKDB_MEMORY, "temp_directory": str(temp / "spill"),
                                  "preserve_insertion_order": False})
     try:
-        con.execute(f"CREATE TEMP TABLE shared AS SELECT coalesce(record_id, '') AS k, count(*) AS n "
+        # Ids are grouped by their 64-bit hash (8 bytes a key, not the Id's text): a collision only brings two
+        # Ids that occur once into a partition, where deduplicate() leaves them alone (it groups on the Id).
+        con.execute(f"CREATE TEMP TABLE shared AS SELECT {_ID_HASH} AS h, count(*) AS n "
                     f"FROM read_parquet({records}) GROUP BY 1 HAVING count(*) > 1")
         total = int(con.sql("SELECT coalesce(sum(n), 0) FROM shared").fetchall()[0][0])
         if total == 0:
@@ -684,8 +688,8 @@ def _deduplicate(sink: _Sink, partition_rows: int) -> list[dict[str, Any]]:
         mapper = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype()}
         for part in range(parts):
             table = con.sql(
-                f"SELECT {columns} FROM read_parquet({records}) r WHERE coalesce(r.record_id, '') IN "
-                f"(SELECT k FROM shared WHERE hash(k) % {parts} = {part}) ORDER BY r.rec").to_arrow_table()
+                f"SELECT {columns} FROM read_parquet({records}) r WHERE {_ID_HASH} IN "
+                f"(SELECT h FROM shared WHERE h % {parts} = {part}) ORDER BY r.rec").to_arrow_table()
             assert table is not None
             frame = table.to_pandas(types_mapper=mapper.get)
             del table
@@ -693,8 +697,9 @@ def _deduplicate(sink: _Sink, partition_rows: int) -> list[dict[str, Any]]:
             keep, found, fingerprint = deduplicate(frame)
             conflicts.extend(found)
             del frame
-            marks = pa.table({"rec": recs, "fingerprint": fingerprint.to_numpy(dtype=np.uint64),
-                              "duplicate": ~keep.to_numpy(dtype=bool)})
+            compared = fingerprint.notna().to_numpy(dtype=bool)  # all but hash collisions
+            marks = pa.table({"rec": recs[compared], "fingerprint": fingerprint[compared].to_numpy(dtype=np.uint64),
+                              "duplicate": ~keep.to_numpy(dtype=bool)[compared]})
             pq.write_table(marks, temp / "marks" / _part_name(part))
         sorted_marks = temp / "marks.parquet"
         con.execute(f"COPY (SELECT * FROM read_parquet({_sql_path(temp / 'marks' / '*.parquet')}) ORDER BY rec) "

@@ -220,3 +220,13 @@ def test_a_dead_worker_leaves_the_input_to_this_process(tmp_path: Path, monkeypa
     paths = _inputs(tmp_path)[:2]
     tables = ingest_files(paths, OPTIONS, tmp_path / "work", workers=2, block_bytes=65536, parallel_from=0)
     _assert_same(tables, _today(paths))
+
+
+def test_ids_whose_hashes_collide_are_left_as_today(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shared Ids are found by a 64-bit hash: Ids that occur once but collide must stay unmarked."""
+    from mia_bridge.analysis import ingest
+
+    monkeypatch.setattr(ingest, "_ID_HASH", "hash(coalesce(record_id, '')) % 3")  # everything collides
+    paths = _inputs(tmp_path)
+    tables = ingest_files(paths, OPTIONS, tmp_path / "work", dedup_partition_rows=400)
+    _assert_same(tables, _today(paths))
