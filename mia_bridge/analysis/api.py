@@ -7,6 +7,7 @@ investigation feeds collected records here); ``write_outputs`` writes the output
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -245,7 +246,10 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
         started = time.perf_counter()
         base = _base_tables(intake, Path(work.name))
         TIMINGS["base_tables"] = time.perf_counter() - started
-        return analyse_base(base, options, reports, Path(work.name), writer, work, engine=options.engine)
+        result = analyse_base(base, options, reports, Path(work.name), writer, work, engine=options.engine)
+        shutil.rmtree(Path(work.name) / "base", ignore_errors=True)  # read; the result keeps only its tables
+        shutil.rmtree(Path(work.name) / "spill", ignore_errors=True)
+        return result
     except BaseException:
         work.cleanup()
         raise
