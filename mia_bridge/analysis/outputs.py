@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
 
 ROW_GROUP = 131_072  # Parquet rows per group: the writer holds a whole group's encoded columns
-TABLES = ("synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")  # small: written whole
+# every table written as CSV and Parquet (enrich lists the analysis files by it)
+TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
+SMALL_TABLES = TABLES[2:]  # written whole
 STREAMED = ("records", "events", "items")  # written a batch at a time; records only as Parquet
 
 
@@ -214,7 +216,7 @@ class OutputWriter:
                             shutil.copyfileobj(src, dst, 1 << 20)
                         continue
                     self.stream(name, _parquet_batches(source), pq.read_schema(source))
-            for name in TABLES:
+            for name in SMALL_TABLES:
                 if f"{name}.csv" not in self.written and (frame := getattr(result, name)) is not None:
                     self.table(name, frame)
             for future in self._pending:
