@@ -16,27 +16,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis.base_tables import BaseTables
-from mia_bridge.analysis.dedup import deduplicate
 from mia_bridge.analysis.engines import EMBEDDED, ENGINES
 from mia_bridge.analysis.engines.embedded import EmbeddedEngine, Parameters
+from mia_bridge.analysis.ingest import ingest_files, ingest_records
 from mia_bridge.analysis.intake import QUARANTINE_COLUMNS, Intake
 from mia_bridge.analysis.leads import option_values
 from mia_bridge.analysis.message_lookup import lookup_requests
 from mia_bridge.analysis.normalise import json_text
 from mia_bridge.analysis.outputs import OutputWriter, write_outputs
 from mia_bridge.analysis.summary import build_summary
-from mia_bridge.errors import ReaderError, UnreadableInput, UsageError
+from mia_bridge.errors import UsageError
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
-from mia_bridge.readers.decoding import DecodedInput, file_kind
+from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.raw_auditdata_json import unwrap
-from mia_bridge.readers.registry import prepare, read_prepared
+from mia_bridge.readers.registry import read_prepared
 from mia_bridge.readers.values import DEFAULT_MAX_RECORD_BYTES
 
 __all__ = ["AnalysisOptions", "AnalysisResult", "OutputWriter", "analyze_files", "analyze_records", "write_outputs"]
@@ -118,40 +117,21 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: Outpu
     With ``writer``, the tables are handed to it as soon as each is ready (``writer.finish(result)`` completes
     the output). Raises ``ReaderError`` (exit code 1) when not a single input could be read.
     """
-    for path in paths:  # refused before anything is read: opening a FIFO or a device could block forever
-        kind = file_kind(Path(path))
-        if kind is not None and not kind.startswith(("no such", "cannot")):
-            raise ReaderError(f"{path}: is {kind}, not a regular file; nothing was read",
-                              hint="give exported files (copy a pipe or a device to a file first)")
     TIMINGS.clear()
-    started = time.perf_counter()
-    intake = Intake()
-    reports: list[InputReport] = []
-    for path in paths:
-        try:
-            reader, src, sniffed = prepare(Path(path), options.format, options.max_record_bytes)
-        except UnreadableInput as exc:
-            reports.append(InputReport(str(path), None, error=exc.message))
-            continue
-        report = InputReport(str(path), reader.NAME)
-        before_read, before_q = intake.read, len(intake.quarantined)
-        try:
-            _read_one(intake, reader, src, sniffed)
-        except (OSError, EOFError, ValueError, UnicodeError, RecursionError, MemoryError, pa.ArrowException) as exc:
-            # The file's own problem: the records read before it stay, the other inputs are read.
-            report.error = (f"{path}: reading stopped after {intake.read - before_read} record(s): "
-                            f"{type(exc).__name__}: {exc}")
-        report.records_read = intake.read - before_read
-        report.records_quarantined = len(intake.quarantined) - before_q
-        reports.append(report)
-    if paths and all(r.error is not None and r.records_read == 0 for r in reports):
-        problems = "; ".join(r.error or "" for r in reports)
-        raise ReaderError(f"no input could be read: {problems}")
-    TIMINGS["read"] = time.perf_counter() - started
-    return _analyse(intake, options, reports, writer)
+    work = tempfile.TemporaryDirectory(prefix="mia-analysis-")
+    try:
+        started = time.perf_counter()
+        base = ingest_files(paths, options, Path(work.name) / "base")
+        TIMINGS["read"] = time.perf_counter() - started
+        return _analyse(base, options, work, writer)
+    except BaseException:
+        work.cleanup()
+        raise
 
 
 def _read_one(intake: Intake, reader: Reader, src: DecodedInput, sniffed: Sniff) -> None:
+    """One input into an in-memory ``Intake`` (vectorised when it can be): what the Spark engine's executors do
+    with their split, and the reference the streaming ingest is tested against."""
     chunks = None
     if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
         chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
@@ -190,36 +170,16 @@ def analyze_records(
     records: Iterable[dict[str, Any] | str], options: AnalysisOptions, *, source: str
 ) -> AnalysisResult:
     """Analyse raw AuditData records (dicts or JSON strings); ``source`` names them in messages."""
-    intake = Intake()
-    report = InputReport(source, "records")
-    intake.extend(_records_from(records, source))
-    report.records_read = intake.read
-    report.records_quarantined = len(intake.quarantined)
-    return _analyse(intake, options, [report])
-
-
-def _base_tables(intake: Intake, work: Path) -> BaseTables:
-    """The base tables (``base_tables``) from the in-memory intake: de-duplicated, written to ``work``.
-
-    A stop-gap until ingest writes them as it reads; the analysis reads only the files."""
-    records, folders, items = intake.tables()
-    keep, conflicts, records["fingerprint"] = deduplicate(records)
-    records["rec"] = np.arange(len(records), dtype=np.int64)
-    records["duplicate"] = ~keep.to_numpy(dtype=bool)
-    work = work / "base"
-    work.mkdir()
-    paths = {name: work / f"{name}.parquet" for name in ("records", "folders", "items")}
-    for name, frame in (("records", records), ("folders", folders), ("items", items)):
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), paths[name])
-    del records, folders, items
-    quarantine = work / "quarantine.jsonl"
-    with open(quarantine, "w", encoding="utf-8") as handle:
-        for q in intake.quarantined:
-            handle.write(json.dumps({"file": q.source, "line": q.line, "reason": q.reason, "raw": q.raw},
-                                    ensure_ascii=False) + "\n")
-    return BaseTables(paths["records"], paths["folders"], paths["items"], quarantine, read=intake.read,
-                      parsed=intake.read - len(intake.quarantined), quarantined=len(intake.quarantined),
-                      conflicts=conflicts)
+    TIMINGS.clear()
+    work = tempfile.TemporaryDirectory(prefix="mia-analysis-")
+    try:
+        started = time.perf_counter()
+        base = ingest_records(records, source, options, Path(work.name) / "base")
+        TIMINGS["read"] = time.perf_counter() - started
+        return _analyse(base, options, work)
+    except BaseException:
+        work.cleanup()
+        raise
 
 
 def _quarantine_frame(path: Path) -> pd.DataFrame:
@@ -239,20 +199,13 @@ def _parameters(options: AnalysisOptions) -> Parameters:
         lookup_requests=lookup_requests(options.message_ids) if options.message_ids else None)
 
 
-def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport],
+def _analyse(base: BaseTables, options: AnalysisOptions, work: tempfile.TemporaryDirectory[str],
              writer: OutputWriter | None = None) -> AnalysisResult:
-    work = tempfile.TemporaryDirectory(prefix="mia-analysis-")
-    try:
-        started = time.perf_counter()
-        base = _base_tables(intake, Path(work.name))
-        TIMINGS["base_tables"] = time.perf_counter() - started
-        result = analyse_base(base, options, reports, Path(work.name), writer, work, engine=options.engine)
-        shutil.rmtree(Path(work.name) / "base", ignore_errors=True)  # read; the result keeps only its tables
-        shutil.rmtree(Path(work.name) / "spill", ignore_errors=True)
-        return result
-    except BaseException:
-        work.cleanup()
-        raise
+    """Analyse the base tables ingest wrote under ``work``; what only the analysis read is removed after it."""
+    result = analyse_base(base, options, list(base.inputs), Path(work.name), writer, work, engine=options.engine)
+    shutil.rmtree(Path(work.name) / "base", ignore_errors=True)  # read; the result keeps only its tables
+    shutil.rmtree(Path(work.name) / "spill", ignore_errors=True)
+    return result
 
 
 def analyse_base(base: BaseTables, options: AnalysisOptions, reports: list[InputReport], work_dir: Path,
