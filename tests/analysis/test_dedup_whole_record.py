@@ -226,7 +226,8 @@ def test_collapsing_keeps_the_more_complete_copy() -> None:
 
 # Values as they come in any export; a raw NUL is left out: a CSV row holding one is quarantined (by design,
 # tests/readers/test_hostile_inputs.py), and the Purview writer here copies UserId into a column.
-_CHARS = st.characters(exclude_characters="\x00")
+# No lone surrogate either: the Purview CSV written here holds UserId as UTF-8 text, which cannot encode one.
+_CHARS = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 _LEAF = st.one_of(st.text(_CHARS, max_size=6), st.integers(-5, 5), st.booleans())
 _FIELDS = ["Operation", "UserId", "ClientIP", "ObjectId", "Parameters", "Nested", "Extra"]
 
