@@ -1,0 +1,452 @@
+"""The Spark engine: ``mia analyze --engine spark [--spark-master URL]``.
+
+The same analysis as the embedded engine, on Apache Spark (``pip install 'mia-bridge[spark]'`` and a Java 17
+runtime): the inputs are read on the executors by the project's own readers and normalisation
+(``spark_read``), de-duplicated by ``dedup.py`` (only records whose Id repeats are compared: those are
+brought to the driver), and the analysis SQL (``analysis/sql``, DuckDB dialect) runs on Spark through
+``sqlglot.transpile(..., read="duckdb", write="spark")``.
+
+Masters: ``local[N]`` (tests, one machine), ``spark://host:7077`` / ``yarn`` / ``k8s://...`` (a cluster: the
+executors need this package installed), ``sc://host:15002`` (Spark Connect). Inputs may be any path Spark
+reads (file://, hdfs://, s3a://, abfss://; a folder or a glob stands for its files in name order).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+
+from mia_bridge.analysis.dedup import _read_back, deduplicate
+from mia_bridge.analysis.engines.spark_read import (
+    FORMATS_TAKEN,
+    KIND_FOLDER,
+    KIND_ITEM,
+    KIND_QUARANTINE,
+    KIND_RECORD,
+    KIND_SPLIT,
+    FilePlan,
+    canonical_uri,
+    head_lines,
+    map_partition,
+    spark_schema_ddl,
+)
+from mia_bridge.analysis.intake import BUILT_COLUMNS, QUARANTINE_COLUMNS
+from mia_bridge.errors import MiaError, ReaderError, UnreadableInput
+from mia_bridge.readers.registry import prepare
+
+NAME = "spark"
+DEFAULT_MASTER = "local[2]"
+INSTALL_HINT = ("pip install 'mia-bridge[spark]' and a Java 17 runtime (Debian/Ubuntu: apt-get install "
+                "openjdk-17-jre-headless)")
+_HEAD_LINES, _HEAD_BYTES = 200, 64 * 1024
+
+
+class SparkUnavailable(MiaError):
+    """pyspark or Java is missing."""
+
+
+def unavailable_reason(master: str = DEFAULT_MASTER) -> str | None:
+    """Why the Spark engine cannot run here (None: it can)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed"
+    if master.startswith("sc://"):
+        return None  # Spark Connect: the server runs the JVM
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and shutil.which("java") is None:
+        return "no Java runtime (java is not on PATH and JAVA_HOME is not set)"
+    return None
+
+
+def _log4j_config() -> str:
+    """A log4j2 configuration that keeps Spark's own log at ERROR (its stack traces are not for responders)."""
+    path = Path(tempfile.gettempdir()) / "mia-spark-log4j2.properties"
+    if not path.exists():
+        path.write_text("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
+                        "appender.console.type = Console\nappender.console.name = console\n"
+                        "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
+                        "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n", encoding="utf-8")
+    return str(path)
+
+
+def session(master: str = DEFAULT_MASTER, conf: dict[str, str] | None = None) -> Any:
+    """A SparkSession for ``master`` (``sc://`` is Spark Connect); quiet, UI off, times in UTC."""
+    reason = unavailable_reason(master)
+    if reason is not None:
+        raise SparkUnavailable(f"the Spark engine cannot run: {reason}", hint=INSTALL_HINT)
+    from pyspark.sql import SparkSession
+
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        **(conf or {}),
+    }
+    if master.startswith("sc://"):
+        builder = SparkSession.builder.remote(master)
+        for key, value in settings.items():
+            if not key.startswith("spark.ui"):
+                builder = builder.config(key, value)
+        return builder.getOrCreate()
+    log4j = f"-Dlog4j2.configurationFile=file:{_log4j_config()}"
+    settings.update({
+        "spark.driver.extraJavaOptions": log4j,
+        "spark.executor.extraJavaOptions": log4j,
+    })
+    if master.startswith("local"):
+        # One machine: executors are this Python, and nothing listens beyond the loopback interface.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    builder = SparkSession.builder.master(master).appName("mia-bridge")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_message(exc: BaseException) -> str:
+    """One line out of a Spark/Py4J failure (never its Java stack trace)."""
+    text = str(getattr(exc, "getMessage", lambda: None)() or exc)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return first[:500]
+
+
+def _spark_errors() -> tuple[type[BaseException], ...]:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return (PySparkException, Py4JError)
+
+
+def _has_scheme(path: str) -> bool:
+    parsed = urlparse(path)
+    return len(parsed.scheme) > 1  # "C:" is a drive, not a scheme
+
+
+def spark_path(path: str) -> str:
+    """A path as Spark takes it: a local one made absolute (file:), a URI as given."""
+    return path if _has_scheme(path) else Path(path).absolute().as_uri()
+
+
+def _same_file(uri: str, local: str) -> bool:
+    return unquote(urlparse(uri).path) == str(Path(local).absolute())
+
+
+@dataclass
+class InputFile:
+    display: str  # the name tables and messages use
+    uri: str  # Spark's name for it (``_metadata.file_path``)
+    given: str  # the input argument it came from
+
+
+@dataclass
+class SparkBase:
+    """The base relations on Spark, with the counts and reports ingest produces (``base_tables.BaseTables``)."""
+
+    records: Any  # DataFrame: BUILT_COLUMNS + rec, fingerprint, duplicate
+    folders: Any  # DataFrame: FOLDER_ROW_COLUMNS + pos
+    items: Any  # DataFrame: ITEM_ROW_COLUMNS + pos
+    quarantine: pd.DataFrame
+    read: int
+    parsed: int
+    quarantined: int
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SparkEngine:
+    """Reads inputs into base relations and runs the analysis SQL, on one SparkSession."""
+
+    def __init__(self, spark: Any, work: str, local_work: Path) -> None:
+        self.spark = spark
+        self.work = work.rstrip("/")  # a folder every executor can write (Spark path)
+        self.local_work = local_work  # the driver's scratch folder
+        self.local_work.mkdir(parents=True, exist_ok=True)
+
+    # --- inputs -------------------------------------------------------------------------------------------
+
+    def _files_of(self, given: str) -> list[InputFile]:
+        uri = spark_path(given)
+        try:
+            found = sorted(self.spark.read.format("text").load(uri).inputFiles())
+        except _spark_errors() as exc:
+            raise UnreadableInput(given, f"Spark cannot read it: {spark_message(exc)}",
+                                  hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}") from None
+        local_file = not _has_scheme(given) and Path(given).is_file()
+        return [InputFile(given if local_file and len(found) == 1 and _same_file(f, given) else f,
+                          canonical_uri(f), given) for f in found]
+
+    def _lines(self, uris: Sequence[str]) -> Any:
+        from pyspark.sql import functions as F
+
+        frame = self.spark.read.format("text").load(list(uris))
+        return frame.select(F.col("value").cast("binary").alias("value"),
+                            F.col("_metadata.file_path").alias("path"),
+                            F.col("_metadata.file_block_start").alias("block"))
+
+    def _heads(self, files: list[InputFile]) -> dict[str, list[bytes]]:
+        """The first lines of each file (from its first split)."""
+        from pyspark.sql import functions as F
+
+        lines = self._lines([f.uri for f in files]).where(F.col("block") == 0).select("value", "path")
+        schema = "path string, idx bigint, value binary"
+        rows = lines.mapInArrow(partial(head_lines, limit_lines=_HEAD_LINES, limit_bytes=_HEAD_BYTES),
+                                schema).toArrow() if hasattr(lines, "toArrow") else None
+        heads: dict[str, list[tuple[int, bytes]]] = {}
+        if rows is not None:
+            for path, idx, value in zip(rows.column("path").to_pylist(), rows.column("idx").to_pylist(),
+                                        rows.column("value").to_pylist(), strict=True):
+                heads.setdefault(path, []).append((idx, value))
+        return {path: [v for _, v in sorted(entries)] for path, entries in heads.items()}
+
+    def _plan(self, file: InputFile, head: list[bytes], fmt: str | None, max_record_bytes: int) -> FilePlan:
+        """Sniff a file's start with the project's reader registry; ``UnreadableInput`` when Spark cannot
+        take it."""
+        taken = f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}"
+        if head and head[0].startswith(b"\x1f\x8b"):
+            raise UnreadableInput(file.display, "gzip data without a .gz name (Spark decompresses by name)",
+                                  hint="rename it to end in .gz")
+        fd, name = tempfile.mkstemp(prefix="head-", suffix=".txt", dir=self.local_work)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"\n".join(head) + (b"\n" if head else b""))
+            try:
+                reader, _, sniffed = prepare(Path(name), fmt, max_record_bytes)
+            except UnreadableInput as exc:
+                raise UnreadableInput(file.display, exc.reason.replace(name, file.display), line=exc.line,
+                                      hint=taken) from None
+        finally:
+            Path(name).unlink(missing_ok=True)
+        prefix_lines = 0
+        if sniffed.json_kind is None:  # delimited text: later splits are read after the header
+            texts = [line.decode("utf-8", "replace") for line in head]
+            prefix_lines = next((i + 1 for i, t in enumerate(texts) if t.strip() and not t.startswith(("#TYPE",
+                                                                                                        "\ufeff#TYPE"))),
+                                0)
+        prefix = b"".join(line + b"\n" for line in head[:prefix_lines])
+        return FilePlan(file.display, reader.NAME, prefix, prefix_lines, max_record_bytes,
+                        whole=sniffed.json_kind == "array")
+
+    def ingest(self, paths: Sequence[str], fmt: str | None, max_record_bytes: int) -> SparkBase:
+        from pyspark.sql import functions as F
+
+        errors = _spark_errors()
+        reports: list[dict[str, Any]] = []
+        files: list[InputFile] = []
+        for given in paths:
+            try:
+                found = self._files_of(given)
+            except UnreadableInput as exc:
+                reports.append({"path": given, "format": None, "records_read": 0, "records_quarantined": 0,
+                                "error": exc.message})
+                continue
+            if not found:
+                reports.append({"path": given, "format": None, "records_read": 0, "records_quarantined": 0,
+                                "error": f"{given}: no files"})
+            files += found
+        failed: set[str] = set()
+        try:
+            heads = self._heads(files) if files else {}
+        except errors:
+            heads, failed = self._heads_one_by_one(files, reports)
+        plans: dict[str, tuple[int, FilePlan]] = {}
+        report_of: dict[str, dict[str, Any]] = {}
+        ordered: list[InputFile] = []
+        for file in files:
+            report = {"path": file.display, "format": None, "records_read": 0, "records_quarantined": 0,
+                      "error": None}
+            if file.uri in failed:
+                continue
+            try:
+                plan = self._plan(file, heads.get(file.uri, []), fmt, max_record_bytes)
+            except UnreadableInput as exc:
+                report["error"] = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+                reports.append(report)
+                continue
+            report["format"] = plan.fmt
+            plans[file.uri] = (len(ordered), plan)
+            report_of[file.uri] = report
+            ordered.append(file)
+            reports.append(report)
+        mapped_path = f"{self.work}/mapped"
+        if ordered:
+            lines = self._lines([f.uri for f in ordered])
+            executor_work = str(self.local_work) if _is_local(self.spark) else None
+            mapped = lines.mapInArrow(partial(map_partition, plans=plans, workdir=executor_work), spark_schema_ddl())
+            try:
+                mapped.write.mode("overwrite").partitionBy("kind").parquet(mapped_path)
+            except errors as exc:
+                raise ReaderError(f"Spark could not read the inputs: {spark_message(exc)}",
+                                  hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}") from None
+        base = self.spark.read.parquet(mapped_path) if ordered else self.spark.createDataFrame([], spark_schema_ddl())
+        splits = base.where(F.col("kind") == KIND_SPLIT).select(
+            "file_idx", "block", "s_lines", "s_read", "s_parsed", "s_error").toPandas()
+        offsets = _offsets(splits)
+        for file_idx, count in splits.groupby("file_idx").size().items():
+            plan = plans[ordered[int(file_idx)].uri][1]
+            if plan.whole and count > 1:
+                raise ReaderError(f"{plan.display}: a JSON array that Spark splits into {count} parts cannot be "
+                                  "read in parts", hint="convert it to JSON lines (one record a line), or use "
+                                  "--engine embedded")
+        for row in splits.sort_values(["file_idx", "block"]).itertuples():
+            report = report_of[ordered[int(row.file_idx)].uri]
+            report["records_read"] += int(row.s_read)
+            if row.s_error is not None and report["error"] is None:
+                report["error"] = row.s_error
+        if all(r["error"] is not None and r["records_read"] == 0 for r in reports) and reports:
+            raise ReaderError("no input could be read: " + "; ".join(r["error"] or "" for r in reports))
+        joined = base.join(F.broadcast(self.spark.createDataFrame(offsets)), ["file_idx", "block"])
+        line = F.col("line_offset")
+        records = joined.where(F.col("kind") == KIND_RECORD).select(
+            *[F.col(c) for c in BUILT_COLUMNS if c != "source_line"],
+            (F.col("source_line") + line).alias("source_line"),
+            (F.col("rec_offset") + F.col("local_rec")).alias("rec"))
+        records = records.select(*BUILT_COLUMNS, "rec")
+        # pos: the row's place in input order (split number in the high bits, its place in the split below)
+        pos = (F.col("split_no") * F.lit(1 << 40) + F.col("pos")).alias("pos")
+        rec = (F.col("rec_offset") + F.col("local_rec")).alias("rec")
+        folders = joined.where(F.col("kind") == KIND_FOLDER).select(rec, "folder_path", "folder_id", pos)
+        items = joined.where(F.col("kind") == KIND_ITEM).select(
+            rec, "folder_path", "internet_message_id", "internet_message_id_raw", "size_in_bytes", pos)
+        quarantine = joined.where(F.col("kind") == KIND_QUARANTINE).select(
+            F.col("source_file").alias("file"), (F.col("q_line") + line).alias("line"),
+            F.col("q_reason").alias("reason"), F.col("q_raw").alias("raw"),
+            "file_idx", "block", "pos").toPandas()
+        quarantine = quarantine.sort_values(["file_idx", "block", "pos"]).reset_index(drop=True)
+        for file_idx, count in quarantine.groupby("file_idx").size().items():
+            report_of[ordered[int(file_idx)].uri]["records_quarantined"] = int(count)
+        quarantine = quarantine[QUARANTINE_COLUMNS].astype({"line": "Int64"})
+        parsed = int(splits["s_parsed"].sum()) if len(splits) else 0
+        read = int(splits["s_read"].sum()) if len(splits) else 0
+        records, conflicts = self._deduplicate(records, ordered, plans)
+        return SparkBase(records=records, folders=folders, items=items, quarantine=quarantine, read=read,
+                         parsed=parsed, quarantined=len(quarantine), conflicts=conflicts, inputs=reports)
+
+    def _heads_one_by_one(self, files: list[InputFile], reports: list[dict[str, Any]]
+                          ) -> tuple[dict[str, list[bytes]], set[str]]:
+        """After a failed sniff: each file alone, so that the unreadable ones are named (reported)."""
+        heads: dict[str, list[bytes]] = {}
+        failed: set[str] = set()
+        for file in files:
+            try:
+                heads.update(self._heads([file]))
+            except _spark_errors() as exc:
+                failed.add(file.uri)
+                reports.append({"path": file.display, "format": None, "records_read": 0, "records_quarantined": 0,
+                                "error": f"{file.display}: Spark cannot read it: {spark_message(exc)} "
+                                         f"(the Spark engine takes {'; '.join(FORMATS_TAKEN)})"})
+        return heads, failed
+
+    # --- de-duplication: dedup.py on the records whose Id repeats ---------------------------------------
+
+    def _deduplicate(self, records: Any, files: list[InputFile], plans: dict[str, tuple[int, FilePlan]]
+                     ) -> tuple[Any, list[dict[str, Any]]]:
+        from pyspark.sql import functions as F
+
+        key = F.coalesce(F.col("record_id"), F.lit(""))
+        repeated = records.groupBy(key.alias("_key")).count().where(F.col("count") > 1).select("_key")
+        subset = records.join(F.broadcast(repeated), key == F.col("_key"), "left_semi").orderBy("rec").toPandas()
+        if subset.empty:
+            return records.withColumn("fingerprint", F.lit(None).cast("decimal(20,0)")).withColumn(
+                "duplicate", F.lit(False)), []
+        subset = subset.reset_index(drop=True)
+        self._fill_texts(subset, files, plans)
+        keep, conflicts, fingerprint = deduplicate(subset)
+        decided = pd.DataFrame({"rec": subset["rec"].astype("int64"),
+                                "fingerprint": [None if pd.isna(v) else str(int(v)) for v in fingerprint],
+                                "duplicate": ~keep.to_numpy()})
+        frame = self.spark.createDataFrame(decided, "rec bigint, fingerprint string, duplicate boolean")
+        frame = frame.withColumn("fingerprint", F.col("fingerprint").cast("decimal(20,0)"))
+        records = records.join(F.broadcast(frame), "rec", "left").withColumn(
+            "duplicate", F.coalesce(F.col("duplicate"), F.lit(False)))
+        return records, conflicts
+
+    def _fill_texts(self, subset: pd.DataFrame, files: list[InputFile], plans: dict[str, tuple[int, FilePlan]]
+                    ) -> None:
+        """``raw_json`` of the compared records that have none: their text, read back from the input by
+        Spark and turned into the record's text by dedup.py's own ``_read_back``."""
+        missing = subset["raw_json"].isna() & subset["source_line"].notna()
+        if not missing.any():
+            return
+        by_display = {plans[f.uri][1].display: (f, plans[f.uri][1]) for f in files if f.uri in plans}
+        wanted = subset.loc[missing, ["source_file", "source_line"]]
+        texts = self._lines_at({(str(s), int(n)) for s, n in wanted.itertuples(index=False)}, by_display)
+        subset["raw_json"] = subset["raw_json"].astype(object)
+        for index, source, line in zip(wanted.index, wanted["source_file"], wanted["source_line"], strict=True):
+            subset.at[index, "raw_json"] = texts.get((str(source), int(line)))
+        subset["raw_json"] = subset["raw_json"].astype("string")
+
+    def _lines_at(self, wanted: set[tuple[str, int]], files: dict[str, tuple[InputFile, FilePlan]]
+                  ) -> dict[tuple[str, int], str]:
+        from pyspark.sql import functions as F
+
+        texts: dict[tuple[str, int], str] = {}
+        for display in sorted({s for s, _ in wanted}):
+            file, plan = files[display]
+            numbers = sorted(n for s, n in wanted if s == display)
+            numbered = _numbered_lines(self._lines([file.uri]))
+            rows = numbered.where(F.col("line").isin(numbers)).select("line", "value").toPandas()
+            fd, name = tempfile.mkstemp(prefix="dedup-", suffix=".txt", dir=self.local_work)
+            try:
+                # A sparse copy: the prefix (a CSV's header) then each wanted line at its own number.
+                by_line = {int(n): bytes(v) for n, v in zip(rows["line"], rows["value"], strict=True)}
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(plan.prefix)
+                    for index, number in enumerate(sorted(by_line), start=plan.prefix_lines + 1):
+                        handle.write(by_line[number] + b"\n")
+                        by_line[number] = index  # type: ignore[assignment]
+                local = {index: number for number, index in by_line.items()}  # type: ignore[misc]
+                found = _read_back(name, plan.fmt, set(local), hashed=False)
+            finally:
+                Path(name).unlink(missing_ok=True)
+            for index, text in found.items():
+                texts[(display, local[index])] = text
+        return texts
+
+
+def _is_local(spark: Any) -> bool:
+    try:
+        return str(spark.sparkContext.master).startswith("local")
+    except Exception:  # Spark Connect has no SparkContext
+        return False
+
+
+def _offsets(splits: pd.DataFrame) -> pd.DataFrame:
+    """Per split: the file lines before it and the parsed records before it (input order)."""
+    frame = splits.sort_values(["file_idx", "block"]).reset_index(drop=True)
+    frame["line_offset"] = frame.groupby("file_idx")["s_lines"].cumsum() - frame["s_lines"]
+    frame["rec_offset"] = frame["s_parsed"].cumsum() - frame["s_parsed"]
+    frame["split_no"] = range(len(frame))
+    return frame[["file_idx", "block", "line_offset", "rec_offset", "split_no"]].astype("int64").astype(
+        {"file_idx": "int32"})
+
+
+def _numbered_lines(lines: Any) -> Any:
+    """``line`` (1-based in the file) for each line of one file: ordered within each split by Spark's row
+    order, splits by their start."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ordered = lines.withColumn("_row", F.monotonically_increasing_id())
+    return ordered.withColumn("line", F.row_number().over(Window.orderBy("block", "_row")))
+
+
+def local_output(out: str) -> bool:
+    """Whether ``out`` is a folder on this machine (else a Spark path on the cluster)."""
+    return not _has_scheme(out) or urlparse(out).scheme == "file"
