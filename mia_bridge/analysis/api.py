@@ -7,8 +7,8 @@ investigation feeds collected records here); ``write_outputs`` writes the output
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,17 +17,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mia_bridge.analysis import fast_csv, fast_jsonl
-from mia_bridge.analysis import mailitemsaccessed as mia
+from mia_bridge.analysis.base_tables import BaseTables
 from mia_bridge.analysis.dedup import deduplicate
-from mia_bridge.analysis.intake import Intake
-from mia_bridge.analysis.leads import rank_leads
-from mia_bridge.analysis.message_lookup import lookup_messages
+from mia_bridge.analysis.engines import EMBEDDED, ENGINES
+from mia_bridge.analysis.engines.embedded import EmbeddedEngine, Parameters
+from mia_bridge.analysis.intake import QUARANTINE_COLUMNS, Intake
+from mia_bridge.analysis.leads import option_values
+from mia_bridge.analysis.message_lookup import lookup_requests
 from mia_bridge.analysis.normalise import json_text
 from mia_bridge.analysis.outputs import OutputWriter, write_outputs
 from mia_bridge.analysis.summary import build_summary
-from mia_bridge.errors import ReaderError, UnreadableInput
+from mia_bridge.errors import ReaderError, UnreadableInput, UsageError
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
 from mia_bridge.readers.decoding import DecodedInput, file_kind
 from mia_bridge.readers.raw_auditdata_json import unwrap
@@ -61,29 +64,38 @@ class InputReport:
 @dataclass
 class AnalysisResult:
     summary: dict[str, Any]
-    records: pd.DataFrame
-    events: pd.DataFrame
-    bind_items: mia.BindItems  # the item table, built on first use of ``items`` (millions of rows on big inputs)
     synced_folders: pd.DataFrame
     throttled_windows: pd.DataFrame
     contexts: pd.DataFrame
     leads: pd.DataFrame
     message_lookup: pd.DataFrame | None
     quarantine: pd.DataFrame
+    # The big tables (records, events, items) as Parquet files: the output's when a writer took them during
+    # the analysis, else the work folder's (kept while this result lives). Read whole only on first use.
+    files: dict[str, Path]
     inputs: list[InputReport] = field(default_factory=list)
-    _items: pd.DataFrame | None = field(default=None, repr=False)
+    work: Any = field(default=None, repr=False)  # the work folder holding ``files``, if any (a TemporaryDirectory)
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            self._frames[name] = pq.read_table(self.files[name]).to_pandas()
+        return self._frames[name]
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """Every unique record (``schema.RECORD_COLUMNS``), read from its Parquet file on first use."""
+        return self._frame("records")
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """One row per MailItemsAccessed record in the period (``schema.EVENT_COLUMNS``)."""
+        return self._frame("events")
 
     @property
     def items(self) -> pd.DataFrame:
         """One row per accessed item of bind events (``schema.ITEM_COLUMNS``)."""
-        if self._items is None:
-            self._items = self.bind_items.frame()
-        return self._items
-
-    @property
-    def items_built(self) -> bool:
-        """Whether ``items`` has been materialised (else writers build it a slice at a time)."""
-        return self._items is not None
+        return self._frame("items")
 
 
 def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: OutputWriter | None = None
@@ -170,72 +182,69 @@ def analyze_records(
     return _analyse(intake, options, [report])
 
 
-def _return_freed_memory() -> None:
-    """Hand arrow's freed pages back to the system now rather than after its decay time: done at the two
-    points where hundreds of MB were just freed, it keeps the peak ≈70 MB lower at 1,000,000 records (making
-    every free immediate instead cost 4 s of system time)."""
-    pa.default_memory_pool().release_unused()
+def _base_tables(intake: Intake, work: Path) -> BaseTables:
+    """The base tables (``base_tables``) from the in-memory intake: de-duplicated, written to ``work``.
+
+    A stop-gap until ingest writes them as it reads; the analysis reads only the files."""
+    records, folders, items = intake.tables()
+    keep, conflicts, records["fingerprint"] = deduplicate(records)
+    records["rec"] = np.arange(len(records), dtype=np.int64)
+    records["duplicate"] = ~keep.to_numpy(dtype=bool)
+    paths = {name: work / f"{name}.parquet" for name in ("records", "folders", "items")}
+    for name, frame in (("records", records), ("folders", folders), ("items", items)):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), paths[name])
+    del records, folders, items
+    quarantine = work / "quarantine.jsonl"
+    with open(quarantine, "w", encoding="utf-8") as handle:
+        for q in intake.quarantined:
+            handle.write(json.dumps({"file": q.source, "line": q.line, "reason": q.reason, "raw": q.raw},
+                                    ensure_ascii=False) + "\n")
+    return BaseTables(paths["records"], paths["folders"], paths["items"], quarantine, read=intake.read,
+                      parsed=intake.read - len(intake.quarantined), quarantined=len(intake.quarantined),
+                      conflicts=conflicts)
+
+
+def _quarantine_frame(path: Path) -> pd.DataFrame:
+    """quarantine.jsonl of the base tables as a frame (``intake.QUARANTINE_COLUMNS``)."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            rows.append((entry["file"], entry["line"], entry["reason"], entry["raw"]))
+    return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS).astype({"line": "Int64"})
+
+
+def _parameters(options: AnalysisOptions) -> Parameters:
+    return Parameters(start=options.start, end=options.end, option_values=option_values(
+        suspicious_ips=options.suspicious_ips, suspicious_apps=options.suspicious_apps,
+        known_good_ips=options.known_good_ips),
+        lookup_requests=lookup_requests(options.message_ids) if options.message_ids else None)
 
 
 def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport],
              writer: OutputWriter | None = None) -> AnalysisResult:
-    records, folders, items_rows = intake.tables()
-    _return_freed_memory()  # the read's per-block temporaries
-    with ThreadPoolExecutor(max_workers=1) as side:
-        # The longest single step (arrow hashes millions of ids without the GIL): it runs while the records
-        # are de-duplicated. Shared by the item counts and the summary.
-        factorizing = side.submit(pd.factorize, items_rows["internet_message_id"])
-        keep, conflicts, records["fingerprint"] = deduplicate(records)
-        unique = records if bool(keep.all()) else records.loc[keep].copy()  # no copy when nothing was removed
-        in_period = pd.Series(True, index=unique.index)
-        if options.start is not None:
-            in_period &= unique["creation_time"] >= pd.Timestamp(options.start)
-        if options.end is not None:
-            in_period &= unique["creation_time"] <= pd.Timestamp(options.end)
-        unique["in_period"] = in_period.astype("boolean")
-        records_out = unique.reset_index(drop=True)
-        if writer is not None:
-            writer.records(records_out)
-        period = unique if bool(in_period.all()) else unique.loc[in_period]
-        events = mia.event_table(period)
-        events_out = events.reset_index(drop=True)
-        if writer is not None:
-            writer.table("events", events_out)
-        codes, uniques = factorizing.result()
-        message_ids = (codes.astype(np.int32) if len(uniques) < 2**31 else codes, uniques)  # held to the end
-    # The ids live on as codes: the item table rebuilds the column from them.
-    items = mia.bind_items(events, items_rows.drop(columns=["internet_message_id"]), message_ids)
-    del items_rows  # the kept rows live on in ``items``
-    _return_freed_memory()  # the message ids as strings
-    if writer is not None and not options.message_ids:  # with a lookup, the whole table is built below
-        writer.items(items)
-    synced = mia.synced_folder_table(events, folders)
-    del folders
-    windows = mia.throttled_windows(events)
-    contexts = mia.context_table(events, items, synced)
-    leads = rank_leads(
-        contexts,
-        suspicious_ips=options.suspicious_ips,
-        suspicious_apps=options.suspicious_apps,
-        known_good_ips=options.known_good_ips,
-        throttled_mailboxes=windows["mailbox"].tolist(),
-    )
-    if writer is not None:
-        for name, frame in (("synced_folders", synced), ("throttled_windows", windows), ("contexts", contexts),
-                            ("leads", leads)):
-            writer.table(name, frame)
-    item_frame = lookup = None
-    if options.message_ids:
-        item_frame = items.frame()
-        lookup = lookup_messages(options.message_ids, item_frame, synced, windows)
-    quarantine = intake.quarantine_frame()
-    summary = build_summary(
-        read=intake.read, parsed=len(records), quarantined=len(quarantine), unique=unique, period=period,
-        events=events, items=items, synced=synced, windows=windows, contexts=contexts, leads=leads,
-        conflicts=conflicts, options=options, inputs=[vars(r) for r in reports], lookup=lookup,
-    )
+    work = tempfile.TemporaryDirectory(prefix="mia-analysis-")
+    try:
+        base = _base_tables(intake, Path(work.name))
+        return analyse_base(base, options, reports, Path(work.name), writer, work)
+    except BaseException:
+        work.cleanup()
+        raise
+
+
+def analyse_base(base: BaseTables, options: AnalysisOptions, reports: list[InputReport], work_dir: Path,
+                 writer: OutputWriter | None = None, work: Any = None, engine: str = EMBEDDED) -> AnalysisResult:
+    """Run the analysis over ``base`` on ``engine``; big tables go to ``writer`` as they are made (else to
+    ``work_dir``, which ``work`` keeps alive with the result)."""
+    if engine != EMBEDDED:
+        raise UsageError(f"unknown analysis engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    run = EmbeddedEngine(work_dir).run(base, _parameters(options), writer)
+    frames = {name: table.to_pandas() for name, table in run.tables.items()}
+    lookup = frames.get("message_lookup")
+    summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup, options=options,
+                            inputs=[vars(r) for r in reports])
     return AnalysisResult(
-        summary=summary, records=records_out, events=events_out, bind_items=items,
-        synced_folders=synced, throttled_windows=windows, contexts=contexts, leads=leads,
-        message_lookup=lookup, quarantine=quarantine, inputs=reports, _items=item_frame,
+        summary=summary, synced_folders=frames["synced_folders"], throttled_windows=frames["throttled_windows"],
+        contexts=frames["contexts"], leads=frames["leads"], message_lookup=lookup,
+        quarantine=_quarantine_frame(base.quarantine), files=run.files, inputs=reports, work=work,
     )

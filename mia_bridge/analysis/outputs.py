@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,10 @@ from mia_bridge.safe_files import make_dir, open_private, write_text
 
 if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
-    from mia_bridge.analysis.mailitemsaccessed import BindItems
 
-ITEM_SLICE = 100_000  # item rows built and written at a time
 ROW_GROUP = 131_072  # Parquet rows per group: the writer holds a whole group's encoded columns
-TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
+TABLES = ("synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")  # small: written whole
+STREAMED = ("records", "events", "items")  # written a batch at a time; records only as Parquet
 
 
 def _time_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -87,30 +87,17 @@ class _OwnedWriter:
             self._sink.close()
 
 
-_Slices = queue.Queue[pa.Table | None]  # slices of the item table; None: no more
+_Slices = queue.Queue[pa.Table | None]  # slices of a streamed table; None: no more
 
 
-def _item_slices(items: BindItems, to_csv: _Slices, to_parquet: _Slices) -> None:
-    """Build the item table a slice at a time (it is never whole in memory) and hand each on to the CSV and
-    the Parquet writer, each on its own thread: building (pandas, under the GIL) overlaps the encoding and
-    writing (arrow, without it)."""
-    # An item's time is its event's: formatted once per event, then taken per item (formatting every item's
-    # took ≈1 s per 5 million).
-    event_times = _time_text(pa.array(items.context["creation_time"]))
-    try:
-        for start in range(0, max(len(items), 1), ITEM_SLICE):
-            table = pa.Table.from_pandas(items.frame(start, start + ITEM_SLICE), preserve_index=False)
-            times = event_times.take(pa.array(items.event_positions(start, start + ITEM_SLICE)))
-            to_csv.put(_csv_ready(table.set_column(table.schema.get_field_index("creation_time"), "creation_time",
-                                                   times)))
-            to_parquet.put(table)
-    finally:
-        to_csv.put(None)
-        to_parquet.put(None)
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's rows, a row group at a time."""
+    with pq.ParquetFile(path) as source:
+        yield from source.iter_batches(batch_size=ROW_GROUP)
 
 
 def _write_slices(slices: _Slices, open_writer: Callable[[pa.Schema], Any]) -> None:
-    """Write the slices ``_item_slices`` hands on with the writer ``open_writer`` makes for their schema.
+    """Write the slices ``OutputWriter.stream`` hands on with the writer ``open_writer`` makes for their schema.
     After any failure it still drains the queue, so the builder never blocks on a full one (and the run
     never hangs); the failure is raised once the builder is done."""
     writer: Any = None
@@ -168,44 +155,64 @@ class OutputWriter:
     def _failed(self, exc: OSError) -> ExportError:
         return ExportError(f"{self.out_dir}: cannot write the analysis outputs: {exc.strerror or exc}")
 
-    def table(self, name: str, frame: pd.DataFrame) -> None:
+    def table(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         """Start writing ``frame`` as ``name``.csv and ``name``.parquet."""
-        table = pa.Table.from_pandas(frame, preserve_index=False)  # here: pandas is not read from two threads
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
         csv_path, parquet_path = self._path(f"{name}.csv"), self._path(f"{name}.parquet")
         self._pending += [self._pool.submit(_write_csv, table, csv_path),
                           self._pool.submit(_write_parquet, table, parquet_path)]
 
-    def items(self, items: BindItems) -> None:
-        """Start building and writing the item table a slice at a time (the longest job)."""
-        csv_path, parquet_path = self._path("items.csv"), self._path("items.parquet")
-        to_csv: _Slices = queue.Queue(maxsize=1)
-        to_parquet: _Slices = queue.Queue(maxsize=1)
-        self._pending += [
-            self._pool.submit(_item_slices, items, to_csv, to_parquet),
-            self._pool.submit(_write_slices, to_csv,
-                              lambda schema: _OwnedWriter(csv_path, lambda sink: pa_csv.CSVWriter(sink, schema))),
-            self._pool.submit(_write_slices, to_parquet,
-                              lambda schema: _OwnedWriter(parquet_path, lambda sink: pq.ParquetWriter(sink, schema))),
-        ]
-
-    def records(self, records: pd.DataFrame) -> None:
-        """Start writing records.parquet."""
-        table = pa.Table.from_pandas(records, preserve_index=False)
-        self._pending.append(self._pool.submit(_write_parquet, table, self._path("records.parquet")))
+    def stream(self, name: str, batches: Iterator[pa.RecordBatch], schema: pa.Schema, *, csv: bool = True) -> Path:
+        """Write ``batches`` (of ``schema``) as ``name``.parquet (and ``name``.csv), each batch as it comes: the
+        table is never whole in memory. The batches are pulled here, in the caller's thread; encoding and
+        writing run on the writer's threads. Returns the Parquet file's path (complete once ``finish``
+        returns)."""
+        parquet_path = self._path(f"{name}.parquet")
+        to_parquet: _Slices = queue.Queue(maxsize=2)
+        queues = [to_parquet]
+        self._pending.append(self._pool.submit(
+            _write_slices, to_parquet,
+            lambda schema: _OwnedWriter(parquet_path, lambda sink: pq.ParquetWriter(sink, schema))))
+        to_csv: _Slices | None = None
+        if csv:
+            csv_path = self._path(f"{name}.csv")
+            to_csv = queue.Queue(maxsize=2)
+            queues.append(to_csv)
+            csv_schema = _csv_ready(schema.empty_table()).schema
+            self._pending.append(self._pool.submit(
+                _write_slices, to_csv,
+                lambda _: _OwnedWriter(csv_path, lambda sink: pa_csv.CSVWriter(sink, csv_schema))))
+        try:
+            empty = True
+            for batch in batches:
+                empty = False
+                table = pa.Table.from_batches([batch], schema=schema)
+                to_parquet.put(table)
+                if to_csv is not None:
+                    to_csv.put(_csv_ready(table))
+            if empty:  # the files still get their header / schema
+                to_parquet.put(schema.empty_table())
+                if to_csv is not None:
+                    to_csv.put(_csv_ready(schema.empty_table()))
+        finally:
+            for slices in queues:
+                slices.put(None)
+        return parquet_path
 
     def finish(self, result: AnalysisResult) -> dict[str, Path]:
         """Write what was not handed over yet, wait for every writer; returns name → path."""
         try:
-            if "items.csv" not in self.written:
-                if result.items_built:
-                    self.table("items", result.items)
-                else:
-                    self.items(result.bind_items)
-            for name in TABLES:  # (items is handed over above: getattr would build the whole table)
+            for name in STREAMED:  # from the engine's Parquet file, a row group at a time
+                if f"{name}.parquet" not in self.written:
+                    source = result.files[name]
+                    if name == "records":
+                        with open(source, "rb") as src, open_private(self._path("records.parquet"), "wb") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                        continue
+                    self.stream(name, _parquet_batches(source), pq.read_schema(source))
+            for name in TABLES:
                 if f"{name}.csv" not in self.written and (frame := getattr(result, name)) is not None:
                     self.table(name, frame)
-            if "records.parquet" not in self.written:
-                self.records(result.records)
             for future in self._pending:
                 future.result()  # re-raises a writer's OSError here
             quarantine_path = self._path("quarantine.jsonl")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 RECORD_COLUMNS: dict[str, str] = {
     "record_id": "string",
     "creation_time": "datetime64[ns, UTC]",
@@ -70,3 +72,38 @@ MESSAGE_LOOKUP_COLUMNS = [
     "internet_message_id", "requested_as", "status", "accesses", "first_access", "last_access", "mailboxes",
     "client_ips", "app_ids", "session_ids", "exposure_reasons",
 ]
+
+
+def arrow_schema(columns: list[str], text: dict[str, str] | None = None) -> pa.Schema:
+    """The Arrow schema a table is written with: text as ``large_string`` (``text`` names exceptions), UTC times
+    in nanoseconds, ``Int64`` as int64, ``boolean`` as bool; columns not in ``RECORD_COLUMNS`` by ``_OTHER_TYPES``."""
+    kinds = {**RECORD_COLUMNS, **_OTHER_TYPES}
+    arrow = {"string": pa.large_string(), "datetime64[ns, UTC]": pa.timestamp("ns", tz="UTC"), "Int64": pa.int64(),
+             "int64": pa.int64(), "boolean": pa.bool_(), "UInt64": pa.uint64()}
+    return pa.schema([(c, pa.string() if (text or {}).get(c) == "string" else arrow[kinds[c]]) for c in columns])
+
+
+_OTHER_TYPES = {
+    "folder_path": "string", "internet_message_id": "string", "internet_message_id_raw": "string",
+    "size_in_bytes": "Int64", "window_start": "datetime64[ns, UTC]", "window_end": "datetime64[ns, UTC]",
+    "throttled_events": "int64", "first_seen": "datetime64[ns, UTC]", "last_seen": "datetime64[ns, UTC]",
+    "events": "int64", "bind_events": "int64", "sync_events": "int64", "items_accessed": "int64",
+    "unique_message_ids": "int64", "synced_folders": "int64", "client_app_ids": "string", "rank": "int64",
+    "score": "int64", "reasons": "string", "requested_as": "string", "status": "string", "accesses": "int64",
+    "first_access": "datetime64[ns, UTC]", "last_access": "datetime64[ns, UTC]", "mailboxes": "string",
+    "client_ips": "string", "app_ids": "string", "session_ids": "string", "exposure_reasons": "string",
+}
+
+# Every table's written schema (leads' reasons have always been written as ``string``, not ``large_string``).
+ARROW_SCHEMAS: dict[str, pa.Schema] = {
+    # records.parquet: as read, then the de-duplication's label and the period flag
+    "records": arrow_schema([*(c for c in RECORD_COLUMNS if c not in ("in_period", "fingerprint")), "fingerprint",
+                             "in_period"]),
+    "events": arrow_schema(EVENT_COLUMNS),
+    "items": arrow_schema(ITEM_COLUMNS),
+    "synced_folders": arrow_schema(SYNCED_FOLDER_COLUMNS),
+    "throttled_windows": arrow_schema(THROTTLED_WINDOW_COLUMNS),
+    "contexts": arrow_schema(CONTEXT_COLUMNS),
+    "leads": arrow_schema(LEAD_COLUMNS, {"reasons": "string"}),
+    "message_lookup": arrow_schema(MESSAGE_LOOKUP_COLUMNS),
+}

@@ -1,4 +1,7 @@
-"""summary.json: the counts of the output contract, reconciled, plus period, conflicts and top leads."""
+"""summary.json: the counts of the output contract, reconciled, plus period, conflicts and top leads.
+
+The counts come from ``sql/summary_counts.sql`` and ``sql/summary_lists.sql``; here they are put in shape.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from mia_bridge.analysis.mailitemsaccessed import BindItems
+from mia_bridge.analysis.base_tables import BaseTables
 
 
 class _Period(Protocol):
@@ -16,67 +19,60 @@ class _Period(Protocol):
     def end(self) -> Any: ...
 
 
-def _distinct(series: pd.Series) -> list[str]:
-    return sorted({str(v) for v in series.dropna().unique() if str(v)})
-
-
 def _iso(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
 
 
 def build_summary(
+    base: BaseTables,
+    counts: dict[str, Any],
+    lists: dict[str, list[tuple[str, int]]],
     *,
-    read: int,
-    parsed: int,
-    quarantined: int,
-    unique: pd.DataFrame,
-    period: pd.DataFrame,
-    events: pd.DataFrame,
-    items: BindItems,
-    synced: pd.DataFrame,
-    windows: pd.DataFrame,
-    contexts: pd.DataFrame,
     leads: pd.DataFrame,
-    conflicts: list[dict[str, Any]],
+    lookup: pd.DataFrame | None,
     options: _Period,
     inputs: list[dict[str, Any]],
-    lookup: pd.DataFrame | None,
 ) -> dict[str, Any]:
-    access = events["mail_access_type"]
-    lost = events["message_ids_lost"].fillna(False).astype(bool)
+    unique = int(counts["records_unique"])
+    in_period = int(counts["records_in_period"])
+    conflicts = base.conflicts
+
+    def values(name: str) -> list[str]:
+        return [value for value, _ in lists.get(name, [])]
+
     summary: dict[str, Any] = {
-        "records_read": read,
-        "records_parsed": parsed,
-        "records_quarantined": quarantined,
-        "duplicates_removed": parsed - len(unique),
-        "records_unique": len(unique),
+        "records_read": base.read,
+        "records_parsed": base.parsed,
+        "records_quarantined": base.quarantined,
+        "duplicates_removed": base.parsed - unique,
+        "records_unique": unique,
         "id_conflicts": len(conflicts),
         "id_conflict_details": conflicts[:100],
         "period": {
             "start": _iso(options.start),
             "end": _iso(options.end),
-            "records_in_period": len(period),
-            "records_outside_period": len(unique) - len(period),
-            "first_record": _iso(unique["creation_time"].min()) if len(unique) else None,
-            "last_record": _iso(unique["creation_time"].max()) if len(unique) else None,
+            "records_in_period": in_period,
+            "records_outside_period": unique - in_period,
+            "first_record": _iso(counts["first_record"]) if unique else None,
+            "last_record": _iso(counts["last_record"]) if unique else None,
         },
-        "operations": {str(k): int(v) for k, v in unique["operation"].value_counts().sort_index().items()},
+        "operations": {value: n for value, n in lists.get("operations", [])},
         "mail_items_accessed": {
-            "events": len(events),
-            "bind_events": int((access == "Bind").sum()),
-            "sync_events": int((access == "Sync").sum()),
-            "other_access_type_events": int((~access.isin(["Bind", "Sync"])).sum()),
-            "throttled_events": int(events["is_throttled"].fillna(False).astype(bool).sum()),
-            "items_accessed": len(items),
-            "unique_internet_message_ids": items.message_id_codes()[1],
-            "synced_folders": int(synced[["mailbox", "folder_path"]].drop_duplicates().shape[0]),
-            "throttled_windows": len(windows),
-            "mailboxes": _distinct(events["mailbox"]),
-            "sessions": int(events["session_id"].dropna().loc[lambda s: s != ""].nunique()),
-            "client_ips": _distinct(events["client_ip"]),
-            "app_ids": _distinct(events["app_id"]),
-            "contexts": len(contexts),
-            "events_with_message_ids_lost": int(lost.sum()),
+            "events": int(counts["events"]),
+            "bind_events": int(counts["bind_events"]),
+            "sync_events": int(counts["sync_events"]),
+            "other_access_type_events": int(counts["other_access_type_events"]),
+            "throttled_events": int(counts["throttled_events"]),
+            "items_accessed": int(counts["items_accessed"]),
+            "unique_internet_message_ids": int(counts["unique_internet_message_ids"]),
+            "synced_folders": int(counts["synced_folders"]),
+            "throttled_windows": int(counts["throttled_windows"]),
+            "mailboxes": values("mailboxes"),
+            "sessions": int(counts["sessions"]),
+            "client_ips": values("client_ips"),
+            "app_ids": values("app_ids"),
+            "contexts": int(counts["contexts"]),
+            "events_with_message_ids_lost": int(counts["events_with_message_ids_lost"]),
         },
         "inputs": inputs,
         "top_leads": [

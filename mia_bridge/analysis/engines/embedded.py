@@ -1,0 +1,197 @@
+"""The embedded engine: DuckDB runs the analysis SQL (``analysis/sql``) over the base tables, out of core.
+
+DuckDB works within ``memory_limit`` and spills to ``temp_directory`` (under the work folder) past it, so
+memory does not grow with the input. The big tables (records, events, items) are never whole in memory:
+they are pulled as Arrow record batches and written as they come (to the output writer, or to the work
+folder when there is none yet); the small ones (synced folders, windows, contexts, leads, the lookup) are
+fetched whole.
+
+How each statement is held is this engine's choice (the SQL does not say): ``events`` and the small tables
+are materialised (every later statement reads them), ``unique_records`` and ``bind_items`` stay views over
+the base tables (read twice or three times; materialised they would hold millions of rows).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mia_bridge.analysis import sql
+from mia_bridge.analysis.base_tables import BaseTables
+from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+NAME = "embedded"
+BATCH_ROWS = 131_072  # rows per Arrow batch pulled from DuckDB (one Parquet row group)
+DEFAULT_MEMORY_LIMIT = "1.5GB"
+MEMORY_LIMIT_ENV = "MIA_DUCKDB_MEMORY_LIMIT"  # e.g. "4GB": more memory, less spilling
+
+# output name -> statement name, for the tables written whole or streamed
+BIG = {"records": "unique_records", "events": "events", "items": "bind_items"}
+SMALL = ("synced_folders", "throttled_windows", "contexts", "leads")
+MATERIALISED = ("events", "synced_folders", "throttled_windows", "contexts")
+
+
+class Sink(Protocol):
+    """Where the engine hands its tables (``outputs.OutputWriter``)."""
+
+    def stream(self, name: str, batches: Iterator[pa.RecordBatch], schema: pa.Schema, *, csv: bool) -> Path: ...
+
+    def table(self, name: str, frame: pd.DataFrame | pa.Table) -> None: ...
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """What the analysis is asked, beyond the data (``sql`` package docstring: the small relations)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    option_values: list[tuple[str, str]] = field(default_factory=list)  # (list, value)
+    lookup_requests: list[tuple[int, str, str | None, str]] | None = None  # entry_no, as given, mailbox, id
+
+
+@dataclass
+class EngineResult:
+    files: dict[str, Path]  # records, events, items: Parquet files (the output's, or the work folder's)
+    tables: dict[str, pa.Table]  # synced_folders, throttled_windows, contexts, leads[, message_lookup]
+    counts: dict[str, Any]  # summary_counts' row
+    lists: dict[str, list[tuple[str, int]]]  # summary_lists: list -> [(value, n)] sorted by value
+
+
+def _utc(value: datetime | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _dataset(path: Path) -> list[str]:
+    """The Parquet files of a dataset path (a file, or a folder of files in name order)."""
+    if path.is_dir():
+        return [str(p) for p in sorted(path.glob("*.parquet"))]
+    return [str(path)]
+
+
+def _files(path: Path) -> str:
+    """The dataset's files as a DuckDB list literal (a view's definition cannot take parameters)."""
+    return "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in _dataset(path)) + "]"
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+
+
+class EmbeddedEngine:
+    def __init__(self, work: Path, memory_limit: str | None = None, threads: int | None = None) -> None:
+        self.work = work
+        self.memory_limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+        self.threads = threads or os.cpu_count() or 1
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        spill = self.work / "spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(":memory:", config={
+            "memory_limit": self.memory_limit, "temp_directory": str(spill), "threads": self.threads,
+            "preserve_insertion_order": True,
+        })
+        return con
+
+    def _base_views(self, con: duckdb.DuckDBPyConnection, base: BaseTables) -> None:
+        con.execute(f"CREATE VIEW records AS SELECT * FROM read_parquet({_files(base.records)})")
+        for name, path in (("folders", base.folders), ("items", base.items)):
+            files = _dataset(path)
+            index = pa.table({"filename": files, "file_index": list(range(len(files)))})
+            self._relation(con, f"_{name}_files", index)
+            # pos: the row's position in the dataset's order (file in name order, then row), as one BIGINT
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT d.* EXCLUDE (filename, file_row_number), "
+                f"f.file_index * CAST(1099511627776 AS BIGINT) + d.file_row_number AS pos "
+                f"FROM read_parquet({_files(path)}, filename = true, file_row_number = true) AS d "
+                f"JOIN _{name}_files AS f ON f.filename = d.filename")
+
+    @staticmethod
+    def _relation(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+        con.register(f"_{name}_arrow", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}_arrow")
+        con.unregister(f"_{name}_arrow")
+
+    def _parameters(self, con: duckdb.DuckDBPyConnection, params: Parameters) -> None:
+        stamp = pa.timestamp("ns", tz="UTC")
+        self._relation(con, "period", pa.table({"start_time": pa.array([_utc(params.start)], stamp),
+                                                "end_time": pa.array([_utc(params.end)], stamp)}))
+        values = params.option_values
+        self._relation(con, "option_values", pa.table({"list": pa.array([v[0] for v in values], pa.string()),
+                                                       "value": pa.array([v[1] for v in values], pa.string())}))
+        requests = params.lookup_requests or []
+        self._relation(con, "lookup_requests", pa.table({
+            "entry_no": pa.array([r[0] for r in requests], pa.int64()),
+            "requested_as": pa.array([r[1] for r in requests], pa.string()),
+            "mailbox": pa.array([r[2] for r in requests], pa.string()),
+            "internet_message_id": pa.array([r[3] for r in requests], pa.string()),
+        }))
+
+    @staticmethod
+    def _output_query(statement: str, output: str) -> str:
+        columns = ", ".join(f'"{c}"' for c in ARROW_SCHEMAS[output].names)
+        order = sql.order_by(statement)
+        return f"SELECT {columns} FROM {statement}" + (f" ORDER BY {order}" if order else "")
+
+    def _batches(self, con: duckdb.DuckDBPyConnection, query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
+        for batch in reader:
+            yield _cast(batch, schema)
+
+    def _big(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None) -> Path:
+        statement, schema = BIG[output], ARROW_SCHEMAS[output]
+        # Pulled here, on this connection: the sink writes each batch on its own threads as it comes.
+        batches = self._batches(con, self._output_query(statement, output), schema)
+        if sink is not None:
+            return sink.stream(output, batches, schema, csv=output != "records")
+        path = self.work / f"{output}.parquet"
+        with pq.ParquetWriter(path, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        return path
+
+    def _small(self, con: duckdb.DuckDBPyConnection, output: str) -> pa.Table:
+        table = con.sql(self._output_query(output, output)).to_arrow_table()
+        return table.cast(ARROW_SCHEMAS[output])
+
+    def run(self, base: BaseTables, params: Parameters, sink: Sink | None = None) -> EngineResult:
+        con = self._connect()
+        try:
+            self._base_views(con, base)
+            self._parameters(con, params)
+            files: dict[str, Path] = {}
+            tables: dict[str, pa.Table] = {}
+            for name in sql.ORDER:
+                if name in ("summary_counts", "summary_lists"):
+                    continue
+                if name == "message_lookup" and params.lookup_requests is None:
+                    continue
+                kind = "TABLE" if name in MATERIALISED else "VIEW"
+                con.execute(f"CREATE {kind} {name} AS {sql.body(name)}")
+                if name in ("unique_records", "bind_items"):
+                    output = "records" if name == "unique_records" else "items"
+                    files[output] = self._big(con, output, sink)
+                elif name == "events":
+                    files["events"] = self._big(con, "events", sink)
+                else:
+                    tables[name] = self._small(con, name)
+                    if sink is not None:
+                        sink.table(name, tables[name])
+            row = con.sql(sql.statement("summary_counts")).to_arrow_table().to_pylist()[0]
+            lists: dict[str, list[tuple[str, int]]] = {}
+            for entry in con.sql(sql.statement("summary_lists")).to_arrow_table().to_pylist():
+                lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
+            return EngineResult(files, tables, row, lists)
+        finally:
+            con.close()
