@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,6 +25,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mia_bridge.analysis.dedup import _read_back, deduplicate
 from mia_bridge.analysis.engines.spark_read import (
@@ -49,6 +51,7 @@ DEFAULT_MASTER = "local[2]"
 INSTALL_HINT = ("pip install 'mia-bridge[spark]' and a Java 17 runtime (Debian/Ubuntu: apt-get install "
                 "openjdk-17-jre-headless)")
 _HEAD_LINES, _HEAD_BYTES = 200, 64 * 1024
+WORK_ENV = "MIA_SPARK_WORK"  # a folder every executor can write (default: a local temporary folder)
 
 
 class SparkUnavailable(MiaError):
@@ -269,8 +272,8 @@ class SparkEngine:
         report_of: dict[str, dict[str, Any]] = {}
         ordered: list[InputFile] = []
         for file in files:
-            report = {"path": file.display, "format": None, "records_read": 0, "records_quarantined": 0,
-                      "error": None}
+            report: dict[str, Any] = {"path": file.display, "format": None, "records_read": 0,
+                                      "records_quarantined": 0, "error": None}
             if file.uri in failed:
                 continue
             try:
@@ -307,7 +310,7 @@ class SparkEngine:
         for row in splits.sort_values(["file_idx", "block"]).itertuples():
             report = report_of[ordered[int(row.file_idx)].uri]
             report["records_read"] += int(row.s_read)
-            if row.s_error is not None and report["error"] is None:
+            if isinstance(row.s_error, str) and report["error"] is None:
                 report["error"] = row.s_error
         if all(r["error"] is not None and r["records_read"] == 0 for r in reports) and reports:
             raise ReaderError("no input could be read: " + "; ".join(r["error"] or "" for r in reports))
@@ -404,14 +407,14 @@ class SparkEngine:
             rows = numbered.where(F.col("line").isin(numbers)).select("line", "value").toPandas()
             fd, name = tempfile.mkstemp(prefix="dedup-", suffix=".txt", dir=self.local_work)
             try:
-                # A sparse copy: the prefix (a CSV's header) then each wanted line at its own number.
+                # A sparse copy: the prefix (a CSV's header) then each wanted line, numbered anew.
                 by_line = {int(n): bytes(v) for n, v in zip(rows["line"], rows["value"], strict=True)}
+                local: dict[int, int] = {}  # line of the copy -> line of the file
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(plan.prefix)
                     for index, number in enumerate(sorted(by_line), start=plan.prefix_lines + 1):
                         handle.write(by_line[number] + b"\n")
-                        by_line[number] = index  # type: ignore[assignment]
-                local = {index: number for number, index in by_line.items()}  # type: ignore[misc]
+                        local[index] = number
                 found = _read_back(name, plan.fmt, set(local), hashed=False)
             finally:
                 Path(name).unlink(missing_ok=True)
@@ -450,3 +453,163 @@ def _numbered_lines(lines: Any) -> Any:
 def local_output(out: str) -> bool:
     """Whether ``out`` is a folder on this machine (else a Spark path on the cluster)."""
     return not _has_scheme(out) or urlparse(out).scheme == "file"
+
+
+# --- the analysis: analysis/sql on Spark ------------------------------------------------------------------
+
+BIG = {"records": "unique_records", "events": "events", "items": "bind_items"}
+# Read by later statements: computed once (Spark would otherwise recompute a view at every use).
+PERSISTED = ("events", "synced_folders", "throttled_windows", "contexts")
+
+
+def spark_sql(statement: str) -> str:
+    """A statement of analysis/sql (DuckDB dialect) in Spark's: the one dialect step, through sqlglot."""
+    import sqlglot
+
+    return str(sqlglot.transpile(statement, read="duckdb", write="spark")[0])
+
+
+def _to_schema(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """Spark's Arrow (microsecond times, 32-bit row numbers, decimal(20,0) fingerprints) as the schema the
+    embedded engine writes."""
+    columns = []
+    for target in schema:
+        column = table.column(target.name)
+        if pa.types.is_decimal(column.type) and pa.types.is_unsigned_integer(target.type):
+            column = column.cast(pa.uint64(), safe=False) if len(column) else pa.array([], pa.uint64())
+        columns.append(column.cast(target.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class SparkAnalysis:
+    """Runs analysis/sql over a ``SparkBase`` (``EmbeddedEngine.run``'s counterpart: same statements, same
+    results, same ``EngineResult``)."""
+
+    def __init__(self, engine: SparkEngine) -> None:
+        self.engine = engine
+        self.spark = engine.spark
+
+    def _base_views(self, base: SparkBase) -> None:
+        # Written once as Parquet (the base tables on the cluster): every statement reads them, none recomputes
+        # the reading.
+        for name, frame in (("records", base.records), ("folders", base.folders), ("items", base.items)):
+            path = f"{self.engine.work}/base/{name}"
+            frame.write.mode("overwrite").parquet(path)
+            self.spark.read.parquet(path).createOrReplaceTempView(name)
+
+    def _parameters(self, params: Any) -> None:
+        from mia_bridge.analysis.engines.embedded import _utc
+
+        start, end = _utc(params.start), _utc(params.end)
+        self.spark.createDataFrame(
+            [(None if start is None else start.to_pydatetime(), None if end is None else end.to_pydatetime())],
+            "start_time timestamp, end_time timestamp").createOrReplaceTempView("period")
+        self.spark.createDataFrame([tuple(v) for v in params.option_values] or [],
+                                   "list string, value string").createOrReplaceTempView("option_values")
+        self.spark.createDataFrame([tuple(r) for r in params.lookup_requests or []],
+                                   "entry_no bigint, requested_as string, mailbox string, internet_message_id string"
+                                   ).createOrReplaceTempView("lookup_requests")
+
+    def _query(self, statement: str, output: str) -> Any:
+        from mia_bridge.analysis import sql
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        columns = ", ".join(f"`{c}`" for c in ARROW_SCHEMAS[output].names)
+        order = sql.order_by(statement)
+        return self.spark.sql(f"SELECT {columns} FROM {statement}" + (f" ORDER BY {order}" if order else ""))
+
+    def _batches(self, frame: Any, output: str) -> Iterator[pa.RecordBatch]:
+        """The ordered result a batch at a time: on a local master through Parquet parts in the driver's work
+        folder (never whole in memory), else collected."""
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        schema = ARROW_SCHEMAS[output]
+        if self.engine.work.startswith("file:"):
+            folder = self.engine.local_work / f"out-{output}"
+            frame.write.mode("overwrite").parquet(folder.as_uri())
+            for part in sorted(folder.glob("part-*.parquet")):
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=131_072):
+                    yield from _to_schema(batch, schema).to_batches()
+            return
+        yield from _to_schema(frame.toArrow(), schema).to_batches(max_chunksize=131_072)
+
+    def _big(self, output: str, sink: Any) -> Path:
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        schema = ARROW_SCHEMAS[output]
+        batches = self._batches(self._query(BIG[output], output), output)
+        if sink is not None:
+            return Path(sink.stream(output, batches, schema, csv=output != "records"))
+        path = self.engine.local_work / f"{output}.parquet"
+        with pq.ParquetWriter(path, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        return path
+
+    def _small(self, output: str) -> pa.Table:
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        return _to_schema(self._query(output, output).toArrow(), ARROW_SCHEMAS[output])
+
+    def run(self, base: SparkBase, params: Any, sink: Any = None) -> Any:
+        from mia_bridge.analysis import sql
+        from mia_bridge.analysis.engines.embedded import EngineResult
+
+        self._base_views(base)
+        self._parameters(params)
+        files: dict[str, Path] = {}
+        tables: dict[str, pa.Table] = {}
+        for name in sql.ORDER:
+            if name in ("summary_counts", "summary_lists"):
+                continue
+            if name == "message_lookup" and params.lookup_requests is None:
+                continue
+            frame = self.spark.sql(spark_sql(sql.body(name)))
+            if name in PERSISTED:
+                frame = frame.persist()
+            frame.createOrReplaceTempView(name)
+            if name in ("unique_records", "bind_items", "events"):
+                output = {"unique_records": "records", "bind_items": "items"}.get(name, name)
+                files[output] = self._big(output, sink)
+            else:
+                tables[name] = self._small(name)
+                if sink is not None:
+                    sink.table(name, tables[name])
+        row = self.spark.sql(spark_sql(sql.statement("summary_counts"))).toArrow().to_pylist()[0]
+        lists: dict[str, list[tuple[str, int]]] = {}
+        for entry in self.spark.sql(spark_sql(sql.statement("summary_lists"))).toArrow().to_pylist():
+            lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
+        return EngineResult(files, tables, row, lists)
+
+
+def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, *,
+                        master: str = DEFAULT_MASTER, spark: Any = None) -> Any:
+    """``api.analyze_files`` on Spark: the same ``AnalysisResult`` (and outputs through ``writer``)."""
+    from mia_bridge.analysis.api import AnalysisResult, InputReport, _parameters
+    from mia_bridge.analysis.summary import build_summary
+
+    work = tempfile.TemporaryDirectory(prefix="mia-spark-")
+    try:
+        local_work = Path(work.name)
+        spark = spark if spark is not None else session(master)
+        # The work folder (the read records, the base tables, spill) must be reachable by every executor: on
+        # a cluster, a path on the cluster's file system (MIA_SPARK_WORK, e.g. hdfs:///tmp/mia).
+        shared = os.environ.get(WORK_ENV) or (local_work / "shared").as_uri()
+        engine = SparkEngine(spark, shared.rstrip("/") + f"/{local_work.name}", local_work / "driver")
+        try:
+            base = engine.ingest([str(p) for p in paths], options.format, options.max_record_bytes)
+            run = SparkAnalysis(engine).run(base, _parameters(options), writer)
+        except _spark_errors() as exc:
+            raise MiaError(f"Spark failed: {spark_message(exc)}") from None
+        frames = {name: table.to_pandas() for name, table in run.tables.items()}
+        lookup = frames.get("message_lookup")
+        reports = [InputReport(**r) for r in base.inputs]
+        summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup,  # type: ignore[arg-type]
+                                options=options, inputs=[vars(r) for r in reports])
+        return AnalysisResult(
+            summary=summary, synced_folders=frames["synced_folders"], throttled_windows=frames["throttled_windows"],
+            contexts=frames["contexts"], leads=frames["leads"], message_lookup=lookup, quarantine=base.quarantine,
+            files=run.files, inputs=reports, work=work)
+    except BaseException:
+        work.cleanup()
+        raise

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
+from mia_bridge.analysis.engines import ENGINES, SPARK
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
 from mia_bridge.analysis.timeparse import parse_time
@@ -95,6 +96,11 @@ def analyze(
         DEFAULT_MAX_RECORD_BYTES, "--max-record-bytes", min=1024,
         help="A record larger than this is quarantined (its first 4 KB kept) instead of read.",
     ),
+    engine: str = typer.Option("embedded", "--engine", help="Analysis engine: embedded (default) or spark."),
+    spark_master: str = typer.Option(
+        "local[2]", "--spark-master",
+        help="With --engine spark: local[N], spark://host:7077, yarn, or Spark Connect sc://host:15002.",
+    ),
 ) -> None:
     """Which mail was read, by whom, from where: analyse audit-log exports offline."""
     paths = list(inputs or [])
@@ -117,8 +123,15 @@ def analyze(
         suspicious_ips=tuple(suspicious_ip), suspicious_apps=tuple(suspicious_app),
         known_good_ips=tuple(known_good_ip), format=fmt, max_record_bytes=max_record_bytes,
     )
+    if engine not in ENGINES:
+        raise UsageError(f"unknown analysis engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
     with OutputWriter(out_dir) as writer:  # tables are written while the rest is analysed
-        result = analyze_files(paths, options, writer)
+        if engine == SPARK:
+            from mia_bridge.analysis.engines.spark import analyze_files_spark
+
+            result = analyze_files_spark([str(p) for p in paths], options, writer, master=spark_master)
+        else:
+            result = analyze_files(paths, options, writer)
         written = writer.finish(result)
     _report(result, written, out_dir, as_json)
 
