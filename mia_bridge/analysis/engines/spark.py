@@ -198,10 +198,15 @@ class SparkEngine:
     def _lines(self, uris: Sequence[str]) -> Any:
         from pyspark.sql import functions as F
 
-        frame = self.spark.read.format("text").load(list(uris))
+        # Lines end at "\n" only: a "\r" stays in its line, so joining the lines with "\n" gives back the
+        # file's bytes (UTF-16 text included).
+        frame = self.spark.read.format("text").option("lineSep", "\n").load(list(uris))
         return frame.select(F.col("value").cast("binary").alias("value"),
                             F.col("_metadata.file_path").alias("path"),
-                            F.col("_metadata.file_block_start").alias("block"))
+                            F.col("_metadata.file_block_start").alias("block"),
+                            # the whole file in this split: its size tells whether it ends with a newline
+                            (F.col("_metadata.file_block_length") == F.col("_metadata.file_size")).alias("whole"),
+                            F.col("_metadata.file_size").alias("size"))
 
     def _heads(self, files: list[InputFile]) -> dict[str, list[bytes]]:
         """The first lines of each file (from its first split)."""
@@ -221,7 +226,6 @@ class SparkEngine:
     def _plan(self, file: InputFile, head: list[bytes], fmt: str | None, max_record_bytes: int) -> FilePlan:
         """Sniff a file's start with the project's reader registry; ``UnreadableInput`` when Spark cannot
         take it."""
-        taken = f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}"
         if head and head[0].startswith(b"\x1f\x8b"):
             raise UnreadableInput(file.display, "gzip data without a .gz name (Spark decompresses by name)",
                                   hint="rename it to end in .gz")
@@ -233,7 +237,7 @@ class SparkEngine:
                 reader, _, sniffed = prepare(Path(name), fmt, max_record_bytes)
             except UnreadableInput as exc:
                 raise UnreadableInput(file.display, exc.reason.replace(name, file.display), line=exc.line,
-                                      hint=taken) from None
+                                      hint=exc.hint) from None
         finally:
             Path(name).unlink(missing_ok=True)
         prefix_lines = 0
@@ -279,7 +283,7 @@ class SparkEngine:
             try:
                 plan = self._plan(file, heads.get(file.uri, []), fmt, max_record_bytes)
             except UnreadableInput as exc:
-                report["error"] = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+                report["error"] = exc.message
                 reports.append(report)
                 continue
             report["format"] = plan.fmt
@@ -313,7 +317,8 @@ class SparkEngine:
             if isinstance(row.s_error, str) and report["error"] is None:
                 report["error"] = row.s_error
         if all(r["error"] is not None and r["records_read"] == 0 for r in reports) and reports:
-            raise ReaderError("no input could be read: " + "; ".join(r["error"] or "" for r in reports))
+            raise ReaderError("no input could be read: " + "; ".join(r["error"] or "" for r in reports),
+                              hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}")
         joined = base.join(F.broadcast(self.spark.createDataFrame(offsets)), ["file_idx", "block"])
         line = F.col("line_offset")
         records = joined.where(F.col("kind") == KIND_RECORD).select(

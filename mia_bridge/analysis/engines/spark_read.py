@@ -37,6 +37,7 @@ FORMATS_TAKEN = ("raw AuditData JSON lines and the other JSON-lines exports mia 
 _ARROW_TYPES = {"string": pa.string(), "Int64": pa.int64(), "boolean": pa.bool_(),
                 "datetime64[ns, UTC]": pa.timestamp("us", tz="UTC")}
 
+COMPRESSED = (".gz", ".bz2", ".deflate", ".lz4", ".snappy", ".zst")  # Spark decompresses these by name
 KIND_RECORD, KIND_FOLDER, KIND_ITEM, KIND_QUARANTINE, KIND_SPLIT = "R", "F", "I", "Q", "S"
 
 # One schema for every row the mapper emits; ``pos``: the row's position within its split and relation.
@@ -99,8 +100,10 @@ def _table(kind: str, file_idx: int, block: int, columns: dict[str, Any], n: int
     return pa.Table.from_pydict(arrays, schema=MAPPED_SCHEMA)
 
 
-def read_split(lines: list[bytes], plan: FilePlan, file_idx: int, block: int, workdir: str) -> Iterator[pa.Table]:
-    """The rows of one split (its lines, without their line ends), read as the embedded engine reads a file."""
+def read_split(lines: list[bytes], plan: FilePlan, file_idx: int, block: int, workdir: str,
+               last_newline: bool = True) -> Iterator[pa.Table]:
+    """The rows of one split (its lines, without their "\n"), read as the embedded engine reads a file;
+    ``last_newline``: whether the split's last line ended with one."""
     from mia_bridge.analysis.api import _read_one  # the one reading path (imported late: api imports a lot)
     from mia_bridge.readers.registry import prepare
 
@@ -112,9 +115,10 @@ def read_split(lines: list[bytes], plan: FilePlan, file_idx: int, block: int, wo
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(prefix)
-            for line in lines:
+            for number, line in enumerate(lines, start=1):
                 handle.write(line)
-                handle.write(b"\n")
+                if number < len(lines) or last_newline:
+                    handle.write(b"\n")
         try:
             reader, src, sniffed = prepare(Path(name), plan.fmt, plan.max_record_bytes)
             _read_one(intake, reader, src, sniffed)
@@ -160,23 +164,28 @@ def map_partition(batches: Iterator[pa.RecordBatch], plans: dict[str, tuple[int,
     folder = workdir if workdir and os.path.isdir(workdir) else tempfile.gettempdir()
     current: tuple[str, int] | None = None
     lines: list[bytes] = []
+    size = -1  # the file's size when the split is the whole (uncompressed) file, else -1
 
     def flush() -> Iterator[pa.RecordBatch]:
         if current is None or current[0] not in plans:
             return
         file_idx, plan = plans[current[0]]
-        for table in read_split(lines, plan, file_idx, current[1], folder):
+        last_newline = size < 0 or sum(len(line) + 1 for line in lines) == size
+        for table in read_split(lines, plan, file_idx, current[1], folder, last_newline):
             yield from table.to_batches()
 
     for batch in batches:
         values = batch.column("value").to_pylist()
         paths = [canonical_uri(p) for p in batch.column("path").to_pylist()]
         blocks = batch.column("block").to_pylist()
-        for value, path, block in zip(values, paths, blocks, strict=True):
+        wholes = batch.column("whole").to_pylist()
+        sizes = batch.column("size").to_pylist()
+        for value, path, block, whole, file_size in zip(values, paths, blocks, wholes, sizes, strict=True):
             key = (path, block)
             if key != current:
                 yield from flush()
                 current, lines = key, []
+                size = file_size if whole and not path.endswith(COMPRESSED) else -1
             lines.append(value if value is not None else b"")
     yield from flush()
 
