@@ -13,6 +13,7 @@ reads (file://, hdfs://, s3a://, abfss://; a folder or a glob stands for its fil
 
 from __future__ import annotations
 
+import bisect
 import os
 import shutil
 import sys
@@ -40,6 +41,7 @@ from mia_bridge.analysis.engines.spark_read import (
     canonical_uri,
     head_lines,
     map_partition,
+    pick_lines,
     spark_schema_ddl,
 )
 from mia_bridge.analysis.intake import BUILT_COLUMNS, QUARANTINE_COLUMNS
@@ -176,11 +178,14 @@ class SparkBase:
 class SparkEngine:
     """Reads inputs into base relations and runs the analysis SQL, on one SparkSession."""
 
-    def __init__(self, spark: Any, work: str, local_work: Path) -> None:
+    def __init__(self, spark: Any, work: str, local_work: Path, local: bool = True) -> None:
         self.spark = spark
+        self.local = local  # the executors run on this machine and share its file system
         self.work = work.rstrip("/")  # a folder every executor can write (Spark path)
         self.local_work = local_work  # the driver's scratch folder
         self.local_work.mkdir(parents=True, exist_ok=True)
+        self._splits = pd.DataFrame(columns=["file_idx", "block", "line_offset"])
+        self._uris: list[str] = []
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -294,7 +299,7 @@ class SparkEngine:
         mapped_path = f"{self.work}/mapped"
         if ordered:
             lines = self._lines([f.uri for f in ordered])
-            executor_work = str(self.local_work) if _is_local(self.spark) else None
+            executor_work = str(self.local_work) if self.local else None
             mapped = lines.mapInArrow(partial(map_partition, plans=plans, workdir=executor_work), spark_schema_ddl())
             try:
                 mapped.write.mode("overwrite").partitionBy("kind").parquet(mapped_path)
@@ -302,9 +307,13 @@ class SparkEngine:
                 raise ReaderError(f"Spark could not read the inputs: {spark_message(exc)}",
                                   hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}") from None
         base = self.spark.read.parquet(mapped_path) if ordered else self.spark.createDataFrame([], spark_schema_ddl())
-        splits = base.where(F.col("kind") == KIND_SPLIT).select(
-            "file_idx", "block", "s_lines", "s_read", "s_parsed", "s_error").toPandas()
+        # The per-split counts and the quarantined records, in one pass.
+        small = base.where(F.col("kind").isin(KIND_SPLIT, KIND_QUARANTINE)).select(
+            "kind", "file_idx", "block", "pos", "s_lines", "s_read", "s_parsed", "s_error", "source_file", "q_line",
+            "q_reason", "q_raw").toPandas()
+        splits = small[small["kind"] == KIND_SPLIT].reset_index(drop=True)
         offsets = _offsets(splits)
+        self._splits, self._uris = offsets, [f.uri for f in ordered]
         for file_idx, count in splits.groupby("file_idx").size().items():
             plan = plans[ordered[int(file_idx)].uri][1]
             if plan.whole and count > 1:
@@ -332,10 +341,9 @@ class SparkEngine:
         folders = joined.where(F.col("kind") == KIND_FOLDER).select(rec, "folder_path", "folder_id", pos)
         items = joined.where(F.col("kind") == KIND_ITEM).select(
             rec, "folder_path", "internet_message_id", "internet_message_id_raw", "size_in_bytes", pos)
-        quarantine = joined.where(F.col("kind") == KIND_QUARANTINE).select(
-            F.col("source_file").alias("file"), (F.col("q_line") + line).alias("line"),
-            F.col("q_reason").alias("reason"), F.col("q_raw").alias("raw"),
-            "file_idx", "block", "pos").toPandas()
+        quarantine = small[small["kind"] == KIND_QUARANTINE].merge(offsets, on=["file_idx", "block"])
+        quarantine = quarantine.assign(file=quarantine["source_file"], line=quarantine["q_line"] + quarantine[
+            "line_offset"], reason=quarantine["q_reason"], raw=quarantine["q_raw"])
         quarantine = quarantine.sort_values(["file_idx", "block", "pos"]).reset_index(drop=True)
         for file_idx, count in quarantine.groupby("file_idx").size().items():
             report_of[ordered[int(file_idx)].uri]["records_quarantined"] = int(count)
@@ -402,18 +410,38 @@ class SparkEngine:
 
     def _lines_at(self, wanted: set[tuple[str, int]], files: dict[str, tuple[InputFile, FilePlan]]
                   ) -> dict[tuple[str, int], str]:
-        from pyspark.sql import functions as F
-
+        """The record text at each (file, line) of ``wanted``: the lines picked from their splits by Spark (no
+        shuffle), made into the record's text by dedup.py's ``_read_back`` over a sparse local copy."""
+        splits: dict[str, list[tuple[int, int]]] = {}  # uri -> [(line offset, split start)] in order
+        uri_of = {display: file.uri for display, (file, _) in files.items()}
+        for file_idx, offset, block in zip(self._splits["file_idx"], self._splits["line_offset"],
+                                           self._splits["block"], strict=True):
+            splits.setdefault(self._uris[int(file_idx)], []).append((int(offset), int(block)))
+        picks: dict[tuple[str, int], set[int]] = {}
+        where: dict[tuple[str, int, int], tuple[str, int]] = {}
+        for display, line in wanted:
+            uri = uri_of[display]
+            offsets = sorted(splits.get(uri, []))
+            at = bisect.bisect_left([o for o, _ in offsets], line) - 1
+            if at < 0:
+                continue
+            offset, block = offsets[at]
+            picks.setdefault((uri, block), set()).add(line - offset - 1)
+            where[(uri, block, line - offset - 1)] = (display, line)
+        lines = self._lines(sorted({uri for uri, _ in picks})).select("value", "path", "block")
+        schema = "path string, block bigint, idx bigint, value binary"
+        rows = lines.mapInArrow(partial(pick_lines, wanted={k: frozenset(v) for k, v in picks.items()}),
+                                schema).toArrow().to_pylist()
+        by_file: dict[str, dict[int, bytes]] = {}
+        for row in rows:
+            display, line = where[(row["path"], row["block"], row["idx"])]
+            by_file.setdefault(display, {})[line] = row["value"]
         texts: dict[tuple[str, int], str] = {}
-        for display in sorted({s for s, _ in wanted}):
-            file, plan = files[display]
-            numbers = sorted(n for s, n in wanted if s == display)
-            numbered = _numbered_lines(self._lines([file.uri]))
-            rows = numbered.where(F.col("line").isin(numbers)).select("line", "value").toPandas()
+        for display, by_line in by_file.items():
+            plan = files[display][1]
             fd, name = tempfile.mkstemp(prefix="dedup-", suffix=".txt", dir=self.local_work)
             try:
                 # A sparse copy: the prefix (a CSV's header) then each wanted line, numbered anew.
-                by_line = {int(n): bytes(v) for n, v in zip(rows["line"], rows["value"], strict=True)}
                 local: dict[int, int] = {}  # line of the copy -> line of the file
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(plan.prefix)
@@ -428,11 +456,25 @@ class SparkEngine:
         return texts
 
 
-def _is_local(spark: Any) -> bool:
+def _on_this_machine(spark: Any, master: str) -> bool:
+    """Whether the executors run here (a local master, or Spark Connect to this machine)."""
+    if master.startswith("sc://"):
+        return urlparse(master).hostname in ("localhost", "127.0.0.1", "::1")
     try:
         return str(spark.sparkContext.master).startswith("local")
-    except Exception:  # Spark Connect has no SparkContext
+    except Exception:  # a Spark Connect session has no SparkContext
         return False
+
+
+def _ship_package(spark: Any, folder: Path) -> None:
+    """This package, zipped, to the executors of a cluster (they need pyarrow and pandas, as pyspark's Arrow
+    functions do)."""
+    package = Path(__file__).resolve().parents[2]
+    archive = shutil.make_archive(str(folder / "mia_bridge"), "zip", root_dir=package.parent, base_dir=package.name)
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        spark.addArtifacts(archive, pyfile=True)
+    else:
+        spark.sparkContext.addPyFile(archive)
 
 
 def _offsets(splits: pd.DataFrame) -> pd.DataFrame:
@@ -443,16 +485,6 @@ def _offsets(splits: pd.DataFrame) -> pd.DataFrame:
     frame["split_no"] = range(len(frame))
     return frame[["file_idx", "block", "line_offset", "rec_offset", "split_no"]].astype("int64").astype(
         {"file_idx": "int32"})
-
-
-def _numbered_lines(lines: Any) -> Any:
-    """``line`` (1-based in the file) for each line of one file: ordered within each split by Spark's row
-    order, splits by their start."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    ordered = lines.withColumn("_row", F.monotonically_increasing_id())
-    return ordered.withColumn("line", F.row_number().over(Window.orderBy("block", "_row")))
 
 
 def local_output(out: str) -> bool:
@@ -495,12 +527,10 @@ class SparkAnalysis:
         self.spark = engine.spark
 
     def _base_views(self, base: SparkBase) -> None:
-        # Written once as Parquet (the base tables on the cluster): every statement reads them, none recomputes
-        # the reading.
+        # Views over the read records (written once, as Parquet, by ``ingest``): projections and broadcast
+        # joins of small tables, cheaper to recompute than to write again.
         for name, frame in (("records", base.records), ("folders", base.folders), ("items", base.items)):
-            path = f"{self.engine.work}/base/{name}"
-            frame.write.mode("overwrite").parquet(path)
-            self.spark.read.parquet(path).createOrReplaceTempView(name)
+            frame.createOrReplaceTempView(name)
 
     def _parameters(self, params: Any) -> None:
         from mia_bridge.analysis.engines.embedded import _utc
@@ -529,7 +559,7 @@ class SparkAnalysis:
         from mia_bridge.analysis.schema import ARROW_SCHEMAS
 
         schema = ARROW_SCHEMAS[output]
-        if self.engine.work.startswith("file:"):
+        if self.engine.local:
             folder = self.engine.local_work / f"out-{output}"
             frame.write.mode("overwrite").parquet(folder.as_uri())
             for part in sorted(folder.glob("part-*.parquet")):
@@ -594,18 +624,26 @@ def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, 
     from mia_bridge.analysis.summary import build_summary
 
     work = tempfile.TemporaryDirectory(prefix="mia-spark-")
+    own = spark is None
     try:
         local_work = Path(work.name)
         spark = spark if spark is not None else session(master)
+        here = _on_this_machine(spark, master)
+        if not here:
+            _ship_package(spark, local_work)
         # The work folder (the read records, the base tables, spill) must be reachable by every executor: on
         # a cluster, a path on the cluster's file system (MIA_SPARK_WORK, e.g. hdfs:///tmp/mia).
         shared = os.environ.get(WORK_ENV) or (local_work / "shared").as_uri()
-        engine = SparkEngine(spark, shared.rstrip("/") + f"/{local_work.name}", local_work / "driver")
+        engine = SparkEngine(spark, shared.rstrip("/") + f"/{local_work.name}", local_work / "driver",
+                             local=here and not os.environ.get(WORK_ENV))
         try:
             base = engine.ingest([str(p) for p in paths], options.format, options.max_record_bytes)
             run = SparkAnalysis(engine).run(base, _parameters(options), writer)
         except _spark_errors() as exc:
             raise MiaError(f"Spark failed: {spark_message(exc)}") from None
+        finally:
+            if own:
+                spark.stop()
         frames = {name: table.to_pandas() for name, table in run.tables.items()}
         lookup = frames.get("message_lookup")
         reports = [InputReport(**r) for r in base.inputs]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -83,20 +84,19 @@ def _empty(n: int, names: list[str]) -> dict[str, pa.Array]:
 
 def _table(kind: str, file_idx: int, block: int, columns: dict[str, Any], n: int) -> pa.Table:
     arrays: dict[str, Any] = _empty(n, MAPPED_SCHEMA.names)
-    arrays["kind"] = pa.array([kind] * n, pa.string())
-    arrays["file_idx"] = pa.array([file_idx] * n, pa.int32())
-    arrays["block"] = pa.array([block] * n, pa.int64())
-    arrays["pos"] = pa.array(range(n), pa.int64())
+    arrays["kind"] = pa.repeat(pa.scalar(kind, pa.string()), n)
+    arrays["file_idx"] = pa.repeat(pa.scalar(file_idx, pa.int32()), n)
+    arrays["block"] = pa.repeat(pa.scalar(block, pa.int64()), n)
+    arrays["pos"] = pa.array(np.arange(n, dtype=np.int64))
     for name, values in columns.items():
         target = MAPPED_SCHEMA.field(name).type
         if isinstance(values, pd.Series):
             if pa.types.is_timestamp(target):
-                values = pa.array(values.dt.tz_convert("UTC").dt.as_unit("us"), type=target)
-            else:
-                values = pa.array(values.astype(object).where(values.notna(), None).tolist(), type=target)
-        else:
+                values = values.dt.tz_convert("UTC").dt.as_unit("us")
+            values = pa.array(values, type=target, from_pandas=True)  # column-wise: no Python object per value
+        elif not isinstance(values, pa.Array):
             values = pa.array(values, type=target)
-        arrays[name] = values
+        arrays[name] = values.cast(target)
     return pa.Table.from_pydict(arrays, schema=MAPPED_SCHEMA)
 
 
@@ -132,17 +132,17 @@ def read_split(lines: list[bytes], plan: FilePlan, file_idx: int, block: int, wo
     n = len(records)
     if n:
         columns: dict[str, Any] = {c: records[c] for c in BUILT_COLUMNS}
-        columns["source_file"] = [plan.display] * n
-        columns["source_line"] = [None if pd.isna(v) else int(v) - skip for v in records["source_line"]]
-        columns["local_rec"] = list(range(n))
+        columns["source_file"] = pa.repeat(pa.scalar(plan.display), n)
+        columns["source_line"] = records["source_line"] - skip
+        columns["local_rec"] = pa.array(np.arange(n, dtype=np.int64))
         yield _table(KIND_RECORD, file_idx, block, columns, n)
     if len(folders):
         yield _table(KIND_FOLDER, file_idx, block, {
-            "local_rec": folders["rec"].astype("int64").tolist(), "folder_path": folders["folder_path"],
+            "local_rec": folders["rec"].astype("int64"), "folder_path": folders["folder_path"],
             "folder_id": folders["folder_id"]}, len(folders))
     if len(items):
         yield _table(KIND_ITEM, file_idx, block, {
-            "local_rec": items["rec"].astype("int64").tolist(), "folder_path": items["folder_path"],
+            "local_rec": items["rec"].astype("int64"), "folder_path": items["folder_path"],
             "internet_message_id": items["internet_message_id"],
             "internet_message_id_raw": items["internet_message_id_raw"],
             "size_in_bytes": items["size_in_bytes"]}, len(items))
@@ -211,3 +211,26 @@ def head_lines(batches: Iterator[pa.RecordBatch], limit_lines: int, limit_bytes:
             yield pa.RecordBatch.from_pydict({"path": out_path, "idx": out_idx, "value": out_value},
                                              schema=pa.schema([("path", pa.string()), ("idx", pa.int64()),
                                                                ("value", pa.binary())]))
+
+
+def pick_lines(batches: Iterator[pa.RecordBatch], wanted: dict[tuple[str, int], frozenset[int]]
+               ) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body: the lines at ``wanted[(file, split start)]`` (0-based positions in the split)."""
+    schema = pa.schema([("path", pa.string()), ("block", pa.int64()), ("idx", pa.int64()), ("value", pa.binary())])
+    current: tuple[str, int] | None = None
+    index = -1
+    for batch in batches:
+        found: dict[str, list[Any]] = {"path": [], "block": [], "idx": [], "value": []}
+        for value, uri, block in zip(batch.column("value").to_pylist(), batch.column("path").to_pylist(),
+                                     batch.column("block").to_pylist(), strict=True):
+            key = (canonical_uri(uri), block)
+            if key != current:
+                current, index = key, -1
+            index += 1
+            if index in wanted.get(key, ()):
+                found["path"].append(key[0])
+                found["block"].append(block)
+                found["idx"].append(index)
+                found["value"].append(value or b"")
+        if found["path"]:
+            yield pa.RecordBatch.from_pydict(found, schema=schema)
