@@ -144,7 +144,19 @@ def test_a_file_spark_cannot_read_is_named_with_the_formats_taken(spark: Any, tm
     assert str(array) in caught.value.message and ".gz" in caught.value.message
 
 
+def test_cli_names_an_unreadable_input_in_one_line(spark: Any, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from mia_bridge.cli.app import main
+
+    missing = tmp_path / "nowhere.jsonl"
+    code = main(["analyze", str(missing), "--out", str(tmp_path / "o"), "--engine", "spark"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert str(missing) in err and "JSON lines" in err
+    assert "Traceback" not in err and "at org.apache" not in err and "Py4J" not in err
+
+
 def test_cli_refuses_an_unknown_engine(tmp_path: Path) -> None:
     from mia_bridge.cli.app import main
 
-    assert main(["analyze", "--demo", "--out", str(tmp_path / "o"), "--engine", "hadoop"]) != 0
+    assert main(["analyze", "--demo", "--out", str(tmp_path / "o"), "--engine", "hadoop"]) == 2

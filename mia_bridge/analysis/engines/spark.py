@@ -117,6 +117,9 @@ def session(master: str = DEFAULT_MASTER, conf: dict[str, str] | None = None) ->
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        # The driver's JVM is the executor too: Spark's default 1 GB heap is short of what Arrow batches of a
+        # few hundred thousand rows and the sorts of the outputs need (MIA_SPARK_DRIVER_MEMORY overrides).
+        settings.setdefault("spark.driver.memory", os.environ.get("MIA_SPARK_DRIVER_MEMORY", "2g"))
     builder = SparkSession.builder.master(master).appName("mia-bridge")
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -456,6 +459,14 @@ class SparkEngine:
         return texts
 
 
+def _active_session() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
 def _on_this_machine(spark: Any, master: str) -> bool:
     """Whether the executors run here (a local master, or Spark Connect to this machine)."""
     if master.startswith("sc://"):
@@ -624,7 +635,7 @@ def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, 
     from mia_bridge.analysis.summary import build_summary
 
     work = tempfile.TemporaryDirectory(prefix="mia-spark-")
-    own = spark is None
+    own = spark is None and _active_session() is None  # stopped at the end only when this call started it
     try:
         local_work = Path(work.name)
         spark = spark if spark is not None else session(master)
