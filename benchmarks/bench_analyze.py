@@ -14,6 +14,9 @@ and peak RSS. In the same run it times the straightforward approach (per-row ``j
 --straightforward-n records and extrapolates it linearly to N, saying so (``--straightforward-n`` equal to N
 times it on the same file: no extrapolation; it needs ≈15 GB of memory at 1,000,000).
 
+The embedded engine (DuckDB) is what ``mia analyze`` runs; the median run's time per phase (read, base
+tables, each SQL statement with the writing of its table) is printed as "where the time goes".
+
 Before each timed run the previous run's outputs are removed and dirty pages flushed (``os.sync``), so no
 run pays for another's write-back.
 """
@@ -37,9 +40,12 @@ from gen_records import SHAPES, write_jsonl, write_purview_csv  # noqa: E402
 _CHILD = """
 import json, resource, sys, time
 start = time.perf_counter()
+timings = {}
 if sys.argv[1] == "mia":
     from mia_bridge.cli.app import main
     code = main(sys.argv[3:])
+    from mia_bridge.analysis import api
+    timings = api.TIMINGS
 else:
     sys.path.insert(0, sys.argv[2])
     from bench_analyze import straightforward
@@ -47,7 +53,7 @@ else:
     code = 0
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"code": code, "inner_seconds": time.perf_counter() - start, "peak_bytes": usage.ru_maxrss * 1024,
-                  "user_seconds": usage.ru_utime, "sys_seconds": usage.ru_stime}))
+                  "user_seconds": usage.ru_utime, "sys_seconds": usage.ru_stime, "timings": timings}))
 """
 
 
@@ -169,6 +175,11 @@ def bench_shape(shape: str, args: argparse.Namespace, work: Path) -> None:
     print(f"speed-up at {straightforward_n:,} (both measured): "
           f"{plain['wall_seconds'] / ours_small['wall_seconds']:.1f}x wall, "
           f"{plain['cpu_seconds'] / ours_small['cpu_seconds']:.1f}x CPU")
+    phases = ours.get("timings") or {}
+    if phases:  # where the time goes (the median run): read, base tables, each SQL statement with its writing
+        shown = ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
+        rest = ours["wall_seconds"] - sum(phases.values())
+        print(f"\nwhere the time goes (median run, s): {shown}; start-up, last writes and the rest {rest:.2f}")
     same = _summary(work / "out-small")
     print(f"same answer on the small input: ours {same}, straightforward {plain['counts']}")
     print(f"work directory: {work}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,7 @@ class AnalysisOptions:
     known_good_ips: Sequence[str] = ()
     format: str | None = None  # force a reader (files only)
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # a larger record is quarantined (its start kept)
+    engine: str = EMBEDDED  # engines.ENGINES
 
 
 @dataclass
@@ -59,6 +61,11 @@ class InputReport:
     records_read: int = 0
     records_quarantined: int = 0
     error: str | None = None
+
+
+# The big tables' columns as pandas' nullable types (as schema.RECORD_COLUMNS gives them)
+_NULLABLE = {pa.bool_(): pd.BooleanDtype(), pa.int64(): pd.Int64Dtype(), pa.uint64(): pd.UInt64Dtype(),
+             pa.large_string(): pd.StringDtype()}
 
 
 @dataclass
@@ -79,7 +86,7 @@ class AnalysisResult:
 
     def _frame(self, name: str) -> pd.DataFrame:
         if name not in self._frames:
-            self._frames[name] = pq.read_table(self.files[name]).to_pandas()
+            self._frames[name] = pq.read_table(self.files[name]).to_pandas(types_mapper=_NULLABLE.get)
         return self._frames[name]
 
     @property
@@ -98,6 +105,11 @@ class AnalysisResult:
         return self._frame("items")
 
 
+# Seconds per phase of the last analysis in this process (read, base tables, each statement): benchmarks
+# print them (where the time goes).
+TIMINGS: dict[str, float] = {}
+
+
 def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: OutputWriter | None = None
                   ) -> AnalysisResult:
     """Read and analyse every input; unreadable files are reported in the summary.
@@ -110,6 +122,8 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: Outpu
         if kind is not None and not kind.startswith(("no such", "cannot")):
             raise ReaderError(f"{path}: is {kind}, not a regular file; nothing was read",
                               hint="give exported files (copy a pipe or a device to a file first)")
+    TIMINGS.clear()
+    started = time.perf_counter()
     intake = Intake()
     reports: list[InputReport] = []
     for path in paths:
@@ -132,6 +146,7 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: Outpu
     if paths and all(r.error is not None and r.records_read == 0 for r in reports):
         problems = "; ".join(r.error or "" for r in reports)
         raise ReaderError(f"no input could be read: {problems}")
+    TIMINGS["read"] = time.perf_counter() - started
     return _analyse(intake, options, reports, writer)
 
 
@@ -190,6 +205,8 @@ def _base_tables(intake: Intake, work: Path) -> BaseTables:
     keep, conflicts, records["fingerprint"] = deduplicate(records)
     records["rec"] = np.arange(len(records), dtype=np.int64)
     records["duplicate"] = ~keep.to_numpy(dtype=bool)
+    work = work / "base"
+    work.mkdir()
     paths = {name: work / f"{name}.parquet" for name in ("records", "folders", "items")}
     for name, frame in (("records", records), ("folders", folders), ("items", items)):
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), paths[name])
@@ -225,8 +242,10 @@ def _analyse(intake: Intake, options: AnalysisOptions, reports: list[InputReport
              writer: OutputWriter | None = None) -> AnalysisResult:
     work = tempfile.TemporaryDirectory(prefix="mia-analysis-")
     try:
+        started = time.perf_counter()
         base = _base_tables(intake, Path(work.name))
-        return analyse_base(base, options, reports, Path(work.name), writer, work)
+        TIMINGS["base_tables"] = time.perf_counter() - started
+        return analyse_base(base, options, reports, Path(work.name), writer, work, engine=options.engine)
     except BaseException:
         work.cleanup()
         raise
@@ -238,7 +257,9 @@ def analyse_base(base: BaseTables, options: AnalysisOptions, reports: list[Input
     ``work_dir``, which ``work`` keeps alive with the result)."""
     if engine != EMBEDDED:
         raise UsageError(f"unknown analysis engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
-    run = EmbeddedEngine(work_dir).run(base, _parameters(options), writer)
+    engine_run = EmbeddedEngine(work_dir)
+    run = engine_run.run(base, _parameters(options), writer)
+    TIMINGS.update({f"sql:{name}": seconds for name, seconds in engine_run.timings.items()})
     frames = {name: table.to_pandas() for name, table in run.tables.items()}
     lookup = frames.get("message_lookup")
     summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup, options=options,

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from mia_bridge.analysis.schema import ARROW_SCHEMAS
 from mia_bridge.csv_safety import neutralise_table
 from mia_bridge.errors import ExportError
 from mia_bridge.safe_files import make_dir, open_private, write_text
@@ -157,7 +158,10 @@ class OutputWriter:
 
     def table(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         """Start writing ``frame`` as ``name``.csv and ``name``.parquet."""
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        if isinstance(frame, pa.Table):
+            table = frame
+        else:  # the table's own schema: types as every engine writes them, even when the frame is empty
+            table = pa.Table.from_pandas(frame, schema=ARROW_SCHEMAS.get(name), preserve_index=False)
         csv_path, parquet_path = self._path(f"{name}.csv"), self._path(f"{name}.parquet")
         self._pending += [self._pool.submit(_write_csv, table, csv_path),
                           self._pool.submit(_write_parquet, table, parquet_path)]

@@ -1,4 +1,5 @@
-"""The positional bind-item join equals the straightforward merge, in whole, in slices and in the counts."""
+"""The item table (``sql/bind_items.sql``) equals the straightforward merge of bind events and their items, and
+the streamed output (batch by batch) equals it in Parquet and CSV."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from mia_builders import folder, mia
 
-from mia_bridge.analysis import mailitemsaccessed as m
 from mia_bridge.analysis import outputs
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
+from mia_bridge.analysis.engines import embedded
 from mia_bridge.analysis.intake import Intake
-from mia_bridge.analysis.schema import ITEM_COLUMNS
+from mia_bridge.analysis.schema import EVENT_COLUMNS, ITEM_COLUMNS
 from mia_bridge.readers import open_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -37,39 +39,50 @@ def _input(tmp_path: Path) -> Path:
     return path
 
 
-def _reference(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+def _reference(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Events and items the straightforward way: filter, merge, stable sort by time then input position."""
+    intake = Intake()
+    intake.extend(open_input(path)[1])
+    records, _, items = intake.tables()
+    mask = (records["operation"].str.lower() == "mailitemsaccessed").fillna(False).astype(bool)
+    events = records.loc[mask, EVENT_COLUMNS].sort_values("creation_time", kind="stable")
     binds = events.loc[events["mail_access_type"] == "Bind", _CONTEXT]
     merged = items.merge(binds, left_on="rec", right_index=True, how="inner")
     merged = merged[merged["internet_message_id"].fillna("") != ""]
-    return merged.sort_values(["creation_time", "rec"], kind="stable")[ITEM_COLUMNS].reset_index(drop=True)
+    merged = merged.sort_values(["creation_time", "rec"], kind="stable")[ITEM_COLUMNS].reset_index(drop=True)
+    return events.reset_index(drop=True), merged
 
 
-def test_positional_join_matches_the_merge(tmp_path: Path) -> None:
-    intake = Intake()
-    intake.extend(open_input(_input(tmp_path))[1])
-    records, folders, items = intake.tables()
-    events = m.event_table(records)
-    lazy = m.bind_items(events, items)
-    assert lazy.order is not None  # the input is out of order and has non-bind items: the general path
-    expected = _reference(events, items)
-    assert len(expected) > 1000 and len(lazy) == len(expected)
+def test_item_table_matches_the_merge(tmp_path: Path) -> None:
+    path = _input(tmp_path)
+    events, expected = _reference(path)
+    result = analyze_files([path], AnalysisOptions())
+    assert len(expected) > 1000 and len(result.items) == len(expected)
     ids = set(expected["internet_message_id"])
     assert "sync-item@x" not in ids and "other@x" not in ids and "kept@x" in ids
-    pd.testing.assert_frame_equal(lazy.frame(), expected)
-    slices = pd.concat([lazy.frame(start, start + 97) for start in range(0, len(lazy), 97)], ignore_index=True)
-    pd.testing.assert_frame_equal(slices, expected)
-    synced = m.synced_folder_table(events, folders)
-    pd.testing.assert_frame_equal(m.context_table(events, lazy, synced), m.context_table(events, expected, synced))
-    assert lazy.message_id_codes()[1] == expected["internet_message_id"].nunique()
+    pd.testing.assert_frame_equal(result.items, expected, check_dtype=False)
+    pd.testing.assert_frame_equal(result.events, events, check_dtype=False)
+    counts = result.summary["mail_items_accessed"]
+    assert counts["unique_internet_message_ids"] == expected["internet_message_id"].nunique()
+    assert int(result.contexts["items_accessed"].sum()) == len(expected)
 
 
-def test_written_item_table_equals_the_materialised_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streamed_tables_equal_the_whole_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _input(tmp_path)
-    result = analyze_files([path], AnalysisOptions())
-    monkeypatch.setattr(outputs, "ITEM_SLICE", 101)
-    outputs.write_outputs(result, tmp_path / "out")  # items not yet built: written slice by slice
-    written = pd.read_parquet(tmp_path / "out" / "items.parquet")
-    assert len(written) == result.summary["mail_items_accessed"]["items_accessed"]
-    pd.testing.assert_frame_equal(written, result.items, check_dtype=False)
-    csv_rows = pd.read_csv(tmp_path / "out" / "items.csv")
-    assert csv_rows["internet_message_id"].tolist() == result.items["internet_message_id"].tolist()
+    monkeypatch.setattr(embedded, "BATCH_ROWS", 101)
+    monkeypatch.setattr(outputs, "ROW_GROUP", 97)
+    with outputs.OutputWriter(tmp_path / "streamed") as writer:  # written batch by batch during the analysis
+        result = analyze_files([path], AnalysisOptions(), writer)
+        writer.finish(result)
+    later = analyze_files([path], AnalysisOptions())
+    outputs.write_outputs(later, tmp_path / "later")  # from the work folder's Parquet files, after the analysis
+    for out in (tmp_path / "streamed", tmp_path / "later"):
+        written = pd.read_parquet(out / "items.parquet")
+        assert len(written) == result.summary["mail_items_accessed"]["items_accessed"]
+        pd.testing.assert_frame_equal(written, later.items, check_dtype=False)
+        csv_rows = pd.read_csv(out / "items.csv")
+        assert csv_rows["internet_message_id"].tolist() == later.items["internet_message_id"].tolist()
+        assert len(pd.read_csv(out / "events.csv")) == len(later.events)
+        assert pq.read_table(out / "records.parquet").equals(pq.read_table(later.files["records"]))
+        assert pq.read_table(out / "records.parquet").num_rows == later.summary["records_unique"] > 400
+    assert (tmp_path / "streamed" / "items.csv").read_bytes() == (tmp_path / "later" / "items.csv").read_bytes()

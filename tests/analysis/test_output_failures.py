@@ -43,7 +43,7 @@ def _result() -> Any:
 def test_item_writer_failing_on_every_slice_raises_without_hanging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception, raised: type[Exception], text: str
 ) -> None:
-    monkeypatch.setattr(outputs, "ITEM_SLICE", 100)  # 2,000 items: 20 slices, far more than the queue holds
+    monkeypatch.setattr(outputs, "ROW_GROUP", 100)  # 2,000 items: 20 batches, far more than the queue holds
     monkeypatch.setattr(_FailingWriter, "failure", failure)
     monkeypatch.setattr(outputs, "pa_csv", SimpleNamespace(CSVWriter=_FailingWriter, write_csv=pa_csv.write_csv))
     outcome: list[BaseException | None] = []

@@ -1,8 +1,9 @@
-"""The vectorised context, throttled-window and lead tables equal the straightforward per-group versions.
+"""The SQL tables (contexts, throttled windows, leads; DuckDB, ``analysis/sql``) equal straightforward
+per-group versions.
 
-The references below are the per-group Python implementations the analysis used before (cost growing with
-the number of groups); random contexts with ties, empty values, several ClientAppIds and throttled
-mailboxes must give identical tables.
+The references below are per-group Python implementations (cost growing with the number of groups, the
+way the analysis was first written); random contexts with ties, empty values, several ClientAppIds, items,
+synced folders and throttled mailboxes must give identical tables.
 """
 
 from __future__ import annotations
@@ -11,17 +12,25 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
+import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from mia_bridge.analysis.grouped_text import join_distinct
-from mia_bridge.analysis.leads import MICROSOFT_APP_IDS, SCORES, rank_leads
-from mia_bridge.analysis.mailitemsaccessed import THROTTLE_WINDOW, context_table, throttled_windows
+from mia_bridge.analysis.engines.embedded import run_statements
+from mia_bridge.analysis.leads import MICROSOFT_APP_IDS, SCORES, option_values
 from mia_bridge.analysis.normalise import norm_ip
-from mia_bridge.analysis.schema import CONTEXT_COLUMNS, LEAD_COLUMNS, THROTTLED_WINDOW_COLUMNS
+from mia_bridge.analysis.schema import (
+    ARROW_SCHEMAS,
+    CONTEXT_COLUMNS,
+    CONTEXT_KEY,
+    LEAD_COLUMNS,
+    THROTTLED_WINDOW_COLUMNS,
+)
+from mia_bridge.analysis.sql import py_repr
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
+THROTTLE_WINDOW = timedelta(hours=24)
 APPS = ["00000003-0000-0000-c000-000000000000", "d3590ed6-52b3-4102-aeff-aad2292ab01c", "bad-app", "other-app", ""]
 
 
@@ -37,14 +46,70 @@ def _events(rng: random.Random, n: int) -> pd.DataFrame:
             "session_id": rng.choice(["s1", "s2", None]), "mail_access_type": rng.choice(["Bind", "Sync", None]),
             "is_throttled": rng.choice([True, False, False, None]), "client_app_id": rng.choice([*APPS, None]),
         })
-    return pd.DataFrame(rows)
+    events = pd.DataFrame(rows)
+    events["seq"] = range(len(events))  # the events' order: contexts that tie are listed in it
+    return events
 
 
-def _reference_client_app_ids(events: pd.DataFrame) -> pd.Series:
-    keyed = events.assign(**{c: events[c].fillna("").astype(str) for c in
-                             ["mailbox", "client_ip", "app_id", "client_info_string", "session_id"]})
-    return keyed.groupby(["mailbox", "client_ip", "app_id", "client_info_string", "session_id"], sort=False)[
-        "client_app_id"].agg(lambda s: ";".join(sorted({v for v in s.dropna() if v})))
+def _items_and_folders(rng: random.Random, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Items of the bind events (repeated ids) and folders of the sync events, with their events' context."""
+    items, folders = [], []
+    for event in events.to_dict("records"):
+        context = {c: event[c] for c in ["record_id", "creation_time", "mailbox", "client_ip", "app_id",
+                                         "client_app_id", "session_id", "client_info_string"]}
+        if event["mail_access_type"] == "Bind":
+            for _ in range(rng.randrange(4)):
+                items.append({**context, "folder_path": "\\Inbox", "internet_message_id": f"m{rng.randrange(30)}@x",
+                              "internet_message_id_raw": "", "size_in_bytes": None})
+        elif event["mail_access_type"] == "Sync":
+            for _ in range(rng.randrange(3)):
+                folders.append({**context, "folder_path": rng.choice(["\\Inbox", "\\Sent", None])})
+    return (pd.DataFrame(items, columns=ARROW_SCHEMAS["items"].names),
+            pd.DataFrame(folders, columns=ARROW_SCHEMAS["synced_folders"].names))
+
+
+def _arrow(frame: pd.DataFrame, name: str | None = None) -> pa.Table:
+    if name is not None:
+        return pa.Table.from_pandas(frame, schema=ARROW_SCHEMAS[name], preserve_index=False)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _sql_contexts(events: pd.DataFrame, items: pd.DataFrame, folders: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    tables = run_statements({"events": _arrow(events), "bind_items": _arrow(items, "items"),
+                             "synced_folders": _arrow(folders, "synced_folders")}, ["throttled_windows", "contexts"])
+    return {name: table.to_pandas() for name, table in tables.items()}
+
+
+def _key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple("" if row[c] is None or pd.isna(row[c]) else str(row[c]) for c in CONTEXT_KEY)
+
+
+def _reference_contexts(events: pd.DataFrame, items: pd.DataFrame, folders: pd.DataFrame) -> pd.DataFrame:
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for number, event in enumerate(events.to_dict("records")):
+        group = groups.setdefault(_key(event), {"first": number, "times": [], "bind": 0, "sync": 0, "throttled": 0,
+                                                "apps": set(), "items": 0, "ids": set(), "folders": set()})
+        group["times"].append(event["creation_time"])
+        group["bind"] += event["mail_access_type"] == "Bind"
+        group["sync"] += event["mail_access_type"] == "Sync"
+        group["throttled"] += event["is_throttled"] is True
+        if isinstance(event["client_app_id"], str) and event["client_app_id"]:
+            group["apps"].add(event["client_app_id"])
+    for item in items.to_dict("records"):
+        groups[_key(item)]["items"] += 1
+        groups[_key(item)]["ids"].add(item["internet_message_id"])
+    for folder in folders.to_dict("records"):
+        if isinstance(folder["folder_path"], str):
+            groups[_key(folder)]["folders"].add(folder["folder_path"])
+    rows = []
+    for key, g in groups.items():
+        rows.append({**dict(zip(CONTEXT_KEY, key, strict=True)), "first_seen": min(g["times"]),
+                     "last_seen": max(g["times"]), "events": len(g["times"]), "bind_events": g["bind"],
+                     "sync_events": g["sync"], "throttled_events": g["throttled"], "items_accessed": g["items"],
+                     "unique_message_ids": len(g["ids"]), "synced_folders": len(g["folders"]),
+                     "client_app_ids": ";".join(sorted(g["apps"])), "_first": g["first"]})
+    table = pd.DataFrame(rows).sort_values(["mailbox", "first_seen", "_first"])
+    return table[CONTEXT_COLUMNS].reset_index(drop=True)
 
 
 def _reference_windows(events: pd.DataFrame) -> pd.DataFrame:
@@ -129,54 +194,72 @@ def _reference_leads(contexts: pd.DataFrame, bad_ips: set[str], bad_apps: set[st
     return leads[LEAD_COLUMNS].reset_index(drop=True)
 
 
+def _sql_leads(contexts: pd.DataFrame, bad_ips: set[str], bad_apps: set[str], good_ips: set[str],
+               throttled: set[str]) -> pd.DataFrame:
+    ctx = contexts.reset_index(drop=True).assign(seq=lambda f: range(len(f)))  # the contexts' order
+    values = option_values(suspicious_ips=bad_ips, suspicious_apps=bad_apps, known_good_ips=good_ips)
+    relations = {
+        "contexts": _arrow(ctx),
+        "option_values": pa.table({"list": [v[0] for v in values], "value": [v[1] for v in values]}),
+        "throttled_windows": pa.table({"mailbox": pa.array(sorted(throttled), pa.string())}),
+    }
+    return run_statements(relations, ["leads"])["leads"].to_pandas()[LEAD_COLUMNS]
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_context_and_window_tables_equal_the_per_group_versions(seed: int) -> None:
-    events = _events(random.Random(seed), 400)
-    contexts = context_table(events, pd.DataFrame(), pd.DataFrame())
-    assert list(contexts.columns) == CONTEXT_COLUMNS
-    reference = _reference_client_app_ids(events)
-    by_key = {tuple(k): v for k, v in reference.items()}
-    for row in contexts.to_dict("records"):
-        key = (row["mailbox"], row["client_ip"], row["app_id"], row["client_info_string"], row["session_id"])
-        assert row["client_app_ids"] == by_key[key]
-    pd.testing.assert_frame_equal(throttled_windows(events), _reference_windows(events), check_dtype=False)
+    rng = random.Random(seed)
+    events = _events(rng, 400)
+    items, folders = _items_and_folders(rng, events)
+    got = _sql_contexts(events, items, folders)
+    contexts = got["contexts"]
+    assert list(contexts.columns[:len(CONTEXT_COLUMNS)]) == CONTEXT_COLUMNS
+    want = _reference_contexts(events, items, folders)
+    assert want["items_accessed"].sum() == len(items) > 0 and want["synced_folders"].sum() > 0
+    pd.testing.assert_frame_equal(contexts[CONTEXT_COLUMNS], want, check_dtype=False)
+    pd.testing.assert_frame_equal(got["throttled_windows"][THROTTLED_WINDOW_COLUMNS], _reference_windows(events),
+                                  check_dtype=False)
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_leads_equal_the_per_context_version(seed: int) -> None:
     rng = random.Random(seed)
-    contexts = context_table(_events(rng, 300), pd.DataFrame(), pd.DataFrame())
+    events = _events(rng, 300)
+    contexts = _sql_contexts(events, *_items_and_folders(rng, events))["contexts"][CONTEXT_COLUMNS]
     contexts["items_accessed"] = [rng.choice([0, 0, 3]) for _ in range(len(contexts))]
     contexts["events"] = [rng.choice([1, 2, 2, 5]) for _ in range(len(contexts))]  # ties for the usual IP/app
     bad_ips, bad_apps, good_ips = {"1.1.1.1"}, {"bad-app"}, {"3.3.3.3"}
     throttled = {"b@x"}
-    got = rank_leads(contexts, suspicious_ips=bad_ips, suspicious_apps=bad_apps, known_good_ips=good_ips,
-                     throttled_mailboxes=throttled)
+    got = _sql_leads(contexts, bad_ips, bad_apps, good_ips, throttled)
     want = _reference_leads(contexts, {norm_ip(i) for i in bad_ips}, bad_apps, {norm_ip(i) for i in good_ips},
                             throttled)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert (got["reasons"] != "no indicator").any() and got["reasons"].str.contains("usual IP").any()
+    assert got["reasons"].str.contains("from client 'it\\'s \"odd\"'", regex=False).any()
 
 
-def test_join_distinct_sorts_dedupes_and_skips_empty() -> None:
-    values = pd.Series(["b", "a", "b", None, "", "c", "a"])
-    groups = np.array([0, 0, 0, 1, 1, 2, 2])
-    assert join_distinct(groups, values, 4).tolist() == ["a;b", "", "a;c", ""]
+@pytest.mark.parametrize("text", ["plain", "it's", 'say "hi"', "it's \"odd\"", "back\\slash\ttab\nnew\rline", "",
+                                  "\\'\"", "ünïcode ✓"])
+def test_the_sql_repr_is_pythons(text: str) -> None:
+    got = duckdb.connect().execute(f"SELECT {py_repr('client')} FROM (SELECT ? AS client)", [text]).fetchone()
+    assert got is not None and got[0] == repr(text)
 
 
 def test_a_tie_for_the_usual_ip_is_not_rare() -> None:
     """Two IPs with as many events each: the first in sorted order is usual, the other is not rare."""
     rng = random.Random(1)
-    contexts = context_table(_events(rng, 50), pd.DataFrame(), pd.DataFrame()).head(2).copy()
+    events = _events(rng, 50)
+    contexts = _sql_contexts(events, *_items_and_folders(rng, events))["contexts"][CONTEXT_COLUMNS].head(2).copy()
     contexts["mailbox"] = "m@x"
     contexts["client_ip"] = ["9.9.9.2", "9.9.9.1"]
     contexts["app_id"] = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
+    contexts["client_app_ids"] = ""
     contexts["events"] = 2
     contexts["sync_events"] = contexts["throttled_events"] = contexts["items_accessed"] = 0
-    got = rank_leads(contexts)
+    got = _sql_leads(contexts, set(), set(), set(), set())
     assert got["reasons"].tolist() == ["no indicator", "no indicator"]
     contexts.loc[contexts.index[0], "events"] = 1
-    got = rank_leads(contexts)
+    got = _sql_leads(contexts, set(), set(), set(), set())
     assert got["reasons"].tolist() == [
         "IP 9.9.9.2 made 1 of this mailbox's events; its usual IP 9.9.9.1 made 2", "no indicator"]
     pd.testing.assert_frame_equal(got, _reference_leads(contexts, set(), set(), set(), set()), check_dtype=False)

@@ -14,6 +14,7 @@ the base tables (read twice or three times; materialised they would hold million
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +67,32 @@ class EngineResult:
     lists: dict[str, list[tuple[str, int]]]  # summary_lists: list -> [(value, n)] sorted by value
 
 
+def _address_space_limit() -> int | None:
+    """The process's address-space limit (``ulimit -v``), if one is set."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft <= 0 else int(soft)
+
+
+def _default_memory_limit() -> str:
+    """1.5 GB; under an address-space limit a quarter of it, and glibc's malloc limited to two arenas (each
+    thread's arena reserves 64 MB of address space: DuckDB's threads alone would take most of 1 GB)."""
+    limit = _address_space_limit()
+    if limit is None:
+        return DEFAULT_MEMORY_LIMIT
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+    return f"{max(limit // 4, 64 << 20) >> 20}MB"
+
+
 def _utc(value: datetime | None) -> pd.Timestamp | None:
     if value is None:
         return None
@@ -92,8 +119,9 @@ def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 class EmbeddedEngine:
     def __init__(self, work: Path, memory_limit: str | None = None, threads: int | None = None) -> None:
         self.work = work
-        self.memory_limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+        self.memory_limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or _default_memory_limit()
         self.threads = threads or os.cpu_count() or 1
+        self.timings: dict[str, float] = {}  # seconds per statement (with its writing), for benchmarks
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         spill = self.work / "spill"
@@ -155,7 +183,8 @@ class EmbeddedEngine:
         batches = self._batches(con, self._output_query(statement, output), schema)
         if sink is not None:
             return sink.stream(output, batches, schema, csv=output != "records")
-        path = self.work / f"{output}.parquet"
+        path = self.work / "tables" / f"{output}.parquet"
+        path.parent.mkdir(exist_ok=True)
         with pq.ParquetWriter(path, schema) as writer:
             for batch in batches:
                 writer.write_batch(batch)
@@ -172,6 +201,7 @@ class EmbeddedEngine:
             self._parameters(con, params)
             files: dict[str, Path] = {}
             tables: dict[str, pa.Table] = {}
+            clock = time.perf_counter()
             for name in sql.ORDER:
                 if name in ("summary_counts", "summary_lists"):
                     continue
@@ -188,10 +218,30 @@ class EmbeddedEngine:
                     tables[name] = self._small(con, name)
                     if sink is not None:
                         sink.table(name, tables[name])
+                self.timings[name] = time.perf_counter() - clock
+                clock = time.perf_counter()
             row = con.sql(sql.statement("summary_counts")).to_arrow_table().to_pylist()[0]
             lists: dict[str, list[tuple[str, int]]] = {}
             for entry in con.sql(sql.statement("summary_lists")).to_arrow_table().to_pylist():
                 lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
+            self.timings["summary"] = time.perf_counter() - clock
             return EngineResult(files, tables, row, lists)
         finally:
             con.close()
+
+
+def run_statements(relations: dict[str, pa.Table], names: list[str]) -> dict[str, pa.Table]:
+    """Run the statements ``names`` (in that order) over ``relations`` given whole, in memory; each result with
+    all its columns, in its output order. For small inputs and the equivalence tests."""
+    con = duckdb.connect(":memory:")
+    try:
+        for name, table in relations.items():
+            EmbeddedEngine._relation(con, name, table)
+        results = {}
+        for name in names:
+            con.execute(f"CREATE TABLE {name} AS {sql.body(name)}")
+            order = sql.order_by(name)
+            results[name] = con.sql(f"SELECT * FROM {name}" + (f" ORDER BY {order}" if order else "")).to_arrow_table()
+        return results
+    finally:
+        con.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
-from mia_bridge.analysis.engines import ENGINES, SPARK
+from mia_bridge.analysis.engines import EMBEDDED, ENGINES, SPARK
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
 from mia_bridge.analysis.timeparse import parse_time
@@ -92,11 +92,15 @@ def analyze(
     known_good_ip: list[str] = typer.Option([], "--known-good-ip", help="An IP known to be legitimate."),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json to stdout."),
     demo: bool = typer.Option(False, "--demo", help="Analyse the bundled synthetic sample."),
+    engine: str = typer.Option(
+        EMBEDDED, "--engine",
+        help=f"Analysis engine: {', '.join(ENGINES)} (embedded: DuckDB in this process, spilling to disk; "
+             "spark: Apache Spark, pip install 'mia-bridge[spark]').",
+    ),
     max_record_bytes: int = typer.Option(
         DEFAULT_MAX_RECORD_BYTES, "--max-record-bytes", min=1024,
         help="A record larger than this is quarantined (its first 4 KB kept) instead of read.",
     ),
-    engine: str = typer.Option("embedded", "--engine", help="Analysis engine: embedded (default) or spark."),
     spark_master: str = typer.Option(
         "local[2]", "--spark-master",
         help="With --engine spark: local[N], spark://host:7077, yarn, or Spark Connect sc://host:15002.",
@@ -104,6 +108,8 @@ def analyze(
 ) -> None:
     """Which mail was read, by whom, from where: analyse audit-log exports offline."""
     paths = list(inputs or [])
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
     if fmt is not None and fmt not in format_names():
         raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(format_names())}")
     if demo:
@@ -121,10 +127,8 @@ def analyze(
         start=start_at, end=end_at,
         message_ids=read_message_ids(message_ids) if message_ids is not None else None,
         suspicious_ips=tuple(suspicious_ip), suspicious_apps=tuple(suspicious_app),
-        known_good_ips=tuple(known_good_ip), format=fmt, max_record_bytes=max_record_bytes,
+        known_good_ips=tuple(known_good_ip), format=fmt, max_record_bytes=max_record_bytes, engine=engine,
     )
-    if engine not in ENGINES:
-        raise UsageError(f"unknown analysis engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
     with OutputWriter(out_dir) as writer:  # tables are written while the rest is analysed
         if engine == SPARK:
             from mia_bridge.analysis.engines.spark import analyze_files_spark
