@@ -24,7 +24,7 @@ from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import build_sim_tenant, sim_session
+from mia_bridge.sim.backend import SimOptions, sim_session, tenant_for
 
 
 def _window(tenant: Any) -> tuple[datetime, datetime]:
@@ -57,12 +57,12 @@ def _retrieve(backend: ExoBackend, start: datetime, end: datetime, session: str)
 
 
 def run(records: int, repeat: int) -> list[dict[str, Any]]:
-    conn = ConnectionSettings(sim=True, sim_records=records, sim_seed=1)
+    conn, options = ConnectionSettings(), SimOptions(records=records, seed=1)
     times: dict[str, list[float]] = {"psrp": [], "rest": []}
     counts: dict[str, tuple[int, int, int]] = {}
     for i in range(repeat + 1):  # round 0 warms up imports and caches; runs alternate to share the noise
         for name in ("psrp", "rest") if i % 2 == 0 else ("rest", "psrp"):
-            tenant = build_sim_tenant(conn)
+            tenant = tenant_for(conn, options)
             start, end = _window(tenant)
             with sim_session(replace(conn, backend=name), tenant=tenant) as sim:
                 began = time.perf_counter()
@@ -98,12 +98,12 @@ def run_collect(records: int, repeat: int, concurrency: int) -> list[dict[str, A
     from mia_bridge.collect.engine import CollectOptions, collect
     from mia_bridge.collect.query import AuditQuery
 
-    conn = ConnectionSettings(sim=True, sim_records=records, sim_seed=1)
+    conn, options = ConnectionSettings(), SimOptions(records=records, seed=1)
     times: dict[str, list[float]] = {"psrp": [], "rest": []}
     counts: dict[str, tuple[int, int]] = {}
     for i in range(repeat + 1):
         for name in ("psrp", "rest") if i % 2 == 0 else ("rest", "psrp"):
-            tenant = build_sim_tenant(conn)
+            tenant = tenant_for(conn, options)
             start, end = _window(tenant)
             query = AuditQuery(name="ual", start=start, end=end)
             with tempfile.TemporaryDirectory() as case, sim_session(replace(conn, backend=name), tenant=tenant) as sim:

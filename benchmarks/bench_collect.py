@@ -37,11 +37,11 @@ from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect import AuditQuery, CollectOptions, SessionPolicy, collect
 from mia_bridge.collect.ual import SELECT
 from mia_bridge.evidence.store import parse_row, read_records
 from mia_bridge.sim import quirks
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.direct import DirectSimBackend
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig
@@ -94,7 +94,7 @@ def _backends(tenant: Tenant, kind: str) -> Iterator[ExoBackend]:
         with DirectSimBackend(tenant) as backend:
             yield backend
         return
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic")
+    conn = ConnectionSettings(transport="http", auth="basic")
     with sim_session(conn, tenant=tenant) as session:
         yield session.backend
 

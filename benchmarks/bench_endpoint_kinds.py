@@ -23,11 +23,11 @@ from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import build_sim_tenant, sim_session
 from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.investigate.directory import collect_directory
 from mia_bridge.investigate.license import detect_license
+from mia_bridge.sim.backend import SimOptions, sim_session, tenant_for
 
 KINDS = {"plain": "Microsoft.PowerShell", "jea": "MiaBridge"}
 
@@ -46,14 +46,13 @@ def _records(backend: ExoBackend, start: datetime, end: datetime) -> int:
 
 def run(records: int, repeat: int) -> list[dict[str, Any]]:
     results = []
-    base = ConnectionSettings(sim=True, sim_records=records, sim_seed=1, auth="ntlm", transport="https")
-    tenant = build_sim_tenant(base)
+    base = ConnectionSettings(auth="ntlm", transport="https")
+    tenant = tenant_for(base, SimOptions(records=records, seed=1))
     times = [datetime.fromisoformat(r["CreationTime"]).replace(tzinfo=UTC) for r in tenant.audit_records()]
     start, end = min(times), max(times) + timedelta(seconds=1)
     boxes = [str(b["UserPrincipalName"]).lower() for b in tenant.directory.mailboxes]
     for kind, configuration in KINDS.items():
-        conn = ConnectionSettings(sim=True, sim_records=records, sim_seed=1, auth="ntlm", transport="https",
-                                  configuration_name=configuration)
+        conn = ConnectionSettings(auth="ntlm", transport="https", configuration_name=configuration)
         for attempt in range(repeat):
             with sim_session(conn, tenant=tenant) as session, tempfile.TemporaryDirectory() as folder:
                 backend = session.backend

@@ -23,9 +23,9 @@ from typing import Any
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_records, write_outputs
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.message_trace import TraceSettings
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig
@@ -54,7 +54,7 @@ def _run(tenant: Tenant, case: Path, batch: int, now: datetime) -> dict[str, Any
     options = EnrichOptions(now=now, clock=clock, sleep=clock.sleep, potential=False,
                             trace=TraceSettings(batch_size=batch))
     started = time.perf_counter()
-    with sim_session(ConnectionSettings(sim=True, transport="http", auth="basic"), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(transport="http", auth="basic"), tenant=tenant) as session:
         result = enrich_case(session.backend, case, options)
     wall = time.perf_counter() - started
     found = {m.key: (m.meta.sender, m.meta.recipients) for m in result.accessed if m.meta}

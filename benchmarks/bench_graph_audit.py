@@ -62,7 +62,7 @@ def run(n: int, distribution: str, latency: float, search_s: float, concurrency:
     variants = [("ual", None, ""), ("graph-audit", None, "limit 1,000,000"),
                 ("graph-audit", max(1000, n * 2 // 5), f"limit {max(1000, n * 2 // 5):,} (splits)")]
     for source, limit, note in variants:
-        with RestSimServer(tenant) as server, sim_backend(ConnectionSettings(sim=True, backend="rest"), server) as exo:
+        with RestSimServer(tenant) as server, sim_backend(ConnectionSettings(backend="rest"), server) as exo:
             server.audit.not_started_s, server.audit.running_s = min(2.0, search_s / 3), search_s
             if limit:
                 server.audit.record_count_limit = limit

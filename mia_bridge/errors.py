@@ -2,18 +2,31 @@
 
 Every error carries fields, an exit code and a hint; ``render()`` builds the one-line message a
 responder sees. Code below the CLI only raises; the CLI turns errors into exit codes in one place.
+``ExitCode`` lists the process's exit codes; it lives here, at the bottom of the layers, because the
+investigation (not only the CLI) decides between a complete run and one with gaps.
 A problem with a single record is not an exception but a ``Quarantined`` value (see readers).
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every command, in one place."""
+
+    OK = 0
+    FAILURE = 1  # the run could not complete (or no input could be read)
+    USAGE = 2  # bad command line or configuration
+    ATTENTION = 3  # complete, but with gaps or skipped steps worth a look
+    INTERRUPTED = 130  # Ctrl-C; the case folder is left resumable
 
 
 class MiaError(Exception):
     """Base of every error mia-bridge raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILURE
     retryable: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None, **fields: Any) -> None:
@@ -32,7 +45,7 @@ class MiaError(Exception):
 class UsageError(MiaError):
     """The command line or a config value is wrong (exit code 2)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(UsageError):
@@ -117,10 +130,6 @@ class ThrottledError(CmdletError):
         self.retry_after = retry_after
 
 
-class FeatureUnavailable(CmdletError):
-    """The tenant's licence does not include the feature (e.g. Audit Premium): skip, not fail."""
-
-
 class IngestionDisabledError(CmdletError):
     """Unified audit log ingestion is off: audit searches return nothing useful."""
 
@@ -136,10 +145,6 @@ class EvidenceError(MiaError):
     """The evidence store is inconsistent."""
 
 
-class HashMismatch(EvidenceError):
-    """A file's SHA-256 differs from the manifest."""
-
-
 class ManifestError(EvidenceError):
     """The manifest is missing or unreadable."""
 
@@ -149,10 +154,6 @@ class ManifestError(EvidenceError):
 
 class ReaderError(MiaError):
     """An input could not be read at all."""
-
-
-class FormatMismatch(ReaderError):
-    """Detection only: this reader does not handle the input."""
 
 
 class UnreadableInput(ReaderError):

@@ -22,6 +22,7 @@ BACKENDS = ("psrp", "rest")
 TRANSPORTS = ("http", "https")
 AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "certificate", "basic", "device-code", "browser")
 DELEGATED_AUTH = ("device-code", "browser")  # --backend rest only: a responder's own sign-in
+JUMP_HOST_HINT = "pass --server HOST (or set [jump_host] server in the config file)"
 
 
 @dataclass
@@ -54,18 +55,10 @@ class ConnectionSettings:
     read_timeout: int = 30  # HTTP read timeout, seconds (must exceed operation_timeout)
     output_dir: str | None = None
     config_path: str | None = None  # where the file values came from
-    # --sim: run against the built-in simulated tenant instead.
-    sim: bool = False
-    sim_records: int = 5000
-    sim_seed: int = 0
-    sim_premium: bool = True
-    sim_ingestion: bool = True
-    sim_mailbox_audit_retired: bool = False
-    sim_approve_after_s: float = 0.3  # the simulated user approves a device code this long after it is shown
-    sim_user_roles: str | None = None  # comma-separated roles of the simulated signed-in user
-    sim_quirks: tuple[str, ...] = ()  # --sim-quirk values (sim/quirks.py parse); () = the simulator's defaults
 
-    def validate(self) -> None:
+    def validate(self, *, jump_host_required: bool = True) -> None:
+        """ConfigError for settings no backend can use. ``jump_host_required=False``: a backend that serves
+        these settings itself (``open_backend(settings, backend=NAME)``) needs no ``server`` for psrp."""
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
         if self.auth not in AUTH_METHODS:
@@ -92,13 +85,8 @@ class ConnectionSettings:
             )
         if self.token_cache_insecure_file and self.no_token_cache:
             raise ConfigError("give either --token-cache-insecure-file or --no-token-cache, not both")
-        if self.sim_records < 0:
-            raise ConfigError("--sim-records cannot be negative")
-        if not self.sim and self.backend == "psrp" and not self.server:
-            raise ConfigError(
-                "no jump host given",
-                hint="pass --server HOST (or set [jump_host] server in the config file), or --sim for the simulator",
-            )
+        if jump_host_required and self.backend == "psrp" and not self.server:
+            raise ConfigError("no jump host given", hint=JUMP_HOST_HINT)
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe view for manifests (there is nothing secret in here)."""

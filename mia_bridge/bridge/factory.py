@@ -1,8 +1,12 @@
 """Build the backend a ConnectionSettings asks for: ``open_backend(settings) -> ExoBackend``.
 
-The backend is returned unopened (use it as a context manager). Backends register a factory by
-name; ``psrp`` (pypsrp to a WinRM jump host) is built in. The REST backend plugs in by defining
-``mia_bridge/bridge/rest_backend.py`` that calls ``register_backend("rest", factory)`` on import.
+The backend is returned unopened (use it as a context manager: ``with open_backend(s) as exo``). Backends
+register a factory by name; ``psrp`` (pypsrp to a WinRM jump host) is built in. The REST backend plugs in
+by defining ``mia_bridge/bridge/rest_backend.py`` that calls ``register_backend("rest", factory)`` on import.
+
+A backend registered under another name serves the settings itself: ``open_backend(settings, credentials,
+backend="sim")`` builds it instead of ``settings.backend`` (which then says which protocol it speaks).
+The simulator is one (``mia_bridge.sim.backend.register``, called by the CLI); nothing here knows it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ _PLUGIN_MODULES = {"rest": "mia_bridge.bridge.rest_backend"}
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``factory`` the builder of backend ``name`` (replacing an earlier one of that name)."""
     _FACTORIES[name] = factory
+
+
+def registered_backends() -> tuple[str, ...]:
+    """The names registered so far (plug-in modules register on first use)."""
+    return tuple(_FACTORIES)
 
 
 def resolve_credentials(settings: ConnectionSettings, *, interactive: bool = True) -> Credentials:
@@ -56,19 +66,25 @@ def resolve_credentials(settings: ConnectionSettings, *, interactive: bool = Tru
 
 
 def open_backend(
-    settings: ConnectionSettings, credentials: Credentials | None = None, *, interactive: bool = True
+    settings: ConnectionSettings,
+    credentials: Credentials | None = None,
+    *,
+    interactive: bool = True,
+    backend: str | None = None,
 ) -> ExoBackend:
-    """The (unopened) backend for ``settings``; secrets are looked up unless given."""
-    settings.validate()
+    """The (unopened) backend for ``settings``; secrets are looked up unless given. ``backend`` names a
+    registered backend that serves ``settings`` itself instead of ``settings.backend`` (no jump host needed)."""
+    name = backend or settings.backend
+    settings.validate(jump_host_required=name == settings.backend)
     if credentials is None:
         credentials = resolve_credentials(settings, interactive=interactive)
-    factory = _FACTORIES.get(settings.backend)
-    if factory is None and settings.backend in _PLUGIN_MODULES:
+    factory = _FACTORIES.get(name)
+    if factory is None and name in _PLUGIN_MODULES:
         with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(_PLUGIN_MODULES[settings.backend])
-        factory = _FACTORIES.get(settings.backend)
+            importlib.import_module(_PLUGIN_MODULES[name])
+        factory = _FACTORIES.get(name)
     if factory is None:
-        raise ConfigError(f"the {settings.backend} backend is not available in this build")
+        raise ConfigError(f"the {name} backend is not available in this build")
     return factory(settings, credentials)
 
 

@@ -51,7 +51,7 @@ def _delegated_backend(settings: ConnectionSettings, cloud: Cloud | None) -> Res
 def _cloud(settings: ConnectionSettings) -> Cloud:
     cloud = get_cloud(settings.exchange_environment or "worldwide")
     if settings.server:
-        cloud = cloud.with_loopback(_simulator_origin(settings.server, settings.port))
+        cloud = cloud.with_loopback(_loopback_origin(settings.server, settings.port))
     return cloud
 
 
@@ -89,8 +89,9 @@ def rest_backend(settings: ConnectionSettings, credentials: Credentials, *, clou
     )
 
 
-def _simulator_origin(server: str, port: int | None) -> str:
-    """``--server`` with the rest backend: only the URL of a local simulator (``mia sim serve --api rest``)."""
+def _loopback_origin(server: str, port: int | None) -> str:
+    """``--server`` with the rest backend: only a loopback origin standing in for every host of the cloud
+    (the URL ``mia sim serve --api rest`` prints)."""
     origin = server if "://" in server else f"https://{server}"
     parts = urlsplit(origin)
     if parts.scheme != "https" or parts.hostname not in ("127.0.0.1", "::1", "localhost"):

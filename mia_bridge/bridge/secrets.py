@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 KEYRING_SERVICE = "mia-bridge"
 WINRM_PASSWORD_ENV = "MIA_WINRM_PASSWORD"
 CERT_PASSWORD_ENV = "MIA_CERT_PASSWORD"
-SIM_PASSWORD_ENV = "MIA_SIM_PASSWORD"
 
 Prompt = Callable[[str], str]
 

@@ -15,8 +15,7 @@ import typer
 
 from mia_bridge import __version__
 from mia_bridge.cli.console import Console, build_console, safe, use_console
-from mia_bridge.cli.exit_codes import ExitCode
-from mia_bridge.errors import MiaError
+from mia_bridge.errors import ExitCode, MiaError
 
 COMMAND_MODULES: dict[str, str] = {
     # command name -> the module whose ``register`` adds it (one line per command)

@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mia_bridge.bridge.backend import ExoBackend, Secret
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.collect.engine import CollectOptions, Progress
 from mia_bridge.csv_safety import write_rows
 from mia_bridge.enrich.api import EnrichOptions
 from mia_bridge.enrich.outputs import Redactor, write_json
 from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
-from mia_bridge.enrich.report import enrich_report_tables
-from mia_bridge.enrich.step import run_enrich_step
-from mia_bridge.errors import MiaError, UsageError
+from mia_bridge.errors import ExitCode, MiaError, UsageError
 from mia_bridge.evidence import manifest
 from mia_bridge.exports.timeline import write_timeline
 from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.directory import DirectoryData, collect_directory, save_raw
+from mia_bridge.investigate.enrich_report import enrich_report_tables
+from mia_bridge.investigate.enrich_step import run_enrich_step
 from mia_bridge.investigate.findings import FindingInputs, FindingSet, build_findings
 from mia_bridge.investigate.license import (
     LicenseDecision,

@@ -103,10 +103,6 @@ def scalar(value: Any) -> Any:
     return value
 
 
-class RowError(ValueError):
-    """A delimited row that cannot become a record (wrong field count)."""
-
-
 DEFAULT_MAX_RECORD_BYTES = 64 << 20
 EXCERPT = 4096  # characters of an oversized record kept in quarantine
 

@@ -23,25 +23,27 @@ from mia_bridge.bridge.config import DELEGATED_AUTH, ConnectionSettings
 from mia_bridge.bridge.factory import Credentials
 from mia_bridge.bridge.rest import RestBackend
 from mia_bridge.bridge.rest_backend import rest_backend
-from mia_bridge.bridge.secrets import SIM_PASSWORD_ENV
+from mia_bridge.sim.backend import SIM_PASSWORD_ENV, SimOptions
 from mia_bridge.sim.rest_browser import register_sim_browser
 from mia_bridge.sim.rest_delegated import DEFAULT_PUBLIC_CLIENT_ID, SimPublicClient
 from mia_bridge.sim.rest_server import RestSimServer
 
 
-def sim_settings(conn: ConnectionSettings, server: RestSimServer) -> ConnectionSettings:
+def sim_settings(conn: ConnectionSettings, server: RestSimServer, options: SimOptions | None = None
+                 ) -> ConnectionSettings:
     """``conn`` pointed at ``server``: its tenant, app, certificate file and CA (or, for a delegated
-    sign-in, its public client and signing-in user, set up on the server as ``conn`` asks)."""
+    sign-in, its public client and signing-in user, set up on the server as ``conn`` and ``options`` ask)."""
     assert server.app_files is not None
+    options = options or SimOptions()
     config = server.tenant.config
     if conn.auth in DELEGATED_AUTH:
         directory = server.delegated
         client_id = conn.client_id or DEFAULT_PUBLIC_CLIENT_ID
         directory.clients.setdefault(client_id.lower(), SimPublicClient(client_id))
-        directory.approve_after_s = conn.sim_approve_after_s
+        directory.approve_after_s = options.approve_after_s
         user = directory.user(conn.username) if conn.username else directory.user(directory.signing_in)
-        if user is None or conn.sim_user_roles:
-            wanted = (conn.sim_user_roles or "Compliance Administrator").split(",")
+        if user is None or options.user_roles:
+            wanted = (options.user_roles or "Compliance Administrator").split(",")
             roles = tuple(r.strip() for r in wanted if r.strip())
             user = directory.add_user(conn.username or directory.signing_in, roles)
         directory.signing_in = user.upn
@@ -62,16 +64,17 @@ def sim_settings(conn: ConnectionSettings, server: RestSimServer) -> ConnectionS
     )
 
 
-def sim_backend(conn: ConnectionSettings, server: RestSimServer) -> RestBackend:
+def sim_backend(conn: ConnectionSettings, server: RestSimServer, options: SimOptions | None = None) -> RestBackend:
     """An unopened RestBackend for ``server`` (the cloud is the worldwide one, served on loopback)."""
     cloud = get_cloud(conn.exchange_environment or "worldwide").with_loopback(server.url)
-    return rest_backend(sim_settings(conn, server), Credentials(), cloud=cloud)
+    return rest_backend(sim_settings(conn, server, options), Credentials(), cloud=cloud)
 
 
 @contextmanager
-def rest_sim_session(conn: ConnectionSettings, tenant: Any) -> Iterator[tuple[RestBackend, RestSimServer]]:
+def rest_sim_session(conn: ConnectionSettings, tenant: Any, options: SimOptions | None = None
+                     ) -> Iterator[tuple[RestBackend, RestSimServer]]:
     """Start the HTTPS simulator for ``tenant`` and yield (opened backend, server)."""
-    with RestSimServer(tenant) as server, sim_backend(conn, server) as backend:
+    with RestSimServer(tenant) as server, sim_backend(conn, server, options) as backend:
         yield backend, server
 
 

@@ -15,8 +15,9 @@ from mia_bridge.bridge.backend import CmdletCall, Secret
 from mia_bridge.bridge.config import CONFIG_TEMPLATE, ConnectionSettings, load_settings, write_template
 from mia_bridge.bridge.factory import Credentials, open_backend
 from mia_bridge.bridge.winrm import WinRMBackend
-from mia_bridge.cli.connection import connection_options, open_connection, sim_session
+from mia_bridge.cli.connection import connection_options, open_connection
 from mia_bridge.errors import ConfigError, UsageError
+from mia_bridge.sim.backend import SimOptions, sim_session
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 
@@ -174,8 +175,9 @@ def _app(captured: list[Any]) -> typer.Typer:
 
     @app.command()
     @connection_options
-    def probe(name: str = typer.Option("n", "--name"), *, conn: ConnectionSettings) -> None:
-        captured.append((name, conn))
+    def probe(name: str = typer.Option("n", "--name"), *, conn: ConnectionSettings,
+              simulator: SimOptions | None) -> None:
+        captured.append((name, conn, simulator))
 
     return app
 
@@ -190,10 +192,10 @@ def test_connection_options_reach_the_command(tmp_path: Path) -> None:
         "--ca-bundle", str(path),
     ])
     assert result.exit_code == 0, result.output
-    [(name, conn)] = captured
+    [(name, conn, simulator)] = captured
     assert name == "x"
     assert (conn.server, conn.port, conn.auth, conn.configuration_name) == ("from-file", 5999, "ntlm", "ExoBridge")
-    assert conn.ca_bundle == str(path) and conn.transport == "https" and not conn.sim
+    assert conn.ca_bundle == str(path) and conn.transport == "https" and simulator is None
 
 
 def test_connection_options_sim_flags() -> None:
@@ -202,9 +204,9 @@ def test_connection_options_sim_flags() -> None:
                                                  "--sim-no-premium", "--sim-ingestion-off",
                                                  "--sim-mailbox-audit-retired"])
     assert result.exit_code == 0, result.output
-    conn = captured[0][1]
-    assert conn.sim and conn.sim_records == 10 and conn.sim_seed == 3
-    assert not conn.sim_premium and not conn.sim_ingestion and conn.sim_mailbox_audit_retired
+    conn, simulator = captured[0][1:]
+    assert conn == ConnectionSettings()  # the production settings know nothing of the simulator
+    assert simulator == SimOptions(records=10, seed=3, premium=False, ingestion=False, mailbox_audit_retired=True)
 
 
 def test_connection_options_without_server_is_a_clear_error() -> None:
@@ -224,8 +226,7 @@ def test_help_lists_every_connection_option() -> None:
 
 
 def test_open_connection_sim_runs_over_https_negotiate_by_default() -> None:
-    conn = ConnectionSettings(sim=True, sim_records=200, sim_seed=1)
-    with open_connection(conn) as exo:
+    with open_connection(ConnectionSettings(), SimOptions(records=200, seed=1)) as exo:
         described = exo.describe()
         info = exo.invoke(CmdletCall("Get-ConnectionInformation")).output[0]
     assert described["transport"] == "https" and described["auth"] == "negotiate"
@@ -234,7 +235,7 @@ def test_open_connection_sim_runs_over_https_negotiate_by_default() -> None:
 
 
 def test_sim_session_with_certificate_file_and_basic_http() -> None:
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic", certificate_path="C:\\certs\\x.pfx")
+    conn = ConnectionSettings(transport="http", auth="basic", certificate_path="C:\\certs\\x.pfx")
     with sim_session(conn, tenant=None) as session:
         assert session.backend.invoke(CmdletCall("Get-ConnectionInformation")).output[0]["State"] == "Connected"
         _, params = [c for c in session.server.calls if c[0] == "Connect-ExchangeOnline"][-1]
@@ -244,13 +245,13 @@ def test_sim_session_with_certificate_file_and_basic_http() -> None:
 
 def test_sim_refuses_kerberos() -> None:
     with pytest.raises(ConfigError, match="kerberos"), sim_session(
-        ConnectionSettings(sim=True, auth="kerberos"), tenant=Tenant(TenantConfig())
+        ConnectionSettings(auth="kerberos"), tenant=Tenant(TenantConfig())
     ):
         pass
 
 
 def test_sim_session_with_winrm_certificate_auth() -> None:
-    conn = ConnectionSettings(sim=True, auth="certificate")
+    conn = ConnectionSettings(auth="certificate")
     with sim_session(conn, tenant=Tenant(TenantConfig())) as session:
         described = session.backend.describe()
         assert described["auth"] == "certificate"

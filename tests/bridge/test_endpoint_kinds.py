@@ -19,12 +19,12 @@ from mia_bridge.bridge.backend import CmdletCall
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.bridge.endpoint import decode_json_output, jea_call, jea_function, resolve_kind
 from mia_bridge.cli.app import main
-from mia_bridge.cli.connection import SimSession, sim_session
 from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.errors import BridgeError, CommandNotFoundError, ConfigError, UsageError
 from mia_bridge.evidence.store import read_records
 from mia_bridge.investigate.directory import collect_directory
 from mia_bridge.investigate.license import detect_license
+from mia_bridge.sim.backend import SimSession, sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import DEFAULT_APP_ID, DEFAULT_ORGANIZATION, DEFAULT_THUMBPRINT, Tenant
@@ -39,7 +39,7 @@ def tenant() -> Tenant:
 
 @pytest.fixture(params=sorted(KINDS))
 def session(request: pytest.FixtureRequest, tenant: Tenant) -> Iterator[SimSession]:
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic", configuration_name=KINDS[request.param])
+    conn = ConnectionSettings(transport="http", auth="basic", configuration_name=KINDS[request.param])
     with sim_session(conn, tenant=tenant) as opened:
         assert opened.backend.describe()["endpoint_kind"] == request.param
         yield opened
@@ -76,7 +76,7 @@ def test_mailbox_metadata_has_senders_and_recipients(session: SimSession, tenant
 
 
 def test_the_plain_calls_do_not_work_on_the_jea_endpoint(tenant: Tenant) -> None:
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic", configuration_name="MiaBridge",
+    conn = ConnectionSettings(transport="http", auth="basic", configuration_name="MiaBridge",
                               endpoint_kind="plain")
     with pytest.raises(BridgeError) as err, sim_session(conn, tenant=tenant):
         pass
@@ -84,7 +84,7 @@ def test_the_plain_calls_do_not_work_on_the_jea_endpoint(tenant: Tenant) -> None
 
 
 def test_a_jea_backend_never_sends_connection_cmdlets(tenant: Tenant) -> None:
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic", endpoint_kind="jea")
+    conn = ConnectionSettings(transport="http", auth="basic", endpoint_kind="jea")
     with sim_session(conn, tenant=tenant) as opened:
         with pytest.raises(UsageError):
             opened.backend.invoke(CmdletCall("Connect-MgGraph", {"ClientId": "x"}))
@@ -99,7 +99,7 @@ def test_endpoint_kind_resolution_and_call_mapping() -> None:
     with pytest.raises(UsageError):
         resolve_kind("loose", "x")
     with pytest.raises(ConfigError):
-        ConnectionSettings(sim=True, endpoint_kind="loose").validate()
+        ConnectionSettings(endpoint_kind="loose").validate()
     assert jea_function("Search-UnifiedAuditLog") == "Search-MiaUnifiedAuditLog"
     assert jea_function("Get-MgUserMessage") == "Get-MiaMgUserMessage"
     mapped = jea_call(CmdletCall("Get-MgUserMessage", {"UserId": "a@b", "Filter": "internetMessageId eq '<x''y@z>'",

@@ -23,6 +23,7 @@ from mia_bridge.bridge.token_cache import CacheChoice, forget, open_cache
 from mia_bridge.collect import AuditQuery, CollectOptions, collect
 from mia_bridge.errors import AccessDeniedError, BridgeAuthError
 from mia_bridge.evidence.store import read_records
+from mia_bridge.sim.backend import SimOptions
 from mia_bridge.sim.rest_delegated import DEFAULT_PUBLIC_CLIENT_ID
 from mia_bridge.sim.rest_server import RestSimServer
 from mia_bridge.sim.rest_session import sim_backend
@@ -30,6 +31,7 @@ from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 START = datetime(2026, 4, 1, tzinfo=UTC)
 END = datetime(2026, 4, 2, tzinfo=UTC)
+SIM = SimOptions(approve_after_s=0.2)  # the simulated user approves a sign-in this long after it is shown
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ def server() -> Iterator[RestSimServer]:
 
 
 def _conn(tmp_path: Path, flow: str = "device-code", **extra: object) -> ConnectionSettings:
-    return ConnectionSettings(sim=True, backend="rest", auth=flow, sim_approve_after_s=0.2,
+    return ConnectionSettings(backend="rest", auth=flow,
                               token_cache_insecure_file=str(tmp_path / "tokens.bin"), **extra)  # type: ignore[arg-type]
 
 
@@ -66,7 +68,7 @@ def test_device_code_signs_in_once_for_both_apis_and_collects_what_app_only_coll
     server: RestSimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     query = AuditQuery("ual", START, END)
-    with sim_backend(_conn(tmp_path), server) as backend:
+    with sim_backend(_conn(tmp_path), server, SIM) as backend:
         prompt = capsys.readouterr().err
         assert "enter the code" in prompt and server.url in prompt
         assert backend.signed_in_user == f"investigator@{server.organization}"
@@ -83,7 +85,7 @@ def test_device_code_signs_in_once_for_both_apis_and_collects_what_app_only_coll
     anchors = {r.headers.get("X-AnchorMailbox") for r in server.requests if "InvokeCommand" in r.path}
     assert anchors == {f"UPN:investigator@{server.organization}"}
     assert info["UserPrincipalName"] == describe["account"] and info["CertificateAuthentication"] is False
-    with sim_backend(ConnectionSettings(sim=True, backend="rest"), server) as app_only:
+    with sim_backend(ConnectionSettings(backend="rest"), server) as app_only:
         collect(app_only, [query], tmp_path / "app-only", CollectOptions())
     ids = [{r["Id"] for r in read_records(tmp_path / case / "evidence" / "ual.jsonl")} for case in ("delegated",
                                                                                                   "app-only")]
@@ -96,26 +98,26 @@ def test_device_code_signs_in_once_for_both_apis_and_collects_what_app_only_coll
 def test_the_cache_signs_in_silently_and_logout_forces_a_new_sign_in(
     server: RestSimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with sim_backend(_conn(tmp_path), server) as first:
+    with sim_backend(_conn(tmp_path), server, SIM) as first:
         first.invoke(CmdletCall("Get-AdminAuditLogConfig"))
     assert "enter the code" in capsys.readouterr().err
     cache = tmp_path / "tokens.bin"
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
-    with sim_backend(_conn(tmp_path), server) as second:
+    with sim_backend(_conn(tmp_path), server, SIM) as second:
         second.invoke(CmdletCall("Get-AdminAuditLogConfig"))
         assert second.signed_in_user == f"investigator@{server.organization}"
     assert "enter the code" not in capsys.readouterr().err
     assert _count(server, "/devicecode") == 1
     assert forget(CacheChoice("insecure-file", cache)) == [f"investigator@{server.organization}"]
     assert not cache.exists()
-    with sim_backend(_conn(tmp_path), server) as third:
+    with sim_backend(_conn(tmp_path), server, SIM) as third:
         third.invoke(CmdletCall("Get-AdminAuditLogConfig"))
     assert "enter the code" in capsys.readouterr().err
     assert _count(server, "/devicecode") == 2
 
 
 def test_browser_flow_with_pkce_and_loopback_redirect(server: RestSimServer, tmp_path: Path) -> None:
-    with sim_backend(_conn(tmp_path, "browser"), server) as backend:
+    with sim_backend(_conn(tmp_path, "browser"), server, SIM) as backend:
         backend.invoke(CmdletCall("Get-AdminAuditLogConfig"))
         assert backend.signed_in_user == f"investigator@{server.organization}"
     [authorize] = [r.path for r in server.requests if "/authorize?" in r.path]
@@ -125,11 +127,11 @@ def test_browser_flow_with_pkce_and_loopback_redirect(server: RestSimServer, tmp
 
 def test_declined_and_expired_device_codes_are_clear_errors(server: RestSimServer, tmp_path: Path) -> None:
     server.delegated.decision = "deny"
-    with pytest.raises(BridgeAuthError, match="declined"), sim_backend(_conn(tmp_path), server):
+    with pytest.raises(BridgeAuthError, match="declined"), sim_backend(_conn(tmp_path), server, SIM):
         pass
     server.delegated.decision = "ignore"
     server.delegated.device_lifetime_s = 1
-    with pytest.raises(BridgeAuthError, match="expired"), sim_backend(_conn(tmp_path), server):
+    with pytest.raises(BridgeAuthError, match="expired"), sim_backend(_conn(tmp_path), server, SIM):
         pass
 
 
@@ -155,8 +157,8 @@ def test_the_token_service_answers_as_rfc_8628_says(server: RestSimServer) -> No
 
 
 def test_a_user_without_an_audit_role_gets_the_services_access_denied(server: RestSimServer, tmp_path: Path) -> None:
-    conn = _conn(tmp_path, sim_user_roles="Global Reader")
-    with sim_backend(conn, server) as backend:
+    conn = _conn(tmp_path)
+    with sim_backend(conn, server, replace(SIM, user_roles="Global Reader")) as backend:
         assert backend.invoke(CmdletCall("Get-AdminAuditLogConfig")).output  # read-only cmdlets work
         with pytest.raises(AccessDeniedError) as denied:
             backend.invoke(CmdletCall("Search-UnifiedAuditLog", {"StartDate": START, "EndDate": END}))

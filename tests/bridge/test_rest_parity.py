@@ -16,15 +16,16 @@ import pytest
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import build_sim_tenant, sim_session
 from mia_bridge.errors import CmdletError, CommandNotFoundError, MiaError
+from mia_bridge.sim.backend import SimOptions, sim_session, tenant_for
 
-CONN = ConnectionSettings(sim=True, sim_records=1200, sim_seed=7)
+CONN = ConnectionSettings()
+SIM = SimOptions(records=1200, seed=7)
 
 
 @pytest.fixture(scope="module")
 def backends() -> Iterator[dict[str, ExoBackend]]:
-    tenants = {name: build_sim_tenant(CONN) for name in ("psrp", "rest")}
+    tenants = {name: tenant_for(CONN, SIM) for name in ("psrp", "rest")}
     with (
         sim_session(replace(CONN, backend="psrp"), tenant=tenants["psrp"]) as psrp,
         sim_session(replace(CONN, backend="rest"), tenant=tenants["rest"]) as rest,
@@ -34,7 +35,7 @@ def backends() -> Iterator[dict[str, ExoBackend]]:
 
 
 def _window(backends: dict[str, ExoBackend]) -> tuple[datetime, datetime]:
-    tenant = build_sim_tenant(CONN)
+    tenant = tenant_for(CONN, SIM)
     times = [datetime.fromisoformat(r["CreationTime"]).replace(tzinfo=UTC) for r in tenant.audit_records()]
     return min(times), max(times) + timedelta(seconds=1)
 

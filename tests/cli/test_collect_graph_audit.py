@@ -16,9 +16,9 @@ import pytest
 
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.cli.app import main
-from mia_bridge.cli.connection import build_sim_tenant
 from mia_bridge.evidence import verify_case
 from mia_bridge.evidence.store import read_records
+from mia_bridge.sim.backend import SimOptions, tenant_for
 
 SIM = ["--sim", "--backend", "rest", "--sim-records", "3000", "--sim-seed", "2"]
 PERIOD = ["--start", "2026-10-01", "--end", "2026-10-31"]
@@ -86,7 +86,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_complete_identical_set(tmp_path: P
     # the query of the killed run belonged to that run's simulator: the rerun found it gone and searched again
     events = [json.loads(line) for line in queries.read_text().splitlines()]
     assert [e["event"] for e in events] == ["created", "dropped", "created"]
-    tenant = build_sim_tenant(ConnectionSettings(sim=True, sim_records=60000, sim_seed=4))
+    tenant = tenant_for(ConnectionSettings(), SimOptions(records=60000, seed=4))
     truth = tenant.query_truth(start=datetime(2026, 10, 1, tzinfo=UTC), end=datetime(2026, 10, 31, tzinfo=UTC))
     got = read_records(case / "evidence" / "ual.jsonl")
     assert len(got) == len({r["Id"] for r in got})  # no record written twice across the kill

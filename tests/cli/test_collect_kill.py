@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import build_sim_tenant
 from mia_bridge.evidence import verify_case
 from mia_bridge.evidence.store import read_records
+from mia_bridge.sim.backend import SimOptions, tenant_for
 
 ARGS = [
     "collect", "--sim", "--sim-records", "14000", "--sim-seed", "4", "--transport", "http", "--auth", "basic",
@@ -50,8 +50,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_complete_identical_set(tmp_path: P
     _, err = finished.communicate(timeout=120)
     assert finished.returncode == 0, err.decode()
     assert len(journal.read_text().splitlines()) > killed_at
-    conn = ConnectionSettings(sim=True, sim_records=14000, sim_seed=4)
-    tenant = build_sim_tenant(conn)
+    conn = ConnectionSettings()
+    tenant = tenant_for(conn, SimOptions(records=14000, seed=4))
     truth = tenant.query_truth(start=datetime(2026, 10, 1, tzinfo=UTC), end=datetime(2026, 10, 31, tzinfo=UTC),
                                record_types=TYPES)
     got = read_records(case / "evidence" / "ual.jsonl")

@@ -8,16 +8,16 @@ import pytest
 
 from mia_bridge.cli.app import main
 from mia_bridge.cli.commands.doctor import FAIL, OK, WARN, run_checks
-from mia_bridge.cli.connection import ConnectionSettings, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, open_connection
 
 
-def _statuses(conn: ConnectionSettings) -> dict[str, str]:
-    with open_connection(conn) as exo:
+def _statuses(conn: ConnectionSettings, simulator: SimOptions) -> dict[str, str]:
+    with open_connection(conn, simulator) as exo:
         return {c.name: c.status for c in run_checks(exo)}
 
 
 def test_healthy_tenant_is_all_ok() -> None:
-    statuses = _statuses(ConnectionSettings(sim=True, sim_records=100))
+    statuses = _statuses(ConnectionSettings(), SimOptions(records=100))
     assert set(statuses.values()) == {OK}
     assert list(statuses) == [
         "WinRM endpoint and auth", "ExchangeOnlineManagement module", "Exchange Online connection", "Audit roles",
@@ -27,15 +27,15 @@ def test_healthy_tenant_is_all_ok() -> None:
 
 
 def test_rest_backend_is_all_ok_without_a_jump_host() -> None:
-    statuses = _statuses(ConnectionSettings(sim=True, sim_records=100, backend="rest"))
+    statuses = _statuses(ConnectionSettings(backend="rest"), SimOptions(records=100))
     assert set(statuses.values()) == {OK}
     assert next(iter(statuses)) == "Admin API endpoint and token"
     assert "Unified audit log ingestion" in statuses and "Audit Premium licence" in statuses
 
 
 def test_problems_are_reported_row_by_row() -> None:
-    statuses = _statuses(ConnectionSettings(sim=True, sim_records=100, sim_ingestion=False, sim_premium=False,
-                                            sim_mailbox_audit_retired=True))
+    statuses = _statuses(ConnectionSettings(), SimOptions(records=100, ingestion=False, premium=False,
+                                                            mailbox_audit_retired=True))
     assert statuses["Unified audit log ingestion"] == FAIL
     assert statuses["Audit Premium licence"] == WARN
     assert statuses["Mailbox audit log search"] == WARN

@@ -11,7 +11,7 @@ from typing import Any
 
 from mia_bridge.bridge.backend import ExoBackend
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import SimSession, sim_session
+from mia_bridge.sim.backend import SimSession, sim_session
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
@@ -78,14 +78,14 @@ def sim_backend(tenant: Tenant, backend: str) -> Iterator[ExoBackend]:
         with psrp(tenant) as exo:
             yield exo
         return
-    with sim_session(ConnectionSettings(sim=True, backend=backend), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(backend=backend), tenant=tenant) as session:
         yield session.backend
 
 
 @contextmanager
 def psrp_session(tenant: Tenant) -> Iterator[SimSession]:
     """Like ``psrp`` but also yields the server (for fault injection: ``session.server.faults``)."""
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic")
+    conn = ConnectionSettings(transport="http", auth="basic")
     with sim_session(conn, tenant=tenant) as session:
         yield session
 

@@ -37,7 +37,7 @@ from mia_bridge.sim.rest_session import sim_backend
 from mia_bridge.sim.tenant import Tenant
 
 FAST = GraphAuditOptions(poll_initial_s=0.02, poll_max_s=0.2)
-CONN = ConnectionSettings(sim=True, backend="rest")
+CONN = ConnectionSettings(backend="rest")
 
 
 @contextmanager

@@ -10,9 +10,9 @@ from typing import Any
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_records, write_outputs
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.api import EnrichOptions, EnrichResult, enrich_case
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig
@@ -71,7 +71,7 @@ def run_enrich(tenant: Tenant, case: Path, clock: VirtualClock | None = None, **
     mailflow_of(tenant).now = NOW  # ... and its reach from the client's now (see tenant_days_ago)
     options.setdefault("retry", RetryPolicy(attempts=4, base_s=1.0, sleep=clock.sleep))
     opts = EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep, **options)
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         result = enrich_case(session.backend, case, opts)
         calls = list(session.server.calls)
     return Run(result, calls)

@@ -13,13 +13,13 @@ from typing import Any
 from enrich_simdata import NOW, VirtualClock, tenant_days_ago
 
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect.engine import CollectOptions
 from mia_bridge.enrich.api import EnrichOptions
-from mia_bridge.enrich.step import STEP_NAME, run_enrich_step
 from mia_bridge.evidence import verify_case
+from mia_bridge.investigate.enrich_step import STEP_NAME, run_enrich_step
 from mia_bridge.investigate.pipeline import InvestigateOptions, run_investigation
 from mia_bridge.investigate.steps import StepLog, StepOutcome, StepStatus
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of, truth_affected_parties
 
 
@@ -47,7 +47,7 @@ def test_enrich_step_on_an_investigated_case(tmp_path: Path) -> None:
                                  end=start + timedelta(days=30), collect_options=CollectOptions(concurrency=2))
     clock = VirtualClock()
     mailflow_of(tenant).use_clock(clock)
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         investigation = run_investigation(session.backend, options, QuietUI())
         steps = StepLog()
         result = run_enrich_step(session.backend, investigation.case_dir, steps,
@@ -84,7 +84,7 @@ def _investigate(tenant_days: int, seed: int, folder: Path, **options: Any) -> t
     investigate = InvestigateOptions(tenant="contoso.onmicrosoft.com", out_dir=folder, start=start,
                                      end=start + timedelta(days=30), collect_options=CollectOptions(concurrency=2),
                                      enrich_options=EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep), **options)
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         return tenant, run_investigation(session.backend, investigate, QuietUI())
 
 

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 from enrich_simdata import NOW, VirtualClock, offline_case, tenant_days_ago
 
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.model import normalise_id
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 
 
@@ -21,7 +21,7 @@ def test_enrichment_over_the_rest_backend(tmp_path: Path) -> None:
     clock = VirtualClock()
     mailflow_of(tenant).use_clock(clock)
     options = EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep, allow_mailbox_metadata=True)
-    with sim_session(ConnectionSettings(sim=True, backend="rest"), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(backend="rest"), tenant=tenant) as session:
         result = enrich_case(session.backend, case, options)
         requests = list(session.server.requests)
     assert tenant.truth is not None

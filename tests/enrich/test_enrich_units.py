@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.enrich.api import EnrichOptions
 from mia_bridge.enrich.message_trace import direction
 from mia_bridge.enrich.outputs import Redactor
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import load_scope
-from mia_bridge.enrich.step import STEP_NAME, run_enrich_step
+from mia_bridge.investigate.enrich_step import STEP_NAME, run_enrich_step
 from mia_bridge.investigate.steps import StepLog, StepStatus
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 
 
@@ -52,7 +52,7 @@ def test_step_outcomes(tmp_path: Path) -> None:
     clock = VirtualClock()
     mailflow_of(tenant).use_clock(clock)
     options = EnrichOptions(clock=clock, sleep=clock.sleep)
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         steps = StepLog()
         result = run_enrich_step(session.backend, case, steps, options)
         assert result is not None
@@ -103,7 +103,7 @@ def test_rerun_keeps_earlier_raw_answers_and_the_case_verifies(tmp_path: Path) -
 
 
 def test_report_tables_list_the_parties(tmp_path: Path) -> None:
-    from mia_bridge.enrich.report import enrich_report_tables
+    from mia_bridge.investigate.enrich_report import enrich_report_tables
 
     tenant = tenant_days_ago(40, seed=24)
     run = run_enrich(tenant, offline_case(tenant, tmp_path))

@@ -13,9 +13,9 @@ from enrich_simdata import NOW, VirtualClock, offline_case, tenant_days_ago
 from mia_bridge.bridge.backend import CmdletCall
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.bridge.rest import encode_parameter
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.message_trace import TraceSettings
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.mailflow import mailflow_of
 from mia_bridge.sim.tenant import Tenant
 
@@ -36,7 +36,7 @@ def test_received_has_sub_second_precision_on_both_endpoints(tenant: Tenant, bac
     flow = mailflow_of(tenant)
     flow.use_clock(VirtualClock())
     newest = max(m.received for m in flow.messages.values() if m.transported)
-    with sim_session(ConnectionSettings(sim=True, backend=backend), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(backend=backend), tenant=tenant) as session:
         rows = session.backend.invoke(CmdletCall("Get-MessageTraceV2", {
             "StartDate": newest - timedelta(days=9), "EndDate": newest + timedelta(seconds=1),
             "ResultSize": 200})).output
@@ -52,7 +52,7 @@ def test_paging_inside_one_second_loses_no_recipient(tenant: Tenant, backend: st
     flow.use_clock(clock)
     flow.now = NOW  # the service's reach counted from the client's now
     options = EnrichOptions(now=NOW, clock=clock, sleep=clock.sleep, trace=TraceSettings(result_size=2))
-    with sim_session(ConnectionSettings(sim=True, backend=backend), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(backend=backend), tenant=tenant) as session:
         result = enrich_case(session.backend, offline_case(tenant, tmp_path), options)
     checked = 0
     for message in result.accessed:

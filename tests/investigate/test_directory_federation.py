@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.investigate.directory import collect_directory
 from mia_bridge.investigate.license import LicenseFacts, LicensePolicy, decide
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.scenario import build_tenant
 from mia_bridge.sim.scenario_directory import federation_configuration
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
-CONN = ConnectionSettings(sim=True)
+CONN = ConnectionSettings()
 
 
 def _tenant() -> Tenant:

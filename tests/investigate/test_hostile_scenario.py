@@ -30,7 +30,7 @@ def hostile_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, s
     tenant = build_tenant(TenantConfig(), scenario="hostile", records=RECORDS)
     case = tmp_path_factory.mktemp("hostile") / "case"
     mp = pytest.MonkeyPatch()
-    mp.setattr("mia_bridge.cli.connection.build_sim_tenant", lambda conn, **_: tenant)
+    mp.setattr("mia_bridge.sim.backend.tenant_for", lambda conn, options, **_: tenant)
     import io
     import sys
 

@@ -23,13 +23,13 @@ from test_investigate_sim import END, RecordingUI, _options, _run
 
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.cli.app import main
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.evidence import verify_case
 from mia_bridge.evidence.manifest import sha256_file
 from mia_bridge.investigate.offline import safe_name
 from mia_bridge.investigate.offline_run import run_offline_investigation
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.scenario import DEFAULT_START, build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
@@ -207,7 +207,7 @@ def test_enrich_works_on_an_offline_case_with_tenant_access(
     result = _offline(case, _purview(tmp_path, _records(tenant)))
     skipped = [s for s in result.summary["steps"] if s["name"] == "Affected parties (message trace)"]
     assert skipped and "mia enrich CASE" in skipped[0]["reason"]
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         enriched = enrich_case(session.backend, case, EnrichOptions(allow_mailbox_metadata=True))
     accessed = {m.internet_message_id for m in enriched.messages if m.exposure == "accessed"}
     assert accessed == truth.read_message_ids
@@ -338,9 +338,9 @@ def test_real_sentinel_exports(realdata: Callable[..., Path], tmp_path: Path) ->
 def test_cli_export_then_enrich_with_the_simulator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The responder's path: `mia investigate --from-exports` on the simulated tenant's dump, later
     `mia enrich CASE --sim` once there is access to that tenant."""
-    from mia_bridge.cli.connection import build_sim_tenant
+    from mia_bridge.sim.backend import SimOptions, tenant_for
 
-    tenant = build_sim_tenant(ConnectionSettings(sim=True, sim_records=RECORDS))
+    tenant = tenant_for(ConnectionSettings(), SimOptions(records=RECORDS))
     assert tenant.truth is not None
     dump = tmp_path / "dump.jsonl"
     tenant.dump_truth(dump)

@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 
 from mia_bridge.bridge.backend import Secret
-from mia_bridge.cli import connection
 from mia_bridge.cli.app import main
 from mia_bridge.enrich.outputs import Redactor
 from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE
 from mia_bridge.evidence import verify_case
+from mia_bridge.sim import backend as sim_backend
 from mia_bridge.sim.mailflow import mailflow_of, truth_affected_parties
 from mia_bridge.sim.tenant import Tenant
 
@@ -52,13 +52,13 @@ def _text(path: Path) -> str:
 
 def _investigate(tmp: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> Run:
     built: list[Any] = []
-    original = connection.build_sim_tenant
+    original = sim_backend.tenant_for
 
-    def capture(conn: Any, **kw: Any) -> Any:
-        built.append(original(conn, **kw))
+    def capture(conn: Any, options: Any, **kw: Any) -> Any:
+        built.append(original(conn, options, **kw))
         return built[-1]
 
-    monkeypatch.setattr(connection, "build_sim_tenant", capture)
+    monkeypatch.setattr(sim_backend, "tenant_for", capture)
     monkeypatch.setenv("MIA_HASH_KEY", KEY)
     case = tmp / "case"
     code = main(["investigate", "--demo", "--sim-records", str(RECORDS), "--out", str(case), *flags])

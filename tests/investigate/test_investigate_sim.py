@@ -23,7 +23,7 @@ import pytest
 
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.cli.app import main
-from mia_bridge.cli.connection import sim_session
+from mia_bridge.cli.progress import EVENTS
 from mia_bridge.collect.engine import CollectOptions, QueryResult
 from mia_bridge.errors import IngestionDisabledError
 from mia_bridge.evidence import verify_case
@@ -32,6 +32,7 @@ from mia_bridge.exports.timeline import TIMELINE_COLUMNS
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
 from mia_bridge.investigate.steps import StepOutcome, StepStatus
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.scenario import DEFAULT_START, build_tenant
 from mia_bridge.sim.tenant import Tenant, TenantConfig, TenantSession
 
@@ -92,7 +93,7 @@ def _options(case: Path, **kw: Any) -> InvestigateOptions:
 
 
 def _run(tenant: Tenant, options: InvestigateOptions, ui: RecordingUI | None = None) -> InvestigationResult:
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         return run_investigation(session.backend, options, ui or RecordingUI())
 
 
@@ -343,7 +344,8 @@ def test_cli_demo_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert any(s["sparrow_row"] == "6" and s["status"] == "done" for s in summary["searches"])
     assert connect_app in (tmp_path / "case" / "manifest.json").read_text(encoding="utf-8")
     events = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
-    assert {"step", "search_started"} <= {e["event"] for e in events}  # machine-readable progress on stderr
+    assert {"step", "query_started", "query_finished"} <= {e["event"] for e in events}  # progress on stderr
+    assert all(list(e) == ["event", *EVENTS[e["event"]]] for e in events)  # the documented vocabulary only
 
 
 @pytest.mark.parametrize(

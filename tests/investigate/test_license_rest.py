@@ -7,15 +7,15 @@ import pytest
 
 from mia_bridge.bridge.backend import CmdletCall
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import build_sim_tenant, sim_session
 from mia_bridge.errors import CommandNotFoundError
 from mia_bridge.investigate.license import detect_license
+from mia_bridge.sim.backend import SimOptions, sim_session, tenant_for
 
 
 @pytest.mark.parametrize("backend", ["psrp", "rest"])
 def test_licence_detection_reads_mailbox_audit_settings_on_both_backends(backend: str) -> None:
-    conn = ConnectionSettings(sim=True, sim_records=300, backend=backend)
-    tenant = build_sim_tenant(conn)
+    conn = ConnectionSettings(backend=backend)
+    tenant = tenant_for(conn, SimOptions(records=300))
     with sim_session(conn, tenant=tenant) as session:
         if backend == "rest":
             with pytest.raises(CommandNotFoundError):

@@ -10,14 +10,14 @@ import pytest
 
 from mia_bridge.bridge.backend import CmdletCall
 from mia_bridge.bridge.config import ConnectionSettings
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.errors import CmdletError
 from mia_bridge.investigate.preflight import ensure_ingestion
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 
 def _ensure(tenant: Tenant, delays: tuple[float, ...]) -> object:
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session:
+    with sim_session(ConnectionSettings(), tenant=tenant) as session:
         return ensure_ingestion(session.backend, enable=True, confirm=lambda q: True, now=lambda: datetime.now(UTC),
                                 readback_delays=delays, sleep=time.sleep)
 
@@ -25,7 +25,7 @@ def _ensure(tenant: Tenant, delays: tuple[float, ...]) -> object:
 def test_dehydrated_tenant_is_customized_first_then_enabled_and_read_back() -> None:
     tenant = Tenant(TenantConfig(ingestion_enabled=False, settings_delay_s=0.2))
     assert tenant.dehydrated
-    with sim_session(ConnectionSettings(sim=True), tenant=tenant) as session, pytest.raises(CmdletError,
+    with sim_session(ConnectionSettings(), tenant=tenant) as session, pytest.raises(CmdletError,
                                                                                             match="Enable-Organ"):
         session.backend.invoke(CmdletCall("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True}))
     state = _ensure(tenant, (0.3,))

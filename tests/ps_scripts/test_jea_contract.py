@@ -21,11 +21,11 @@ from tree_sitter import Language, Node, Parser
 from mia_bridge.bridge.backend import CmdletCall
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.bridge.endpoint import JEA_CONNECT, JEA_DISCONNECT, jea_call, jea_function
-from mia_bridge.cli.connection import sim_session
 from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.investigate.directory import collect_directory
 from mia_bridge.investigate.license import detect_license
+from mia_bridge.sim.backend import sim_session
 from mia_bridge.sim.handlers._params import COMMON_PARAMETERS
 from mia_bridge.sim.jea import JeaEndpoint, bind_function
 from mia_bridge.sim.registry import SimCmdletError, registered_handlers
@@ -170,7 +170,7 @@ def test_every_pipeline_the_bridge_sent_is_exposed_by_the_role_capability(
 ) -> None:
     # A workload of its own, so that this test means something when run alone.
     tenant = build_tenant(records=200)
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic", configuration_name="MiaBridge")
+    conn = ConnectionSettings(transport="http", auth="basic", configuration_name="MiaBridge")
     before = len(sent_pipelines)
     with sim_session(conn, tenant=tenant) as session:
         detect_license(session.backend, [])

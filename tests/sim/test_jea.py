@@ -299,10 +299,10 @@ def test_a_pfx_must_be_on_a_local_drive_and_opens_with_its_password() -> None:
 
 def test_the_bridge_connects_a_pfx_through_the_jea_endpoint() -> None:
     from mia_bridge.bridge.config import ConnectionSettings
-    from mia_bridge.cli.connection import sim_session
     from mia_bridge.investigate.license import detect_license
+    from mia_bridge.sim.backend import sim_session
 
-    conn = ConnectionSettings(sim=True, transport="http", auth="basic", configuration_name="MiaBridge",
+    conn = ConnectionSettings(transport="http", auth="basic", configuration_name="MiaBridge",
                               certificate_path="C:\\certs\\mia.pfx")
     with sim_session(conn) as session:
         assert session.server.calls[0][0] == "Connect-MiaTenant"

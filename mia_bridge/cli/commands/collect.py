@@ -3,90 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
 from mia_bridge.cli.console import Console, current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.cli.progress import CollectionProgress
 from mia_bridge.cli.values import parse_when, split_values
-from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, QueryResult, SessionPolicy, collect
+from mia_bridge.collect import AuditQuery, CollectionResult, CollectOptions, SessionPolicy, collect
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY
 from mia_bridge.collect.graph_options import SOURCES, GraphAuditOptions
 from mia_bridge.collect.mailbox_audit import collect_mailbox_audit
-from mia_bridge.errors import UsageError
+from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal
 from mia_bridge.evidence.manifest import manifest_sha256
-
-
-class RichProgress:
-    """A bar per query: share of the period done, records, rate, retries."""
-
-    def __init__(self, console: Console) -> None:
-        self.bar = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TextColumn("{task.fields[records]} records"),
-            TextColumn("{task.fields[rate]:.0f}/s"),
-            TextColumn("{task.fields[calls]} calls"),
-            TextColumn("{task.fields[retries]} retries"),
-            TimeElapsedColumn(),
-            console=console.err.rich,
-            transient=False,
-        )
-        self.tasks: dict[str, TaskID] = {}
-        self.started: dict[str, float] = {}
-        self.totals: dict[str, dict[str, int]] = {}
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
-        self.started[name] = time.monotonic()
-        self.totals[name] = {"records": 0, "calls": 0, "retries": 0}
-        self.tasks[name] = self.bar.add_task(
-            safe(name), total=total_seconds, completed=done_seconds, records=0, rate=0.0, calls=0, retries=0
-        )
-
-    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
-        t = self.totals[name]
-        t["records"] += records
-        t["calls"] += calls
-        t["retries"] += retries
-        elapsed = max(time.monotonic() - self.started[name], 1e-6)
-        self.bar.update(self.tasks[name], advance=seconds, rate=t["records"] / elapsed, records=t["records"],
-                        calls=t["calls"], retries=t["retries"])
-
-    def query_finished(self, name: str, result: QueryResult) -> None:
-        self.bar.update(self.tasks[name], records=result.counts.unique, calls=result.calls, retries=result.retries)
-
-
-class JsonProgress:
-    """Progress as JSON lines on stderr, for scripts."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    def _emit(self, **event: Any) -> None:
-        self.console.err.write_line(json.dumps(event, default=str))
-
-    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
-        self._emit(event="query_started", query=name, total_seconds=total_seconds, done_seconds=done_seconds)
-
-    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
-        self._emit(event="window_done", query=name, seconds=seconds, records=records, calls=calls, retries=retries)
-
-    def query_finished(self, name: str, result: QueryResult) -> None:
-        self._emit(event="query_finished", query=name, unique=result.counts.unique, calls=result.calls)
 
 
 def summary(result: CollectionResult, mailbox: list[dict[str, Any]]) -> dict[str, Any]:
@@ -136,9 +68,10 @@ def _print_summary(result: CollectionResult, mailbox: list[dict[str, Any]], cons
               "same while the case is unaltered)")
 
 
-def source_options(source: str, conn: ConnectionSettings, services: tuple[str, ...] | list[str] = (),
+def source_options(source: str, simulator: SimOptions | None, services: tuple[str, ...] | list[str] = (),
                    admin_units: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
-    """CollectOptions fields for ``--source`` (and its graph-only filters); a clear error for a bad value."""
+    """CollectOptions fields for ``--source`` (and its graph-only filters); a clear error for a bad value.
+    ``simulator``: the tenant is the simulated one (``--sim``)."""
     if source not in SOURCES:
         raise UsageError(f"--source {source}: expected one of {', '.join(SOURCES)}")
     if source != "graph-audit":
@@ -147,7 +80,7 @@ def source_options(source: str, conn: ConnectionSettings, services: tuple[str, .
                              hint="add --source graph-audit")
         return {"source": source}
     graph = GraphAuditOptions(service_filters=tuple(services), administrative_unit_ids=tuple(admin_units))
-    if conn.sim:  # the simulated service finishes a query in a fraction of a second: poll accordingly
+    if simulator is not None:  # the simulated service finishes a query in a fraction of a second: poll accordingly
         graph.poll_initial_s, graph.poll_max_s = 0.05, 0.5
     return {"source": source, "graph": graph}
 
@@ -189,6 +122,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Summary as JSON on stdout, progress as JSON lines."),
         *,
         conn: ConnectionSettings,
+        simulator: SimOptions | None,
     ) -> None:
         """Collect every matching unified audit log record into CASE/evidence, with a hashed manifest."""
         query = AuditQuery(
@@ -203,18 +137,16 @@ def register(app: typer.Typer) -> None:
             object_ids=split_values(object_ids),
         )
         options = CollectOptions(concurrency=concurrency, sessions=sessions, compress=gzip_out,
-                                 **source_options(source, conn, split_values(services), split_values(admin_units)))
+                                 **source_options(source, simulator, split_values(services), split_values(admin_units)))
         mailbox: list[dict[str, Any]] = []
         console = current_console()
         seal.use_key_file(key)
-        with open_connection(conn) as backend:
+        with open_connection(conn, simulator) as backend:
             if quiet:
                 result = collect(backend, [query], out, options)
-            elif as_json:
-                result = collect(backend, [query], out, options, JsonProgress(console))
             else:
-                with RichProgress(console) as bar:
-                    result = collect(backend, [query], out, options, bar)
+                with CollectionProgress(console, as_json=as_json, detailed=True) as progress:
+                    result = collect(backend, [query], out, options, progress)
             for identity in split_values(mailbox_audit):
                 mailbox.append(collect_mailbox_audit(backend, identity, query.start, query.end, out))
         if as_json:

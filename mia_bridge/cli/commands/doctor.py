@@ -25,14 +25,14 @@ from mia_bridge import __version__
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.graph_audit import workload_warning
 from mia_bridge.cli.commands.doctor_checks import FAIL, OK, WARN, Check
-from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
 from mia_bridge.cli.console import current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.errors import (
     AccessDeniedError,
     BridgeError,
     CmdletError,
     CommandNotFoundError,
+    ExitCode,
     IngestionDisabledError,
 )
 
@@ -254,12 +254,13 @@ def doctor(
                                            "written unless given)."),
     *,
     conn: ConnectionSettings,
+    simulator: SimOptions | None,
 ) -> None:
     """Connect to the tenant and check everything an investigation needs."""
     checks: list[Check]
     description: dict[str, Any] | None = None
     try:
-        with open_connection(conn) as exo:
+        with open_connection(conn, simulator) as exo:
             description = exo.describe()
             checks = run_checks(exo)
             if deep:

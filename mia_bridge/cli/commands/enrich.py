@@ -7,12 +7,11 @@ from pathlib import Path
 
 import typer
 
-from mia_bridge.cli.connection import ConnectionSettings, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
 from mia_bridge.cli.console import current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.scope import load_scope
-from mia_bridge.errors import UsageError
+from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal
 from mia_bridge.evidence.manifest import manifest_sha256
 
@@ -45,6 +44,7 @@ def enrich(
                                     "(HMAC-SHA256). Or set MIA_CASE_KEY."),
     *,
     conn: ConnectionSettings,
+    simulator: SimOptions | None,
 ) -> None:
     """Enrich a case's exposed messages with sender, recipients and subject; list the affected parties."""
     if not case_dir.is_dir():
@@ -56,7 +56,7 @@ def enrich(
     )
     seal.use_key_file(key)
     load_scope(case_dir)  # a case without analysis fails here, before any connection
-    with open_connection(conn) as backend:
+    with open_connection(conn, simulator) as backend:
         result = enrich_case(backend, case_dir, options)
     counts = result.summary["counts"]
     console = current_console()

@@ -16,87 +16,36 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichBar
 
 from mia_bridge.cli.commands.collect import source_options
-from mia_bridge.cli.connection import ConnectionSettings, connection_options, sim_session
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
 from mia_bridge.cli.console import Console, current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.cli.progress import CollectionProgress, JsonEvents
 from mia_bridge.cli.values import parse_when, split_values
-from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress, QueryResult
-from mia_bridge.errors import UsageError
+from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress
+from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal as case_seal
 from mia_bridge.evidence.manifest import manifest_sha256
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
 from mia_bridge.investigate.plan import GUID_RE
 from mia_bridge.investigate.steps import StepOutcome, StepStatus
+from mia_bridge.sim.backend import sim_session
 
 DEMO_OUT = Path("output/demo")
 SETTINGS_NAME = "investigation.settings.json"
 _STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
 
 
-def _json_line(console: Console, event: dict[str, Any]) -> None:
-    """One JSON object per line on stderr (never wrapped; json.dumps escapes every control character)."""
-    console.err.write_line(json.dumps(event, default=str))
-
-
-class _LazyProgress:
-    """Collection progress: one rich bar per search on stderr (started on the first), or JSON lines."""
-
-    def __init__(self, as_json: bool, console: Console) -> None:
-        self.as_json = as_json
-        self.console = console
-        self._bar: RichBar | None = None
-        self._tasks: dict[str, TaskID] = {}
-
-    def _emit(self, **event: Any) -> None:
-        _json_line(self.console, event)
-
-    def query_started(self, name: str, total_seconds: int, done_seconds: int) -> None:
-        if self.as_json:
-            self._emit(event="search_started", search=name, total_seconds=total_seconds, done_seconds=done_seconds)
-            return
-        if self._bar is None:
-            self._bar = RichBar(
-                TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                TextColumn("{task.fields[records]} records"), TimeElapsedColumn(), console=self.console.err.rich,
-            )  # fmt: skip
-            self._bar.start()
-        self._tasks[name] = self._bar.add_task(safe(name), total=max(total_seconds, 1), completed=done_seconds,
-                                               records=0)
-
-    def window_done(self, name: str, seconds: int, records: int, calls: int, retries: int) -> None:
-        if self.as_json:
-            self._emit(event="window_done", search=name, seconds=seconds, records=records, calls=calls)
-        elif self._bar is not None and name in self._tasks:
-            task = self._tasks[name]
-            done = self._bar.tasks[task].fields.get("records", 0) + records
-            self._bar.update(task, advance=seconds, records=done)
-
-    def query_finished(self, name: str, result: QueryResult) -> None:
-        if self.as_json:
-            self._emit(event="search_finished", search=name, records=result.counts.unique, calls=result.calls)
-        elif self._bar is not None and name in self._tasks:
-            task = self._tasks[name]
-            self._bar.update(task, completed=self._bar.tasks[task].total, records=result.counts.unique)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-            self._tasks.clear()
-
-
 class ConsoleUI:
-    """Step outcomes and notes on stderr (stdout stays for ``--json``), confirmation prompts."""
+    """Step outcomes and notes on stderr (stdout stays for ``--json``), confirmation prompts; with ``--json``
+    the progress events of cli/progress.py."""
 
     def __init__(self, as_json: bool, console: Console | None = None) -> None:
         self.as_json = as_json
         self.console = console or current_console()
-        self._progress = _LazyProgress(as_json, self.console)
+        self.events = JsonEvents(self.console) if as_json else None
+        self._progress = CollectionProgress(self.console, as_json=as_json)
         self.progress: Progress | None = self._progress
 
     def confirm(self, question: str) -> bool:
@@ -108,8 +57,8 @@ class ConsoleUI:
         return answer.strip().lower() in {"y", "yes"}
 
     def outcome(self, outcome: StepOutcome) -> None:
-        if self.as_json:
-            _json_line(self.console, {"event": "step", **outcome.to_dict()})
+        if self.events is not None:
+            self.events.emit("step", **outcome.to_dict())
             return
         if not outcome.name.startswith("Search"):
             self._progress.close()  # searches print under their bars; other steps after them
@@ -118,6 +67,9 @@ class ConsoleUI:
         self.console.err.print(safe(outcome.name) + (f": {safe(outcome.reason)}" if outcome.reason else ""))
 
     def note(self, text: str) -> None:
+        if self.events is not None:
+            self.events.emit("note", text=text)
+            return
         self._progress.close()
         self.console.err.print(text)
 
@@ -167,38 +119,21 @@ def _print_result(result: InvestigationResult, as_json: bool, console: Console) 
                   + ", ".join(kept))
 
 
-def _run(conn: ConnectionSettings, options: InvestigateOptions, ui: ConsoleUI, demo: bool,
-         end_given: bool = True) -> InvestigationResult:
-    from mia_bridge.cli.connection import open_connection
-
+def _run(conn: ConnectionSettings, simulator: SimOptions | None, options: InvestigateOptions, ui: ConsoleUI,
+         demo: bool, end_given: bool = True) -> InvestigationResult:
     if options.exports:  # no tenant: the exports are the source of the records
         from mia_bridge.investigate.offline_run import run_offline_investigation
 
         return run_offline_investigation(options, ui, end_given=end_given)
 
     if not demo:
-        with open_connection(conn) as backend:
+        with open_connection(conn, simulator) as backend:
             return run_investigation(backend, options, ui)
-    with sim_session(conn) as session:
-        if options.start is None:  # the simulated tenant's data sits in a fixed month: cover all of it
-            first, last = _tenant_span(session.tenant)
-            if first is not None and last is not None:
-                options.start, options.end = first, last
+    with sim_session(conn, simulator) as session:
+        period = session.records_period()
+        if options.start is None and period is not None:  # the simulated data sits in a fixed month: all of it
+            options.start, options.end = period
         return run_investigation(session.backend, options, ui)
-
-
-def _tenant_span(tenant: Any) -> tuple[datetime | None, datetime | None]:
-    """Whole days covering the simulated tenant's records (its store is sorted by time)."""
-    from datetime import timedelta
-
-    store = getattr(tenant, "store", None)
-    if store is None or not len(store):
-        return None, None
-    first = datetime.fromtimestamp(store.time_at(0), tz=UTC)
-    last = datetime.fromtimestamp(store.time_at(len(store) - 1), tz=UTC)
-    first_day = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    last_day = datetime(last.year, last.month, last.day, tzinfo=UTC)
-    return first_day, last_day + timedelta(days=1)
 
 
 def investigate(
@@ -258,6 +193,7 @@ def investigate(
                                         help="With --from-exports: the export files."),
     *,
     conn: ConnectionSettings,
+    simulator: SimOptions | None,
 ) -> None:
     """Investigate a tenant: Sparrow's searches and more, evidence package, Sparrow CSVs, timeline, HTML report.
 
@@ -284,7 +220,7 @@ def investigate(
     if target_app_id and not GUID_RE.match(target_app_id):
         raise UsageError(f"--app-id {target_app_id!r} is not an application id (GUID)")
     if demo:
-        conn = replace(conn, sim=True)
+        simulator = simulator or SimOptions()
         tenant = tenant or conn.organization or "contoso.onmicrosoft.com"
         all_apps = all_apps or not target_app_id
     tenant = tenant or conn.organization
@@ -323,7 +259,7 @@ def investigate(
         message_ids=ids,
         suspicious_ips=split_values(suspicious_ips),
         known_good_ips=split_values(known_good_ips),
-        collect_options=CollectOptions(concurrency=concurrency, **source_options(source, conn)),
+        collect_options=CollectOptions(concurrency=concurrency, **source_options(source, simulator)),
         # the simulated tenant grants Graph's Mail.ReadBasic.All: the demo shows every read message's parties
         allow_mailbox_metadata=demo if allow_mailbox_metadata is None else allow_mailbox_metadata,
         redact_subjects=redact_subjects,
@@ -331,7 +267,7 @@ def investigate(
     )
     ui = ConsoleUI(as_json, console)
     try:
-        result = _run(conn, options, ui, demo)
+        result = _run(conn, simulator, options, ui, demo)
     except KeyboardInterrupt:
         ui.close()
         # click turns Ctrl-C into a silent Abort (exit 130); say what state the case is in first
@@ -399,7 +335,7 @@ def _investigate_exports(
     console = current_console()
     ui = ConsoleUI(as_json, console)
     try:
-        result = _run(ConnectionSettings(), options, ui, False, end_given=end_at is not None)
+        result = _run(ConnectionSettings(), None, options, ui, False, end_given=end_at is not None)
     finally:
         ui.close()
     _print_result(result, as_json, console)
@@ -422,7 +358,8 @@ def _command() -> Any:
     @functools.wraps(decorated)
     def command(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("demo") or kwargs.get("from_exports"):
-            # before the connection settings are validated: no server needed (--from-exports opens none)
+            # before the connection settings are validated: no server needed (--from-exports opens none;
+            # --demo opens the simulated tenant)
             kwargs["sim"] = True
         return decorated(*args, **kwargs)
 

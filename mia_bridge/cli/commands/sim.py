@@ -13,14 +13,13 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import typer
 
 from mia_bridge.bridge.backend import Secret
-from mia_bridge.bridge.secrets import SIM_PASSWORD_ENV
 from mia_bridge.cli.console import err
 from mia_bridge.errors import UsageError
+from mia_bridge.sim.backend import SIM_PASSWORD_ENV, SimOptions, build_tenant
 
 sim_app = typer.Typer(name="sim", help="The simulated Exchange Online tenant.", no_args_is_help=True)
 
@@ -59,10 +58,11 @@ def serve(
     """Serve the simulated tenant over WinRM until SIGINT/SIGTERM; prints `READY <url>` when listening."""
     from mia_bridge.sim import quirks
     from mia_bridge.sim.server import SimServer
-    from mia_bridge.sim.tenant import TenantConfig
 
+    options = SimOptions(records=records, seed=seed, premium=not no_premium, ingestion=not ingestion_off,
+                         mailbox_audit_retired=mailbox_audit_retired, quirks=tuple(quirk or ()))
     try:
-        chosen = quirks.parse(quirk or (), ingestion_enabled=not ingestion_off)
+        quirks.parse(options.quirks, ingestion_enabled=options.ingestion)  # before any other check, as always
     except ValueError as exc:
         raise UsageError(f"--quirk: {exc}") from None
     if transport not in ("http", "https"):
@@ -74,6 +74,8 @@ def serve(
                          hint="kadmin: addprinc -randkey host/NAME; ktadd -k sim.keytab host/NAME")
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise UsageError("the simulator listens on loopback only", hint="use --host 127.0.0.1 or ::1")
+    if records < 0:
+        raise UsageError("--records cannot be negative")
     if api not in ("psrp", "rest"):
         raise UsageError("--api must be psrp or rest")
     if jea and api != "psrp":
@@ -82,20 +84,9 @@ def serve(
     if not password and api == "psrp":
         raise UsageError(f"set {SIM_PASSWORD_ENV} to the password the simulator should accept",
                          hint="passwords are never taken from the command line")
-    config = TenantConfig(
-        premium=not no_premium,
-        ingestion_enabled=not ingestion_off,
-        mailbox_audit_retired=mailbox_audit_retired,
-        seed=seed,
-        quirks=chosen,
-    )
-    if organization:
-        config.organization = organization
-    if app_id:
-        config.app_id = app_id
-    if certificate_thumbprint:
-        config.certificate_thumbprint = certificate_thumbprint
-    tenant = _build(config, records)
+    tenant = build_tenant(options, organization=organization, app_id=app_id,
+                          certificate_thumbprint=certificate_thumbprint, quirk_flag="--quirk")
+    config = tenant.config
     if dump_truth is not None:
         count = tenant.dump_truth(dump_truth)
         err.print(f"wrote {count} audit records to {dump_truth}", markup=False, highlight=False, soft_wrap=True)
@@ -136,16 +127,6 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     err.print("simulator stopped", markup=False)
-
-
-def _build(config: Any, records: int) -> Any:
-    from mia_bridge.sim.tenant import Tenant
-
-    try:
-        from mia_bridge.sim.scenario import build_tenant
-    except ModuleNotFoundError:  # the scenario generator is not in this build yet: an empty tenant
-        return Tenant(config)
-    return build_tenant(config, scenario="compromised", records=records)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mia_bridge.cli.console import current_console, safe
-from mia_bridge.cli.exit_codes import ExitCode
+from mia_bridge.errors import ExitCode
 from mia_bridge.evidence import seal, verify_case
 
 _SIGNATURE = {

@@ -1,4 +1,5 @@
 """Enrichment as a step of ``mia investigate``: done, skipped (with the reason) or failed, like the others.
+It lives in investigate/ (not enrich/) because step bookkeeping (``StepLog``) is the investigation's.
 
 The pipeline calls ``run_enrich_step(backend, case_dir, steps, options)`` after the MailItemsAccessed
 analysis has written ``analysis/``; message trace without permission (or absent) is a skip with the reason,

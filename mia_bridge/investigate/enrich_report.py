@@ -1,5 +1,6 @@
 """The report's "Affected parties" section: the parties table and the exposed messages with their parties,
-as the report's generic tables (the full lists are in the case's CSV files)."""
+as the report's generic tables (the full lists are in the case's CSV files). It joins enrich/ and report/,
+two packages of one layer that know nothing of each other, so it lives in investigate/, above both."""
 
 from __future__ import annotations
 
