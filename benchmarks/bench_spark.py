@@ -91,14 +91,16 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="realistic")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--embedded", action="store_true", help="also time the embedded engine and compare")
+    parser.add_argument("--input", type=Path, help="a JSON-lines file made earlier (gen_records.py) instead of -n")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
     try:
-        data = work / "records.jsonl"
-        made = time.perf_counter()
-        write_jsonl(data, SHAPES[options.shape](options.n))
-        print(f"generated {options.n:,} {options.shape} records ({data.stat().st_size / 1e9:.2f} GB) "
-              f"in {time.perf_counter() - made:.0f} s")
+        data = options.input or work / "records.jsonl"
+        if options.input is None:
+            made = time.perf_counter()
+            write_jsonl(data, SHAPES[options.shape](options.n))
+            print(f"generated {options.n:,} {options.shape} records ({data.stat().st_size / 1e9:.2f} GB) "
+                  f"in {time.perf_counter() - made:.0f} s")
         load = os.getloadavg()
         spark = run(["analyze", str(data), "--out", str(work / "spark"), "--engine", "spark",
                      "--spark-master", options.master])
