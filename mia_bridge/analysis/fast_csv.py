@@ -41,7 +41,7 @@ _BLOCK = 32 << 20
 _USER_COLUMNS = ("UserId", "UserIds")
 
 
-def _header_lines(src: DecodedInput) -> int:
+def header_lines(src: DecodedInput) -> int:
     """Lines before the first data row: the header, and Export-Csv's ``#TYPE`` line when present."""
     with src.open_binary() as handle:
         first = handle.readline(64 * 1024)
@@ -52,7 +52,7 @@ def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
 
 
-def _records(batch: pa.RecordBatch) -> pa.Table:
+def records_of_batch(batch: pa.RecordBatch) -> pa.Table:
     """The batch's AuditData cells parsed as JSON records (row for row), or ``Irregular``."""
     cells = pc.utf8_trim_whitespace(batch.column("AuditData"))
     if pc.any(_blank(cells)).as_py():
@@ -78,7 +78,8 @@ def _records(batch: pa.RecordBatch) -> pa.Table:
     return table
 
 
-def _blocks(src: DecodedInput, sniff: Sniff, skip: int) -> Iterator[Block]:
+def raw_batches(src: DecodedInput, sniff: Sniff, skip: int) -> Iterator[pa.RecordBatch]:
+    """The export's rows a block at a time (the columns ``records_of_batch`` needs), as arrow parses them."""
     reader = pa_csv.open_csv(
         pa.input_stream(str(src.path), compression="gzip" if src.gzipped else None),
         read_options=pa_csv.ReadOptions(block_size=_BLOCK, skip_rows=skip - 1, use_threads=False),
@@ -88,8 +89,12 @@ def _blocks(src: DecodedInput, sniff: Sniff, skip: int) -> Iterator[Block]:
             include_columns=[c for c in ("AuditData", "RecordType", *_USER_COLUMNS) if c in sniff.header],
         ),
     )
-    for batch in reader:
-        yield _records(batch), None  # lines are counted afterwards (cells may span lines)
+    yield from reader
+
+
+def _blocks(src: DecodedInput, sniff: Sniff, skip: int) -> Iterator[Block]:
+    for batch in raw_batches(src, sniff, skip):
+        yield records_of_batch(batch), None  # lines are counted afterwards (cells may span lines)
 
 
 def read_csv_chunks(src: DecodedInput, sniff: Sniff, fmt: str) -> list[Chunk] | None:
@@ -102,7 +107,7 @@ def read_csv_chunks(src: DecodedInput, sniff: Sniff, fmt: str) -> list[Chunk] | 
     chunks: list[Chunk] = []
     rows = 0
     try:
-        skip = _header_lines(src)
+        skip = header_lines(src)
         # Checked whole first (NUL bytes, line lengths, a gzip's expansion): arrow would buffer any row.
         lines = count_lines(src)
         for table, _ in parse_ahead(_blocks(src, sniff, skip)):

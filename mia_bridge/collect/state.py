@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mia_bridge.errors import EvidenceError, UsageError
+from mia_bridge.evidence.layout import STATE_DIR
 from mia_bridge.evidence.store import Expected
 from mia_bridge.safe_files import make_dir, open_private, write_text
-
-STATE_DIR = "state"
 
 
 @dataclass

@@ -24,30 +24,19 @@ from mia_bridge.collect.retry import RetryPolicy
 from mia_bridge.enrich.mailbox_metadata import MailboxMetadata
 from mia_bridge.enrich.message_trace import TRACE_LIMIT, TRACE_WINDOW_S, MessageTrace, TraceSettings, TraceUnavailable
 from mia_bridge.enrich.model import ACCESSED, NOTE_NOT_IN_TRACE, NOTE_OLDER, POTENTIAL, ExposedMessage
-from mia_bridge.enrich.outputs import (
-    EXPOSED_COLUMNS,
-    EXPOSED_NAME,
-    PARTIES_NAME,
-    PARTY_COLUMNS,
-    RawWriter,
-    Redactor,
-    message_row,
-    party_row,
-    write_csv,
-    write_json,
-)
+from mia_bridge.enrich.outputs import EXPOSED_NAME, PARTIES_NAME, PARTY_COLUMNS, RawWriter, party_row, write_exposed
 from mia_bridge.enrich.parties import Party, affected_parties
 from mia_bridge.enrich.potential import potential_exposure, potential_from_mailbox
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import Scope, load_scope
 from mia_bridge.evidence import manifest
+from mia_bridge.evidence.case import Case, write_csv, write_json
+from mia_bridge.evidence.layout import ENRICH_SUMMARY_NAME, FINDINGS_NAME, QUERY_LOG_NAME
+from mia_bridge.evidence.redaction import Redactor
 from mia_bridge.safe_files import open_private
 
 log = logging.getLogger(__name__)
 
-ENRICH_DIR = "enrich"
-SUMMARY_NAME = "summary.json"
-QUERY_LOG_NAME = "message_trace_queries.jsonl"
 
 __all__ = ["EnrichOptions", "EnrichResult", "enrich_case"]
 
@@ -94,10 +83,11 @@ class EnrichResult:
 def enrich_case(backend: ExoBackend, case_dir: Path, options: EnrichOptions | None = None) -> EnrichResult:
     """Enrich the exposure scope of ``case_dir`` through an open backend; writes and registers the outputs."""
     options = options or EnrichOptions()
-    case_dir = Path(case_dir).resolve()
+    case = Case(case_dir)
+    case_dir = case.folder
     scope = load_scope(case_dir, suspicious_ips=options.suspicious_ips, suspicious_apps=options.suspicious_apps)
     now = options.now or datetime.now(tz=UTC)
-    raw = RawWriter(case_dir / ENRICH_DIR / "raw")
+    raw = RawWriter(case.enrich_raw_dir)
     limiter = TokenBucket(options.rate_limit, options.rate_window_s, clock=options.clock, sleep=options.sleep,
                           name="message trace query")
     trace = MessageTrace(backend, now=now, limiter=limiter, retry=options.retry,
@@ -139,13 +129,12 @@ def enrich_case(backend: ExoBackend, case_dir: Path, options: EnrichOptions | No
     result = EnrichResult(case_dir, ordered, parties, {}, [], trace.unavailable,
                           graph.unavailable if graph else None, trace.query_log)
     result.summary = _summary(scope, result, trace, limiter, graph, options, redactor)
-    out_dir = case_dir / ENRICH_DIR
-    exposed_path, parties_path = case_dir / EXPOSED_NAME, case_dir / PARTIES_NAME
-    rows = write_csv(exposed_path, EXPOSED_COLUMNS, (message_row(m, redactor) for m in ordered))
+    exposed_path, parties_path = case.path(EXPOSED_NAME), case.path(PARTIES_NAME)
+    rows = write_exposed(exposed_path, ordered, redactor)
     party_rows = write_csv(parties_path, PARTY_COLUMNS, (party_row(p, redactor) for p in parties))
-    query_log = out_dir / QUERY_LOG_NAME
+    query_log = case.path(QUERY_LOG_NAME)
     _jsonl(query_log, trace.query_log)
-    summary_path = write_json(out_dir / SUMMARY_NAME, result.summary)
+    summary_path = write_json(case.path(ENRICH_SUMMARY_NAME), result.summary)
     result.files = [exposed_path, parties_path, query_log, summary_path]
     # CSV rows are counted in the summary (a quoted cell may span lines; the manifest counts lines)
     result.summary["files"] = {EXPOSED_NAME: rows, PARTIES_NAME: party_rows}
@@ -165,7 +154,7 @@ def _unregistered_inputs(case_dir: Path, analysis_dir: Path | None) -> list[Path
     names += ["records.parquet", "summary.json", "quarantine.jsonl"]
     known = manifest.registered(case_dir)
     paths = [analysis_dir / n for n in names] if analysis_dir is not None else []
-    paths.append(case_dir / "findings.json")
+    paths.append(case_dir / FINDINGS_NAME)
     return [p for p in paths if p.is_file() and not p.is_symlink()
             and p.relative_to(case_dir).as_posix() not in known]
 

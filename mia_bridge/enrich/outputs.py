@@ -5,34 +5,31 @@ address with ``addr-<16 hex>`` and every external domain with ``domain-<16 hex>`
 of HMAC-SHA256 over the lower-cased value, keyed with ``MIA_HASH_KEY`` when set (the same key gives the
 same pseudonyms across cases, so a responder holding it can match a known address) and otherwise with
 a random key used for this run only and kept nowhere. A plain hash would not do: anyone could hash a
-guessed address and look for it. Redaction covers every output file enrichment writes; the raw
-tenant answers under ``enrich/raw/`` are evidence and stay as received (share the outputs, not them).
+guessed address and look for it (``mia_bridge.evidence.redaction``). Redaction covers every output file
+enrichment writes; the raw tenant answers under ``enrich/raw/`` are evidence and stay as received (share the
+outputs, not them). ``write_exposed`` is the one writer of ``exposed_messages.csv``: ``mia enrich``, and
+``mia investigate`` whether or not the affected-parties step ran.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import re
-import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mia_bridge.bridge.backend import Secret
-from mia_bridge.csv_safety import write_dicts
 from mia_bridge.enrich.model import ExposedMessage
 from mia_bridge.enrich.parties import EXTERNAL_DOMAIN, Party
 from mia_bridge.errors import ExportError
-from mia_bridge.safe_files import open_private, write_text
+from mia_bridge.evidence.case import write_csv
+from mia_bridge.evidence.layout import EXPOSED_NAME, PARTIES_NAME
+from mia_bridge.evidence.redaction import Redactor
+from mia_bridge.safe_files import open_private
 
-EXPOSED_NAME = "exposed_messages.csv"
-PARTIES_NAME = "affected_parties.csv"
-HASH_KEY_ENV = "MIA_HASH_KEY"
-REDACTED = "[redacted]"
+__all__ = ["EXPOSED_COLUMNS", "EXPOSED_NAME", "PARTIES_NAME", "PARTY_COLUMNS", "RawWriter", "message_row",
+           "party_row", "write_exposed"]
 EXPOSED_COLUMNS = [
     "internet_message_id", "exposure", "reasons", "mailboxes", "folders", "first_access", "contexts", "sender",
     "to", "cc", "bcc", "subject", "received", "size", "status", "direction", "has_attachments",
@@ -42,52 +39,6 @@ PARTY_COLUMNS = [
     "party", "party_type", "internal", "accessed_messages", "potentially_exposed_messages", "as_sender",
     "as_recipient", "earliest", "latest",
 ]
-# An address in free text. Guest UPNs (``j_fabrikam.com#EXT#@contoso.onmicrosoft.com``) are one address; a
-# message id is not (inside ``<>``; a domain cut short before ``>`` or ``.word`` does not end a match).
-_ADDRESS = re.compile(r"(?<![<\w.+#-])\w[\w.+#'-]*@[\w-]+(?:\.[\w-]+)+(?![\w>-]|\.[\w-])")
-
-
-class Redactor:
-    """Applies --redact-subjects and --hash-addresses to values on their way into a file."""
-
-    def __init__(self, *, redact_subjects: bool = False, hash_addresses: bool = False,
-                 key: Secret | None = None) -> None:
-        self.redact_subjects = redact_subjects
-        self.hash_addresses = hash_addresses
-        if key is None and hash_addresses:
-            env = os.environ.get(HASH_KEY_ENV)
-            key = Secret(env) if env else Secret(secrets.token_hex(32))
-            self.key_source = HASH_KEY_ENV if env else "random, this run only"
-        else:
-            self.key_source = "given" if key is not None else ""
-        self._key = key
-
-    def _digest(self, value: str) -> str:
-        assert self._key is not None
-        mac = hmac.new(self._key.reveal().encode("utf-8"), value.strip().lower().encode("utf-8"), hashlib.sha256)
-        return mac.hexdigest()[:16]
-
-    def subject(self, value: str) -> str:
-        return REDACTED if self.redact_subjects and value else value
-
-    def address(self, value: str) -> str:
-        return f"addr-{self._digest(value)}" if self.hash_addresses and value else value
-
-    def domain(self, value: str) -> str:
-        return f"domain-{self._digest(value)}" if self.hash_addresses and value else value
-
-    def text(self, value: str) -> str:
-        """Free text (reasons, notes): addresses inside it are hashed too (message ids in <> are not)."""
-        if not self.hash_addresses:
-            return value
-        return _ADDRESS.sub(lambda m: self.address(m.group(0)), value)
-
-    def describe(self) -> dict[str, Any]:
-        return {"redact_subjects": self.redact_subjects, "hash_addresses": self.hash_addresses,
-                "hash": "HMAC-SHA256, first 64 bits" if self.hash_addresses else None,
-                "hash_key": self.key_source or None}
-
-
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
@@ -121,6 +72,12 @@ def message_row(message: ExposedMessage, redactor: Redactor) -> dict[str, Any]:
     }
 
 
+def write_exposed(path: Path, messages: Iterable[ExposedMessage], redactor: Redactor) -> int:
+    """``exposed_messages.csv``: its one writer and one schema (``EXPOSED_COLUMNS``), whether or not the
+    enrichment found metadata (header only when no message was read); returns the rows written."""
+    return write_csv(path, EXPOSED_COLUMNS, (message_row(m, redactor) for m in messages))
+
+
 def party_row(party: Party, redactor: Redactor) -> dict[str, Any]:
     name = redactor.domain(party.party) if party.party_type == EXTERNAL_DOMAIN else redactor.address(party.party)
     return {
@@ -130,22 +87,6 @@ def party_row(party: Party, redactor: Redactor) -> dict[str, Any]:
         "as_sender": party.as_sender, "as_recipient": party.as_recipient,
         "earliest": _iso(party.earliest), "latest": _iso(party.latest),
     }
-
-
-def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> int:
-    try:
-        count = write_dicts(path, columns, rows)
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
-    return count
-
-
-def write_json(path: Path, data: Any) -> Path:
-    try:
-        write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot write: {exc.strerror or exc}", path=str(path)) from None
-    return path
 
 
 class RawWriter:

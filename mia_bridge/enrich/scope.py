@@ -18,8 +18,9 @@ import pandas as pd
 
 from mia_bridge.enrich.model import ACCESSED, ExposedMessage, normalise_id
 from mia_bridge.errors import UsageError
+from mia_bridge.evidence.layout import ANALYSIS_DIR, DIRECTORY_DIR, FINDINGS_NAME
 
-ANALYSIS_DIRS = ("analysis", ".")
+ANALYSIS_DIRS = (ANALYSIS_DIR, ".")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def load_scope(case_dir: Path, *, suspicious_ips: tuple[str, ...] = (),
                          hint="run `mia investigate --out CASE` or `mia analyze ... --out CASE` first")
     ips = {i.lower() for i in suspicious_ips}
     apps = {a.lower() for a in suspicious_apps}
-    findings = case_dir / "findings.json"
+    findings = case_dir / FINDINGS_NAME
     if findings.exists():
         try:
             context = json.loads(findings.read_text(encoding="utf-8")).get("attacker_context") or {}
@@ -160,7 +161,7 @@ def load_scope(case_dir: Path, *, suspicious_ips: tuple[str, ...] = (),
 
 def _domains(case_dir: Path) -> set[str]:
     """The tenant's domains from ``directory/domains.json`` (raw Get-MgDomain output), when present."""
-    path = case_dir / "directory" / "domains.json"
+    path = case_dir / DIRECTORY_DIR / "domains.json"
     if not path.exists():
         return set()
     try:

@@ -1,7 +1,8 @@
 """``CASE/manifest.json``: what was collected, how, and the SHA-256 of every file in the case.
 
 Other steps (exports, reports) register the files they write with ``add_files`` so that
-``mia verify`` checks them too. Writes are atomic (temporary file, then rename), private (0600) and
+``mia verify`` checks them too; each entry carries its label from the case layout (raw evidence, chain of
+custody, derived: ``mia_bridge.evidence.layout``). Writes are atomic (temporary file, then rename), private (0600) and
 never through a symlink; every registered file is made private too. With a case key (``seal``), every
 save also signs the manifest (``manifest.hmac``).
 """
@@ -19,10 +20,10 @@ from typing import Any
 
 from mia_bridge.errors import ManifestError, UsageError
 from mia_bridge.evidence import seal
+from mia_bridge.evidence.layout import MANIFEST_NAME, label_of
 from mia_bridge.evidence.store import count_lines
 from mia_bridge.safe_files import make_dir, make_private, write_text
 
-MANIFEST_NAME = "manifest.json"
 FORMAT = "mia-bridge-case/1"
 _LOCK = threading.Lock()
 
@@ -98,7 +99,8 @@ def _relative(case_dir: Path, path: Path) -> str:
 def file_entry(case_dir: Path, rel: str, *, kind: str, records: int | None = None) -> dict[str, Any]:
     path = case_dir / rel
     make_private(path)  # whoever wrote it (pyarrow, openpyxl, jinja2), a registered file is 0600
-    entry: dict[str, Any] = {"kind": kind, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    entry: dict[str, Any] = {"kind": kind, "label": label_of(rel).value, "bytes": path.stat().st_size,
+                             "sha256": sha256_file(path)}
     if records is not None:
         entry["records"] = records
     return entry

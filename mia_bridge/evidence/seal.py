@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 
 from mia_bridge.errors import UsageError
+from mia_bridge.evidence.layout import SIGNATURE_NAME
 from mia_bridge.safe_files import write_text
 
 KEY_ENV = "MIA_CASE_KEY"
-SIGNATURE_NAME = "manifest.hmac"
 ALGORITHM = "HMAC-SHA256"
 _key: bytes | None = None  # set by the command line's --key FILE for this process
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from mia_bridge.errors import EvidenceError
+from mia_bridge.evidence.layout import EVIDENCE_DIR, STATE_DIR
 from mia_bridge.safe_files import make_dir, open_private
 
-EVIDENCE_DIR = "evidence"
 _RESTART = "start a new case with a fresh --out (keep this folder for examination)"
 
 
@@ -208,7 +208,7 @@ class EvidenceFile:
 
     def _set_aside(self, path: Path, size: int) -> None:
         """Copy the bytes of ``path`` past ``size`` to ``state/<file>.tail-at-<size>[.n]``."""
-        folder = self.case_dir / "state"
+        folder = self.case_dir / STATE_DIR
         target = folder / f"{path.name}.tail-at-{size}"
         number = 1
         while target.exists() or target.is_symlink():

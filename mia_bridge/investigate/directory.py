@@ -19,11 +19,11 @@ from typing import Any
 
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.errors import BridgeError, ExportError
+from mia_bridge.evidence.layout import DIRECTORY_DIR
 from mia_bridge.exports.sparrow import Row, graph_permission_rows
 from mia_bridge.safe_files import write_text
 
 MICROSOFT_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-DIRECTORY_DIR = "directory"
 FEDERATION_CMDLET = "Get-MgDomainFederationConfiguration"
 
 

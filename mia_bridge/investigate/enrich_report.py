@@ -5,8 +5,9 @@ two packages of one layer that know nothing of each other, so it lives in invest
 from __future__ import annotations
 
 from mia_bridge.enrich.api import EnrichResult
-from mia_bridge.enrich.outputs import EXPOSED_NAME, PARTIES_NAME, Redactor
+from mia_bridge.enrich.outputs import EXPOSED_NAME, PARTIES_NAME
 from mia_bridge.enrich.parties import EXTERNAL_DOMAIN
+from mia_bridge.evidence.redaction import Redactor
 from mia_bridge.report.html import ReportTable
 
 MAX_PARTIES = 200

@@ -29,7 +29,7 @@ from typing import Any
 from mia_bridge import safe_files
 from mia_bridge.collect.engine import QueryCounts, QueryResult
 from mia_bridge.errors import MiaError, ReaderError, UnreadableInput, UsageError
-from mia_bridge.evidence import manifest
+from mia_bridge.evidence import layout, manifest
 from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.indicators import operation_of
 from mia_bridge.investigate.plan import SearchSpec
@@ -38,7 +38,7 @@ from mia_bridge.investigate.steps import StepOutcome, StepStatus
 from mia_bridge.readers.base import Quarantined, RawRecord
 from mia_bridge.readers.registry import prepare, read_prepared
 
-EXPORTS_DIR = Path("evidence") / "exports"
+EXPORTS_DIR = Path(layout.EXPORTS_DIR)
 # Formats that hold less than the whole AuditData record (renamed or dropped fields, column subsets), read
 # after the formats that hold it whole: the kept copy of a record in several exports is the whole one.
 _PROJECTIONS = {"sentinel_officeactivity_csv": 1, "sentinel_officeactivity_json": 1, "defender_cloudappevents": 1,

@@ -1,15 +1,25 @@
-"""The whole ``mia investigate`` run: pre-flight → directory → licence → searches → exports →
-MailItemsAccessed analysis → findings → timeline → report, each step with its outcome.
+"""The whole ``mia investigate`` run as a list of steps: pre-flight → directory → licence → searches →
+mailbox audit → findings → MailItemsAccessed analysis → affected parties → Sparrow's files → timeline →
+report → the investigation record.
 
-Data flows bridge → collect (raw evidence written and hashed first) → analysis → exports/report.
-A failing search is recorded and the others go on; Ctrl-C propagates (the collector's journal makes
-a rerun of the same command resume). Every file written is registered in the case manifest, so
-``mia verify`` checks the whole package.
+Each ``Step`` says when it is skipped and why (``skip``), what it does (``run``) and what it records (its
+outcomes in the step log, its files in ``result.files``). ``run_steps`` is the loop: a step that raises is
+recorded as failed (the run's exit code says so) and the steps after it go on; when a step the later ones
+need fails (``needed``), those are skipped with the reason, and the ``always`` steps (registering the files,
+``investigation.json`` and the manifest's record) still run, so a failure never loses what earlier steps
+recorded. The options are frozen: a step that settles a value (the licence's period) replaces
+``ctx.options``.
+
+Data flows bridge → collect (raw evidence written and hashed first) → analysis → exports/report. A failing
+search is recorded and the others go on; Ctrl-C propagates (the collector's journal makes a rerun of the
+same command resume). Every file written is registered in the case manifest, so ``mia verify`` checks the
+whole package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +27,29 @@ from typing import Any, Protocol
 
 from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.collect.engine import CollectOptions, Progress
-from mia_bridge.csv_safety import write_rows
 from mia_bridge.enrich.api import EnrichOptions
-from mia_bridge.enrich.outputs import Redactor, write_json
-from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Scrubber
+from mia_bridge.enrich.model import ACCESSED, ExposedMessage, normalise_id
+from mia_bridge.enrich.outputs import write_exposed
 from mia_bridge.errors import ExitCode, MiaError, UsageError
-from mia_bridge.evidence import manifest
+from mia_bridge.evidence.case import Case, write_json
+from mia_bridge.evidence.layout import (
+    ANALYSIS_DIR,
+    EXPOSED_NAME,
+    FINDINGS_NAME,
+    INVESTIGATION_NAME,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    SETTINGS_NAME,
+    SPARROW_DIR,
+    TIMELINE_NAME,
+    Label,
+)
+from mia_bridge.evidence.redaction import Redactor, Scrubber, redaction_record
 from mia_bridge.exports.timeline import write_timeline
 from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.directory import DirectoryData, collect_directory, save_raw
 from mia_bridge.investigate.enrich_report import enrich_report_tables
+from mia_bridge.investigate.enrich_step import STEP_NAME as AFFECTED_PARTIES
 from mia_bridge.investigate.enrich_step import run_enrich_step
 from mia_bridge.investigate.findings import FindingInputs, FindingSet, build_findings
 from mia_bridge.investigate.license import (
@@ -42,20 +65,20 @@ from mia_bridge.investigate.report_model import build_report_model
 from mia_bridge.investigate.searches import SearchRun, all_records, plan_searches, run_searches, write_sparrow_exports
 from mia_bridge.investigate.steps import StepLog, StepOutcome
 from mia_bridge.report.html import write_report
-from mia_bridge.safe_files import make_dir
 
-SPARROW_DIR = "sparrow"
-ANALYSIS_DIR = "analysis"
-REPORT_NAME = "report.html"
-TIMELINE_NAME = "timeline.csv"
-FINDINGS_NAME = "findings.json"
-EXPOSED_NAME = "exposed_messages.csv"
-INVESTIGATION_NAME = "investigation.json"
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ANALYSIS_DIR", "EXPOSED_NAME", "FINDINGS_NAME", "INVESTIGATION_NAME", "REPORT_NAME", "SHARED_STEPS",
+    "SPARROW_DIR", "TENANT_STEPS", "TIMELINE_NAME", "InvestigateOptions", "InvestigationResult",
+    "InvestigationUI", "RunContext", "Step", "begin_case", "complete_investigation", "redaction_record",
+    "run_investigation", "run_steps", "summarise", "write_json",
+]  # fmt: skip
 
 
-@dataclass
+@dataclass(frozen=True)
 class InvestigateOptions:
-    """Everything the command line decides."""
+    """Everything the command line decides (frozen: a step that settles a value makes a new one)."""
 
     tenant: str
     out_dir: Path
@@ -136,9 +159,13 @@ class InvestigationResult:
     sparrow: Any = None  # mia_bridge.investigate.searches.SparrowExports when the Sparrow step ran
     exports: Any = None  # mia_bridge.investigate.offline.ExportSet when investigated from exports
     limits: list[str] = field(default_factory=list)  # what the exports cannot answer (never "nothing found")
+    options: InvestigateOptions | None = None  # as the run settled them (the period the licence gave)
+    broken: list[str] = field(default_factory=list)  # steps that raised: the run did not complete
 
     @property
     def exit_code(self) -> int:
+        if self.broken:
+            return int(ExitCode.FAILURE)
         ran = [s for s in self.searches if not s.skipped]
         if ran and all(s.error for s in ran):
             return int(ExitCode.FAILURE)
@@ -151,47 +178,156 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _write_exposed(path: Path, findings: FindingSet, redactor: Redactor) -> Path:
-    header = ["mailbox", "internet_message_id", "folder", "first_read", "client_ip", "app_id", "app_name", "record_id"]
-    write_rows(path, header, ([redactor.address(m.mailbox), m.internet_message_id, m.folder,
-                               m.first_read.isoformat() if m.first_read else "", m.client_ip, m.app_id, m.app_name,
-                               m.record_id] for m in findings.exposed))
-    return path
+@dataclass
+class RunContext:
+    """What the steps share: the run's settings and tools, then what each step found for the next ones."""
+
+    options: InvestigateOptions
+    case: Case
+    ui: InvestigationUI
+    steps: StepLog
+    result: InvestigationResult
+    redactor: Redactor  # one redactor (one hash key) for every file of the run: pseudonyms join across files
+    scrub: Scrubber
+    now: Callable[[], datetime] = _now
+    backend: ExoBackend | None = None  # None: no tenant access (the affected-parties step is skipped)
+    # the records and what the findings need, whichever source gave them
+    runs: list[SearchRun] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    domains: set[str] = field(default_factory=set)  # the organisation's own domains
+    directory: DirectoryData = field(default_factory=DirectoryData)  # service principals; Sparrow's domains
+    flagged_saml_domains: set[str] = field(default_factory=set)
+    analyse: Callable[[Any], Any] | None = None  # AnalysisOptions -> AnalysisResult (MailItemsAccessed)
+    record: dict[str, Any] = field(default_factory=dict)  # source-specific sections of investigation.json
+    manifest_record: dict[str, Any] = field(default_factory=dict)  # and of the manifest's investigation section
+    sparrow_directory: DirectoryData | None = None  # default: ``directory``
+    no_backend_reason: str = ""
+    analysis_cannot_answer: str = ""  # why the MailItemsAccessed analysis cannot answer (no such records)
+    # found by the tenant steps
+    ingestion: IngestionState | None = None
+    facts: LicenseFacts | None = None
+    decision: LicenseDecision | None = None
+    # found by the shared steps
+    findings: FindingSet | None = None
+    export_runs: list[SearchRun] | None = None  # the records as the derived exports show them (scrubbed copies)
+    export_records: list[dict[str, Any]] | None = None
+
+    @property
+    def case_dir(self) -> Path:
+        return self.case.folder
+
+    def settle(self, **changes: Any) -> InvestigateOptions:
+        """A value a step settles (the period, the tenant's name): new options (the step rewrites the settings)."""
+        self.options = self.result.options = replace(self.options, **changes)
+        return self.options
+
+    def write_settings(self) -> Path:
+        return write_json(self.case.path(SETTINGS_NAME), self.scrub.value(self.options.describe()))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the run: when it is skipped and why, what it does, what it records."""
+
+    name: str  # its outcome's name (a step may record several outcomes, e.g. one per search)
+    run: Callable[[RunContext], None]  # does the work; records its outcome(s) in ctx.steps, its files in result
+    does: str = ""
+    records: str = ""
+    skip: Callable[[RunContext], str | None] | None = None  # the reason it does not run (recorded, no attention)
+    needed: bool = False  # the steps after it need what it makes: if it fails, they are skipped
+    always: bool = False  # runs even after a needed step failed (what keeps the record of the run)
+
+
+def run_steps(ctx: RunContext, steps: Sequence[Step]) -> InvestigationResult:
+    """Run ``steps`` in order; returns the result. A needed step's error is raised again once the ``always``
+    steps have recorded it (the command's error message and exit code stay those of that error)."""
+    stopped: BaseException | None = None
+    for step in steps:
+        if stopped is not None and not step.always:
+            continue  # the failure is the log's last outcome; what ran before it is kept and recorded
+        reason = step.skip(ctx) if step.skip is not None else None
+        if reason is not None:
+            ctx.steps.skipped(step.name, reason, attention=False)
+            continue
+        try:
+            step.run(ctx)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, MiaError) else f"{type(exc).__name__}: {exc}"
+            log.debug("step %s failed", step.name, exc_info=True)
+            ctx.steps.failed(step.name, message, error=type(exc).__name__)
+            ctx.result.broken.append(step.name)
+            if step.needed and stopped is None:
+                stopped = exc
+    if stopped is not None:
+        raise stopped
+    return ctx.result
 
 
 def begin_case(
-    options: InvestigateOptions, ui: InvestigationUI
-) -> tuple[Path, StepLog, InvestigationResult, Redactor, Scrubber]:
+    options: InvestigateOptions, ui: InvestigationUI, *, backend: ExoBackend | None = None,
+    now: Callable[[], datetime] = _now,
+) -> RunContext:
     """The case folder, the step log, the result and the run's one redactor; the settings are written first."""
-    # absolute: the collector's manifest joins relative evidence paths onto the case folder again
-    options.out_dir = case_dir = options.out_dir.resolve()
-    make_dir(case_dir)  # 0700: the case holds mail subjects and addresses
+    case = Case(options.out_dir).create()
+    options = replace(options, out_dir=case.folder)
     steps = StepLog(ui.outcome)
-    result = InvestigationResult(case_dir, steps)
-    # one redactor (one hash key) for every file of the run, so pseudonyms join across files
+    result = InvestigationResult(case.folder, steps, options=options)
     redactor = Redactor(redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
                         key=options.hash_key)
     scrub = Scrubber(redactor)
     result.redaction = redaction_record(redactor)
-    write_json(case_dir / "investigation.settings.json", scrub.value(options.describe()))
-    return case_dir, steps, result, redactor, scrub
+    ctx = RunContext(options=options, case=case, ui=ui, steps=steps, result=result, redactor=redactor, scrub=scrub,
+                     now=now, backend=backend)  # fmt: skip
+    result.files.append(ctx.write_settings())  # registered with the rest, whatever step stops the run
+    return ctx
 
 
 def run_investigation(
     backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now
 ) -> InvestigationResult:
     """Run every step against an open backend; returns outcomes, findings and the files written."""
-    if (options.out_dir / manifest.MANIFEST_NAME).exists() and "exports" in manifest.load_manifest(options.out_dir):
+    if (options.out_dir / MANIFEST_NAME).exists() and "exports" in Case(options.out_dir).manifest():
         raise UsageError(f"{options.out_dir} holds a case investigated from exports: the tenant's records need a "
                          "case of their own", hint="give a new --out folder")  # fmt: skip
-    case_dir, steps, result, redactor, scrub = begin_case(options, ui)
+    ctx = begin_case(options, ui, backend=backend, now=now)
 
-    # 1. pre-flight: ingestion (raises IngestionDisabledError: a clear stop)
-    state = ensure_ingestion(
-        backend, enable=options.enable_ingestion, confirm=lambda q: options.assume_yes or ui.confirm(q), now=now
-    )
-    result.ingestion = state
-    _keep_raw(case_dir, result, [save_raw(case_dir, "admin_audit_log_config", state.raw or {})])
+    def analyse(analysis_options: Any) -> Any:
+        from mia_bridge.analysis.api import analyze_records
+
+        mail_records = [r for r in ctx.records if str(r.get("Operation")) == "MailItemsAccessed"]
+        return analyze_records(mail_records, analysis_options, source="collected MailItemsAccessed records")
+
+    ctx.analyse = analyse
+    return run_steps(ctx, [*TENANT_STEPS, *SHARED_STEPS])
+
+
+def complete_investigation(ctx: RunContext) -> InvestigationResult:
+    """Findings and attribution, the MailItemsAccessed analysis, affected parties, Sparrow's files, the
+    timeline and the report, over the records of either source."""
+    return run_steps(ctx, SHARED_STEPS)
+
+
+# --- the tenant's steps ------------------------------------------------------------------------------------
+
+
+def _keep_raw(ctx: RunContext, paths: list[Path]) -> None:
+    """Raw tenant output is hashed into the manifest as soon as it is written, before anything uses it."""
+    ctx.case.register(paths, kind="evidence-directory")
+    ctx.result.files.extend(paths)
+
+
+def _backend(ctx: RunContext) -> ExoBackend:
+    assert ctx.backend is not None, "a tenant step needs the backend"
+    return ctx.backend
+
+
+def _preflight(ctx: RunContext) -> None:
+    options, steps = ctx.options, ctx.steps
+    state = ensure_ingestion(_backend(ctx), enable=options.enable_ingestion,
+                             confirm=lambda q: options.assume_yes or ctx.ui.confirm(q), now=ctx.now)  # fmt: skip
+    ctx.result.ingestion = ctx.ingestion = state
+    ctx.record["ingestion"] = ctx.manifest_record["ingestion"] = state.to_dict()
+    _keep_raw(ctx, [save_raw(ctx.case_dir, "admin_audit_log_config", state.raw or {})])
     if state.enabled_by_us_at is not None:
         steps.done(
             "Pre-flight: audit ingestion",
@@ -207,115 +343,113 @@ def run_investigation(
     else:
         steps.done("Pre-flight: audit ingestion", "unified audit log ingestion is on")
 
-    # 2. directory
-    directory = collect_directory(backend, case_dir)
-    _keep_raw(case_dir, result, directory.files)
+
+def _directory_step(ctx: RunContext) -> None:
+    directory = ctx.directory = collect_directory(_backend(ctx), ctx.case_dir)
+    ctx.flagged_saml_domains = set(directory.flagged_domains)
+    _keep_raw(ctx, directory.files)
     if directory.errors:
-        steps.done(
+        ctx.steps.done(
             "Directory: domains, service principals, Graph permissions",
             "partly: " + "; ".join(f"{k}: {v}" for k, v in directory.errors.items()),
             attention=True,
         )
     else:
-        steps.done(
+        ctx.steps.done(
             "Directory: domains, service principals, Graph permissions",
             f"{len(directory.domains)} domains, {len(directory.service_principals)} service principals, "
             f"{len(directory.graph_permissions)} Graph permissions; SAML check (federated IdP MFA not accepted): "
             + (", ".join(directory.flagged_domains) or "no domain flagged"),
         )
 
-    # 3. licence
-    facts: LicenseFacts = detect_license(backend, options.users)
-    _keep_raw(case_dir, result, [save_raw(case_dir, "license", facts.to_dict())])
+
+def _licence(ctx: RunContext) -> None:
+    options = ctx.options
+    facts: LicenseFacts = detect_license(_backend(ctx), options.users)
+    ctx.facts = facts
+    _keep_raw(ctx, [save_raw(ctx.case_dir, "license", facts.to_dict())])
     # The retention check measures from "now"; a default period is measured from its own end, which is
     # that same instant (taking a later now() would put the default start seconds "before the retention").
-    instant = now()
+    instant = ctx.now()
     if options.start is None:
         if options.end_is_now:
             instant = options.end
-        options.start = options.end - timedelta(days=retention_days(options.license_policy, facts))
-        ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC (the licence's retention)")
-    result.files.append(write_json(case_dir / "investigation.settings.json", scrub.value(options.describe())))
+        options = ctx.settle(start=options.end - timedelta(days=retention_days(options.license_policy, facts)))
+        ctx.ui.note(f"period: {options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC "
+                    "(the licence's retention)")
+    ctx.write_settings()
+    assert options.start is not None
     decision = decide(options.license_policy, facts, start=options.start, now=instant)
-    result.license = decision
+    ctx.result.license = ctx.decision = decision
+    # investigation.json's and the manifest's sections, in this order
+    ctx.record = {"license": decision.to_dict(), "license_facts": facts.to_dict(), **ctx.record}
+    ctx.manifest_record = {"license": decision.to_dict(), **ctx.manifest_record}
     licence_text = f"policy {decision.policy.value}: Audit {'Premium' if decision.premium else 'Standard'}"
     if facts.premium_skus:
         licence_text += f" ({', '.join(facts.premium_skus)})"
-    steps.done("Licence", licence_text, attention=bool(decision.warnings))
+    ctx.steps.done("Licence", licence_text, attention=bool(decision.warnings))
     for warning in decision.warnings:
-        ui.note(f"warning: {warning}")
-
-    # 4. searches
-    runs = plan_searches(users=options.users, app_id=options.app_id, all_apps=options.all_apps, directory=directory,
-                         decision=decision, steps=steps)  # fmt: skip
-    result.searches = runs
-    run_searches(backend, runs, start=options.start, end=options.end, case_dir=case_dir,
-                 collect_options=options.collect_options, progress=ui.progress, steps=steps)  # fmt: skip
-    for user in options.users:  # beyond Sparrow, best effort: the cmdlet is announced for retirement
-        _mailbox_audit_step(backend, user, options.start, options.end, case_dir, steps)
-
-    records = all_records(runs)
-    domains = set(directory.domain_names) | {options.tenant.lower()}
-    domains |= {u.rsplit("@", 1)[1].lower() for u in options.users if "@" in u}
-
-    def analyse(analysis_options: Any) -> Any:
-        from mia_bridge.analysis.api import analyze_records
-
-        mail_records = [r for r in records if str(r.get("Operation")) == "MailItemsAccessed"]
-        return analyze_records(mail_records, analysis_options, source="collected MailItemsAccessed records")
-
-    record = {"license": decision.to_dict(), "license_facts": facts.to_dict(), "ingestion": state.to_dict()}
-    shared = SharedSteps(options=options, ui=ui, steps=steps, result=result, redactor=redactor, scrub=scrub,
-                         runs=runs, records=records, domains=domains, directory=directory,
-                         flagged_saml_domains=set(directory.flagged_domains), analyse=analyse,
-                         backend=backend, record=record,
-                         manifest_record={"license": decision.to_dict(), "ingestion": state.to_dict()})  # fmt: skip
-    return complete_investigation(shared, now=now)
+        ctx.ui.note(f"warning: {warning}")
 
 
-@dataclass
-class SharedSteps:
-    """What the steps after the records (findings onwards) need, whichever source gave the records."""
-
-    options: InvestigateOptions
-    ui: InvestigationUI
-    steps: StepLog
-    result: InvestigationResult
-    redactor: Redactor
-    scrub: Scrubber
-    runs: list[SearchRun]
-    records: list[dict[str, Any]]
-    domains: set[str]  # the organisation's own domains
-    directory: DirectoryData  # service principals (app names and ids) and, for Sparrow's files, the domains
-    flagged_saml_domains: set[str]
-    analyse: Callable[[Any], Any]  # AnalysisOptions -> AnalysisResult (the MailItemsAccessed analysis)
-    backend: ExoBackend | None  # None: no tenant access (the affected-parties step is skipped, with the reason)
-    record: dict[str, Any] = field(default_factory=dict)  # source-specific sections of investigation.json
-    manifest_record: dict[str, Any] = field(default_factory=dict)  # and of the manifest's investigation section
-    sparrow_directory: DirectoryData | None = None  # default: ``directory``
-    no_backend_reason: str = ""
-    analysis_cannot_answer: str = ""  # why the MailItemsAccessed analysis cannot answer (no such records)
+def _searches(ctx: RunContext) -> None:
+    options = ctx.options
+    assert options.start is not None and ctx.decision is not None
+    runs = plan_searches(users=options.users, app_id=options.app_id, all_apps=options.all_apps,
+                         directory=ctx.directory, decision=ctx.decision, steps=ctx.steps)  # fmt: skip
+    ctx.result.searches = ctx.runs = runs
+    run_searches(_backend(ctx), runs, start=options.start, end=options.end, case_dir=ctx.case_dir,
+                 collect_options=options.collect_options, progress=ctx.ui.progress, steps=ctx.steps)  # fmt: skip
+    ctx.records = all_records(runs)
+    domains = set(ctx.directory.domain_names) | {options.tenant.lower()}
+    ctx.domains = domains | {u.rsplit("@", 1)[1].lower() for u in options.users if "@" in u}
 
 
-def complete_investigation(shared: SharedSteps, *, now: Callable[[], datetime] = _now) -> InvestigationResult:
-    """Findings and attribution, the MailItemsAccessed analysis, affected parties, Sparrow's files, the
-    timeline and the report, over the records of either source."""
-    options, steps, result, scrub, redactor = shared.options, shared.steps, shared.result, shared.scrub, shared.redactor
-    case_dir, runs, records, directory = result.case_dir, shared.runs, shared.records, shared.directory
+def _mailbox_audit(ctx: RunContext) -> None:
+    """Beyond Sparrow, best effort: the cmdlet is announced for retirement."""
+    options = ctx.options
+    assert options.start is not None
+    for user in options.users:
+        _mailbox_audit_step(_backend(ctx), user, options.start, options.end, ctx.case_dir, ctx.steps)
 
-    # 5. findings (attribution first: the analysis is told the attacker's IPs and apps)
+
+TENANT_STEPS: tuple[Step, ...] = (
+    Step("Pre-flight: audit ingestion", _preflight, needed=True,
+         does="reads UnifiedAuditLogIngestionEnabled; turns it on when asked and confirmed; else stops the run "
+         "(IngestionDisabledError)", records="directory/admin_audit_log_config.json (raw); the outcome"),
+    Step("Directory: domains, service principals, Graph permissions", _directory_step, needed=True,
+         does="the tenant's domains, federation settings, service principals and app role assignments",
+         records="directory/*.json (raw); the outcome; partial answers as attention"),
+    Step("Licence", _licence, needed=True,
+         does="detects Audit Premium; settles the period (the retention) when --start was not given",
+         records="directory/license.json (raw), investigation.settings.json; the licence decision"),
+    Step("Searches", _searches, needed=True,
+         does="plans Sparrow's searches (and mia's) and collects them (the collector writes evidence/ first)",
+         records="evidence/, state/ (the collector); one outcome per search"),
+    Step("Mailbox audit log", _mailbox_audit,
+         does="Search-MailboxAuditLog for each --user (announced for retirement: a skip when gone)",
+         records="evidence/ (the collector); one outcome per mailbox"),
+)
+
+
+# --- the steps after the records, whichever source gave them ------------------------------------------------
+
+
+def _findings(ctx: RunContext) -> None:
+    """Attribution first: the analysis is told the attacker's IPs and apps."""
+    options, directory = ctx.options, ctx.directory
     findings = build_findings(
         FindingInputs(
-            records=records,
-            tenant_domains=shared.domains,
+            records=ctx.records,
+            tenant_domains=ctx.domains,
             service_principals=directory.service_principals,
-            flagged_saml_domains=shared.flagged_saml_domains,
+            flagged_saml_domains=ctx.flagged_saml_domains,
             suspicious_ips=options.suspicious_ips,
             suspicious_apps=[options.app_id] if options.app_id else [],
             known_good_ips=options.known_good_ips,
         )
     )
-    result.findings = findings
+    ctx.result.findings = ctx.findings = findings
     findings_doc = {
         "attacker_context": {
             "ips": sorted(findings.context.ips),
@@ -325,95 +459,192 @@ def complete_investigation(shared: SharedSteps, *, now: Callable[[], datetime] =
         },
         "findings": [f.to_dict() for f in findings.findings],
     }
-    result.files.append(write_json(case_dir / FINDINGS_NAME, scrub.value(findings_doc)))
-    result.files.append(_write_exposed(case_dir / EXPOSED_NAME, findings, redactor))
+    ctx.result.files.append(write_json(ctx.case.path(FINDINGS_NAME), ctx.scrub.value(findings_doc)))
     attacker = findings.attacker_findings
-    steps.done(
+    ctx.steps.done(
         "Findings",
         f"{len(attacker)} attacker finding(s), {len(findings.findings) - len(attacker)} for review; "
         f"{len(findings.exposed)} message(s) read by the attacker",
     )
 
-    # 6. MailItemsAccessed analysis
-    result.analysis_summary = _analyse(case_dir, shared.analyse, options, findings, steps, result,
-                                      shared.analysis_cannot_answer)
-    # 6b. who and what was exposed: message trace (a skip with the reason without the permission)
-    enriched = None
-    if attacker and shared.backend is not None:
-        enrich_options = replace(options.enrich_options or EnrichOptions(),
-                                 allow_mailbox_metadata=options.allow_mailbox_metadata,
-                                 redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
-                                 redactor=redactor)
-        enriched = run_enrich_step(shared.backend, case_dir, steps, enrich_options)
-        result.enrichment = enriched
-    elif attacker:
-        steps.skipped("Affected parties (message trace)", shared.no_backend_reason, attention=False)
-    else:  # without an attacker context the scope would be every mailbox's mail, at 100 queries / 5 min
-        steps.skipped("Affected parties (message trace)", "no message was attributed to an attacker; "
-                      "`mia enrich CASE` lists the parties of every accessed message", attention=False)
+
+def _analysis(ctx: RunContext) -> None:
+    assert ctx.findings is not None and ctx.analyse is not None
+    ctx.result.analysis_summary = _analyse(ctx.case_dir, ctx.analyse, ctx.options, ctx.findings, ctx.steps,
+                                           ctx.result, ctx.analysis_cannot_answer)  # fmt: skip
+
+
+def _why_no_enrichment(ctx: RunContext) -> str | None:
+    assert ctx.findings is not None
+    if not ctx.findings.attacker_findings:  # the scope would be every mailbox's mail, at 100 queries / 5 min
+        return ("no message was attributed to an attacker; `mia enrich CASE` lists the parties of every "
+                "accessed message")
+    if ctx.backend is None:
+        return ctx.no_backend_reason
+    return None
+
+
+def _affected_parties(ctx: RunContext) -> None:
+    """Message trace (a skip with the reason without the permission) for the messages the attacker read."""
+    options = ctx.options
+    enrich_options = replace(options.enrich_options or EnrichOptions(),
+                             allow_mailbox_metadata=options.allow_mailbox_metadata,
+                             redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
+                             redactor=ctx.redactor)  # fmt: skip
+    enriched = run_enrich_step(_backend(ctx), ctx.case_dir, ctx.steps, enrich_options)
+    ctx.result.enrichment = enriched
+
+
+def _exposed_messages(ctx: RunContext) -> None:
+    """exposed_messages.csv when the affected-parties step did not write it: the messages the attacker read,
+    in the same columns, without sender and recipients (header only when none was read)."""
+    path = ctx.case.path(EXPOSED_NAME)
+    if ctx.result.enrichment is None:
+        assert ctx.findings is not None
+        write_exposed(path, exposed_from_findings(ctx.findings, _no_metadata_note(ctx)), ctx.redactor)
+    if path not in ctx.result.files:
+        ctx.result.files.append(path)
+
+
+def _no_metadata_note(ctx: RunContext) -> str:
+    outcome = next((o for o in reversed(list(ctx.steps)) if o.name == AFFECTED_PARTIES), None)
+    why = outcome.reason if outcome is not None else "not run"
+    return f"no metadata (the affected-parties step did not run: {why})"
+
+
+def exposed_from_findings(findings: FindingSet, note: str) -> list[ExposedMessage]:
+    """The messages the attacker read (``findings.exposed``, one row a read) as one row a message id."""
+    messages: dict[str, ExposedMessage] = {}
+    for read in findings.exposed:
+        key = normalise_id(read.internet_message_id)
+        message = messages.get(key)
+        if message is None:
+            message = messages[key] = ExposedMessage(key, read.internet_message_id, ACCESSED,
+                                                     first_access=read.first_read, note=note)  # fmt: skip
+            message.add_reason("read (MailItemsAccessed bind)")
+        elif read.first_read is not None and (message.first_access is None or read.first_read < message.first_access):
+            message.first_access = read.first_read
+        message.mailboxes.add(read.mailbox)
+        if read.folder:
+            message.folders.add(read.folder)
+        message.contexts.add(" | ".join((read.client_ip or "-", read.app_id or "-", "-")))
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(messages.values(), key=lambda m: (m.first_access or far, m.key))
+
+
+def _redaction(ctx: RunContext) -> None:
+    """With --redact-subjects / --hash-addresses: the derived files written so far, rewritten redacted."""
+    enriched, scrub = ctx.result.enrichment, ctx.scrub
     if enriched is not None:  # now the exposed subjects are known: redact them wherever they occur
         scrub.add_subjects(m.meta.subject for m in enriched.messages if m.meta)
     if scrub.active:
         # The analysis tables stayed clear until the enrichment had read the mailboxes from them.
-        for path in [case_dir / FINDINGS_NAME, *(p for p in result.files if p.parent == case_dir / ANALYSIS_DIR)]:
+        analysis = ctx.case.analysis_dir
+        for path in [ctx.case.path(FINDINGS_NAME), *(p for p in ctx.result.files if p.parent == analysis)]:
             scrub.rewrite(path)
-    export_runs, export_records = _shareable_records(runs, records, scrub)
+    ctx.export_runs, ctx.export_records = _shareable_records(ctx.runs, ctx.records, scrub)
 
-    # 7. exports
-    _sparrow_step(case_dir, export_runs, shared.sparrow_directory or directory, options.delimiter, result, steps,
-                  flagged=sorted(shared.flagged_saml_domains))
+
+def _sparrow(ctx: RunContext) -> None:
+    _sparrow_step(ctx.case_dir, ctx.export_runs if ctx.export_runs is not None else ctx.runs,
+                  ctx.sparrow_directory or ctx.directory, ctx.options.delimiter, ctx.result, ctx.steps,
+                  flagged=sorted(ctx.flagged_saml_domains))  # fmt: skip
+
+
+def _timeline(ctx: RunContext) -> None:
+    scrub = ctx.scrub
     searches_by_id: dict[str, list[str]] = {}
-    for run in runs:
+    for run in ctx.runs:
         for rec in run.records:
             searches_by_id.setdefault(af.record_id(rec), []).append(run.spec.name)
     findings_by_id: dict[str, list[str]] = {}
-    for finding in findings.findings:
+    for finding in ctx.findings.findings if ctx.findings else []:
         for rid in finding.record_ids:
             findings_by_id.setdefault(rid, []).append(scrub.text(finding.title) if scrub.active else finding.title)
-    stats = write_timeline(
-        case_dir / TIMELINE_NAME, export_records, searches_by_id=searches_by_id, findings_by_id=findings_by_id
-    )
-    result.files.append(case_dir / TIMELINE_NAME)
-    steps.done(
+    path = ctx.case.path(TIMELINE_NAME)
+    records = ctx.export_records if ctx.export_records is not None else ctx.records
+    stats = write_timeline(path, records, searches_by_id=searches_by_id, findings_by_id=findings_by_id)
+    ctx.result.files.append(path)
+    ctx.steps.done(
         "Timeline",
         f"{stats.rows} rows (Timesketch CSV)" + (f", {stats.undated} undated" if stats.undated else ""),
         attention=bool(stats.undated),
     )
 
-    # 8. report, then the investigation record; everything into the manifest
-    raw = {p for p in result.files if p.parent.name == "directory"}
-    manifest.add_files(case_dir, [p for p in result.files if p.exists() and p not in raw], kind="investigation")
+
+def _register(ctx: RunContext) -> None:
+    """Every derived file written so far into the manifest (raw evidence was registered as it was written)."""
+    derived = [p for p in dict.fromkeys(ctx.result.files) if p.exists() and ctx.case.label(p) is not Label.RAW_EVIDENCE]
+    ctx.case.register(derived, kind="investigation")
+
+
+def _report(ctx: RunContext) -> None:
+    result, options, scrub = ctx.result, ctx.options, ctx.scrub
     result.summary = scrub.value(summarise(result, options))
-    model = build_report_model(result, options, now())
-    model.tables.extend(enrich_report_tables(enriched, redactor))  # the "Affected parties" section
+    model = build_report_model(result, options, ctx.now())
+    model.tables.extend(enrich_report_tables(result.enrichment, ctx.redactor))  # the "Affected parties" section
     model = scrub.value(model)  # every text the report shows: verdict, findings' rows, steps, file names
     result.verdict = {"level": model.verdict_level, "headline": model.verdict_headline}
-    result.report_path = write_report(model, case_dir / REPORT_NAME)
-    steps.done("Report", str(result.report_path))
+    result.report_path = write_report(model, ctx.case.path(REPORT_NAME))
+    ctx.steps.done("Report", str(result.report_path))
+
+
+def _record(ctx: RunContext) -> None:
+    """investigation.json and the manifest's investigation section: what ran, what was skipped and why, what
+    failed (the files above carry the details)."""
+    result, options, scrub = ctx.result, ctx.options, ctx.scrub
     result.summary = scrub.value(summarise(result, options))
     record_path = write_json(
-        case_dir / INVESTIGATION_NAME,
+        ctx.case.path(INVESTIGATION_NAME),
         scrub.value({
             "options": options.describe(),
             "summary": result.summary,
-            "steps": steps.to_list(),
-            **shared.record,
+            "steps": ctx.steps.to_list(),
+            **ctx.record,
             "redaction": result.redaction,
         }),
     )
-    result.files.extend([result.report_path, record_path])
-    manifest.add_files(case_dir, [result.report_path, record_path], kind="report")
-    # the manifest itself says what ran, what was skipped and why (the files above carry the details)
+    written = [p for p in (result.report_path, record_path) if p is not None]
+    result.files.extend(written)
+    ctx.case.register(written, kind="report")
     for key, value in (
         ("options", options.describe()),
-        ("steps", steps.to_list()),
-        *shared.manifest_record.items(),
+        ("steps", ctx.steps.to_list()),
+        *ctx.manifest_record.items(),
         ("verdict", result.verdict),
         ("exit_code", result.exit_code),
         ("redaction", result.redaction),
     ):
-        manifest.update_section(case_dir, "investigation", key, scrub.value(value))
-    return result
+        ctx.case.update_record("investigation", key, scrub.value(value))
+
+
+SHARED_STEPS: tuple[Step, ...] = (
+    Step("Findings", _findings, needed=True,
+         does="attribution (the attacker's IPs, apps and accounts) and the findings over every record",
+         records="findings.json; the outcome"),
+    Step("MailItemsAccessed analysis", _analysis,
+         does="throttling, folder syncs, binds and message-id lookups, told the attacker's context",
+         records="analysis/; one outcome, and one per --user"),
+    Step(AFFECTED_PARTIES, _affected_parties, skip=_why_no_enrichment,
+         does="message trace (and, allowed, the mailbox) for the parties of the mail the attacker read; skipped "
+         "without an attacker context or without the tenant",
+         records="enrich/raw/ (raw), exposed_messages.csv, affected_parties.csv, enrich/; the outcome"),
+    Step("Exposed messages", _exposed_messages,
+         does="exposed_messages.csv from the findings when the affected-parties step did not write it",
+         records="exposed_messages.csv (the same 19 columns; header only when no message was read)"),
+    Step("Redaction", _redaction, needed=True,  # never a derived file unredacted when redaction was asked
+         does="with --redact-subjects / --hash-addresses: rewrites the derived files written so far",
+         records="nothing new (findings.json and analysis/ redacted in place)"),
+    Step("Sparrow exports", _sparrow, does="Sparrow.ps1's CSV files and its workbook",
+         records="sparrow/; the outcome (files not written as a failure)"),
+    Step("Timeline", _timeline, does="every record as a Timesketch CSV", records="timeline.csv; the outcome"),
+    Step("Register", _register, always=True, does="hashes every derived file into the manifest",
+         records="manifest.json"),
+    Step("Report", _report, does="the HTML report", records="report.html; the outcome"),
+    Step("Investigation record", _record, always=True,
+         does="the run's record, written whatever failed before it",
+         records="investigation.json; the manifest's investigation section (steps, verdict, exit code)"),
+)
 
 
 def _sparrow_step(
@@ -465,21 +696,6 @@ def _sparrow_summary(result: InvestigationResult) -> dict[str, Any] | None:
     }
 
 
-def redaction_record(redactor: Redactor) -> dict[str, Any]:
-    """The run's redaction settings (never the key) and which files they cover, for the manifest and report."""
-    record = redactor.describe()
-    active = redactor.redact_subjects or redactor.hash_addresses
-    record["raw_evidence_not_redacted"] = list(RAW_EVIDENCE)
-    record["chain_of_custody_not_redacted"] = list(CHAIN_OF_CUSTODY)
-    record["redacted_files"] = (
-        "every other file of the case: report.html, exposed_messages.csv, affected_parties.csv, findings.json, "
-        "timeline.csv, investigation.json, investigation.settings.json, enrich/summary.json, "
-        "enrich/message_trace_queries.jsonl, sparrow/, analysis/ (and the manifest's investigation section)"
-        if active else "none: every file names the parties and subjects as found"
-    )
-    return record
-
-
 def _shareable_records(
     runs: list[SearchRun], records: list[dict[str, Any]], scrub: Scrubber
 ) -> tuple[list[SearchRun], list[dict[str, Any]]]:
@@ -496,12 +712,6 @@ def _shareable_records(
         return cache[key]
 
     return [replace(run, records=[clean(r) for r in run.records]) for run in runs], [clean(r) for r in records]
-
-
-def _keep_raw(case_dir: Path, result: InvestigationResult, paths: list[Path]) -> None:
-    """Raw tenant output is hashed into the manifest as soon as it is written, before anything uses it."""
-    manifest.add_files(case_dir, paths, kind="evidence-directory")
-    result.files.extend(paths)
 
 
 def _mailbox_audit_step(

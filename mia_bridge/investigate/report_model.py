@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mia_bridge.evidence import manifest
+from mia_bridge.evidence.layout import SHAREABLE
 from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.steps import StepStatus
 from mia_bridge.report.html import (
@@ -283,10 +284,7 @@ def _sharing(redaction: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
         line += " Subjects are NOT redacted."
     if not addresses:
         line += " Addresses are NOT hashed."
-    shared = ("report.html, exposed_messages.csv, affected_parties.csv, findings.json, timeline.csv, "
-              "investigation.json, investigation.settings.json, enrich/summary.json, "
-              "enrich/message_trace_queries.jsonl, sparrow/, analysis/",
-              "Redacted as stated above: these may be shared.")
+    shared = (", ".join(SHAREABLE), "Redacted as stated above: these may be shared.")
     return line, [shared, custody, evidence]
 
 

@@ -14,9 +14,9 @@ from mia_bridge.bridge.backend import Secret
 from mia_bridge.bridge.config import ConnectionSettings
 from mia_bridge.enrich.api import EnrichOptions
 from mia_bridge.enrich.message_trace import direction
-from mia_bridge.enrich.outputs import Redactor
 from mia_bridge.enrich.ratelimit import TokenBucket
 from mia_bridge.enrich.scope import load_scope
+from mia_bridge.evidence.redaction import Redactor
 from mia_bridge.investigate.enrich_step import STEP_NAME, run_enrich_step
 from mia_bridge.investigate.steps import StepLog, StepStatus
 from mia_bridge.sim.backend import sim_session
@@ -146,7 +146,7 @@ def test_free_text_hashing_catches_every_address_form_and_keeps_message_ids() ->
 
 
 def test_scrubber_keeps_message_id_fields_hashes_keys_and_redacts_known_subjects() -> None:
-    from mia_bridge.enrich.redaction import Scrubber
+    from mia_bridge.evidence.redaction import Scrubber
 
     scrub = Scrubber(Redactor(redact_subjects=True, hash_addresses=True, key=Secret("k")))
     scrub.add_subjects(["Invoice 43168 due", "Invoice 43168 due — final", "Hi"])

@@ -99,7 +99,8 @@ def test_default_run_measures_the_period_from_one_instant(end_is_now: bool, tmp_
     with sim_session(CONN, tenant=_tenant()) as session:
         result = run_investigation(session.backend, options, ui, now=lambda: end + timedelta(seconds=7))
     assert result.license is not None
-    assert options.start == end - timedelta(days=result.license.retention_days)
+    assert result.options is not None and options.start is None  # the options are frozen: the result has the period
+    assert result.options.start == end - timedelta(days=result.license.retention_days)
     warned = any("-day retention of" in n for n in ui.notes)
     assert warned is not end_is_now  # an --end given in the past does reach before the retention
 

@@ -380,7 +380,7 @@ def test_redacted_offline_package(compromised: tuple[Tenant, InvestigationResult
 
     import pandas as pd
 
-    from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE
+    from mia_bridge.evidence.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE
 
     tenant, _ = compromised
     truth = tenant.truth

@@ -22,9 +22,8 @@ import pytest
 
 from mia_bridge.bridge.backend import Secret
 from mia_bridge.cli.app import main
-from mia_bridge.enrich.outputs import Redactor
-from mia_bridge.enrich.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE
 from mia_bridge.evidence import verify_case
+from mia_bridge.evidence.redaction import CHAIN_OF_CUSTODY, RAW_EVIDENCE, Redactor
 from mia_bridge.sim import backend as sim_backend
 from mia_bridge.sim.mailflow import mailflow_of, truth_affected_parties
 from mia_bridge.sim.tenant import Tenant

@@ -25,6 +25,7 @@ from mia_bridge.cli.values import parse_when, split_values
 from mia_bridge.collect.engine import DEFAULT_CONCURRENCY, CollectOptions, Progress
 from mia_bridge.errors import ExitCode, UsageError
 from mia_bridge.evidence import seal as case_seal
+from mia_bridge.evidence.layout import SETTINGS_NAME
 from mia_bridge.evidence.manifest import manifest_sha256
 from mia_bridge.investigate.license import LicensePolicy
 from mia_bridge.investigate.pipeline import InvestigateOptions, InvestigationResult, run_investigation
@@ -33,7 +34,6 @@ from mia_bridge.investigate.steps import StepOutcome, StepStatus
 from mia_bridge.sim.backend import sim_session
 
 DEMO_OUT = Path("output/demo")
-SETTINGS_NAME = "investigation.settings.json"
 _STATUS_STYLE = {StepStatus.DONE: "green", StepStatus.SKIPPED: "yellow", StepStatus.FAILED: "red"}
 
 
@@ -132,7 +132,7 @@ def _run(conn: ConnectionSettings, simulator: SimOptions | None, options: Invest
     with sim_session(conn, simulator) as session:
         period = session.records_period()
         if options.start is None and period is not None:  # the simulated data sits in a fixed month: all of it
-            options.start, options.end = period
+            options = replace(options, start=period[0], end=period[1])  # frozen
         return run_investigation(session.backend, options, ui)
 
 

@@ -1,46 +1,96 @@
 """Redaction of a case's shareable files: one keyed address hash and one subject list for a whole run.
 
-``Scrubber`` wraps the enrichment's ``Redactor`` (``--redact-subjects``, ``--hash-addresses``) so that
-``mia investigate`` can apply it to every file it derives, not only to the enrichment's own tables:
+``Redactor`` applies ``--redact-subjects`` and ``--hash-addresses`` to values on their way into a file:
+``--redact-subjects`` replaces every subject with ``[redacted]``; ``--hash-addresses`` replaces every
+address with ``addr-<16 hex>`` and every external domain with ``domain-<16 hex>``: the first 64 bits of
+HMAC-SHA256 over the lower-cased value, keyed with ``MIA_HASH_KEY`` when set (the same key gives the same
+pseudonyms across cases, so a responder holding it can match a known address) and otherwise with a random
+key used for this run only and kept nowhere. A plain hash would not do: anyone could hash a guessed address
+and look for it.
+
+``Scrubber`` wraps the run's ``Redactor`` so that ``mia investigate`` can apply it to every file it derives:
 every e-mail address in free text becomes the same ``addr-<16 hex>`` pseudonym everywhere (one HMAC key
 per run, so hashed values join across files), and every exposed message's subject known to the
 enrichment becomes ``[redacted]`` wherever it occurs. Message ids are kept (they are not parties; they
 look like addresses only without their angle brackets, so fields that hold them are left alone).
 
-Raw evidence is never passed through here: the audit records under ``evidence/``, the tenant's directory
-output under ``directory/`` and the enrichment's raw answers under ``enrich/raw/`` stay as received
-(``RAW_EVIDENCE``); they name everyone and must not be shared.
+What is redacted is decided by the case layout's labels (``mia_bridge.evidence.layout``): raw evidence and
+the chain of custody are never passed through here; derived files are.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import hmac
 import json
+import os
 import re
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mia_bridge.bridge.backend import Secret
 from mia_bridge.csv_safety import write_rows
-from mia_bridge.enrich.outputs import REDACTED, Redactor, write_json
 from mia_bridge.errors import ExportError
+from mia_bridge.evidence.case import write_json
+from mia_bridge.evidence.layout import CHAIN_OF_CUSTODY, RAW_EVIDENCE, SHAREABLE
 from mia_bridge.safe_files import write_text
 
-# Case folders holding raw evidence (relative to the case): never redacted, never to be shared.
-RAW_EVIDENCE = ("evidence/", "directory/", "enrich/raw/")
-# The chain of custody: the evidence index and the collector's resume journal record the queries as sent
-# (with --user, those mailboxes) and the evidence file names; a resume compares them, so they are not
-# rewritten. The investigation's own section of the manifest is redacted. Not to be shared either.
-CHAIN_OF_CUSTODY = ("manifest.json", "state/")
+HASH_KEY_ENV = "MIA_HASH_KEY"
+REDACTED = "[redacted]"
+# An address in free text. Guest UPNs (``j_fabrikam.com#EXT#@contoso.onmicrosoft.com``) are one address; a
+# message id is not (inside ``<>``; a domain cut short before ``>`` or ``.word`` does not end a match).
+_ADDRESS = re.compile(r"(?<![<\w.+#-])\w[\w.+#'-]*@[\w-]+(?:\.[\w-]+)+(?![\w>-]|\.[\w-])")
+
+
+class Redactor:
+    """Applies --redact-subjects and --hash-addresses to values on their way into a file."""
+
+    def __init__(self, *, redact_subjects: bool = False, hash_addresses: bool = False,
+                 key: Secret | None = None) -> None:
+        self.redact_subjects = redact_subjects
+        self.hash_addresses = hash_addresses
+        if key is None and hash_addresses:
+            env = os.environ.get(HASH_KEY_ENV)
+            key = Secret(env) if env else Secret(secrets.token_hex(32))
+            self.key_source = HASH_KEY_ENV if env else "random, this run only"
+        else:
+            self.key_source = "given" if key is not None else ""
+        self._key = key
+
+    def _digest(self, value: str) -> str:
+        assert self._key is not None
+        mac = hmac.new(self._key.reveal().encode("utf-8"), value.strip().lower().encode("utf-8"), hashlib.sha256)
+        return mac.hexdigest()[:16]
+
+    def subject(self, value: str) -> str:
+        return REDACTED if self.redact_subjects and value else value
+
+    def address(self, value: str) -> str:
+        return f"addr-{self._digest(value)}" if self.hash_addresses and value else value
+
+    def domain(self, value: str) -> str:
+        return f"domain-{self._digest(value)}" if self.hash_addresses and value else value
+
+    def text(self, value: str) -> str:
+        """Free text (reasons, notes): addresses inside it are hashed too (message ids in <> are not)."""
+        if not self.hash_addresses:
+            return value
+        return _ADDRESS.sub(lambda m: self.address(m.group(0)), value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"redact_subjects": self.redact_subjects, "hash_addresses": self.hash_addresses,
+                "hash": "HMAC-SHA256, first 64 bits" if self.hash_addresses else None,
+                "hash_key": self.key_source or None}
+
+
+
 MIN_SUBJECT = 4  # shorter subjects ("Hi") are redacted in subject fields only, not searched for in free text
 
 T = TypeVar("T")
-
-
-def is_raw_evidence(relative: str) -> bool:
-    """Whether a case-relative path (``/`` separators) is raw evidence."""
-    return relative.replace("\\", "/").startswith(RAW_EVIDENCE)
 
 
 def _message_id_field(name: str) -> bool:
@@ -169,3 +219,16 @@ class Scrubber:
                 continue
             frame[column] = frame[column].map(lambda v: self.text(v) if isinstance(v, str) else v)
         frame.to_parquet(path, index=False)
+
+
+def redaction_record(redactor: Redactor) -> dict[str, Any]:
+    """The run's redaction settings (never the key) and which files they cover, from the case layout's labels."""
+    record = redactor.describe()
+    active = redactor.redact_subjects or redactor.hash_addresses
+    record["raw_evidence_not_redacted"] = list(RAW_EVIDENCE)
+    record["chain_of_custody_not_redacted"] = list(CHAIN_OF_CUSTODY)
+    record["redacted_files"] = (
+        f"every other file of the case: {', '.join(SHAREABLE)} (and the manifest's investigation section)"
+        if active else "none: every file names the parties and subjects as found"
+    )
+    return record
