@@ -7,4 +7,5 @@ engine (Spark: ``--engine spark``) adds its name to ``ENGINES`` and its branch i
 from __future__ import annotations
 
 EMBEDDED = "embedded"
-ENGINES = (EMBEDDED,)
+SPARK = "spark"  # engines/spark.py: pip install 'mia-bridge[spark]' and a Java 17 runtime
+ENGINES = (EMBEDDED, SPARK)

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
-from mia_bridge.analysis.engines import EMBEDDED, ENGINES
+from mia_bridge.analysis.engines import EMBEDDED, ENGINES, SPARK
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
 from mia_bridge.analysis.timeparse import parse_time
@@ -94,16 +94,21 @@ def analyze(
     demo: bool = typer.Option(False, "--demo", help="Analyse the bundled synthetic sample."),
     engine: str = typer.Option(
         EMBEDDED, "--engine",
-        help=f"Analysis engine: {', '.join(ENGINES)} (embedded: DuckDB in this process, spilling to disk).",
+        help=f"Analysis engine: {', '.join(ENGINES)} (embedded: DuckDB in this process, spilling to disk; "
+             "spark: Apache Spark, pip install 'mia-bridge[spark]').",
     ),
     max_record_bytes: int = typer.Option(
         DEFAULT_MAX_RECORD_BYTES, "--max-record-bytes", min=1024,
         help="A record larger than this is quarantined (its first 4 KB kept) instead of read.",
     ),
+    spark_master: str = typer.Option(
+        "local[2]", "--spark-master",
+        help="With --engine spark: local[N], spark://host:7077, yarn, or Spark Connect sc://host:15002.",
+    ),
 ) -> None:
     """Which mail was read, by whom, from where: analyse audit-log exports offline."""
     paths = list(inputs or [])
-    if engine not in ENGINES:  # another engine (spark) adds its name and its branch in api.analyse_base
+    if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
     if fmt is not None and fmt not in format_names():
         raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(format_names())}")
@@ -125,7 +130,12 @@ def analyze(
         known_good_ips=tuple(known_good_ip), format=fmt, max_record_bytes=max_record_bytes, engine=engine,
     )
     with OutputWriter(out_dir) as writer:  # tables are written while the rest is analysed
-        result = analyze_files(paths, options, writer)
+        if engine == SPARK:
+            from mia_bridge.analysis.engines.spark import analyze_files_spark
+
+            result = analyze_files_spark([str(p) for p in paths], options, writer, master=spark_master)
+        else:
+            result = analyze_files(paths, options, writer)
         written = writer.finish(result)
     _report(result, written, out_dir, as_json)
 

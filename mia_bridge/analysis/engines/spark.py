@@ -1,0 +1,671 @@
+"""The Spark engine: ``mia analyze --engine spark [--spark-master URL]``.
+
+The same analysis as the embedded engine, on Apache Spark (``pip install 'mia-bridge[spark]'`` and a Java 17
+runtime): the inputs are read on the executors by the project's own readers and normalisation
+(``spark_read``), de-duplicated by ``dedup.py`` (only records whose Id repeats are compared: those are
+brought to the driver), and the analysis SQL (``analysis/sql``, DuckDB dialect) runs on Spark through
+``sqlglot.transpile(..., read="duckdb", write="spark")``.
+
+Masters: ``local[N]`` (tests, one machine), ``spark://host:7077`` / ``yarn`` / ``k8s://...`` (a cluster: the
+executors need this package installed), ``sc://host:15002`` (Spark Connect). Inputs may be any path Spark
+reads (file://, hdfs://, s3a://, abfss://; a folder or a glob stands for its files in name order).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mia_bridge.analysis.dedup import _read_back, deduplicate
+from mia_bridge.analysis.engines.spark_read import (
+    FORMATS_TAKEN,
+    KIND_FOLDER,
+    KIND_ITEM,
+    KIND_QUARANTINE,
+    KIND_RECORD,
+    KIND_SPLIT,
+    FilePlan,
+    canonical_uri,
+    head_lines,
+    map_partition,
+    pick_lines,
+    spark_schema_ddl,
+)
+from mia_bridge.analysis.intake import BUILT_COLUMNS, QUARANTINE_COLUMNS
+from mia_bridge.errors import MiaError, ReaderError, UnreadableInput
+from mia_bridge.readers.registry import prepare
+
+NAME = "spark"
+DEFAULT_MASTER = "local[2]"
+INSTALL_HINT = ("pip install 'mia-bridge[spark]' and a Java 17 runtime (Debian/Ubuntu: apt-get install "
+                "openjdk-17-jre-headless)")
+_HEAD_LINES, _HEAD_BYTES = 200, 64 * 1024
+WORK_ENV = "MIA_SPARK_WORK"  # a folder every executor can write (default: a local temporary folder)
+
+
+class SparkUnavailable(MiaError):
+    """pyspark or Java is missing."""
+
+
+def unavailable_reason(master: str = DEFAULT_MASTER) -> str | None:
+    """Why the Spark engine cannot run here (None: it can)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed"
+    if master.startswith("sc://"):
+        return None  # Spark Connect: the server runs the JVM
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and shutil.which("java") is None:
+        return "no Java runtime (java is not on PATH and JAVA_HOME is not set)"
+    return None
+
+
+def _log4j_config() -> str:
+    """A log4j2 configuration that keeps Spark's own log at ERROR (its stack traces are not for responders)."""
+    path = Path(tempfile.gettempdir()) / "mia-spark-log4j2.properties"
+    if not path.exists():
+        path.write_text("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
+                        "appender.console.type = Console\nappender.console.name = console\n"
+                        "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
+                        "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n", encoding="utf-8")
+    return str(path)
+
+
+def session(master: str = DEFAULT_MASTER, conf: dict[str, str] | None = None) -> Any:
+    """A SparkSession for ``master`` (``sc://`` is Spark Connect); quiet, UI off, times in UTC."""
+    reason = unavailable_reason(master)
+    if reason is not None:
+        raise SparkUnavailable(f"the Spark engine cannot run: {reason}", hint=INSTALL_HINT)
+    from pyspark.sql import SparkSession
+
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        **(conf or {}),
+    }
+    if master.startswith("sc://"):
+        builder = SparkSession.builder.remote(master)
+        for key, value in settings.items():
+            if not key.startswith("spark.ui"):
+                builder = builder.config(key, value)
+        return builder.getOrCreate()
+    log4j = f"-Dlog4j2.configurationFile=file:{_log4j_config()}"
+    settings.update({
+        "spark.driver.extraJavaOptions": log4j,
+        "spark.executor.extraJavaOptions": log4j,
+    })
+    if master.startswith("local"):
+        # One machine: executors are this Python, and nothing listens beyond the loopback interface.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        # The driver's JVM is the executor too: Spark's default 1 GB heap is short of what Arrow batches of a
+        # few hundred thousand rows and the sorts of the outputs need (MIA_SPARK_DRIVER_MEMORY overrides).
+        settings.setdefault("spark.driver.memory", os.environ.get("MIA_SPARK_DRIVER_MEMORY", "2g"))
+    builder = SparkSession.builder.master(master).appName("mia-bridge")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_message(exc: BaseException) -> str:
+    """One line out of a Spark/Py4J failure (never its Java stack trace)."""
+    text = str(getattr(exc, "getMessage", lambda: None)() or exc)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return first[:500]
+
+
+def _spark_errors() -> tuple[type[BaseException], ...]:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return (PySparkException, Py4JError)
+
+
+def _has_scheme(path: str) -> bool:
+    parsed = urlparse(path)
+    return len(parsed.scheme) > 1  # "C:" is a drive, not a scheme
+
+
+def spark_path(path: str) -> str:
+    """A path as Spark takes it: a local one made absolute (file:), a URI as given."""
+    return path if _has_scheme(path) else Path(path).absolute().as_uri()
+
+
+def _same_file(uri: str, local: str) -> bool:
+    return unquote(urlparse(uri).path) == str(Path(local).absolute())
+
+
+@dataclass
+class InputFile:
+    display: str  # the name tables and messages use
+    uri: str  # Spark's name for it (``_metadata.file_path``)
+    given: str  # the input argument it came from
+
+
+@dataclass
+class SparkBase:
+    """The base relations on Spark, with the counts and reports ingest produces (``base_tables.BaseTables``)."""
+
+    records: Any  # DataFrame: BUILT_COLUMNS + rec, fingerprint, duplicate
+    folders: Any  # DataFrame: FOLDER_ROW_COLUMNS + pos
+    items: Any  # DataFrame: ITEM_ROW_COLUMNS + pos
+    quarantine: pd.DataFrame
+    read: int
+    parsed: int
+    quarantined: int
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SparkEngine:
+    """Reads inputs into base relations and runs the analysis SQL, on one SparkSession."""
+
+    def __init__(self, spark: Any, work: str, local_work: Path, local: bool = True) -> None:
+        self.spark = spark
+        self.local = local  # the executors run on this machine and share its file system
+        self.work = work.rstrip("/")  # a folder every executor can write (Spark path)
+        self.local_work = local_work  # the driver's scratch folder
+        self.local_work.mkdir(parents=True, exist_ok=True)
+        self._splits = pd.DataFrame(columns=["file_idx", "block", "line_offset"])
+        self._uris: list[str] = []
+
+    # --- inputs -------------------------------------------------------------------------------------------
+
+    def _files_of(self, given: str) -> list[InputFile]:
+        uri = spark_path(given)
+        try:
+            found = sorted(self.spark.read.format("text").load(uri).inputFiles())
+        except _spark_errors() as exc:
+            raise UnreadableInput(given, f"Spark cannot read it: {spark_message(exc)}",
+                                  hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}") from None
+        local_file = not _has_scheme(given) and Path(given).is_file()
+        return [InputFile(given if local_file and len(found) == 1 and _same_file(f, given) else f,
+                          canonical_uri(f), given) for f in found]
+
+    def _lines(self, uris: Sequence[str]) -> Any:
+        from pyspark.sql import functions as F
+
+        # Lines end at "\n" only: a "\r" stays in its line, so joining the lines with "\n" gives back the
+        # file's bytes (UTF-16 text included).
+        frame = self.spark.read.format("text").option("lineSep", "\n").load(list(uris))
+        return frame.select(F.col("value").cast("binary").alias("value"),
+                            F.col("_metadata.file_path").alias("path"),
+                            F.col("_metadata.file_block_start").alias("block"),
+                            # the whole file in this split: its size tells whether it ends with a newline
+                            (F.col("_metadata.file_block_length") == F.col("_metadata.file_size")).alias("whole"),
+                            F.col("_metadata.file_size").alias("size"))
+
+    def _heads(self, files: list[InputFile]) -> dict[str, list[bytes]]:
+        """The first lines of each file (from its first split)."""
+        from pyspark.sql import functions as F
+
+        lines = self._lines([f.uri for f in files]).where(F.col("block") == 0).select("value", "path")
+        schema = "path string, idx bigint, value binary"
+        rows = lines.mapInArrow(partial(head_lines, limit_lines=_HEAD_LINES, limit_bytes=_HEAD_BYTES),
+                                schema).toArrow() if hasattr(lines, "toArrow") else None
+        heads: dict[str, list[tuple[int, bytes]]] = {}
+        if rows is not None:
+            for path, idx, value in zip(rows.column("path").to_pylist(), rows.column("idx").to_pylist(),
+                                        rows.column("value").to_pylist(), strict=True):
+                heads.setdefault(path, []).append((idx, value))
+        return {path: [v for _, v in sorted(entries)] for path, entries in heads.items()}
+
+    def _plan(self, file: InputFile, head: list[bytes], fmt: str | None, max_record_bytes: int) -> FilePlan:
+        """Sniff a file's start with the project's reader registry; ``UnreadableInput`` when Spark cannot
+        take it."""
+        if head and head[0].startswith(b"\x1f\x8b"):
+            raise UnreadableInput(file.display, "gzip data without a .gz name (Spark decompresses by name)",
+                                  hint="rename it to end in .gz")
+        fd, name = tempfile.mkstemp(prefix="head-", suffix=".txt", dir=self.local_work)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"\n".join(head) + (b"\n" if head else b""))
+            try:
+                reader, _, sniffed = prepare(Path(name), fmt, max_record_bytes)
+            except UnreadableInput as exc:
+                raise UnreadableInput(file.display, exc.reason.replace(name, file.display), line=exc.line,
+                                      hint=exc.hint) from None
+        finally:
+            Path(name).unlink(missing_ok=True)
+        prefix_lines = 0
+        if sniffed.json_kind is None:  # delimited text: later splits are read after the header
+            texts = [line.decode("utf-8", "replace") for line in head]
+            prefix_lines = next((i + 1 for i, t in enumerate(texts) if t.strip() and not t.startswith(("#TYPE",
+                                                                                                        "\ufeff#TYPE"))),
+                                0)
+        prefix = b"".join(line + b"\n" for line in head[:prefix_lines])
+        return FilePlan(file.display, reader.NAME, prefix, prefix_lines, max_record_bytes,
+                        whole=sniffed.json_kind == "array")
+
+    def ingest(self, paths: Sequence[str], fmt: str | None, max_record_bytes: int) -> SparkBase:
+        from pyspark.sql import functions as F
+
+        errors = _spark_errors()
+        reports: list[dict[str, Any]] = []
+        files: list[InputFile] = []
+        for given in paths:
+            try:
+                found = self._files_of(given)
+            except UnreadableInput as exc:
+                reports.append({"path": given, "format": None, "records_read": 0, "records_quarantined": 0,
+                                "error": exc.message})
+                continue
+            if not found:
+                reports.append({"path": given, "format": None, "records_read": 0, "records_quarantined": 0,
+                                "error": f"{given}: no files"})
+            files += found
+        failed: set[str] = set()
+        try:
+            heads = self._heads(files) if files else {}
+        except errors:
+            heads, failed = self._heads_one_by_one(files, reports)
+        plans: dict[str, tuple[int, FilePlan]] = {}
+        report_of: dict[str, dict[str, Any]] = {}
+        ordered: list[InputFile] = []
+        for file in files:
+            report: dict[str, Any] = {"path": file.display, "format": None, "records_read": 0,
+                                      "records_quarantined": 0, "error": None}
+            if file.uri in failed:
+                continue
+            try:
+                plan = self._plan(file, heads.get(file.uri, []), fmt, max_record_bytes)
+            except UnreadableInput as exc:
+                report["error"] = exc.message
+                reports.append(report)
+                continue
+            report["format"] = plan.fmt
+            plans[file.uri] = (len(ordered), plan)
+            report_of[file.uri] = report
+            ordered.append(file)
+            reports.append(report)
+        mapped_path = f"{self.work}/mapped"
+        if ordered:
+            lines = self._lines([f.uri for f in ordered])
+            executor_work = str(self.local_work) if self.local else None
+            mapped = lines.mapInArrow(partial(map_partition, plans=plans, workdir=executor_work), spark_schema_ddl())
+            try:
+                # Not partitioned by kind: a partitioned write sorts every task's rows first (measured: the
+                # mapping of 1M records spent most of its time there). Readers filter on kind.
+                mapped.write.mode("overwrite").parquet(mapped_path)
+            except errors as exc:
+                raise ReaderError(f"Spark could not read the inputs: {spark_message(exc)}",
+                                  hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}") from None
+        base = self.spark.read.parquet(mapped_path) if ordered else self.spark.createDataFrame([], spark_schema_ddl())
+        # The per-split counts and the quarantined records, in one pass.
+        small = base.where(F.col("kind").isin(KIND_SPLIT, KIND_QUARANTINE)).select(
+            "kind", "file_idx", "block", "pos", "s_lines", "s_read", "s_parsed", "s_error", "source_file", "q_line",
+            "q_reason", "q_raw").toPandas()
+        splits = small[small["kind"] == KIND_SPLIT].reset_index(drop=True)
+        offsets = _offsets(splits)
+        self._splits, self._uris = offsets, [f.uri for f in ordered]
+        for file_idx, count in splits.groupby("file_idx").size().items():
+            plan = plans[ordered[int(file_idx)].uri][1]
+            if plan.whole and count > 1:
+                raise ReaderError(f"{plan.display}: a JSON array that Spark splits into {count} parts cannot be "
+                                  "read in parts", hint="convert it to JSON lines (one record a line), or use "
+                                  "--engine embedded")
+        for row in splits.sort_values(["file_idx", "block"]).itertuples():
+            report = report_of[ordered[int(row.file_idx)].uri]
+            report["records_read"] += int(row.s_read)
+            if isinstance(row.s_error, str) and report["error"] is None:
+                report["error"] = row.s_error
+        if all(r["error"] is not None and r["records_read"] == 0 for r in reports) and reports:
+            raise ReaderError("no input could be read: " + "; ".join(r["error"] or "" for r in reports),
+                              hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}")
+        joined = base.join(F.broadcast(self.spark.createDataFrame(offsets)), ["file_idx", "block"])
+        line = F.col("line_offset")
+        records = joined.where(F.col("kind") == KIND_RECORD).select(
+            *[F.col(c) for c in BUILT_COLUMNS if c != "source_line"],
+            (F.col("source_line") + line).alias("source_line"),
+            (F.col("rec_offset") + F.col("local_rec")).alias("rec"))
+        records = records.select(*BUILT_COLUMNS, "rec")
+        # pos: the row's place in input order (split number in the high bits, its place in the split below)
+        pos = (F.col("split_no") * F.lit(1 << 40) + F.col("pos")).alias("pos")
+        rec = (F.col("rec_offset") + F.col("local_rec")).alias("rec")
+        folders = joined.where(F.col("kind") == KIND_FOLDER).select(rec, "folder_path", "folder_id", pos)
+        items = joined.where(F.col("kind") == KIND_ITEM).select(
+            rec, "folder_path", "internet_message_id", "internet_message_id_raw", "size_in_bytes", pos)
+        quarantine = small[small["kind"] == KIND_QUARANTINE].merge(offsets, on=["file_idx", "block"])
+        quarantine = quarantine.assign(file=quarantine["source_file"], line=quarantine["q_line"] + quarantine[
+            "line_offset"], reason=quarantine["q_reason"], raw=quarantine["q_raw"])
+        quarantine = quarantine.sort_values(["file_idx", "block", "pos"]).reset_index(drop=True)
+        for file_idx, count in quarantine.groupby("file_idx").size().items():
+            report_of[ordered[int(file_idx)].uri]["records_quarantined"] = int(count)
+        quarantine = quarantine[QUARANTINE_COLUMNS].astype({"line": "Int64"})
+        parsed = int(splits["s_parsed"].sum()) if len(splits) else 0
+        read = int(splits["s_read"].sum()) if len(splits) else 0
+        records, conflicts = self._deduplicate(records, ordered, plans)
+        return SparkBase(records=records, folders=folders, items=items, quarantine=quarantine, read=read,
+                         parsed=parsed, quarantined=len(quarantine), conflicts=conflicts, inputs=reports)
+
+    def _heads_one_by_one(self, files: list[InputFile], reports: list[dict[str, Any]]
+                          ) -> tuple[dict[str, list[bytes]], set[str]]:
+        """After a failed sniff: each file alone, so that the unreadable ones are named (reported)."""
+        heads: dict[str, list[bytes]] = {}
+        failed: set[str] = set()
+        for file in files:
+            try:
+                heads.update(self._heads([file]))
+            except _spark_errors() as exc:
+                failed.add(file.uri)
+                reports.append({"path": file.display, "format": None, "records_read": 0, "records_quarantined": 0,
+                                "error": f"{file.display}: Spark cannot read it: {spark_message(exc)} "
+                                         f"(the Spark engine takes {'; '.join(FORMATS_TAKEN)})"})
+        return heads, failed
+
+    # --- de-duplication: dedup.py on the records whose Id repeats ---------------------------------------
+
+    def _deduplicate(self, records: Any, files: list[InputFile], plans: dict[str, tuple[int, FilePlan]]
+                     ) -> tuple[Any, list[dict[str, Any]]]:
+        from pyspark.sql import functions as F
+
+        key = F.coalesce(F.col("record_id"), F.lit(""))
+        repeated = records.groupBy(key.alias("_key")).count().where(F.col("count") > 1).select("_key")
+        subset = records.join(F.broadcast(repeated), key == F.col("_key"), "left_semi").orderBy("rec").toPandas()
+        if subset.empty:
+            return records.withColumn("fingerprint", F.lit(None).cast("decimal(20,0)")).withColumn(
+                "duplicate", F.lit(False)), []
+        subset = subset.reset_index(drop=True)
+        self._fill_texts(subset, files, plans)
+        keep, conflicts, fingerprint = deduplicate(subset)
+        decided = pd.DataFrame({"rec": subset["rec"].astype("int64"),
+                                "fingerprint": [None if pd.isna(v) else str(int(v)) for v in fingerprint],
+                                "duplicate": ~keep.to_numpy()})
+        frame = self.spark.createDataFrame(decided, "rec bigint, fingerprint string, duplicate boolean")
+        frame = frame.withColumn("fingerprint", F.col("fingerprint").cast("decimal(20,0)"))
+        records = records.join(F.broadcast(frame), "rec", "left").withColumn(
+            "duplicate", F.coalesce(F.col("duplicate"), F.lit(False)))
+        return records, conflicts
+
+    def _fill_texts(self, subset: pd.DataFrame, files: list[InputFile], plans: dict[str, tuple[int, FilePlan]]
+                    ) -> None:
+        """``raw_json`` of the compared records that have none: their text, read back from the input by
+        Spark and turned into the record's text by dedup.py's own ``_read_back``."""
+        missing = subset["raw_json"].isna() & subset["source_line"].notna()
+        if not missing.any():
+            return
+        by_display = {plans[f.uri][1].display: (f, plans[f.uri][1]) for f in files if f.uri in plans}
+        wanted = subset.loc[missing, ["source_file", "source_line"]]
+        texts = self._lines_at({(str(s), int(n)) for s, n in wanted.itertuples(index=False)}, by_display)
+        subset["raw_json"] = subset["raw_json"].astype(object)
+        for index, source, line in zip(wanted.index, wanted["source_file"], wanted["source_line"], strict=True):
+            subset.at[index, "raw_json"] = texts.get((str(source), int(line)))
+        subset["raw_json"] = subset["raw_json"].astype("string")
+
+    def _lines_at(self, wanted: set[tuple[str, int]], files: dict[str, tuple[InputFile, FilePlan]]
+                  ) -> dict[tuple[str, int], str]:
+        """The record text at each (file, line) of ``wanted``: the lines picked from their splits by Spark (no
+        shuffle), made into the record's text by dedup.py's ``_read_back`` over a sparse local copy."""
+        splits: dict[str, list[tuple[int, int]]] = {}  # uri -> [(line offset, split start)] in order
+        uri_of = {display: file.uri for display, (file, _) in files.items()}
+        for file_idx, offset, block in zip(self._splits["file_idx"], self._splits["line_offset"],
+                                           self._splits["block"], strict=True):
+            splits.setdefault(self._uris[int(file_idx)], []).append((int(offset), int(block)))
+        picks: dict[tuple[str, int], set[int]] = {}
+        where: dict[tuple[str, int, int], tuple[str, int]] = {}
+        for display, line in wanted:
+            uri = uri_of[display]
+            offsets = sorted(splits.get(uri, []))
+            at = bisect.bisect_left([o for o, _ in offsets], line) - 1
+            if at < 0:
+                continue
+            offset, block = offsets[at]
+            picks.setdefault((uri, block), set()).add(line - offset - 1)
+            where[(uri, block, line - offset - 1)] = (display, line)
+        lines = self._lines(sorted({uri for uri, _ in picks})).select("value", "path", "block")
+        schema = "path string, block bigint, idx bigint, value binary"
+        rows = lines.mapInArrow(partial(pick_lines, wanted={k: frozenset(v) for k, v in picks.items()}),
+                                schema).toArrow().to_pylist()
+        by_file: dict[str, dict[int, bytes]] = {}
+        for row in rows:
+            display, line = where[(row["path"], row["block"], row["idx"])]
+            by_file.setdefault(display, {})[line] = row["value"]
+        texts: dict[tuple[str, int], str] = {}
+        for display, by_line in by_file.items():
+            plan = files[display][1]
+            fd, name = tempfile.mkstemp(prefix="dedup-", suffix=".txt", dir=self.local_work)
+            try:
+                # A sparse copy: the prefix (a CSV's header) then each wanted line, numbered anew.
+                local: dict[int, int] = {}  # line of the copy -> line of the file
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(plan.prefix)
+                    for index, number in enumerate(sorted(by_line), start=plan.prefix_lines + 1):
+                        handle.write(by_line[number] + b"\n")
+                        local[index] = number
+                found = _read_back(name, plan.fmt, set(local), hashed=False)
+            finally:
+                Path(name).unlink(missing_ok=True)
+            for index, text in found.items():
+                texts[(display, local[index])] = text
+        return texts
+
+
+def _active_session() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
+
+
+def _on_this_machine(spark: Any, master: str) -> bool:
+    """Whether the executors run here (a local master, or Spark Connect to this machine)."""
+    if master.startswith("sc://"):
+        return urlparse(master).hostname in ("localhost", "127.0.0.1", "::1")
+    try:
+        return str(spark.sparkContext.master).startswith("local")
+    except Exception:  # a Spark Connect session has no SparkContext
+        return False
+
+
+def _ship_package(spark: Any, folder: Path) -> None:
+    """This package, zipped, to the executors of a cluster (they need pyarrow and pandas, as pyspark's Arrow
+    functions do)."""
+    package = Path(__file__).resolve().parents[2]
+    archive = shutil.make_archive(str(folder / "mia_bridge"), "zip", root_dir=package.parent, base_dir=package.name)
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        spark.addArtifacts(archive, pyfile=True)
+    else:
+        spark.sparkContext.addPyFile(archive)
+
+
+def _offsets(splits: pd.DataFrame) -> pd.DataFrame:
+    """Per split: the file lines before it and the parsed records before it (input order)."""
+    frame = splits.sort_values(["file_idx", "block"]).reset_index(drop=True)
+    frame["line_offset"] = frame.groupby("file_idx")["s_lines"].cumsum() - frame["s_lines"]
+    frame["rec_offset"] = frame["s_parsed"].cumsum() - frame["s_parsed"]
+    frame["split_no"] = range(len(frame))
+    return frame[["file_idx", "block", "line_offset", "rec_offset", "split_no"]].astype("int64").astype(
+        {"file_idx": "int32"})
+
+
+def local_output(out: str) -> bool:
+    """Whether ``out`` is a folder on this machine (else a Spark path on the cluster)."""
+    return not _has_scheme(out) or urlparse(out).scheme == "file"
+
+
+# --- the analysis: analysis/sql on Spark ------------------------------------------------------------------
+
+BIG = {"records": "unique_records", "events": "events", "items": "bind_items"}
+# Read by later statements: computed once (Spark would otherwise recompute a view at every use).
+PERSISTED = ("events", "synced_folders", "throttled_windows", "contexts")
+
+
+def spark_sql(statement: str) -> str:
+    """A statement of analysis/sql (DuckDB dialect) in Spark's: the one dialect step, through sqlglot."""
+    import sqlglot
+
+    return str(sqlglot.transpile(statement, read="duckdb", write="spark")[0])
+
+
+def _to_schema(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """Spark's Arrow (microsecond times, 32-bit row numbers, decimal(20,0) fingerprints) as the schema the
+    embedded engine writes."""
+    columns = []
+    for target in schema:
+        column = table.column(target.name)
+        if pa.types.is_decimal(column.type) and pa.types.is_unsigned_integer(target.type):
+            column = column.cast(pa.uint64(), safe=False) if len(column) else pa.array([], pa.uint64())
+        columns.append(column.cast(target.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class SparkAnalysis:
+    """Runs analysis/sql over a ``SparkBase`` (``EmbeddedEngine.run``'s counterpart: same statements, same
+    results, same ``EngineResult``)."""
+
+    def __init__(self, engine: SparkEngine) -> None:
+        self.engine = engine
+        self.spark = engine.spark
+
+    def _base_views(self, base: SparkBase) -> None:
+        # Views over the read records (written once, as Parquet, by ``ingest``): projections and broadcast
+        # joins of small tables, cheaper to recompute than to write again.
+        for name, frame in (("records", base.records), ("folders", base.folders), ("items", base.items)):
+            frame.createOrReplaceTempView(name)
+
+    def _parameters(self, params: Any) -> None:
+        from mia_bridge.analysis.engines.embedded import _utc
+
+        start, end = _utc(params.start), _utc(params.end)
+        self.spark.createDataFrame(
+            [(None if start is None else start.to_pydatetime(), None if end is None else end.to_pydatetime())],
+            "start_time timestamp, end_time timestamp").createOrReplaceTempView("period")
+        self.spark.createDataFrame([tuple(v) for v in params.option_values] or [],
+                                   "list string, value string").createOrReplaceTempView("option_values")
+        self.spark.createDataFrame([tuple(r) for r in params.lookup_requests or []],
+                                   "entry_no bigint, requested_as string, mailbox string, internet_message_id string"
+                                   ).createOrReplaceTempView("lookup_requests")
+
+    def _query(self, statement: str, output: str) -> Any:
+        from mia_bridge.analysis import sql
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        columns = ", ".join(f"`{c}`" for c in ARROW_SCHEMAS[output].names)
+        order = sql.order_by(statement)
+        return self.spark.sql(f"SELECT {columns} FROM {statement}" + (f" ORDER BY {order}" if order else ""))
+
+    def _batches(self, frame: Any, output: str) -> Iterator[pa.RecordBatch]:
+        """The ordered result a batch at a time: on a local master through Parquet parts in the driver's work
+        folder (never whole in memory), else collected."""
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        schema = ARROW_SCHEMAS[output]
+        if self.engine.local:
+            folder = self.engine.local_work / f"out-{output}"
+            frame.write.mode("overwrite").parquet(folder.as_uri())
+            for part in sorted(folder.glob("part-*.parquet")):
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=131_072):
+                    yield from _to_schema(batch, schema).to_batches()
+            return
+        yield from _to_schema(frame.toArrow(), schema).to_batches(max_chunksize=131_072)
+
+    def _big(self, output: str, sink: Any) -> Path:
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        schema = ARROW_SCHEMAS[output]
+        batches = self._batches(self._query(BIG[output], output), output)
+        if sink is not None:
+            return Path(sink.stream(output, batches, schema, csv=output != "records"))
+        path = self.engine.local_work / f"{output}.parquet"
+        with pq.ParquetWriter(path, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        return path
+
+    def _small(self, output: str) -> pa.Table:
+        from mia_bridge.analysis.schema import ARROW_SCHEMAS
+
+        return _to_schema(self._query(output, output).toArrow(), ARROW_SCHEMAS[output])
+
+    def run(self, base: SparkBase, params: Any, sink: Any = None) -> Any:
+        from mia_bridge.analysis import sql
+        from mia_bridge.analysis.engines.embedded import EngineResult
+
+        self._base_views(base)
+        self._parameters(params)
+        files: dict[str, Path] = {}
+        tables: dict[str, pa.Table] = {}
+        for name in sql.ORDER:
+            if name in ("summary_counts", "summary_lists"):
+                continue
+            if name == "message_lookup" and params.lookup_requests is None:
+                continue
+            frame = self.spark.sql(spark_sql(sql.body(name)))
+            if name in PERSISTED:
+                frame = frame.persist()
+            frame.createOrReplaceTempView(name)
+            if name in ("unique_records", "bind_items", "events"):
+                output = {"unique_records": "records", "bind_items": "items"}.get(name, name)
+                files[output] = self._big(output, sink)
+            else:
+                tables[name] = self._small(name)
+                if sink is not None:
+                    sink.table(name, tables[name])
+        row = self.spark.sql(spark_sql(sql.statement("summary_counts"))).toArrow().to_pylist()[0]
+        lists: dict[str, list[tuple[str, int]]] = {}
+        for entry in self.spark.sql(spark_sql(sql.statement("summary_lists"))).toArrow().to_pylist():
+            lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
+        return EngineResult(files, tables, row, lists)
+
+
+def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, *,
+                        master: str = DEFAULT_MASTER, spark: Any = None) -> Any:
+    """``api.analyze_files`` on Spark: the same ``AnalysisResult`` (and outputs through ``writer``)."""
+    from mia_bridge.analysis.api import AnalysisResult, InputReport, _parameters
+    from mia_bridge.analysis.summary import build_summary
+
+    work = tempfile.TemporaryDirectory(prefix="mia-spark-")
+    own = spark is None and _active_session() is None  # stopped at the end only when this call started it
+    try:
+        local_work = Path(work.name)
+        spark = spark if spark is not None else session(master)
+        here = _on_this_machine(spark, master)
+        if not here:
+            _ship_package(spark, local_work)
+        # The work folder (the read records, the base tables, spill) must be reachable by every executor: on
+        # a cluster, a path on the cluster's file system (MIA_SPARK_WORK, e.g. hdfs:///tmp/mia).
+        shared = os.environ.get(WORK_ENV) or (local_work / "shared").as_uri()
+        engine = SparkEngine(spark, shared.rstrip("/") + f"/{local_work.name}", local_work / "driver",
+                             local=here and not os.environ.get(WORK_ENV))
+        try:
+            base = engine.ingest([str(p) for p in paths], options.format, options.max_record_bytes)
+            run = SparkAnalysis(engine).run(base, _parameters(options), writer)
+        except _spark_errors() as exc:
+            raise MiaError(f"Spark failed: {spark_message(exc)}") from None
+        finally:
+            if own:
+                spark.stop()
+        frames = {name: table.to_pandas() for name, table in run.tables.items()}
+        lookup = frames.get("message_lookup")
+        reports = [InputReport(**r) for r in base.inputs]
+        summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup,  # type: ignore[arg-type]
+                                options=options, inputs=[vars(r) for r in reports])
+        return AnalysisResult(
+            summary=summary, synced_folders=frames["synced_folders"], throttled_windows=frames["throttled_windows"],
+            contexts=frames["contexts"], leads=frames["leads"], message_lookup=lookup, quarantine=base.quarantine,
+            files=run.files, inputs=reports, work=work)
+    except BaseException:
+        work.cleanup()
+        raise
