@@ -292,10 +292,10 @@ def run_investigation(
     ctx = begin_case(options, ui, backend=backend, now=now)
 
     def analyse(analysis_options: Any) -> Any:
-        from mia_bridge.analysis.api import analyze_records
+        from mia_bridge.analysis.api import analyze_files
+        from mia_bridge.investigate.searches import mail_items_files
 
-        mail_records = [r for r in ctx.records if str(r.get("Operation")) == "MailItemsAccessed"]
-        return analyze_records(mail_records, analysis_options, source="collected MailItemsAccessed records")
+        return analyze_files(mail_items_files(ctx.runs), analysis_options)  # the evidence files, as `mia analyze`
 
     ctx.analyse = analyse
     return run_steps(ctx, [*TENANT_STEPS, *SHARED_STEPS])

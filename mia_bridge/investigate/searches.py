@@ -237,3 +237,12 @@ def all_records(runs: Sequence[SearchRun]) -> list[dict[str, Any]]:
             seen.add(rid)
             out.append(record)
     return out
+
+
+def mail_items_files(runs: Sequence[SearchRun]) -> list[Path]:
+    """The evidence files holding MailItemsAccessed records, in the searches' order: what the analysis reads,
+    as ``mia analyze`` reads files (a record found by several searches is one record: the analysis removes the
+    other copies and counts them)."""
+    return [run.result.path for run in runs
+            if run.result is not None and run.result.path.exists()
+            and any(str(r.get("Operation")) == "MailItemsAccessed" for r in run.records)]  # fmt: skip
