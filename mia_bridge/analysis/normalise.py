@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.readers.base import FLAG_MESSAGE_IDS_LOST, Quarantined, RawRecord
-from mia_bridge.readers.values import PS_OBJECT_ARRAY, as_list, maybe_json, parse_ps_hashtable
+from mia_bridge.records.cells import PS_OBJECT_ARRAY, as_list, maybe_json, parse_ps_hashtable
+from mia_bridge.records.timestamps import parse_time
 
 MAIL_ITEMS_ACCESSED = "MailItemsAccessed"
 

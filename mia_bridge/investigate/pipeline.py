@@ -46,7 +46,6 @@ from mia_bridge.evidence.layout import (
 )
 from mia_bridge.evidence.redaction import Redactor, Scrubber, redaction_record
 from mia_bridge.exports.timeline import write_timeline
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.directory import DirectoryData, collect_directory, save_raw
 from mia_bridge.investigate.enrich_report import enrich_report_tables
 from mia_bridge.investigate.enrich_step import STEP_NAME as AFFECTED_PARTIES
@@ -64,6 +63,7 @@ from mia_bridge.investigate.preflight import IngestionState, ensure_ingestion
 from mia_bridge.investigate.report_model import build_report_model
 from mia_bridge.investigate.searches import SearchRun, all_records, plan_searches, run_searches, write_sparrow_exports
 from mia_bridge.investigate.steps import StepLog, StepOutcome
+from mia_bridge.records import fields as af
 from mia_bridge.report.html import write_report
 
 log = logging.getLogger(__name__)

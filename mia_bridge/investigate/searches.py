@@ -21,7 +21,6 @@ from mia_bridge.errors import MiaError
 from mia_bridge.evidence.store import read_records
 from mia_bridge.exports import sparrow
 from mia_bridge.exports.sparrow_workbook import write_summary_workbook
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.directory import DirectoryData
 from mia_bridge.investigate.license import LicenseDecision
 from mia_bridge.investigate.plan import (
@@ -33,6 +32,7 @@ from mia_bridge.investigate.plan import (
     saml_domain_filter,
 )
 from mia_bridge.investigate.steps import StepLog, StepOutcome, StepStatus
+from mia_bridge.records import fields as af
 
 
 @dataclass

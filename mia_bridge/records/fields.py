@@ -1,8 +1,10 @@
-"""Small readers for AuditData fields the findings need (parameters, addresses, apps, message ids).
+"""Accessors over one AuditData dict, used by every package that reads a record's fields (the findings,
+attribution, offline searches, the timeline, the Sparrow files' selection, the analysis of evidence).
 
 AuditData shapes vary by workload and by export (see exchange-platform-facts.md §1): a one-element
 array may arrive as a bare object, ``ClientIP`` may carry a port, and Exchange admin cmdlet records
-keep their arguments in ``Parameters`` as ``[{Name, Value}]``.
+keep their arguments in ``Parameters`` as ``[{Name, Value}]``. Values are decoded as ``cells`` decodes
+them; times are read by ``timestamps.parse_time``.
 """
 
 from __future__ import annotations
@@ -13,28 +15,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from mia_bridge.analysis.timeparse import parse_time
-from mia_bridge.exports.timeline import parse_creation_time
-from mia_bridge.readers.values import parse_ps_hashtable
+from mia_bridge.records.cells import as_list, parse_ps_hashtable
+from mia_bridge.records.timestamps import parse_time
+
+__all__ = [
+    "access_properties", "accessed_messages", "as_list", "client_ip", "guids_in", "is_throttled", "mail_access_type",
+    "mailbox_of", "name_values", "operation_of", "parameters", "record_apps", "record_id", "record_ip",
+    "record_time", "strip_port", "synced_folders", "unique_by_id", "user_of",
+]  # fmt: skip
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 R = TypeVar("R", bound=Mapping[str, Any])
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith(("[", "{")):
-            try:
-                return as_list(json.loads(text))
-            except ValueError:
-                return [value]
-    return [value]
 
 
 def name_values(value: Any) -> dict[str, str]:
@@ -64,12 +56,25 @@ def strip_port(address: str) -> str:
     return text
 
 
-def record_ip(record: Mapping[str, Any]) -> str:
+def operation_of(record: Mapping[str, Any]) -> str:
+    """The operation, lower case, without Entra's trailing period ("Consent to application.")."""
+    return str(record.get("Operation") or "").strip().rstrip(".").strip().lower()
+
+
+def client_ip(record: Mapping[str, Any]) -> str:
+    """The client address as written, whichever field the workload uses (ClientIPAddress, ClientIP,
+    ActorIpAddress)."""
     for key in ("ClientIPAddress", "ClientIP", "ActorIpAddress"):
         value = record.get(key)
         if value:
-            return strip_port(str(value)).lower()
+            return str(value)
     return ""
+
+
+def record_ip(record: Mapping[str, Any]) -> str:
+    """The client address without port or brackets, lower case (what the findings compare)."""
+    address = client_ip(record)
+    return strip_port(address).lower() if address else ""
 
 
 def record_apps(record: Mapping[str, Any]) -> set[str]:
@@ -86,9 +91,8 @@ def record_apps(record: Mapping[str, Any]) -> set[str]:
 
 
 def record_time(record: Mapping[str, Any]) -> datetime | None:
-    """CreationTime as aware UTC; exports' other spellings (US dates, Sentinel's) are read too."""
-    value = record.get("CreationTime")
-    return parse_creation_time(value) or (parse_time(value) if isinstance(value, str) else None)
+    """CreationTime as aware UTC (``parse_time``: ISO 8601 and the portals' US dates); None when unreadable."""
+    return parse_time(record.get("CreationTime"))
 
 
 def record_id(record: Mapping[str, Any]) -> str:
