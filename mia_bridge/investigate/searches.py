@@ -245,4 +245,4 @@ def mail_items_files(runs: Sequence[SearchRun]) -> list[Path]:
     other copies and counts them)."""
     return [run.result.path for run in runs
             if run.result is not None and run.result.path.exists()
-            and any(str(r.get("Operation")) == "MailItemsAccessed" for r in run.records)]  # fmt: skip
+            and any(af.operation_of(r) == "mailitemsaccessed" for r in run.records)]  # fmt: skip
