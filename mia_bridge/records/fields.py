@@ -19,14 +19,66 @@ from mia_bridge.records.cells import as_list, parse_ps_hashtable
 from mia_bridge.records.timestamps import parse_time
 
 __all__ = [
-    "access_properties", "accessed_messages", "as_list", "client_ip", "guids_in", "is_throttled", "mail_access_type",
-    "mailbox_of", "name_values", "operation_of", "parameters", "record_apps", "record_id", "record_ip",
-    "record_time", "strip_port", "synced_folders", "unique_by_id", "user_of",
+    "LOGON_TYPES",
+    "RECORD_TYPE_NAMES",
+    "access_properties",
+    "accessed_messages",
+    "as_list",
+    "client_ip",
+    "guids_in",
+    "is_throttled",
+    "mail_access_type",
+    "mailbox_of",
+    "name_values",
+    "operation_of",
+    "parameters",
+    "record_apps",
+    "record_id",
+    "record_ip",
+    "record_time",
+    "record_type_code",
+    "strip_port",
+    "synced_folders",
+    "unique_by_id",
+    "user_of",
 ]  # fmt: skip
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 R = TypeVar("R", bound=Mapping[str, Any])
+
+# AuditLogRecordType (Management Activity API schema): name -> number; LogonType: number -> name.
+RECORD_TYPE_NAMES: dict[str, int] = {
+    "ExchangeAdmin": 1, "ExchangeItem": 2, "ExchangeItemGroup": 3, "SharePoint": 4,
+    "SharePointFileOperation": 6, "OneDrive": 7, "AzureActiveDirectory": 8,
+    "AzureActiveDirectoryAccountLogon": 9, "DataCenterSecurityCmdlet": 10, "ComplianceDLPSharePoint": 11,
+    "Sway": 12, "ComplianceDLPExchange": 13, "SharePointSharingOperation": 14,
+    "AzureActiveDirectoryStsLogon": 15, "SkypeForBusinessPSTNUsage": 16, "SkypeForBusinessUsersBlocked": 17,
+    "SecurityComplianceCenterEOPCmdlet": 18, "ExchangeAggregatedOperation": 19, "PowerBIAudit": 20,
+    "MicrosoftTeams": 25, "ThreatIntelligence": 28, "MailSubmission": 29, "MicrosoftFlow": 30,
+    "AeD": 31, "MicrosoftStream": 32, "ComplianceDLPSharePointClassification": 33,
+    "ThreatFinder": 34, "Project": 35, "SharePointListOperation": 36, "SharePointCommentOperation": 37,
+    "DataGovernance": 38, "Kaizala": 39, "SecurityComplianceAlerts": 40, "ThreatIntelligenceUrl": 41,
+    "SecurityComplianceInsights": 42, "MIPLabel": 43, "WorkplaceAnalytics": 44, "PowerAppsApp": 45,
+    "PowerAppsPlan": 46, "ThreatIntelligenceAtpContent": 47, "LabelContentExplorer": 48,
+    "TeamsHealthcare": 49, "ExchangeItemAggregated": 50, "HygieneEvent": 51, "DataInsightsRestApiAudit": 52,
+    "InformationBarrierPolicyApplication": 53, "SharePointListItemOperation": 54,
+    "SharePointContentTypeOperation": 55, "SharePointFieldOperation": 56,
+}
+LOGON_TYPES: dict[str, str] = {"0": "Owner", "1": "Admin", "2": "Delegated", "3": "Transport", "4": "SystemService",
+               "5": "BestAccess", "6": "DelegatedAdmin"}
+
+
+def record_type_code(value: Any) -> int | None:
+    """A RecordType given as its number (``50``, ``"50"``) or its name (``ExchangeItemAggregated``, any case);
+    None for a name this table does not know."""
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    return _RECORD_TYPE_CODES.get(text.lower())
+
+
+_RECORD_TYPE_CODES = {name.lower(): code for name, code in RECORD_TYPE_NAMES.items()}
 
 
 def name_values(value: Any) -> dict[str, str]:

@@ -87,3 +87,9 @@ def test_every_real_sample_record_reads(parts: tuple[str, str]) -> None:
     assert read
     for record in read:
         _every_accessor(record.data)
+
+
+def test_record_type_by_number_or_name() -> None:
+    assert fields.record_type_code(50) == fields.record_type_code(" 50 ") == 50
+    assert fields.record_type_code("exchangeitemaggregated") == fields.RECORD_TYPE_NAMES["ExchangeItemAggregated"]
+    assert fields.record_type_code("NoSuchType") is None and fields.record_type_code(None) is None
