@@ -66,12 +66,7 @@ LAYERS: tuple[Layer, ...] = (
 )
 
 # Known imports against the order: (importing module, imported module) -> who removes it and how.
-ALLOWED: dict[tuple[str, str], str] = {
-    # collect/rowcheck.py needs the RecordType name -> number table, which lives in analysis/normalise.py
-    # (analysis/ is owned by tasks "eng"/"ingest" in this round). Integrator: move RECORD_TYPE_NAMES into
-    # the record layer (foundation) once task "records" has landed, import it from there in both places.
-    ("mia_bridge.collect.rowcheck", "mia_bridge.analysis.normalise"): "integrator, after task records",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 _MODULE_NAME = re.compile(rf"^{ROOT}(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 

@@ -28,9 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mia_bridge.analysis.normalise import LOGON_TYPES, RECORD_TYPE_NAMES
-from mia_bridge.analysis.timeparse import parse_time
-from mia_bridge.readers.values import PS_OBJECT_ARRAY, parse_ps_hashtable
+from mia_bridge.records.cells import PS_OBJECT_ARRAY, parse_ps_hashtable
+from mia_bridge.records.fields import LOGON_TYPES, RECORD_TYPE_NAMES
+from mia_bridge.records.timestamps import parse_time
 
 # Values nested deeper than this (JSON inside strings inside JSON ...) are compared as their text.
 MAX_DEPTH = 64

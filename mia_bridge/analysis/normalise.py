@@ -14,31 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.readers.base import FLAG_MESSAGE_IDS_LOST, Quarantined, RawRecord
-from mia_bridge.readers.values import PS_OBJECT_ARRAY, as_list, maybe_json, parse_ps_hashtable
+from mia_bridge.records.cells import PS_OBJECT_ARRAY, as_list, maybe_json, parse_ps_hashtable
+from mia_bridge.records.fields import LOGON_TYPES, RECORD_TYPE_NAMES
+from mia_bridge.records.timestamps import parse_time
 
 MAIL_ITEMS_ACCESSED = "MailItemsAccessed"
-
-RECORD_TYPE_NAMES = {
-    "ExchangeAdmin": 1, "ExchangeItem": 2, "ExchangeItemGroup": 3, "SharePoint": 4,
-    "SharePointFileOperation": 6, "OneDrive": 7, "AzureActiveDirectory": 8,
-    "AzureActiveDirectoryAccountLogon": 9, "DataCenterSecurityCmdlet": 10, "ComplianceDLPSharePoint": 11,
-    "Sway": 12, "ComplianceDLPExchange": 13, "SharePointSharingOperation": 14,
-    "AzureActiveDirectoryStsLogon": 15, "SkypeForBusinessPSTNUsage": 16, "SkypeForBusinessUsersBlocked": 17,
-    "SecurityComplianceCenterEOPCmdlet": 18, "ExchangeAggregatedOperation": 19, "PowerBIAudit": 20,
-    "MicrosoftTeams": 25, "ThreatIntelligence": 28, "MailSubmission": 29, "MicrosoftFlow": 30,
-    "AeD": 31, "MicrosoftStream": 32, "ComplianceDLPSharePointClassification": 33,
-    "ThreatFinder": 34, "Project": 35, "SharePointListOperation": 36, "SharePointCommentOperation": 37,
-    "DataGovernance": 38, "Kaizala": 39, "SecurityComplianceAlerts": 40, "ThreatIntelligenceUrl": 41,
-    "SecurityComplianceInsights": 42, "MIPLabel": 43, "WorkplaceAnalytics": 44, "PowerAppsApp": 45,
-    "PowerAppsPlan": 46, "ThreatIntelligenceAtpContent": 47, "LabelContentExplorer": 48,
-    "TeamsHealthcare": 49, "ExchangeItemAggregated": 50, "HygieneEvent": 51, "DataInsightsRestApiAudit": 52,
-    "InformationBarrierPolicyApplication": 53, "SharePointListItemOperation": 54,
-    "SharePointContentTypeOperation": 55, "SharePointFieldOperation": 56,
-}
-LOGON_TYPES = {"0": "Owner", "1": "Admin", "2": "Delegated", "3": "Transport", "4": "SystemService",
-               "5": "BestAccess", "6": "DelegatedAdmin"}
 
 # The nanosecond timestamps of the tables (pandas, Parquet) span 1677-09-21 to 2262-04-11; a record dated
 # outside (CreationTime 0001-01-01 is seen in damaged exports) is quarantined, not allowed to stop the run.

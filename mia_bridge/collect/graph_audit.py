@@ -47,6 +47,7 @@ from mia_bridge.collect.windows import Window
 from mia_bridge.errors import BridgeTimeoutError, CollectError, ThrottledError, UsageError
 from mia_bridge.evidence import manifest, seal
 from mia_bridge.evidence.store import AuditRow, EvidenceFile, parse_row
+from mia_bridge.records.timestamps import epoch_seconds
 
 if TYPE_CHECKING:
     from mia_bridge.collect.engine import CollectOptions, Progress, QueryResult
@@ -253,25 +254,14 @@ class _WindowRun:
                            hint="rerun the same command; it resumes")
 
 
-def _epoch(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    try:
-        stamp = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    return int((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp())
-
-
 def _row(record: dict[str, Any]) -> AuditRow:
     """auditData as received (serialised once, compact); a record without an auditData object with an ``Id`` goes
     through ``parse_row`` (kept whole in the side file when it has none)."""
     audit = record.get("auditData")
     if isinstance(audit, dict) and audit.get("Id"):
-        when = _epoch(audit.get("CreationTime"))
+        when = epoch_seconds(audit.get("CreationTime"))
         return AuditRow(key=str(audit["Id"]).lower(), text=json.dumps(audit, separators=(",", ":"), ensure_ascii=False),
-                        time=when if when is not None else _epoch(record.get("createdDateTime")), parsed=True)
+                        time=when if when is not None else epoch_seconds(record.get("createdDateTime")), parsed=True)
     if isinstance(audit, dict):
         return parse_row(audit, record.get("createdDateTime"), record.get("id"))
     return parse_row(json.dumps(record, ensure_ascii=False), record.get("createdDateTime"), record.get("id"))

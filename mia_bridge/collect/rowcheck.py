@@ -16,6 +16,7 @@ from typing import Any
 
 from mia_bridge.collect.windows import Window
 from mia_bridge.evidence.store import AuditRow
+from mia_bridge.records.fields import record_type_code
 
 
 def _operation(name: str) -> str:
@@ -31,16 +32,6 @@ def _values(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def _record_type(value: Any) -> int | None:
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    from mia_bridge.analysis.normalise import RECORD_TYPE_NAMES
-
-    for name, code in RECORD_TYPE_NAMES.items():
-        if name.lower() == text.lower():
-            return code
-    return None  # a type this table does not know: not checked
 
 
 def _spellings(value: str) -> set[str]:
@@ -56,7 +47,7 @@ class RowCheck:
     def __init__(self, params: dict[str, Any], window: Window) -> None:
         self.window = window
         self.operations = {_operation(v) for v in _values(params.get("Operations"))}
-        codes = [_record_type(v) for v in _values(params.get("RecordType"))]
+        codes = [record_type_code(v) for v in _values(params.get("RecordType"))]
         self.record_types = {c for c in codes if c is not None} if codes and None not in codes else set()
         self.user_ids = {v.strip().lower() for v in _values(params.get("UserIds"))}
         # Each filter is a list of alternatives: the row must contain one of each list.
@@ -87,7 +78,7 @@ class RowCheck:
             return f"a row not matching the filters (record {row.key}, Operation {operation!r})"
         code = record.get("RecordType")
         if self.record_types and code is not None:
-            found = _record_type(code)
+            found = record_type_code(code)
             if found is not None and found not in self.record_types:
                 return f"a row not matching the filters (record {row.key}, RecordType {code!r})"
         user = record.get("UserId")

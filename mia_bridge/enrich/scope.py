@@ -19,6 +19,7 @@ import pandas as pd
 from mia_bridge.enrich.model import ACCESSED, ExposedMessage, normalise_id
 from mia_bridge.errors import UsageError
 from mia_bridge.evidence.layout import ANALYSIS_DIR, DIRECTORY_DIR, FINDINGS_NAME
+from mia_bridge.records.timestamps import parse_time
 
 ANALYSIS_DIRS = (ANALYSIS_DIR, ".")
 
@@ -64,12 +65,10 @@ def _rows(folder: Path, name: str) -> list[dict[str, Any]]:
 
 
 def _time(value: Any) -> datetime | None:
-    if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)):
+    """A time of an analysis table (a Parquet timestamp, or the CSV's text) as a UTC datetime."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return stamp.tz_convert("UTC").to_pydatetime()
+    return parse_time(value.to_pydatetime() if isinstance(value, pd.Timestamp) else value)
 
 
 def _text(row: dict[str, Any], name: str) -> str:

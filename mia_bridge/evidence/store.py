@@ -22,13 +22,12 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mia_bridge.errors import EvidenceError
 from mia_bridge.evidence.layout import EVIDENCE_DIR, STATE_DIR
+from mia_bridge.records.timestamps import epoch_seconds
 from mia_bridge.safe_files import make_dir, open_private
 
 _RESTART = "start a new case with a fresh --out (keep this folder for examination)"
@@ -58,20 +57,6 @@ class AuditRow:
     parsed: bool
 
 
-@lru_cache(maxsize=65536)
-def _parse_time(value: str) -> int | None:
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if stamp.tzinfo is None:  # audit times without a zone are UTC
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp())
-
-
 def parse_row(audit_data: Any, fallback_time: Any = None, identity: Any = None) -> AuditRow:
     """Build an ``AuditRow`` from the AuditData property of one Search-UnifiedAuditLog row."""
     if isinstance(audit_data, dict | list):  # a backend already parsed it: store canonical JSON
@@ -84,21 +69,13 @@ def parse_row(audit_data: Any, fallback_time: Any = None, identity: Any = None) 
         obj = None
     if isinstance(obj, dict) and obj.get("Id"):
         created = obj.get("CreationTime")
-        ts = _parse_time(created) if isinstance(created, str) else None
+        ts = epoch_seconds(created)
         if ts is None:
-            ts = _fallback_time(fallback_time)
+            ts = epoch_seconds(fallback_time)
         return AuditRow(key=str(obj["Id"]).lower(), text=text, time=ts, parsed=True)
     basis = str(identity) if identity else text
     key = "sha256:" + hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
-    return AuditRow(key=key, text=text, time=_fallback_time(fallback_time), parsed=False)
-
-
-def _fallback_time(value: Any) -> int | None:
-    if isinstance(value, datetime):
-        return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
-    if isinstance(value, str):
-        return _parse_time(value)
-    return None
+    return AuditRow(key=key, text=text, time=epoch_seconds(fallback_time), parsed=False)
 
 
 @dataclass

@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mia_bridge.csv_safety import write_rows
 from mia_bridge.errors import ExportError
+from mia_bridge.records.fields import client_ip, mail_access_type, record_time
 
 TIMELINE_COLUMNS: tuple[str, ...] = (
     "message", "datetime", "timestamp_desc", "record_id", "operation", "user_id", "client_ip", "app_id",
@@ -28,40 +29,6 @@ TIMESTAMP_DESC = "Audit record creation time"
 class TimelineStats:
     rows: int
     undated: int
-
-
-def parse_creation_time(value: Any) -> datetime | None:
-    """AuditData ``CreationTime`` (``2022-10-25T18:23:04``, no zone, UTC) as an aware datetime."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def client_ip(record: Mapping[str, Any]) -> str:
-    """The client address, whichever field the workload uses."""
-    for key in ("ClientIPAddress", "ClientIP", "ActorIpAddress"):
-        value = record.get(key)
-        if value:
-            return str(value)
-    return ""
-
-
-def mail_access_type(record: Mapping[str, Any]) -> str:
-    props = record.get("OperationProperties")
-    if isinstance(props, dict):
-        props = [props]
-    if isinstance(props, list):
-        for prop in props:
-            if isinstance(prop, dict) and prop.get("Name") == "MailAccessType":
-                return str(prop.get("Value", ""))
-    return ""
 
 
 def _message(record: Mapping[str, Any]) -> str:
@@ -99,7 +66,7 @@ def write_timeline(
             if record_id in seen:
                 continue
             seen.add(record_id)
-        when = parse_creation_time(record.get("CreationTime"))
+        when = record_time(record)
         row = [
             _message(record),
             when.isoformat() if when else "",

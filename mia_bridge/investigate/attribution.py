@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.indicators import (
     APP_CHANGE_OPS,
     APP_ROLE_OPS,
@@ -29,9 +28,10 @@ from mia_bridge.investigate.indicators import (
     inbox_rule_forwarding,
     is_external,
     mailbox_forwarding,
-    operation_of,
     saml_flagged,
 )
+from mia_bridge.records import fields as af
+from mia_bridge.records.fields import operation_of
 
 Record = Mapping[str, Any]
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.attribution import AttackerContext, attribute
 from mia_bridge.investigate.indicators import (
     APP_CHANGE_OPS,
@@ -33,10 +32,11 @@ from mia_bridge.investigate.indicators import (
     is_external,
     is_powershell,
     mailbox_forwarding,
-    operation_of,
     saml_flagged,
 )
 from mia_bridge.investigate.plan import PERMISSION_OPERATIONS
+from mia_bridge.records import fields as af
+from mia_bridge.records.fields import operation_of
 
 Record = Mapping[str, Any]
 

@@ -11,8 +11,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.plan import AAD_POWERSHELL_APP_ID, EXO_POWERSHELL_APP_ID, INBOX_RULE_OPERATIONS
+from mia_bridge.records import fields as af
+from mia_bridge.records.fields import operation_of
 
 Record = Mapping[str, Any]
 
@@ -29,11 +30,6 @@ APP_CHANGE_OPS = {"update application", "update service principal"}
 FEDERATION_OPS = {"set domain authentication", "set federation settings on domain"}
 LOGIN_OPS = {"userloggedin", "userloginfailed", "mailboxlogin"}
 INBOX_RULE_OPS = {o.lower() for o in INBOX_RULE_OPERATIONS}
-
-
-def operation_of(record: Record) -> str:
-    """The operation, lower case, without Entra's trailing period."""
-    return str(record.get("Operation") or "").strip().rstrip(".").strip().lower()
 
 
 def is_external(address: str, tenant_domains: set[str]) -> bool:

@@ -30,13 +30,13 @@ from mia_bridge import safe_files
 from mia_bridge.collect.engine import QueryCounts, QueryResult
 from mia_bridge.errors import MiaError, ReaderError, UnreadableInput, UsageError
 from mia_bridge.evidence import layout, manifest
-from mia_bridge.investigate import audit_fields as af
-from mia_bridge.investigate.indicators import operation_of
 from mia_bridge.investigate.plan import SearchSpec
 from mia_bridge.investigate.searches import SearchRun
 from mia_bridge.investigate.steps import StepOutcome, StepStatus
 from mia_bridge.readers.base import Quarantined, RawRecord
 from mia_bridge.readers.registry import prepare, read_prepared
+from mia_bridge.records import fields as af
+from mia_bridge.records.fields import operation_of
 
 EXPORTS_DIR = Path(layout.EXPORTS_DIR)
 # Formats that hold less than the whole AuditData record (renamed or dropped fields, column subsets), read

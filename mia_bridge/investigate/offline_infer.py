@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from mia_bridge.investigate import audit_fields as af
-from mia_bridge.investigate.indicators import FEDERATION_OPS, operation_of
+from mia_bridge.investigate.indicators import FEDERATION_OPS
 from mia_bridge.investigate.offline import ExportSet
 from mia_bridge.investigate.plan import GUID_RE
+from mia_bridge.records import fields as af
+from mia_bridge.records.fields import operation_of
 
 
 def infer_tenant_domains(exports: ExportSet) -> list[str]:

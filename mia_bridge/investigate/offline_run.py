@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mia_bridge.investigate.directory import DirectoryData
-from mia_bridge.investigate.indicators import operation_of
 from mia_bridge.investigate.license import LicenseDecision, LicensePolicy
 from mia_bridge.investigate.offline import (
     EXPORTS_DIR,
@@ -44,6 +43,7 @@ from mia_bridge.investigate.pipeline import (
 )
 from mia_bridge.investigate.plan import SAML_SEARCH, SPARROW_TENANT_SEARCHES, SearchSpec, app_searches, mailbox_searches
 from mia_bridge.investigate.searches import all_records, plan_searches
+from mia_bridge.records.fields import operation_of
 
 ANY_APP = "00000000-0000-0000-0000-000000000000"
 NO_TENANT = "no tenant access (--from-exports)"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.layout import SHAREABLE
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.steps import StepStatus
+from mia_bridge.records import fields as af
 from mia_bridge.report.html import (
     SEVERITIES,
     EvidenceFile,

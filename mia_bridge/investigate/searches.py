@@ -21,7 +21,6 @@ from mia_bridge.errors import MiaError
 from mia_bridge.evidence.store import read_records
 from mia_bridge.exports import sparrow
 from mia_bridge.exports.sparrow_workbook import write_summary_workbook
-from mia_bridge.investigate import audit_fields as af
 from mia_bridge.investigate.directory import DirectoryData
 from mia_bridge.investigate.license import LicenseDecision
 from mia_bridge.investigate.plan import (
@@ -33,6 +32,7 @@ from mia_bridge.investigate.plan import (
     saml_domain_filter,
 )
 from mia_bridge.investigate.steps import StepLog, StepOutcome, StepStatus
+from mia_bridge.records import fields as af
 
 
 @dataclass
@@ -237,3 +237,12 @@ def all_records(runs: Sequence[SearchRun]) -> list[dict[str, Any]]:
             seen.add(rid)
             out.append(record)
     return out
+
+
+def mail_items_files(runs: Sequence[SearchRun]) -> list[Path]:
+    """The evidence files holding MailItemsAccessed records, in the searches' order: what the analysis reads,
+    as ``mia analyze`` reads files (a record found by several searches is one record: the analysis removes the
+    other copies and counts them)."""
+    return [run.result.path for run in runs
+            if run.result is not None and run.result.path.exists()
+            and any(af.operation_of(r) == "mailitemsaccessed" for r in run.records)]  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 from mia_bridge.readers.base import Quarantined, RawRecord, Sniff
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
-from mia_bridge.readers.values import parse_json
+from mia_bridge.records.cells import parse_json
 
 
 def record_of_row(row: dict[str, str]) -> dict[str, Any] | str:

@@ -14,7 +14,8 @@ from typing import Any
 from mia_bridge.readers.base import FLAG_NO_RAW_EVENT, Quarantined, RawRecord, Reader, Sniff
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
-from mia_bridge.readers.values import iter_csv_rows, parse_json
+from mia_bridge.readers.values import iter_csv_rows
+from mia_bridge.records.cells import parse_json
 
 
 def _from_columns(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,15 +17,8 @@ from typing import Any, TextIO
 
 from mia_bridge.readers.base import Sniff
 from mia_bridge.readers.decoding import DecodedInput
-from mia_bridge.readers.values import (
-    DEFAULT_MAX_RECORD_BYTES,
-    EXCERPT,
-    MAX_DEPTH,
-    NUL_IN_RECORD,
-    oversize_reason,
-    parse_json,
-    too_deep,
-)
+from mia_bridge.readers.values import DEFAULT_MAX_RECORD_BYTES, EXCERPT, oversize_reason
+from mia_bridge.records.cells import MAX_DEPTH, NUL_IN_RECORD, parse_json, too_deep
 
 _DECODER = json.JSONDecoder()
 

@@ -12,7 +12,7 @@ from typing import Any
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff, records_from
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
-from mia_bridge.readers.values import parse_json
+from mia_bridge.records.cells import parse_json
 
 _API_KEYS = frozenset({"Operation", "CreationTime", "RecordType", "AuditData", "auditData", "Workload"})
 _EXPORT_FIELDS = (("CreationDate", "CreationTime"), ("Operations", "Operation"), ("UserIds", "UserId"))

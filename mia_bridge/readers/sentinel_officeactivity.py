@@ -15,7 +15,7 @@ from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff, recor
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.json_records import iter_json_objects
-from mia_bridge.readers.values import maybe_json
+from mia_bridge.records.cells import maybe_json
 
 # Sentinel column -> AuditData field. Columns not listed keep their name.
 FIELD_MAP = {

@@ -13,7 +13,7 @@ from typing import Any
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
-from mia_bridge.readers.values import maybe_json
+from mia_bridge.records.cells import maybe_json
 
 # Common to all four Sparrow column sets.
 REQUIRED = frozenset({"CreationTime", "Id", "Operation", "RecordType", "UserKey", "UserType", "Workload"})

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mia_bridge.records import timestamps
+
 IntArray = npt.NDArray[np.int64]
 
 # AuditLogRecordType (Management Activity API schema): the values the simulation emits and filters on.
@@ -62,14 +64,11 @@ def record_type_code(value: Any) -> int | None:
 
 
 def parse_creation_time(value: str) -> int:
-    """AuditData CreationTime (UTC, usually without zone) as epoch seconds."""
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1]
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return int((parsed.replace(tzinfo=UTC) - _EPOCH).total_seconds())
+    """AuditData CreationTime (UTC, usually without zone) as epoch seconds; ValueError when unreadable."""
+    seconds = timestamps.epoch_seconds(value)
+    if seconds is None:
+        raise ValueError(f"unreadable CreationTime {value[:60]!r}")
+    return seconds
 
 
 def epoch_seconds(moment: datetime) -> int:

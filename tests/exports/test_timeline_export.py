@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mia_bridge.exports.timeline import TIMELINE_COLUMNS, parse_creation_time, write_timeline
+from mia_bridge.exports.timeline import TIMELINE_COLUMNS, write_timeline
 
 
 def test_timeline_sorted_labelled_and_keeps_undated(tmp_path: Path) -> None:
@@ -30,6 +30,18 @@ def test_timeline_sorted_labelled_and_keeps_undated(tmp_path: Path) -> None:
     assert rows[2]["datetime"] == ""
 
 
-def test_parse_creation_time() -> None:
-    assert parse_creation_time("2024-05-01T09:00:00Z") == parse_creation_time("2024-05-01T09:00:00")
-    assert parse_creation_time(None) is None
+def test_times_are_read_by_the_record_layer(tmp_path: Path) -> None:
+    """The timeline dates a record as the analysis does: Z, offsets (as UTC) and the portals' US dates."""
+    records = [
+        {"Id": "z", "CreationTime": "2024-05-01T09:00:00Z"},
+        {"Id": "offset", "CreationTime": "2024-05-01T11:00:01+02:00"},
+        {"Id": "us", "CreationTime": "5/1/2024, 9:00:02.000 AM"},
+        {"Id": "none"},
+    ]
+    path = tmp_path / "timeline.csv"
+    assert write_timeline(path, records).undated == 1
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert [(r["record_id"], r["datetime"]) for r in rows] == [
+        ("z", "2024-05-01T09:00:00+00:00"), ("offset", "2024-05-01T09:00:01+00:00"),
+        ("us", "2024-05-01T09:00:02+00:00"), ("none", ""),
+    ]  # fmt: skip

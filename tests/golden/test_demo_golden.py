@@ -23,7 +23,10 @@ GOLDEN = Path(__file__).with_name("demo_case.json")
 # properties, message-trace query timings and the enrichment's clock), so they are listed, not hashed.
 VOLATILE = {"manifest.json", "report.html", "sparrow/Summary_Export.xlsx", "enrich/summary.json",
             "enrich/message_trace_queries.jsonl", "enrich/raw/message_trace.jsonl"}
-PATH_NORMALISED = {"investigation.json"}
+# Name the case folder: investigation.json, and the analysis's provenance (summary inputs, source_file of the
+# records and events), which names the evidence files it read.
+PATH_NORMALISED = {"investigation.json", "analysis/summary.json", "analysis/events.csv", "analysis/events.parquet",
+                   "analysis/records.parquet"}
 
 
 def _is_volatile(name: str) -> bool:

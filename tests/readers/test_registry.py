@@ -9,8 +9,8 @@ import pytest
 
 import mia_bridge.readers as readers_pkg
 from mia_bridge.analysis.normalise import norm_ip, norm_message_id
-from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.readers import format_names
+from mia_bridge.records.timestamps import parse_time
 
 _HELPERS = {"base", "registry", "decoding", "values", "json_records", "auditdata_csv", "csv_records"}
 

@@ -13,11 +13,11 @@ from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWrite
 from mia_bridge.analysis.engines import EMBEDDED, ENGINES, SPARK
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
-from mia_bridge.analysis.timeparse import parse_time
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.errors import UsageError
 from mia_bridge.readers import format_names
 from mia_bridge.readers.values import DEFAULT_MAX_RECORD_BYTES
+from mia_bridge.records.timestamps import parse_time
 
 _SHOWN_PROBLEMS = 10
 

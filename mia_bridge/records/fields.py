@@ -1,8 +1,10 @@
-"""Small readers for AuditData fields the findings need (parameters, addresses, apps, message ids).
+"""Accessors over one AuditData dict, used by every package that reads a record's fields (the findings,
+attribution, offline searches, the timeline, the Sparrow files' selection, the analysis of evidence).
 
 AuditData shapes vary by workload and by export (see exchange-platform-facts.md §1): a one-element
 array may arrive as a bare object, ``ClientIP`` may carry a port, and Exchange admin cmdlet records
-keep their arguments in ``Parameters`` as ``[{Name, Value}]``.
+keep their arguments in ``Parameters`` as ``[{Name, Value}]``. Values are decoded as ``cells`` decodes
+them; times are read by ``timestamps.parse_time``.
 """
 
 from __future__ import annotations
@@ -13,28 +15,70 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from mia_bridge.analysis.timeparse import parse_time
-from mia_bridge.exports.timeline import parse_creation_time
-from mia_bridge.readers.values import parse_ps_hashtable
+from mia_bridge.records.cells import as_list, parse_ps_hashtable
+from mia_bridge.records.timestamps import parse_time
+
+__all__ = [
+    "LOGON_TYPES",
+    "RECORD_TYPE_NAMES",
+    "access_properties",
+    "accessed_messages",
+    "as_list",
+    "client_ip",
+    "guids_in",
+    "is_throttled",
+    "mail_access_type",
+    "mailbox_of",
+    "name_values",
+    "operation_of",
+    "parameters",
+    "record_apps",
+    "record_id",
+    "record_ip",
+    "record_time",
+    "record_type_code",
+    "strip_port",
+    "synced_folders",
+    "unique_by_id",
+    "user_of",
+]  # fmt: skip
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 R = TypeVar("R", bound=Mapping[str, Any])
 
+# AuditLogRecordType (Management Activity API schema): name -> number; LogonType: number -> name.
+RECORD_TYPE_NAMES: dict[str, int] = {
+    "ExchangeAdmin": 1, "ExchangeItem": 2, "ExchangeItemGroup": 3, "SharePoint": 4,
+    "SharePointFileOperation": 6, "OneDrive": 7, "AzureActiveDirectory": 8,
+    "AzureActiveDirectoryAccountLogon": 9, "DataCenterSecurityCmdlet": 10, "ComplianceDLPSharePoint": 11,
+    "Sway": 12, "ComplianceDLPExchange": 13, "SharePointSharingOperation": 14,
+    "AzureActiveDirectoryStsLogon": 15, "SkypeForBusinessPSTNUsage": 16, "SkypeForBusinessUsersBlocked": 17,
+    "SecurityComplianceCenterEOPCmdlet": 18, "ExchangeAggregatedOperation": 19, "PowerBIAudit": 20,
+    "MicrosoftTeams": 25, "ThreatIntelligence": 28, "MailSubmission": 29, "MicrosoftFlow": 30,
+    "AeD": 31, "MicrosoftStream": 32, "ComplianceDLPSharePointClassification": 33,
+    "ThreatFinder": 34, "Project": 35, "SharePointListOperation": 36, "SharePointCommentOperation": 37,
+    "DataGovernance": 38, "Kaizala": 39, "SecurityComplianceAlerts": 40, "ThreatIntelligenceUrl": 41,
+    "SecurityComplianceInsights": 42, "MIPLabel": 43, "WorkplaceAnalytics": 44, "PowerAppsApp": 45,
+    "PowerAppsPlan": 46, "ThreatIntelligenceAtpContent": 47, "LabelContentExplorer": 48,
+    "TeamsHealthcare": 49, "ExchangeItemAggregated": 50, "HygieneEvent": 51, "DataInsightsRestApiAudit": 52,
+    "InformationBarrierPolicyApplication": 53, "SharePointListItemOperation": 54,
+    "SharePointContentTypeOperation": 55, "SharePointFieldOperation": 56,
+}
+LOGON_TYPES: dict[str, str] = {"0": "Owner", "1": "Admin", "2": "Delegated", "3": "Transport", "4": "SystemService",
+               "5": "BestAccess", "6": "DelegatedAdmin"}
 
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith(("[", "{")):
-            try:
-                return as_list(json.loads(text))
-            except ValueError:
-                return [value]
-    return [value]
+
+def record_type_code(value: Any) -> int | None:
+    """A RecordType given as its number (``50``, ``"50"``) or its name (``ExchangeItemAggregated``, any case);
+    None for a name this table does not know."""
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    return _RECORD_TYPE_CODES.get(text.lower())
+
+
+_RECORD_TYPE_CODES = {name.lower(): code for name, code in RECORD_TYPE_NAMES.items()}
 
 
 def name_values(value: Any) -> dict[str, str]:
@@ -64,12 +108,25 @@ def strip_port(address: str) -> str:
     return text
 
 
-def record_ip(record: Mapping[str, Any]) -> str:
+def operation_of(record: Mapping[str, Any]) -> str:
+    """The operation, lower case, without Entra's trailing period ("Consent to application.")."""
+    return str(record.get("Operation") or "").strip().rstrip(".").strip().lower()
+
+
+def client_ip(record: Mapping[str, Any]) -> str:
+    """The client address as written, whichever field the workload uses (ClientIPAddress, ClientIP,
+    ActorIpAddress)."""
     for key in ("ClientIPAddress", "ClientIP", "ActorIpAddress"):
         value = record.get(key)
         if value:
-            return strip_port(str(value)).lower()
+            return str(value)
     return ""
+
+
+def record_ip(record: Mapping[str, Any]) -> str:
+    """The client address without port or brackets, lower case (what the findings compare)."""
+    address = client_ip(record)
+    return strip_port(address).lower() if address else ""
 
 
 def record_apps(record: Mapping[str, Any]) -> set[str]:
@@ -86,9 +143,8 @@ def record_apps(record: Mapping[str, Any]) -> set[str]:
 
 
 def record_time(record: Mapping[str, Any]) -> datetime | None:
-    """CreationTime as aware UTC; exports' other spellings (US dates, Sentinel's) are read too."""
-    value = record.get("CreationTime")
-    return parse_creation_time(value) or (parse_time(value) if isinstance(value, str) else None)
+    """CreationTime as aware UTC (``parse_time``: ISO 8601 and the portals' US dates); None when unreadable."""
+    return parse_time(record.get("CreationTime"))
 
 
 def record_id(record: Mapping[str, Any]) -> str:
