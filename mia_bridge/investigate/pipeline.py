@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow.parquet as pq
+
 from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.collect.engine import CollectOptions, Progress
 from mia_bridge.enrich.api import EnrichOptions
@@ -759,13 +761,14 @@ def _analyse(
         return {}
     result.files.extend(written.values())
     summary = analysis.summary
+    counts = summary["mail_items_accessed"]
     result.analysis = analysis
     # Microsoft's order: throttling first, then sync, then bind, then the message ids
     steps.done(
         "MailItemsAccessed analysis",
         (f"{cannot_answer}; " if cannot_answer else "")
         + f"{len(analysis.throttled_windows)} throttled 24 h window(s); {len(analysis.synced_folders)} folder syncs; "
-        f"{len(analysis.bind_items)} item accesses (bind) in {len(analysis.events)} events"
+        f"{counts['items_accessed']} item accesses (bind) in {counts['events']} events"
         + (f"; {len(analysis.message_lookup)} message id(s) looked up" if analysis.message_lookup is not None else ""),
         attention=bool(cannot_answer),
     )
@@ -776,15 +779,16 @@ def _analyse(
 
 
 def _bound_message_ids(analysis: Any, mailboxes: tuple[str, ...]) -> dict[str, int]:
-    """Distinct message ids bound in each mailbox, the item table read a slice at a time: built whole, it holds
-    millions of rows on a large case (1.3 GB more than `mia analyze` needs at 1,000,000 records)."""
+    """Distinct message ids bound in each mailbox, the item table's two columns read a batch at a time: built
+    whole, it holds millions of rows on a large case."""
     seen: dict[str, set[str]] = {mailbox: set() for mailbox in mailboxes}
-    items = analysis.bind_items
-    for start in range(0, len(items) if seen else 0, 100_000):
-        frame = items.frame(start, start + 100_000)
-        owners = frame["mailbox"].astype(str).str.lower()
-        for mailbox, ids in seen.items():
-            ids.update(frame.loc[owners == mailbox, "internet_message_id"].dropna().tolist())
+    if seen:
+        items = pq.ParquetFile(analysis.files["items"])
+        for batch in items.iter_batches(100_000, columns=["mailbox", "internet_message_id"]):
+            frame = batch.to_pandas()
+            owners = frame["mailbox"].astype(str).str.lower()
+            for mailbox, ids in seen.items():
+                ids.update(frame.loc[owners == mailbox, "internet_message_id"].dropna().tolist())
     return {mailbox: len(ids) for mailbox, ids in seen.items()}
 
 
