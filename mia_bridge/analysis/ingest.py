@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis.base_tables import BaseTables
 from mia_bridge.analysis.dedup import deduplicate
+from mia_bridge.analysis.engines.embedded import _address_space_limit, _default_memory_limit
 from mia_bridge.analysis.fast_jsonl import JSON_PARSE, JSON_READ, Irregular, build_chunk
 from mia_bridge.analysis.intake import (
     BUILT_COLUMNS,
@@ -673,8 +674,12 @@ def _deduplicate(sink: _Sink, partition_rows: int) -> list[dict[str, Any]]:
     (temp / "marks").mkdir(parents=True)
     records = _sql_path(sink.workdir / "records" / "*.parquet")
     conflicts: list[dict[str, Any]] = []
-    con = duckdb.connect(config={"threads": 2, "memory_limit": _DUCKDB_MEMORY, "temp_directory": str(temp / "spill"),
-                                 "preserve_insertion_order": False})
+    # Under an address-space limit (ulimit -v) the embedded engine's rule: a quarter of it, fewer malloc arenas,
+    # one thread; 512 MB and two threads of DuckDB's fail to allocate (or hang) inside a 1 GB limit.
+    limited = _address_space_limit() is not None
+    con = duckdb.connect(config={"threads": 1 if limited else 2,
+                                 "memory_limit": _default_memory_limit() if limited else _DUCKDB_MEMORY,
+                                 "temp_directory": str(temp / "spill"), "preserve_insertion_order": False})
     try:
         # Ids are grouped by their 64-bit hash (8 bytes a key, not the Id's text): a collision only brings two
         # Ids that occur once into a partition, where deduplicate() leaves them alone (it groups on the Id).
