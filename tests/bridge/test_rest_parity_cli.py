@@ -66,13 +66,16 @@ def test_investigate_gives_identical_exports_and_findings(tmp_path: Path, capsys
     outputs = {}
     digests = {}
     for backend in ("psrp", "rest"):
-        case = tmp_path / backend
+        # Both runs write to the same folder (the first is moved away after): the analysis names the evidence
+        # files it read, by their path.
+        case = tmp_path / "case"
         args = ["investigate", "--sim", "--backend", backend, "--sim-records", RECORDS]
         code = main([*args, "--tenant", "contoso.onmicrosoft.com", *PERIOD, "--out", str(case)])
         captured = capsys.readouterr()
         assert code in (0, 3), captured.err
         outputs[backend] = [line.strip() for line in captured.out.splitlines() if line.strip().startswith("[")]
         digests[backend] = _digests(case)
+        case.rename(tmp_path / backend)
     assert outputs["psrp"] == outputs["rest"]
     assert outputs["rest"], "the compromised scenario must yield findings"
     assert digests["psrp"] == digests["rest"]
