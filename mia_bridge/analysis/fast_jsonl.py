@@ -96,26 +96,34 @@ def _mapped_blocks(path: str, max_record: int) -> Iterator[tuple[pa.Table, int]]
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             scratch = np.empty(_LINE_COUNT_BLOCK, dtype=bool)  # reused: fresh pages cost a fault each
-            start = 0
-            while start < size:
-                end = size if start + _BLOCK >= size else mapped.rfind(b"\n", start, start + _BLOCK) + 1
-                if end <= start:  # a single line longer than a block
-                    end = mapped.find(b"\n", start + _BLOCK, start + max_record + 1) + 1
-                    if end <= start:
-                        if size - start > max_record:
-                            raise Irregular("a line longer than the record size limit")
-                        end = size
-                if mapped.find(b"\x00", start, end) >= 0:  # memchr: a few ms per block
-                    raise Irregular("a NUL byte")
+            for start, end in block_bounds(mapped, size, _BLOCK, max_record):
                 with memoryview(mapped)[start:end] as block:
                     lines = _newlines(block, scratch) + (0 if block[-1] == ord("\n") else 1)
                     table = pa_json.read_json(pa.BufferReader(pa.py_buffer(block)), read_options=JSON_READ,
                                               parse_options=JSON_PARSE)
-                if hasattr(mapped, "madvise"):  # not on Windows
-                    first = start - start % mmap.PAGESIZE
-                    mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
                 yield table, lines
-                start = end
+
+
+def block_bounds(mapped: mmap.mmap, size: int, block: int, max_record: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each block of whole lines of a mapped file: at most ``block`` bytes, unless a single
+    line is longer. Raises ``Irregular`` on a NUL byte or a line longer than ``max_record``. Once the caller is
+    done with a block, its pages leave the process (the mapping never weighs on peak memory)."""
+    start = 0
+    while start < size:
+        end = size if start + block >= size else mapped.rfind(b"\n", start, start + block) + 1
+        if end <= start:  # a single line longer than a block
+            end = mapped.find(b"\n", start + block, start + max_record + 1) + 1
+            if end <= start:
+                if size - start > max_record:
+                    raise Irregular("a line longer than the record size limit")
+                end = size
+        if mapped.find(b"\x00", start, end) >= 0:  # memchr: a few ms per block
+            raise Irregular("a NUL byte")
+        yield start, end
+        if hasattr(mapped, "madvise"):  # not on Windows
+            first = start - start % mmap.PAGESIZE
+            mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
+        start = end
 
 
 def _gzip_blocks(path: str) -> Iterator[tuple[pa.Table, int | None]]:

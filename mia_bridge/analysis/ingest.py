@@ -373,24 +373,10 @@ def _plain_blocks(path: str, max_record: int, block: int) -> Iterator[tuple[int,
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             scratch = np.empty(1 << 22, dtype=bool)
-            start = 0
-            while start < size:
-                end = size if start + block >= size else mapped.rfind(b"\n", start, start + block) + 1
-                if end <= start:  # a single line longer than a block
-                    end = mapped.find(b"\n", start + block, start + max_record + 1) + 1
-                    if end <= start:
-                        if size - start > max_record:
-                            raise Irregular("a line longer than the record size limit")
-                        end = size
-                if mapped.find(b"\x00", start, end) >= 0:
-                    raise Irregular("a NUL byte")
+            for start, end in fast_jsonl.block_bounds(mapped, size, block, max_record):
                 with memoryview(mapped)[start:end] as view:
                     lines = fast_jsonl._newlines(view, scratch) + (0 if view[-1] == ord("\n") else 1)
-                if hasattr(mapped, "madvise"):  # the counted pages leave this process (not on Windows)
-                    first = start - start % mmap.PAGESIZE
-                    mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
                 yield start, end, lines
-                start = end
 
 
 def _stream_blocks(src: DecodedInput, block: int) -> Iterator[tuple[bytes, int]]:
