@@ -134,11 +134,12 @@ def generate(n: int, seed: int = 7, mailboxes: int = 50, start: datetime | None 
 
 
 def generate_realistic(n: int, seed: int = 7, mailboxes: int | None = None,
-                       start: datetime | None = None) -> Iterator[dict[str, Any]]:
+                       start: datetime | None = None, message_base: int = 0) -> Iterator[dict[str, Any]]:
     """``n`` records shaped like a real tenant-wide pull: thousands of mailboxes, each with a few usual IPs out
     of thousands; a new SessionId every 1–50 records (one client, IP and app per session); binds naming about
     six message ids each, nearly all of them unique; syncs (both shapes) and throttled records; sessions
-    interleaved in time as the service returns them (not sorted)."""
+    interleaved in time as the service returns them (not sorted). ``message_base``: the first message number
+    of every mailbox (parts of one large corpus generated apart take disjoint ranges, see ``write_parts``)."""
     rng = random.Random(seed)
     start = start or datetime(2024, 5, 1, tzinfo=UTC)
     count = mailboxes or max(50, min(5000, n // 200))
@@ -147,7 +148,7 @@ def generate_realistic(n: int, seed: int = 7, mailboxes: int | None = None,
     usual_ips = [[f"198.{18 + (h >> 16) % 2}.{(h >> 8) & 255}.{h & 255 or 1}"
                   for h in (rng.randrange(1 << 17) for _ in range(rng.randint(1, 4)))] for _ in users]
     attacker_ips = [f"203.0.113.{i}" for i in range(60, 70)]
-    next_message = [0] * count
+    next_message = [message_base] * count
     span = 30 * 86400
     produced = 0
     while produced < n:
@@ -169,8 +170,8 @@ def generate_realistic(n: int, seed: int = 7, mailboxes: int | None = None,
                 record = _base(rng, when, user, ip, app, client, session)
                 record["OperationProperties"] = _props("Bind", throttled_session and rng.random() < 0.3)
                 def message_id(u: int = u) -> str:  # mostly new mail; sometimes a message read again
-                    if next_message[u] and rng.random() < 0.05:
-                        number = rng.randrange(next_message[u])
+                    if next_message[u] > message_base and rng.random() < 0.05:
+                        number = rng.randrange(message_base, next_message[u])
                     else:
                         number = next_message[u]
                         next_message[u] += 1
@@ -210,6 +211,38 @@ def write_jsonl(path: Path, records: Iterator[dict[str, Any]]) -> int:
             handle.write(json.dumps(record, separators=(",", ":")) + "\n")
             count += 1
     return count
+
+
+def _write_part(args: tuple[str, Path, int, int, int]) -> int:
+    shape, path, n, seed, part = args
+    if shape == "realistic":
+        # Mailbox count as for the whole corpus; each part's messages numbered apart, so ids stay unique.
+        records = generate_realistic(n, seed=seed, mailboxes=5000, message_base=part * 10_000_000)
+    else:
+        records = generate(n, seed=seed)
+    return write_jsonl(path, records)
+
+
+def write_parts(path: Path, shape: str, n: int, jobs: int, seed: int = 7) -> int:
+    """``n`` records of ``shape`` as one JSON-lines file, generated in ``jobs`` processes (part ``p`` seeded
+    apart, its message ids numbered apart) and concatenated: a large corpus whose sessions, contexts and unique
+    message ids grow with ``n``, as a real tenant's do. Not the same records as one ``shape(n)`` stream."""
+    import multiprocessing
+    import os
+
+    sizes = [n // jobs + (1 if p < n % jobs else 0) for p in range(jobs)]
+    parts = [path.with_name(f"{path.name}.part{p}") for p in range(jobs)]
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        written = sum(pool.map(_write_part, [(shape, parts[p], sizes[p], seed * 1000 + p, p) for p in range(jobs)]))
+    with path.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                copied = 0
+                while copied < size:
+                    copied += os.copy_file_range(handle.fileno(), out.fileno(), size - copied)
+            part.unlink()
+    return written
 
 
 def purview_date(when: str) -> str:
