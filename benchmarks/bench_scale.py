@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 5000000 10000000] [--shape both|uniform|realistic]
                                                [--jobs 2] [--workdir DIR] [--reuse] [--keep-outputs]
-                                               [--generate-only]
+                                               [--generate-only] [--drop-inputs]
 
 Issue 14's done-when: 5,000,000 and 10,000,000 records of either shape in at most 3 GB, time linear. For
 each shape the largest size is generated (``gen_records.write_parts``: ``--jobs`` processes, parts seeded
@@ -153,6 +153,8 @@ def bench_shape(shape: str, sizes: list[int], args: argparse.Namespace, work: Pa
             files[n].unlink()
         if not args.keep_outputs:
             shutil.rmtree(out, ignore_errors=True)
+    if args.drop_inputs:
+        files[largest].unlink()
     (n0, r0), (n1, r1) = results[0], results[-1]
     if n1 != n0:
         print(f"\ntime ratio {n1:,}/{n0:,}: {r1['wall'] / r0['wall']:.2f} (linear: {n1 / n0:.2f}); "
@@ -168,6 +170,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep inputs already generated in --workdir")
     parser.add_argument("--keep-outputs", action="store_true")
     parser.add_argument("--generate-only", action="store_true", help="write the inputs (for a later --reuse run)")
+    parser.add_argument("--drop-inputs", action="store_true", help="remove a shape's input after its runs (disk)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mia-scale-"))
     work.mkdir(parents=True, exist_ok=True)
