@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis.base_tables import BaseTables
+from mia_bridge.analysis.columnar import read_csv_chunks, read_jsonl_chunks
 from mia_bridge.analysis.engines import EMBEDDED, ENGINES
 from mia_bridge.analysis.engines.embedded import EmbeddedEngine, Parameters
 from mia_bridge.analysis.ingest import ingest_files, ingest_records
@@ -32,6 +32,7 @@ from mia_bridge.analysis.normalise import json_text
 from mia_bridge.analysis.outputs import OutputWriter, write_outputs
 from mia_bridge.analysis.summary import build_summary
 from mia_bridge.errors import UsageError
+from mia_bridge.readers import auditdata_csv, raw_auditdata_json
 from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.raw_auditdata_json import unwrap
@@ -133,10 +134,10 @@ def _read_one(intake: Intake, reader: Reader, src: DecodedInput, sniffed: Sniff)
     """One input into an in-memory ``Intake`` (vectorised when it can be): what the Spark engine's executors do
     with their split, and the reference the streaming ingest is tested against."""
     chunks = None
-    if reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines":
-        chunks = fast_jsonl.read_jsonl_chunks(src)  # None: irregular input, read record by record
-    elif reader.NAME in fast_csv.NAMES:
-        chunks = fast_csv.read_csv_chunks(src, sniffed, reader.NAME)  # likewise
+    if reader.NAME == raw_auditdata_json.NAME and sniffed.json_kind == "lines":
+        chunks = read_jsonl_chunks(src)  # None: irregular input, read record by record
+    elif reader.NAME in auditdata_csv.NAMES:
+        chunks = read_csv_chunks(src, sniffed, reader.NAME)  # likewise
     if chunks is not None:
         while chunks:  # handed over one by one: the intake lets them go once it has concatenated them
             intake.add_chunk(chunks.pop(0))

@@ -1,20 +1,21 @@
 """Streaming ingest: inputs in, the base tables (``base_tables.BaseTables``) out, on disk, in bounded memory.
 
-Every input is read as today (``fast_jsonl``/``fast_csv`` for clean bulk exports, else the format's reader and
-``normalise`` record by record), but each chunk of rows is written to a Parquet part in the work folder as
-soon as it is built: nothing is concatenated in memory. ``rec`` numbers the parsed records globally in input
-order; parts are named ``part-NNNNNN.parquet`` in ``rec`` order. Quarantined records go to
-``quarantine.jsonl`` as they come.
+Every input is read as today (clean bulk exports by their reader's columnar read and ``columnar.build_chunk``,
+else by the format's reader and ``normalise`` record by record), but each chunk of rows is written to a
+Parquet part in the work folder as soon as it is built: nothing is concatenated in memory. ``rec`` numbers
+the parsed records globally in input order; parts are named ``part-NNNNNN.parquet`` in ``rec`` order.
+Quarantined records go to ``quarantine.jsonl`` as they come.
 
-Parallel parsing: a clean JSON-lines file is cut into blocks of whole lines (``_BLOCK`` bytes); the lines of
-each block are counted first, so every block knows its first ``rec`` and line before it is parsed, and a pool
-of processes (one per core) parses the blocks and writes their parts. A gzip file is decompressed here and
-its blocks sent to the pool; a Purview/UAL CSV is split into rows by arrow's CSV reader here (it knows
-quoting) and the rows' AuditData parsed in the pool. When a file turns out irregular part-way (a blank line,
-a field of an unexpected type), its parts are deleted and it is read record by record, which quarantines
-precisely: the same fallback as ``analyze_files``. The workers are started by multiprocessing's forkserver:
-a calling script needs the usual ``if __name__ == "__main__":`` guard. If a worker dies (killed, out of
-memory), the input is parsed again in this process.
+Parallel parsing: a clean JSON-lines file is cut into blocks of whole lines (``_BLOCK`` bytes, by the
+reader's ``plain_blocks``/``stream_blocks``); the lines of each block are counted first, so every block knows
+its first ``rec`` and line before it is parsed, and a pool of processes (one per core) parses the blocks
+(``parse_lines``) and writes their parts. A gzip file is decompressed here and its blocks sent to the pool; a
+Purview/UAL CSV is split into rows by arrow's CSV reader here (``auditdata_csv.raw_batches``: it knows
+quoting) and the rows' AuditData parsed in the pool (``records_of_batch``). When a file turns out irregular
+part-way (a blank line, a field of an unexpected type), its parts are deleted and it is read record by
+record, which quarantines precisely: the same fallback as ``analyze_files``. The workers are started by
+multiprocessing's forkserver: a calling script needs the usual ``if __name__ == "__main__":`` guard. If a
+worker dies (killed, out of memory), the input is parsed again in this process.
 
 De-duplication (``dedup.deduplicate``, unchanged) runs only on the records whose Id occurs more than once,
 found by DuckDB over the records dataset; they are taken in hash partitions of Ids of at most
@@ -41,15 +42,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis.base_tables import BaseTables
+from mia_bridge.analysis.columnar import build_chunk, bulk_memory_pool
 from mia_bridge.analysis.dedup import deduplicate
 from mia_bridge.analysis.engines.embedded import _address_space_limit, _default_memory_limit
-from mia_bridge.analysis.fast_jsonl import JSON_PARSE, JSON_READ, Irregular, build_chunk
 from mia_bridge.analysis.intake import (
     BUILT_COLUMNS,
     FOLDER_ROW_COLUMNS,
@@ -60,7 +58,8 @@ from mia_bridge.analysis.intake import (
     typed_records,
 )
 from mia_bridge.errors import MiaError, ReaderError, UnreadableInput
-from mia_bridge.readers.base import Quarantined, RawRecord, Reader, Sniff
+from mia_bridge.readers import auditdata_csv, raw_auditdata_json
+from mia_bridge.readers.base import Irregular, Quarantined, RawRecord, Reader, Sniff
 from mia_bridge.readers.decoding import DecodedInput, file_kind
 from mia_bridge.readers.registry import prepare, read_prepared
 
@@ -161,26 +160,16 @@ class _Task:
     batch: pa.RecordBatch | None = None  # ... or a CSV block's rows
 
 
-def _json_table(buffer: Any) -> pa.Table:
-    return pa_json.read_json(pa.BufferReader(pa.py_buffer(buffer)), read_options=JSON_READ, parse_options=JSON_PARSE)
-
-
 def _parse(task: _Task) -> Chunk:
     if task.batch is not None:
-        table = fast_csv.records_of_batch(task.batch)
+        table = auditdata_csv.records_of_batch(task.batch)
+    elif task.data is not None:
+        table = raw_auditdata_json.parse_lines(task.data, task.lines)
     else:
-        if task.data is not None:
-            table = _json_table(task.data)
-        else:
-            assert task.path is not None
-            with (open(task.path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-                  memoryview(mapped)[task.start:task.end] as block):
-                table = _json_table(block)
-        if pc.any(pc.is_valid(table.column("AuditData"))).as_py() or pc.any(
-            pc.is_valid(table.column("auditData"))).as_py():
-            raise Irregular("wrapped records")  # the reader unwraps them
-        if table.num_rows != task.lines:
-            raise Irregular("blank lines")  # the parser skips them: line numbers would drift
+        assert task.path is not None
+        with (open(task.path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+              memoryview(mapped)[task.start:task.end] as block):
+            table = raw_auditdata_json.parse_lines(block, task.lines)
     return build_chunk(table, task.source, first_line=task.first_line, fmt=task.fmt)
 
 
@@ -217,7 +206,7 @@ def _peak_rss() -> int:
 
 
 def _worker_init() -> None:
-    fast_jsonl.bulk_memory_pool()
+    bulk_memory_pool()
 
 
 class _Pool:
@@ -364,48 +353,6 @@ def _guard_write(action: Callable[[], int], workdir: Path) -> int:
 # --- fast paths -------------------------------------------------------------------------------------------
 
 
-def _plain_blocks(path: str, max_record: int, block: int) -> Iterator[tuple[int, int, int]]:
-    """``(start, end, physical lines)`` of each block of whole lines of a plain file (``_mapped_blocks``'s cut);
-    raises ``Irregular`` on a NUL byte or a line longer than ``max_record``."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            scratch = np.empty(1 << 22, dtype=bool)
-            for start, end in fast_jsonl.block_bounds(mapped, size, block, max_record):
-                with memoryview(mapped)[start:end] as view:
-                    lines = fast_jsonl._newlines(view, scratch) + (0 if view[-1] == ord("\n") else 1)
-                yield start, end, lines
-
-
-def _stream_blocks(src: DecodedInput, block: int) -> Iterator[tuple[bytes, int]]:
-    """``(bytes, physical lines)`` of each block of whole lines of a (gzip) stream, decompressed here within
-    the input's limits; raises ``Irregular`` on a NUL byte, an over-long line or a damaged container."""
-    damaged = len(src.damage)
-    rest = b""
-    size = min(block, src.max_record_bytes)  # so a line inside a read is within the limit
-    with src.open_binary() as handle:
-        while True:
-            data = handle.read(size)
-            if not data:
-                break
-            data = rest + data
-            if data.find(b"\x00") >= 0:
-                raise Irregular("a NUL byte")
-            cut = data.rfind(b"\n") + 1
-            rest = data[cut:]
-            if len(rest) > src.max_record_bytes or data.find(b"\n") > src.max_record_bytes:
-                raise Irregular("a line longer than the record size limit")
-            if cut:
-                whole = data[:cut]
-                yield whole, whole.count(b"\n")
-    if len(src.damage) > damaged:
-        raise Irregular("a damaged container")
-    if rest:
-        yield rest, 1
-
-
 @dataclass
 class _InputRun:
     sink: _Sink
@@ -447,20 +394,20 @@ class _InputRun:
         return True
 
 
-def _fast_jsonl(run: _InputRun, block: int, parallel: bool) -> bool:
+def _columnar_jsonl(run: _InputRun, block: int, parallel: bool) -> bool:
     src = run.src
-    if src.encoding != "utf-8" or not fast_jsonl.fast_allowed(src):
+    if not raw_auditdata_json.columnar_allowed(src):
         return False
 
     def tasks() -> Iterator[_Task]:
         if src.gzipped:
-            for data, lines in _stream_blocks(src, block):
+            for data, lines in raw_auditdata_json.stream_blocks(src, block):
                 yield run.task(lines, run.rows + 1, data=data)
                 run.rows += lines
         else:
             # Blocks no longer than the record size limit: a line inside a block is then within it.
-            for start, end, lines in _plain_blocks(str(src.path), src.max_record_bytes,
-                                                   min(block, src.max_record_bytes)):
+            for start, end, lines in raw_auditdata_json.plain_blocks(str(src.path), src.max_record_bytes,
+                                                                     min(block, src.max_record_bytes)):
                 yield run.task(lines, run.rows + 1, path=str(src.path), start=start, end=end)
                 run.rows += lines
 
@@ -470,17 +417,16 @@ def _fast_jsonl(run: _InputRun, block: int, parallel: bool) -> bool:
         return False
 
 
-def _fast_csv(run: _InputRun, sniffed: Sniff, parallel: bool) -> bool:
+def _columnar_csv(run: _InputRun, sniffed: Sniff, parallel: bool) -> bool:
     src = run.src
-    if (src.encoding not in ("utf-8", "utf-8-sig") or "AuditData" not in sniffed.header
-            or not fast_jsonl.fast_allowed(src) or any(name != name.strip() for name in sniffed.header)):
+    if not auditdata_csv.columnar_allowed(src, sniffed):
         return False
     try:
-        skip = fast_csv.header_lines(src)
-        lines = fast_jsonl.count_lines(src)  # checked whole first: arrow would buffer any row
+        skip = auditdata_csv.header_lines(src)
+        lines = raw_auditdata_json.count_lines(src)  # checked whole first: arrow would buffer any row
 
         def tasks() -> Iterator[_Task]:
-            for batch in fast_csv.raw_batches(src, sniffed, skip):
+            for batch in auditdata_csv.raw_batches(src, sniffed, skip):
                 if batch.num_rows:
                     yield run.task(0, skip + run.rows + 1, batch=batch)
                     run.rows += batch.num_rows
@@ -494,10 +440,10 @@ def _fast_csv(run: _InputRun, sniffed: Sniff, parallel: bool) -> bool:
 # --- the API ----------------------------------------------------------------------------------------------
 
 
-def _fast(run: _InputRun, sniffed: Sniff, block: int, parallel: bool) -> bool:
-    if run.fmt == fast_jsonl.NAME:
-        return _fast_jsonl(run, block, parallel)
-    return _fast_csv(run, sniffed, parallel)
+def _columnar(run: _InputRun, sniffed: Sniff, block: int, parallel: bool) -> bool:
+    if run.fmt == raw_auditdata_json.NAME:
+        return _columnar_jsonl(run, block, parallel)
+    return _columnar_csv(run, sniffed, parallel)
 
 
 def _workers(workers: int | None) -> int:
@@ -518,15 +464,15 @@ def _read_input(sink: _Sink, pool: _Pool, reader: Reader, src: DecodedInput, sni
     parallel = size >= parallel_from
     run = _InputRun(sink, pool, src, reader.NAME, sink.rec)
     done = False
-    if (reader.NAME == fast_jsonl.NAME and sniffed.json_kind == "lines") or reader.NAME in fast_csv.NAMES:
-        fast_jsonl.bulk_memory_pool()
+    if (reader.NAME == raw_auditdata_json.NAME and sniffed.json_kind == "lines") or reader.NAME in auditdata_csv.NAMES:
+        bulk_memory_pool()
         try:
-            done = _fast(run, sniffed, block, parallel)
+            done = _columnar(run, sniffed, block, parallel)
         except BrokenProcessPool:  # a worker died (killed, out of memory): this process parses the input
             pool.workers = 1
             sink.drop(run.seqs)
             run = _InputRun(sink, pool, src, reader.NAME, sink.rec)
-            done = _fast(run, sniffed, block, parallel=False)
+            done = _columnar(run, sniffed, block, parallel=False)
     if done:
         sink.rec += run.rows
         sink.read += run.rows

@@ -1,7 +1,9 @@
 """What every reader shares: the input sniff, the record and quarantine values, the Reader interface.
 
 A reader turns one input file into ``RawRecord`` values (an AuditData-shaped dict using the Management
-Activity API field names) or ``Quarantined`` values (one unreadable record, never an exception).
+Activity API field names) or ``Quarantined`` values (one unreadable record, never an exception). The bulk
+formats also read column-wise (``raw_auditdata_json``, ``auditdata_csv``): there ``Irregular`` says "not
+this way", and the caller reads the file record by record.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from mia_bridge.readers.decoding import DecodedInput
 # Flags a reader may attach to a record; analysis reports them per record.
 FLAG_MESSAGE_IDS_LOST = "message_ids_lost"  # the export stringified FolderItems (System.Object[])
 FLAG_NO_RAW_EVENT = "no_raw_event_data"  # Defender row without RawEventData: built from table columns
+
+
+class Irregular(Exception):
+    """The input is not regular enough for a columnar read: read it record by record (which quarantines
+    precisely) instead."""
 
 
 @dataclass(frozen=True, slots=True)

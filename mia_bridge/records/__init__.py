@@ -7,7 +7,7 @@
   a one-element array as a bare object), within depth and NUL limits.
 
 The lowest record layer: it imports the standard library only, so the collector, the evidence store, the
-readers, the analysis, the exports, enrichment and the investigation can all use it. Each reader's fast
-columnar path (analysis/fast_jsonl.py, fast_csv.py) reads the same formats vectorised; tests/records checks
-that it reads times as ``parse_time`` does.
+readers, the analysis, the exports, enrichment and the investigation can all use it. The bulk readers' columnar
+reads (readers/raw_auditdata_json.py, auditdata_csv.py, turned into rows by analysis/columnar.py) read the
+same formats vectorised; tests/records checks that they read times as ``parse_time`` does.
 """

@@ -26,10 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mia_bridge.analysis import fast_csv, fast_jsonl
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
+from mia_bridge.analysis.columnar import read_csv_chunks, read_jsonl_chunks
 from mia_bridge.cli.app import main
 from mia_bridge.errors import UnreadableInput
+from mia_bridge.readers import auditdata_csv, raw_auditdata_json
 from mia_bridge.readers.registry import prepare
 
 LIMIT = 64 * 1024  # --max-record-bytes for the corpus (the default, 64 MB, is exercised by the bomb test)
@@ -149,8 +150,8 @@ def _vectorised(path: Path, made: list[Piece], layout: str, gz: bool) -> bool:
     except UnreadableInput:
         return False
     if layout == "csv":
-        return reader.NAME in fast_csv.NAMES and fast_csv.read_csv_chunks(src, sniffed, reader.NAME) is not None
-    return reader.NAME == fast_jsonl.NAME and fast_jsonl.read_jsonl_chunks(src) is not None
+        return reader.NAME in auditdata_csv.NAMES and read_csv_chunks(src, sniffed, reader.NAME) is not None
+    return reader.NAME == raw_auditdata_json.NAME and read_jsonl_chunks(src) is not None
 
 
 @settings(max_examples=60, deadline=None,

@@ -81,7 +81,7 @@ def test_datetimes_and_non_times() -> None:
 @settings(max_examples=200)
 @given(MOMENTS, OFFSETS)
 def test_the_vectorised_parse_reads_the_same_instants(moment: datetime, offset: timezone) -> None:
-    """analysis/fast_jsonl.py reads ISO 8601 with pandas (format ISO8601); the record-by-record path with
+    """analysis/columnar.py reads ISO 8601 with pandas (format ISO8601); the record-by-record path with
     parse_time: the same instant, to the microsecond."""
     for text in _spellings(moment, offset):
         if "/" in text:

@@ -1,4 +1,5 @@
-"""The vectorised JSON-lines path gives exactly the rows of the record-by-record path, or steps aside."""
+"""The columnar JSON-lines read (reader + ``columnar.build_chunk``) gives exactly the rows of the record-by-record
+path, or steps aside."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pytest
 from mia_builders import folder, mia, odd_records
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
-from mia_bridge.analysis.fast_jsonl import read_jsonl_chunk
+from mia_bridge.analysis.columnar import read_jsonl_chunk, read_jsonl_chunks
 from mia_bridge.analysis.intake import Intake
-from mia_bridge.readers import open_input
+from mia_bridge.readers import open_input, raw_auditdata_json
 from mia_bridge.readers.decoding import decode_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -69,15 +70,13 @@ def test_blank_lines_and_type_conflicts_step_aside(tmp_path: Path) -> None:
 
 def test_many_small_blocks_and_a_line_longer_than_a_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Block boundaries fall between lines, numbering runs on across blocks, an overlong line is one block."""
-    import mia_bridge.analysis.fast_jsonl as fast_jsonl
-
-    monkeypatch.setattr(fast_jsonl, "_BLOCK", 4096)
+    monkeypatch.setattr(raw_auditdata_json, "_BLOCK", 4096)
     long_path = "\\Inbox\\" + "x" * 6000
     records = [*generate(200, seed=9), mia("2024-05-01T10:00:00", folders=[folder(long_path, "<long@x>")]),
                *generate(20, seed=10)]
     path = tmp_path / "records.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")  # no final newline either
     _assert_same(path)
-    chunks = fast_jsonl.read_jsonl_chunks(decode_input(path))
+    chunks = read_jsonl_chunks(decode_input(path))
     assert chunks is not None and len(chunks) > 50
     assert sum(len(c.records) for c in chunks) == len(records)

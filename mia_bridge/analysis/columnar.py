@@ -1,25 +1,28 @@
-"""Vectorised reading of large raw AuditData JSON-lines files with pyarrow (the common bulk case).
+"""Raw audit records as arrow tables → analysis rows, column-wise: the vectorised twin of ``normalise``.
 
-Gives exactly the rows ``normalise`` would give, column-wise. It only takes clean, regular input: any
-surprise (a bad line, blank lines, a field of an unexpected type, a missing Id or time) returns None and
-the caller reads the file record by record, which quarantines precisely. ``raw_json`` stays empty: the
-record's text is line ``source_line`` of ``source_file``, the input the analysis was run on.
+The readers of the bulk formats read their files column-wise (``readers.raw_auditdata_json`` and
+``readers.auditdata_csv``: ``columnar_blocks``), giving tables of the raw AuditData fields
+(``raw_auditdata_json.SCHEMA``); ``build_chunk`` turns such a table into exactly the rows ``normalise`` would
+give record by record. Any surprise (a field of an unexpected type, a missing Id or time) raises
+``Irregular`` and the caller reads the file record by record, which quarantines precisely. ``raw_json``
+stays empty: the record's text is line ``source_line`` of ``source_file``, the input the analysis was run on.
+
+``read_jsonl_chunks``/``read_csv_chunks`` compose the two for a whole file (``api._read_one``: the in-memory
+reference and the Spark executors' read); the streaming ingest (``ingest.py``) composes them block by block
+in worker processes.
 """
 
 from __future__ import annotations
 
-import io
-import mmap
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from mia_bridge.analysis.intake import (
     BUILT_COLUMNS,
@@ -30,148 +33,16 @@ from mia_bridge.analysis.intake import (
     typed_records,
 )
 from mia_bridge.analysis.normalise import LOGON_TYPES, RECORD_TYPE_NAMES
+from mia_bridge.readers import auditdata_csv, raw_auditdata_json
+from mia_bridge.readers.base import Irregular, Sniff
 from mia_bridge.readers.decoding import DecodedInput
+from mia_bridge.readers.raw_auditdata_json import NAME, STRING_FIELDS, ColumnarBlock
 
-NAME = "raw_auditdata_json"
-_BLOCK = 32 << 20  # JSON parsed and turned into rows this many bytes at a time
-_LINE_COUNT_BLOCK = 1 << 24
 _ASCII_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # what str.strip() removes from ASCII text
 _TYPE_NAMES = {v: k for k, v in RECORD_TYPE_NAMES.items()}
-_STRING_FIELDS = ("Id", "Operation", "Workload", "UserId", "MailboxOwnerUPN", "MailboxGuid", "ClientIPAddress",
-                  "ClientIP", "ActorIpAddress", "SessionId", "AppId", "ClientAppId", "ClientInfoString",
-                  "ResultStatus")
-
-
-_STRING = pa.string()
-_ITEM = pa.struct([("InternetMessageId", _STRING), ("SizeInBytes", pa.int64())])
-_FOLDER = pa.struct([("Id", _STRING), ("Path", _STRING), ("FolderItems", pa.list_(_ITEM))])
-_PARENT = pa.struct([("Id", _STRING), ("Name", _STRING), ("Path", _STRING)])
-# Only the fields analysis uses are parsed; a value of another type fails the parse and the file is read
-# record by record instead. Fields not listed are skipped here (they remain in the input file).
-SCHEMA = pa.schema(
-    [(name, _STRING) for name in _STRING_FIELDS]
-    + [("CreationTime", pa.timestamp("s")), ("RecordType", pa.int64()), ("LogonType", pa.int64()),
-       ("OperationCount", pa.int64()),
-       ("OperationProperties", pa.list_(pa.struct([("Name", _STRING), ("Value", _STRING)]))),
-       ("Folders", pa.list_(_FOLDER)),
-       ("Item", pa.struct([("Id", _STRING), ("ParentFolder", _PARENT), ("InternetMessageId", _STRING),
-                           ("SizeInBytes", pa.int64())])),
-       ("AuditData", _STRING), ("auditData", _STRING)]
-)
-
-
-Block = tuple[pa.Table, int | None]  # parsed block, its physical lines when known
-
-
-class Irregular(Exception):
-    """The input is not regular enough for the vectorised path."""
-
-
-# One thread per block: parse_ahead parses the next block on its own thread while rows are built from this one.
-JSON_READ = pa_json.ReadOptions(block_size=_BLOCK, use_threads=False)
-JSON_PARSE = pa_json.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False)
-
-
-def _newlines(block: memoryview, scratch: np.ndarray) -> int:
-    data = np.frombuffer(block, dtype=np.uint8)
-    found = 0
-    for start in range(0, len(data), len(scratch)):
-        part = data[start:start + len(scratch)]
-        np.equal(part, ord("\n"), out=scratch[:len(part)])
-        found += int(np.count_nonzero(scratch[:len(part)]))
-    return found
-
-
-def _mapped_blocks(path: str, max_record: int) -> Iterator[tuple[pa.Table, int]]:
-    """``(parsed table, physical lines)`` per block of whole lines of a plain file.
-
-    The file is mapped, not read: the parser reads the page cache in place (read() copied 1.66 GB into fresh
-    buffers, ≈2.8 s of system time at 1,000,000 records), and each block's pages leave the process once
-    parsed, so the mapping never weighs on peak memory. A NUL byte or a line longer than ``max_record``
-    raises ``Irregular``: the record reader quarantines that record.
-    """
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            scratch = np.empty(_LINE_COUNT_BLOCK, dtype=bool)  # reused: fresh pages cost a fault each
-            for start, end in block_bounds(mapped, size, _BLOCK, max_record):
-                with memoryview(mapped)[start:end] as block:
-                    lines = _newlines(block, scratch) + (0 if block[-1] == ord("\n") else 1)
-                    table = pa_json.read_json(pa.BufferReader(pa.py_buffer(block)), read_options=JSON_READ,
-                                              parse_options=JSON_PARSE)
-                yield table, lines
-
-
-def block_bounds(mapped: mmap.mmap, size: int, block: int, max_record: int) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each block of whole lines of a mapped file: at most ``block`` bytes, unless a single
-    line is longer. Raises ``Irregular`` on a NUL byte or a line longer than ``max_record``. Once the caller is
-    done with a block, its pages leave the process (the mapping never weighs on peak memory)."""
-    start = 0
-    while start < size:
-        end = size if start + block >= size else mapped.rfind(b"\n", start, start + block) + 1
-        if end <= start:  # a single line longer than a block
-            end = mapped.find(b"\n", start + block, start + max_record + 1) + 1
-            if end <= start:
-                if size - start > max_record:
-                    raise Irregular("a line longer than the record size limit")
-                end = size
-        if mapped.find(b"\x00", start, end) >= 0:  # memchr: a few ms per block
-            raise Irregular("a NUL byte")
-        yield start, end
-        if hasattr(mapped, "madvise"):  # not on Windows
-            first = start - start % mmap.PAGESIZE
-            mapped.madvise(mmap.MADV_DONTNEED, first, end - first)
-        start = end
-
-
-def _gzip_blocks(path: str) -> Iterator[tuple[pa.Table, int | None]]:
-    """``(parsed table, None)`` per block of a gzip file (lines are counted afterwards)."""
-    reader = pa_json.open_json(pa.input_stream(path, compression="gzip"), read_options=JSON_READ,
-                               parse_options=JSON_PARSE)
-    for batch in reader:
-        yield pa.Table.from_batches([batch]), None
-
-
-def count_lines(src: DecodedInput) -> int:
-    """Physical lines of the (decompressed) input, counted in large blocks (at memory speed).
-
-    Raises ``Irregular`` on a NUL byte or a line longer than the record size limit (the record reader
-    quarantines that record), ``DecompressionLimit`` (an ``OSError``) on a decompression bomb.
-    """
-    lines = 0
-    ends_with_newline = True
-    run = 0  # bytes since the last newline
-    damaged = len(src.damage)
-    buffer = bytearray(_LINE_COUNT_BLOCK)  # reused: a fresh block per read costs a page fault per 4 kB
-    with src.open_binary() as handle:
-        reader = cast(io.BufferedIOBase, handle)
-        while size := reader.readinto(buffer):
-            found = buffer.count(b"\n", 0, size)
-            lines += found
-            ends_with_newline = buffer[size - 1] == ord("\n")
-            if buffer.find(b"\x00", 0, size) >= 0:
-                raise Irregular("a NUL byte")
-            # Lines inside one block are shorter than the block, itself below the limit (see _fast_allowed).
-            if found:
-                first = buffer.find(b"\n", 0, size)
-                if run + first > src.max_record_bytes:
-                    raise Irregular("a line longer than the record size limit")
-                run = size - buffer.rfind(b"\n", 0, size) - 1
-            else:
-                run += size
-            if run > src.max_record_bytes:
-                raise Irregular("a line longer than the record size limit")
-    if len(src.damage) > damaged:
-        raise Irregular("a damaged container")
-    return lines + (0 if ends_with_newline else 1)
-
-
-def fast_allowed(src: DecodedInput) -> bool:
-    """Whether the vectorised readers may take ``src``: they check line lengths per block, so a record
-    size limit below the block size is left to the record readers."""
-    return src.max_record_bytes >= max(_BLOCK, _LINE_COUNT_BLOCK)
+# What a columnar read raises when the file must be read record by record instead.
+STEP_ASIDE = (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, OSError,
+              EOFError)
 
 
 def _text(table: pa.Table, name: str) -> pd.Series:
@@ -429,7 +300,7 @@ def _times(table: pa.Table) -> pd.Series:
     return times.reset_index(drop=True)
 
 
-def parse_ahead(blocks: Iterator[Block]) -> Iterator[Block]:
+def parse_ahead(blocks: Iterator[ColumnarBlock]) -> Iterator[ColumnarBlock]:
     """The blocks, each next one parsed on a worker thread while the caller builds rows from the current one
     (pyarrow parses without the GIL, so the two run on two cores)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -453,45 +324,40 @@ def bulk_memory_pool() -> None:
         return
 
 
-def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
-    """The file as chunks of consecutive records, or None when it must be read record by record.
-
-    The file is parsed and turned into rows one block at a time (pyarrow parses the next block on another
-    thread meanwhile), so neither the whole parsed file nor the intermediate columns of every record are
-    held at once: the peak memory is the result plus one block's working set.
-    """
-    if src.encoding != "utf-8" or not fast_allowed(src):
-        return None
+def _chunks(blocks: Iterator[ColumnarBlock], source: str, fmt: str) -> list[Chunk] | None:
+    """Rows of every block (the next one parsed meanwhile), or None when the file must be read record by
+    record. One block at a time: neither the whole parsed file nor every record's intermediate columns are
+    held at once, so the peak memory is the result plus one block's working set."""
     bulk_memory_pool()
     chunks: list[Chunk] = []
-    rows = 0
     try:
-        # A gzip input is checked whole first (NUL bytes, line lengths, its expansion) before arrow, which
-        # would buffer a line of any length, is given it.
-        total_lines = count_lines(src) if src.gzipped else None
-        blocks = _gzip_blocks(str(src.path)) if src.gzipped else _mapped_blocks(str(src.path), src.max_record_bytes)
-        for table, lines in parse_ahead(blocks):
-            if pc.any(pc.is_valid(table.column("AuditData"))).as_py() or pc.any(
-                pc.is_valid(table.column("auditData"))
-            ).as_py():
-                return None  # wrapped records: the reader unwraps them
-            # The parser skips blank lines; then rows and lines differ and line numbers would drift.
-            if lines is not None and lines != table.num_rows:
-                return None
-            if table.num_rows:
-                chunks.append(build_chunk(table, str(src.path), first_line=rows + 1))
-                rows += table.num_rows
-        if rows == 0 or (total_lines is not None and total_lines != rows):
-            return None
-        return chunks
-    except (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, OSError, EOFError):
+        for table, first_line in parse_ahead(blocks):
+            chunks.append(build_chunk(table, source, first_line=first_line, fmt=fmt))
+    except STEP_ASIDE:
         return None  # the record reader reads it, quarantining precisely (a damaged container included)
+    return chunks
+
+
+def read_jsonl_chunks(src: DecodedInput) -> list[Chunk] | None:
+    """A raw AuditData JSON-lines file as chunks of consecutive records, or None when it must be read record
+    by record."""
+    if not raw_auditdata_json.columnar_allowed(src):
+        return None
+    return _chunks(raw_auditdata_json.columnar_blocks(src), str(src.path), NAME)
 
 
 def read_jsonl_chunk(src: DecodedInput) -> Chunk | None:
     """The whole file as one chunk, or None when it must be read record by record."""
     chunks = read_jsonl_chunks(src)
     return None if chunks is None else join_chunks(chunks)
+
+
+def read_csv_chunks(src: DecodedInput, sniff: Sniff, fmt: str) -> list[Chunk] | None:
+    """An AuditData CSV export (``auditdata_csv.NAMES``) as chunks of consecutive records, or None when it
+    must be read row by row."""
+    if not auditdata_csv.columnar_allowed(src, sniff):
+        return None
+    return _chunks(auditdata_csv.columnar_blocks(src, sniff), str(src.path), fmt)
 
 
 def build_chunk(table: pa.Table, source: str, first_line: int = 1, fmt: str = NAME) -> Chunk:
@@ -501,7 +367,7 @@ def build_chunk(table: pa.Table, source: str, first_line: int = 1, fmt: str = NA
     for name in ("Id", "Operation", "CreationTime"):
         if name not in table.column_names:
             raise Irregular(f"no {name} column")
-    text = {name: _text(table, name) for name in _STRING_FIELDS}
+    text = {name: _text(table, name) for name in STRING_FIELDS}
     if text["Id"].isna().any() or text["Operation"].isna().any():
         raise Irregular("a record lacks Id or Operation")
     record_type = _int(table, "RecordType")

@@ -1,4 +1,5 @@
-"""The vectorised AuditData-CSV path gives exactly the rows of the row-by-row path, or steps aside."""
+"""The columnar AuditData-CSV read (reader + ``columnar.build_chunk``) gives exactly the rows of the row-by-row
+path, or steps aside."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 from mia_builders import folder, mia, odd_records
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
-from mia_bridge.analysis.fast_csv import read_csv_chunks
+from mia_bridge.analysis.columnar import read_csv_chunks
 from mia_bridge.analysis.intake import Chunk, Intake, join_chunks
-from mia_bridge.readers import open_input
+from mia_bridge.readers import auditdata_csv, open_input
 from mia_bridge.readers.registry import prepare
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -120,9 +121,7 @@ def test_irregular_exports_step_aside_and_the_row_reader_accounts_for_every_row(
 
 
 def test_many_small_blocks_keep_the_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mia_bridge.analysis.fast_csv as fast_csv
-
-    monkeypatch.setattr(fast_csv, "_BLOCK", 64 << 10)
+    monkeypatch.setattr(auditdata_csv, "_BLOCK", 64 << 10)
     records = list(generate(300, seed=11))
     path = _write(tmp_path / "export.csv", PURVIEW, [_row(PURVIEW, r) for r in records])
     chunk = _assert_same(path)
