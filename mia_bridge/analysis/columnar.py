@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,6 @@ import pyarrow.compute as pc
 
 from mia_bridge.analysis.intake import (
     BUILT_COLUMNS,
-    FOLDER_ROW_COLUMNS,
-    ITEM_ROW_COLUMNS,
     Chunk,
     join_chunks,
     typed_records,
@@ -45,41 +44,59 @@ STEP_ASIDE = (Irregular, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowT
               EOFError)
 
 
-def _text(table: pa.Table, name: str) -> pd.Series:
+_NULL = pa.scalar(None, pa.string())
+_TYPE_KEYS = pa.array(list(_TYPE_NAMES), pa.int64())
+_TYPE_VALUES = pa.array(list(_TYPE_NAMES.values()), pa.string())
+# Arrow → pandas for the in-memory chunk (the dtypes ``intake.typed_records`` gives).
+_PANDAS = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype(),
+           pa.bool_(): pd.BooleanDtype()}
+
+
+@dataclass(frozen=True)
+class ArrowChunk:
+    """``Chunk``'s three tables as arrow: records (``BUILT_COLUMNS``), folders and items (``rec`` relative)."""
+
+    records: pa.Table
+    folders: pa.Table
+    items: pa.Table
+
+
+def _missing(array: pa.Array) -> pa.Array:
+    """Empty strings → missing."""
+    return pc.if_else(pc.equal(array, ""), _NULL, array)
+
+
+def _text(table: pa.Table, name: str) -> pa.Array:
     """``normalise.text`` column-wise: trimmed strings, empty → missing."""
     if name not in table.column_names:
-        return pd.Series([None] * table.num_rows, dtype="string")
+        return pa.nulls(table.num_rows, pa.string())
     column = table.column(name)
     if not pa.types.is_string(column.type) and not pa.types.is_null(column.type):
         raise Irregular(f"{name} has type {column.type}")
     # One contiguous array: later joins take rows by position, which is slow across many chunks.
-    return _string(pa.chunked_array([_strip(column.cast(pa.string()).combine_chunks())]))
+    return _missing(_strip(column.cast(pa.string()).combine_chunks()))
 
 
-def _int(table: pa.Table, name: str) -> pd.Series:
+def _int(table: pa.Table, name: str) -> pa.Array:
     if name not in table.column_names:
-        return pd.Series([pd.NA] * table.num_rows, dtype="Int64")
+        return pa.nulls(table.num_rows, pa.int64())
     column = table.column(name)
     if not (pa.types.is_integer(column.type) or pa.types.is_null(column.type)):
         raise Irregular(f"{name} has type {column.type}")
-    return column.cast(pa.int64()).to_pandas(types_mapper=pd.ArrowDtype).astype("Int64")
+    return column.cast(pa.int64()).combine_chunks()
 
 
-def _map_unique(series: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
-    """Apply a per-value function once per distinct value (IPs, ids and names repeat a lot)."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    mapped = np.array([func(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(mapped[codes], index=series.index, dtype="string")
+def _map_unique(array: pa.Array, func: Callable[[Any], Any]) -> pa.Array:
+    """Apply a per-value function once per distinct value (IPs, ids and names repeat a lot); null stays null."""
+    encoded = pc.dictionary_encode(array)
+    mapped = pa.array([func(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return mapped.take(encoded.indices)
 
 
-def _arrow(series: pd.Series) -> pa.Array:
-    return pa.array(series.astype("string").array, type=pa.string())  # type: ignore[arg-type]
-
-
-def _string(array: pa.Array | pa.ChunkedArray) -> pd.Series:
-    """An arrow string array as a pandas string column, empty → missing."""
-    series = pd.Series(pd.arrays.ArrowExtensionArray(array)).astype("string")
-    return series.mask(series == "")
+def _lower(array: pa.Array) -> pa.Array:
+    """``str.lower()`` column-wise: the ASCII kernel on ASCII text, else Python's own rule per distinct value
+    (arrow's UTF-8 kernel lower-cases some letters otherwise: ``İ`` → ``i``, not ``i̇``)."""
+    return pc.ascii_lower(array) if _ascii(array) else _map_unique(array, str.lower)
 
 
 def _ascii(array: pa.Array | pa.ChunkedArray) -> bool:
@@ -102,23 +119,15 @@ def _norm_message_id_arrays(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
         mid = pc.ascii_lower(pc.ascii_trim(pc.ascii_trim(trimmed, "<>"), _ASCII_SPACE))
     else:
         trimmed = pc.utf8_trim_whitespace(raw)
-        mid = pc.utf8_lower(pc.utf8_trim_whitespace(pc.utf8_trim(trimmed, "<>")))
-    null = pa.scalar(None, pa.string())
-    trimmed = pc.if_else(pc.equal(trimmed, ""), null, trimmed)
-    mid = pc.if_else(pc.equal(mid, ""), null, mid)
-    return trimmed, mid
+        mid = _lower(pc.utf8_trim_whitespace(pc.utf8_trim(trimmed, "<>")))
+    return _missing(trimmed), _missing(mid)
 
 
-def _norm_message_ids(raw: pd.Series) -> pd.Series:
-    """``normalise.norm_message_id`` in arrow: trim, drop angle brackets, trim, lower."""
-    return _string(_norm_message_id_arrays(_arrow(raw))[1])
-
-
-def _norm_ips(raw: pd.Series) -> pd.Series:
+def _norm_ips(raw: pa.Array) -> pa.Array:
     """``normalise.norm_ip`` in arrow: ``[v6]:port`` → v6, ``v4:port`` → v4 (exactly one colon), lower."""
-    array = pc.replace_substring_regex(_arrow(raw), r"^\[([^\]]*)\].*$", r"\1")
+    array = pc.replace_substring_regex(raw, r"^\[([^\]]*)\].*$", r"\1")
     array = pc.replace_substring_regex(array, r"^([^:\[]*):[^:]*$", r"\1")
-    return _string(pc.utf8_lower(array))
+    return _missing(_lower(array))
 
 
 def _last_codes(rec: np.ndarray, names: pa.Array, values: pa.Array, key: str, n: int) -> tuple[np.ndarray, list[Any]]:
@@ -137,11 +146,15 @@ def _last_codes(rec: np.ndarray, names: pa.Array, values: pa.Array, key: str, n:
     return codes, encoded.dictionary.to_pylist()
 
 
-def _props(table: pa.Table) -> tuple[pd.Series, pd.Series]:
+def _decoded(values: list[Any], codes: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """``values[code]`` per record, null where the code is -1."""
+    return pa.array([*values, None], kind).take(pa.array(np.where(codes < 0, len(values), codes)))
+
+
+def _props(table: pa.Table) -> tuple[pa.Array, pa.Array]:
     """MailAccessType and IsThrottled per record from ``OperationProperties`` (last value of a name wins)."""
     n = table.num_rows
-    access = pd.Series([None] * n, dtype="string")
-    throttled = pd.Series([pd.NA] * n, dtype="boolean")
+    access, throttled = pa.nulls(n, pa.string()), pa.nulls(n, pa.bool_())
     if "OperationProperties" not in table.column_names:
         return access, throttled
     column = table.column("OperationProperties").combine_chunks()
@@ -158,36 +171,40 @@ def _props(table: pa.Table) -> tuple[pd.Series, pd.Series]:
     # The distinct values are few (Bind, Sync; True, False): each is interpreted once, as normalise() does.
     codes, kinds = _last_codes(rec, names, values, "MailAccessType", n)
     kind_text = [None if not k else k.capitalize() if k.lower() in ("bind", "sync") else k for k in kinds]
-    access = pd.Series(pd.array(np.array([*kind_text, None], dtype=object)[codes], dtype="string"))
+    access = _decoded(kind_text, codes, pa.string())
     codes, flags = _last_codes(rec, names, values, "IsThrottled", n)
     flag_value = {"true": True, "false": False}
-    states = np.array([*(flag_value.get(f.lower()) if f is not None else None for f in flags), None], dtype=object)
-    throttled = pd.Series(pd.array(states[codes], dtype="boolean"))
+    throttled = _decoded([flag_value.get(f.lower()) if f is not None else None for f in flags], codes, pa.bool_())
     return access, throttled
 
 
-def _struct_text(array: pa.Array, name: str) -> pd.Series:
+def _struct_text(array: pa.Array, name: str) -> pa.Array:
     if not pa.types.is_struct(array.type) or array.type.get_field_index(name) < 0:
-        return pd.Series([None] * len(array), dtype="string")
+        return pa.nulls(len(array), pa.string())
     child = pc.struct_field(array, name)
     if not (pa.types.is_string(child.type) or pa.types.is_null(child.type)):
         raise Irregular(f"{name} has type {child.type}")
-    return _string(_strip(child.cast(pa.string())))
+    return _missing(_strip(child.cast(pa.string())))
 
 
-def _struct_int(array: pa.Array, name: str) -> pd.Series:
+def _struct_int(array: pa.Array, name: str) -> pa.Array:
     if not pa.types.is_struct(array.type) or array.type.get_field_index(name) < 0:
-        return pd.Series([pd.NA] * len(array), dtype="Int64")
+        return pa.nulls(len(array), pa.int64())
     child = pc.struct_field(array, name)
     if not (pa.types.is_integer(child.type) or pa.types.is_null(child.type)):
         raise Irregular(f"{name} has type {child.type}")
-    return child.cast(pa.int64()).to_pandas(types_mapper=pd.ArrowDtype).astype("Int64")
+    return child.cast(pa.int64())
 
 
-def _items_frame(rec: np.ndarray, path: pd.Series, items: pa.Array) -> pd.DataFrame:
+_FOLDER_TYPES = pa.schema([("rec", pa.int64()), ("folder_path", pa.string()), ("folder_id", pa.string())])
+_ITEM_TYPES = pa.schema([("rec", pa.int64()), ("folder_path", pa.string()), ("internet_message_id", pa.string()),
+                         ("internet_message_id_raw", pa.string()), ("size_in_bytes", pa.int64())])
+
+
+def _items_table(rec: np.ndarray, path: pa.Array, items: pa.Array) -> pa.Table | None:
     """Item rows of ``items`` (a list<struct> column aligned with ``rec``/``path``)."""
     if pa.types.is_null(items.type):
-        return pd.DataFrame(columns=ITEM_ROW_COLUMNS)
+        return None
     if not pa.types.is_list(items.type) or not pa.types.is_struct(items.type.value_type):
         raise Irregular("FolderItems is not a list of objects")
     parent = pc.list_parent_indices(items).to_numpy()
@@ -202,36 +219,25 @@ def _items_frame(rec: np.ndarray, path: pd.Series, items: pa.Array) -> pd.DataFr
             raise Irregular(f"InternetMessageId has type {raw_ids.type}")
     raw, mid = _norm_message_id_arrays(raw_ids)
     found = pc.is_valid(mid)
-    return pd.DataFrame({
-        "rec": rec[parent], "folder_path": path.take(parent).reset_index(drop=True),
-        "internet_message_id": _string(pc.fill_null(mid, "")).fillna(""),
-        "internet_message_id_raw": _string(pc.if_else(found, raw, "")).fillna(""),
-        "size_in_bytes": _struct_int(flat, "SizeInBytes"),
-    })
+    return pa.Table.from_arrays(
+        [pa.array(rec[parent], pa.int64()), path.take(pa.array(parent)), pc.fill_null(mid, ""),
+         pc.fill_null(pc.if_else(found, raw, ""), ""), _struct_int(flat, "SizeInBytes")], schema=_ITEM_TYPES)
 
 
-def _taken(series: pd.Series, order: np.ndarray) -> pd.Series:
-    if isinstance(series.dtype, pd.StringDtype):
-        # One take on one contiguous arrow array: pandas' take through the two chunks of a concatenation
-        # was the slowest step of building rows (≈2 s per million records).
-        return pd.Series(pd.arrays.ArrowStringArray(pa.array(series.array).take(order)))
-    return series.take(order).reset_index(drop=True)
-
-
-def _by_record(frame: pd.DataFrame) -> pd.DataFrame:
+def _by_record(table: pa.Table) -> pa.Table:
     """Rows ordered by record (stable); skipped when already so, as when every record has one shape."""
-    rec = frame["rec"].to_numpy(dtype=np.int64)
-    if frame.empty or bool((rec[1:] >= rec[:-1]).all()):
-        return frame.reset_index(drop=True)
-    order = np.argsort(rec, kind="stable")
-    return pd.DataFrame({name: _taken(frame[name], order) for name in frame.columns})
+    rec = table.column("rec").to_numpy()
+    if table.num_rows == 0 or bool((rec[1:] >= rec[:-1]).all()):
+        return table.combine_chunks()
+    return table.take(pa.array(np.argsort(rec, kind="stable")))
 
 
-def _folders(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+def _folders(table: pa.Table) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
     """``(folder rows, item rows, folder count, lost flag)`` from ``Folders`` and the RecordType 2 ``Item``."""
     n = table.num_rows
-    folder_frames, item_frames = [], []
+    folder_parts, item_parts = [_FOLDER_TYPES.empty_table()], [_ITEM_TYPES.empty_table()]
     counts = np.zeros(n, dtype=np.int64)
+    lost = np.zeros(n, dtype=bool)
     if "Folders" in table.column_names:
         column = table.column("Folders").combine_chunks()
         if not pa.types.is_null(column.type):
@@ -240,64 +246,58 @@ def _folders(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, n
             rec = pc.list_parent_indices(column).to_numpy()
             flat = pc.list_flatten(column)
             path = _struct_text(flat, "Path")
-            folder_frames.append(pd.DataFrame({"rec": rec, "folder_path": path,
-                                               "folder_id": _struct_text(flat, "Id")}))
+            folder_parts.append(pa.Table.from_arrays([pa.array(rec, pa.int64()), path, _struct_text(flat, "Id")],
+                                                     schema=_FOLDER_TYPES))
             counts += np.bincount(rec, minlength=n)
             if flat.type.get_field_index("FolderItems") >= 0:
-                item_frames.append(_items_frame(rec, path, pc.struct_field(flat, "FolderItems")))
-    lost = np.zeros(n, dtype=bool)
-    if item_frames:
-        missing = item_frames[0]["internet_message_id"] == ""
-        lost[item_frames[0].loc[missing, "rec"].to_numpy(dtype=np.int64)] = True
+                rows = _items_table(rec, path, pc.struct_field(flat, "FolderItems"))
+                if rows is not None:
+                    item_parts.append(rows)
+                    missing = pc.equal(rows.column("internet_message_id"), "").to_numpy(zero_copy_only=False)
+                    lost[rows.column("rec").to_numpy()[missing]] = True
     if "Item" in table.column_names:
         column = table.column("Item").combine_chunks()
         if not pa.types.is_null(column.type):
             if not pa.types.is_struct(column.type):
                 raise Irregular("Item is not an object")
-            rec = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
-            present = column.filter(column.is_valid())
+            valid = column.is_valid()
+            rec = np.flatnonzero(valid.to_numpy(zero_copy_only=False))
+            present = column.filter(valid)
             if present.type.get_field_index("ParentFolder") >= 0:
                 parent = pc.struct_field(present, "ParentFolder")
-                path = _struct_text(parent, "Path").fillna(_struct_text(parent, "Name"))
+                path = pc.coalesce(_struct_text(parent, "Path"), _struct_text(parent, "Name"))
                 folder_id = _struct_text(parent, "Id")
             else:
-                path = pd.Series([None] * len(present), dtype="string")
-                folder_id = path
-            folder_frames.append(pd.DataFrame({"rec": rec, "folder_path": path, "folder_id": folder_id}))
+                path = folder_id = pa.nulls(len(present), pa.string())
+            folder_parts.append(pa.Table.from_arrays([pa.array(rec, pa.int64()), path, folder_id],
+                                                     schema=_FOLDER_TYPES))
             counts[rec] += 1
             raw = _struct_text(present, "InternetMessageId")
-            mid = _norm_message_ids(raw)
-            has = mid.notna().to_numpy()
-            item_frames.append(pd.DataFrame({
-                "rec": rec[has], "folder_path": path[has], "internet_message_id": mid[has],
-                "internet_message_id_raw": raw[has], "size_in_bytes": _struct_int(present, "SizeInBytes")[has],
-            }).reset_index(drop=True))
-    folders = (pd.concat(folder_frames, ignore_index=True) if folder_frames
-               else pd.DataFrame(columns=FOLDER_ROW_COLUMNS))
-    items = pd.concat(item_frames, ignore_index=True) if item_frames else pd.DataFrame(columns=ITEM_ROW_COLUMNS)
+            mid = _norm_message_id_arrays(raw)[1]
+            has = pc.is_valid(mid)
+            item_parts.append(pa.Table.from_arrays(
+                [pa.array(rec, pa.int64()).filter(has), path.filter(has), mid.filter(has), raw.filter(has),
+                 _struct_int(present, "SizeInBytes").filter(has)], schema=_ITEM_TYPES))
     # Record by record, in input order, as normalise() emits them.
-    folders = _by_record(folders)
-    items = _by_record(items)
-    folders["rec"] = folders["rec"].astype("int64")
-    items["rec"] = items["rec"].astype("int64")
-    items["size_in_bytes"] = items["size_in_bytes"].astype("Int64")
+    folders = _by_record(pa.concat_tables(folder_parts))
+    items = _by_record(pa.concat_tables(item_parts))
     return folders, items, counts, lost
 
 
-def _times(table: pa.Table) -> pd.Series:
+def _times(table: pa.Table) -> pa.Array:
     column = table.column("CreationTime")
     if pa.types.is_timestamp(column.type):
         if column.type.tz is None:
             column = column.cast(pa.timestamp("ns")).cast(pa.timestamp("ns", tz="UTC"))
-        times = column.to_pandas().astype("datetime64[ns, UTC]")
+        times = column.cast(pa.timestamp("ns", tz="UTC")).combine_chunks()
     elif pa.types.is_string(column.type):
-        times = pd.to_datetime(column.to_pandas(), utc=True, format="ISO8601", errors="coerce")
-        times = times.astype("datetime64[ns, UTC]")
+        parsed = pd.to_datetime(column.to_pandas(), utc=True, format="ISO8601", errors="coerce")
+        times = pa.array(parsed.astype("datetime64[ns, UTC]"), pa.timestamp("ns", tz="UTC"))
     else:
         raise Irregular(f"CreationTime has type {column.type}")
-    if times.isna().any():
+    if times.null_count:
         raise Irregular("a record has no usable CreationTime")
-    return times.reset_index(drop=True)
+    return times
 
 
 def parse_ahead(blocks: Iterator[ColumnarBlock]) -> Iterator[ColumnarBlock]:
@@ -362,55 +362,68 @@ def read_csv_chunks(src: DecodedInput, sniff: Sniff, fmt: str) -> list[Chunk] | 
 
 def build_chunk(table: pa.Table, source: str, first_line: int = 1, fmt: str = NAME) -> Chunk:
     """The rows ``normalise`` would give for the parsed records of ``table`` (the ``SCHEMA`` fields), read
-    from consecutive lines of ``source`` starting at ``first_line``; raises ``Irregular`` on a surprise."""
+    from consecutive lines of ``source`` starting at ``first_line``, as pandas; raises ``Irregular`` on a
+    surprise."""
+    built = build_tables(table, source, first_line, fmt)
+    folders = built.folders.to_pandas(types_mapper=_PANDAS.get)
+    items = built.items.to_pandas(types_mapper=_PANDAS.get)
+    folders["rec"] = folders["rec"].astype("int64")
+    items["rec"] = items["rec"].astype("int64")
+    return Chunk(typed_records(built.records.to_pandas(types_mapper=_PANDAS.get)), folders, items)
+
+
+def build_tables(table: pa.Table, source: str, first_line: int = 1, fmt: str = NAME) -> ArrowChunk:
+    """``build_chunk``'s rows as arrow tables (what the streaming ingest writes, with no pandas between)."""
     n = table.num_rows
     for name in ("Id", "Operation", "CreationTime"):
         if name not in table.column_names:
             raise Irregular(f"no {name} column")
     text = {name: _text(table, name) for name in STRING_FIELDS}
-    if text["Id"].isna().any() or text["Operation"].isna().any():
+    if text["Id"].null_count or text["Operation"].null_count:
         raise Irregular("a record lacks Id or Operation")
     record_type = _int(table, "RecordType")
     access, throttled = _props(table)
     folders, items, folder_count, lost = _folders(table)
-    item_count = np.bincount(items["rec"].to_numpy(dtype=np.int64), minlength=n) if len(items) else np.zeros(n)
-    ip_raw = text["ClientIPAddress"].fillna(text["ClientIP"]).fillna(text["ActorIpAddress"])
-    mailbox = text["MailboxOwnerUPN"].fillna(text["UserId"])
+    item_count = np.bincount(items.column("rec").to_numpy(), minlength=n) if items.num_rows else np.zeros(n, np.int64)
+    ip_raw = pc.coalesce(text["ClientIPAddress"], text["ClientIP"], text["ActorIpAddress"])
     if "LogonType" in table.column_names and pa.types.is_integer(table.column("LogonType").type):
-        logon_raw = _int(table, "LogonType").astype("string")
+        logon_raw = _int(table, "LogonType").cast(pa.string())
     else:
         logon_raw = _text(table, "LogonType")
-    frame = pd.DataFrame({
+    lost_array = pa.array(lost)
+    constant = pa.array(np.zeros(n, dtype=np.int32))
+    columns: dict[str, pa.Array] = {
         "record_id": text["Id"],
         "creation_time": _times(table),
         "operation": text["Operation"],
         "record_type": record_type,
-        "record_type_name": record_type.map(_TYPE_NAMES).astype("string"),
+        "record_type_name": _TYPE_VALUES.take(pc.index_in(record_type, value_set=_TYPE_KEYS)),
         "workload": text["Workload"],
         "user_id": text["UserId"],
-        "mailbox": mailbox.str.lower(),
+        "mailbox": _lower(pc.coalesce(text["MailboxOwnerUPN"], text["UserId"])),
         "mailbox_guid": text["MailboxGuid"],
         "client_ip": _norm_ips(ip_raw),
         "client_ip_raw": ip_raw,
         "session_id": text["SessionId"],
-        "app_id": text["AppId"].str.lower(),
-        "client_app_id": text["ClientAppId"].str.lower(),
+        "app_id": _lower(text["AppId"]),
+        "client_app_id": _lower(text["ClientAppId"]),
         "client_info_string": text["ClientInfoString"],
         "logon_type": _map_unique(logon_raw, lambda v: LOGON_TYPES.get(v, v)),
         "result_status": text["ResultStatus"],
         "mail_access_type": access,
         "is_throttled": throttled,
         "operation_count": _int(table, "OperationCount"),
-        "folder_count": folder_count,
-        "item_count": item_count,
-        "message_ids_lost": lost,
-        "flags": pd.Series(lost).map({True: "message_ids_lost", False: None}).astype("string"),
-        "source_format": fmt,
-        "source_file": source,
-        "source_line": np.arange(first_line, first_line + n),
-        "content_hash": None,
+        "folder_count": pa.array(folder_count, pa.int64()),
+        "item_count": pa.array(item_count, pa.int64()),
+        "message_ids_lost": lost_array,
+        "flags": pc.if_else(lost_array, pa.scalar("message_ids_lost"), _NULL),
+        "source_format": pa.array([fmt], pa.string()).take(constant),
+        "source_file": pa.array([source], pa.string()).take(constant),
+        "source_line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
+        "content_hash": pa.nulls(n, pa.string()),
         # The record's text is line ``source_line`` of ``source_file`` (hashed evidence): not copied here,
         # which halves peak memory on large dumps.
-        "raw_json": pd.Series([None] * n, dtype="string"),
-    })
-    return Chunk(typed_records(frame[BUILT_COLUMNS]), folders, items)
+        "raw_json": pa.nulls(n, pa.string()),
+    }
+    records = pa.table([columns[name] for name in BUILT_COLUMNS], names=BUILT_COLUMNS)
+    return ArrowChunk(records, folders, items)

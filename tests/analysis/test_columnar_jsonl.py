@@ -80,3 +80,14 @@ def test_many_small_blocks_and_a_line_longer_than_a_block(tmp_path: Path, monkey
     chunks = read_jsonl_chunks(decode_input(path))
     assert chunks is not None and len(chunks) > 50
     assert sum(len(c.records) for c in chunks) == len(records)
+
+
+def test_non_ascii_text_is_lower_cased_as_python_does(tmp_path: Path) -> None:
+    """Arrow's UTF-8 kernel lower-cases ``İ`` to ``i``; ``normalise`` (``str.lower``) to ``i̇``: the rows agree."""
+    odd = mia("2024-05-01T10:00:00", mailbox="İlker@Contoso.example", ip="[FE80::İ]:443", app="ÅPP-İD",
+              folders=[folder("\\Inbox", "<İD@Example.COM>")], ClientAppId="İD")
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [mia("2024-05-01T10:01:00"), odd]) + "\n", encoding="utf-8")
+    _assert_same(path)
+    chunk = read_jsonl_chunk(decode_input(path))
+    assert chunk is not None and chunk.records["mailbox"].iloc[1] == "i̇lker@contoso.example"
