@@ -234,3 +234,13 @@ def pick_lines(batches: Iterator[pa.RecordBatch], wanted: dict[tuple[str, int], 
                 found["value"].append(value or b"")
         if found["path"]:
             yield pa.RecordBatch.from_pydict(found, schema=schema)
+
+
+def csv_text(batches: Iterator[pa.RecordBatch], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body for a table's CSV on the cluster: each batch as the local writer makes its CSV
+    (``outputs._csv_ready``: ISO 8601 UTC times, formula-like text neutralised), every column as text."""
+    from mia_bridge.analysis.outputs import _csv_ready
+
+    for batch in batches:
+        table = _csv_ready(pa.Table.from_batches([batch]))
+        yield from pa.table({c: table.column(c).cast(pa.string()) for c in columns}).to_batches()
