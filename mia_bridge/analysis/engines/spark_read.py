@@ -33,7 +33,8 @@ from mia_bridge.errors import MiaError, UnreadableInput
 FORMATS_TAKEN = ("raw AuditData JSON lines and the other JSON-lines exports mia reads",
                  "Purview / Search-UnifiedAuditLog CSV exports and the other CSV exports mia reads",
                  "a JSON array only as long as Spark does not split it (one split: 128 MB)",
-                 "any of these gzipped with a .gz name")
+                 "any of these gzipped with a .gz name",
+                 "a saved base: the --out folder of `mia analyze --keep-base` (or its base/), alone")
 
 _ARROW_TYPES = {"string": pa.string(), "Int64": pa.int64(), "boolean": pa.bool_(),
                 "datetime64[ns, UTC]": pa.timestamp("us", tz="UTC")}
