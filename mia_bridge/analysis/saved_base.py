@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from mia_bridge.analysis.base_tables import BaseTables
 from mia_bridge.analysis.intake import BUILT_COLUMNS, FOLDER_ROW_COLUMNS, ITEM_ROW_COLUMNS
 from mia_bridge.analysis.schema import RECORD_COLUMNS
-from mia_bridge.errors import ExportError, UnreadableInput, UsageError
+from mia_bridge.errors import UnreadableInput, UsageError
 from mia_bridge.safe_files import make_dir, open_private, write_text
 
 FOLDER = "base"
@@ -150,6 +150,10 @@ def find_in(paths: list[Path] | list[str]) -> Path | None:
     """The saved base among the inputs (None: there is none); a saved base must be the only input."""
     saved = [found for p in paths if Path(p).is_dir() and (found := find(Path(p))) is not None]
     if not saved:
+        for path in map(Path, paths):
+            if (path / "summary.json").is_file() and (path / "records.parquet").exists():
+                raise UnreadableInput(str(path), "the output folder of a run without --keep-base: its tables "
+                                      "alone cannot be analysed again", hint=HINT)
         return None
     if len(paths) != 1:
         raise UsageError(f"{saved[0]}: a saved base is analysed alone, not with other inputs",
@@ -218,13 +222,15 @@ def save(base: BaseTables, inputs: list[dict[str, Any]], out_dir: Path) -> Path:
         for part in sorted(Path(getattr(base, dataset)).glob("*.parquet")):
             if dataset == "records":
                 table = pq.read_table(part)
-                with open_private(folder / part.name, "wb") as sink:
-                    try:
-                        # Exact: a time finer than a microsecond stops the saving rather than being rounded.
+                try:
+                    with open_private(folder / part.name, "wb") as sink:
                         pq.write_table(table, sink, compression="lz4", coerce_timestamps="us",
                                        allow_truncated_timestamps=False)
-                    except pa.ArrowInvalid as exc:
-                        raise ExportError(f"{target}: cannot keep the base tables: {exc}") from None
+                except pa.ArrowInvalid:
+                    # A time finer than a microsecond is kept, never rounded: the embedded engine reads it
+                    # (Spark refuses the part, in one line naming it).
+                    with open_private(folder / part.name, "wb") as sink:
+                        pq.write_table(table, sink, compression="lz4")
             else:
                 _copy_part(part, folder / part.name)
     _copy_part(Path(base.quarantine), target / "quarantine.jsonl")

@@ -175,3 +175,9 @@ def test_an_out_uri_needs_the_spark_engine(tmp_path: Path, capsys: pytest.Captur
     err = _cli_error(["analyze", "--demo", "--out", f"file://{tmp_path}/o"], capsys, code=2)
     assert "--engine spark" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_output_folder_without_base_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "--demo", "--out", str(tmp_path / "a")]) == 0
+    err = _cli_error(["analyze", str(tmp_path / "a"), "--out", str(tmp_path / "b")], capsys)
+    assert "without --keep-base" in err and str(tmp_path / "a") in err

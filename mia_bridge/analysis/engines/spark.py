@@ -384,7 +384,7 @@ class SparkEngine:
         found = []
         for given in paths:
             if not _has_scheme(given):
-                local = saved_base.find(Path(given)) if Path(given).is_dir() else None
+                local = saved_base.find_in([given])  # an output folder without base/ is named
                 if local is not None:
                     found.append(local.absolute().as_uri())
                 continue
