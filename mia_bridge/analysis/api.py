@@ -6,6 +6,7 @@ investigation feeds collected records here); ``write_outputs`` writes the output
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mia_bridge.analysis import saved_base
 from mia_bridge.analysis.base_tables import BaseTables
 from mia_bridge.analysis.columnar import read_csv_chunks, read_jsonl_chunks
 from mia_bridge.analysis.engines import EMBEDDED, ENGINES
@@ -116,13 +118,19 @@ def analyze_files(paths: Sequence[Path], options: AnalysisOptions, writer: Outpu
     """Read and analyse every input; unreadable files are reported in the summary.
 
     With ``writer``, the tables are handed to it as soon as each is ready (``writer.finish(result)`` completes
-    the output). Raises ``ReaderError`` (exit code 1) when not a single input could be read.
+    the output). Raises ``ReaderError`` (exit code 1) when not a single input could be read. A saved base
+    (``saved_base``: the folder ``--keep-base`` wrote) is analysed instead of being read again.
     """
     TIMINGS.clear()
+    saved = saved_base.find_in(list(paths))
     work = tempfile.TemporaryDirectory(prefix="mia-analysis-")
     try:
         started = time.perf_counter()
-        base = ingest_files(paths, options, Path(work.name) / "base")
+        if saved is not None:
+            loaded, manifest = saved_base.load(saved)
+            base = dataclasses.replace(loaded, inputs=[InputReport(**manifest.report(str(paths[0])))])
+        else:
+            base = ingest_files(paths, options, Path(work.name) / "base")
         TIMINGS["read"] = time.perf_counter() - started
         return _analyse(base, options, work, writer)
     except BaseException:
@@ -204,6 +212,8 @@ def _analyse(base: BaseTables, options: AnalysisOptions, work: tempfile.Temporar
              writer: OutputWriter | None = None) -> AnalysisResult:
     """Analyse the base tables ingest wrote under ``work``; what only the analysis read is removed after it."""
     result = analyse_base(base, options, list(base.inputs), Path(work.name), writer, work, engine=options.engine)
+    if writer is not None and writer.keep_base:
+        writer.save_base(base)
     shutil.rmtree(Path(work.name) / "base", ignore_errors=True)  # read; the result keeps only its tables
     shutil.rmtree(Path(work.name) / "spill", ignore_errors=True)
     return result

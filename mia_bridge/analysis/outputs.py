@@ -24,6 +24,7 @@ from mia_bridge.safe_files import make_dir, open_private, write_text
 
 if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
+    from mia_bridge.analysis.base_tables import BaseTables
 
 ROW_GROUP = 131_072  # Parquet rows per group: the writer holds a whole group's encoded columns
 # every table written as CSV and Parquet (enrich lists the analysis files by it)
@@ -130,8 +131,9 @@ class OutputWriter:
     and returns name → path. Frames handed over must not change afterwards.
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, keep_base: bool = False) -> None:
         self.out_dir = out_dir
+        self.keep_base = keep_base  # also keep the base tables as out_dir/base (saved_base)
         self.written: dict[str, Path] = {}
         self._pool = ThreadPoolExecutor(max_workers=4)
         self._pending: list[Future[None]] = []
@@ -204,6 +206,18 @@ class OutputWriter:
             for slices in queues:
                 slices.put(None)
         return parquet_path
+
+    def save_base(self, base: BaseTables) -> None:
+        """Keep the run's base tables as ``base/`` (``saved_base.save``)."""
+        from mia_bridge.analysis import saved_base
+
+        if not self.written:
+            self._make_dir()
+        inputs = [entry if isinstance(entry, dict) else vars(entry) for entry in base.inputs]
+        try:
+            self.written[saved_base.FOLDER] = saved_base.save(base, inputs, self.out_dir)
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def finish(self, result: AnalysisResult) -> dict[str, Path]:
         """Write what was not handed over yet, wait for every writer; returns name → path."""

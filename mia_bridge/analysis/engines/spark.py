@@ -14,6 +14,7 @@ reads (file://, hdfs://, s3a://, abfss://; a folder or a glob stands for its fil
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import shutil
 import sys
@@ -29,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mia_bridge.analysis import saved_base
 from mia_bridge.analysis.dedup import _read_back, deduplicate
 from mia_bridge.analysis.engines.spark_read import (
     FORMATS_TAKEN,
@@ -39,14 +41,16 @@ from mia_bridge.analysis.engines.spark_read import (
     KIND_SPLIT,
     FilePlan,
     canonical_uri,
+    csv_text,
     head_lines,
     map_partition,
     pick_lines,
     spark_schema_ddl,
 )
-from mia_bridge.analysis.intake import BUILT_COLUMNS, QUARANTINE_COLUMNS
-from mia_bridge.errors import MiaError, ReaderError, UnreadableInput
+from mia_bridge.analysis.intake import BUILT_COLUMNS, FOLDER_ROW_COLUMNS, ITEM_ROW_COLUMNS, QUARANTINE_COLUMNS
+from mia_bridge.errors import ExportError, MiaError, ReaderError, UnreadableInput, UsageError
 from mia_bridge.readers.registry import prepare
+from mia_bridge.safe_files import make_dir, write_text
 
 NAME = "spark"
 DEFAULT_MASTER = "local[2]"
@@ -262,6 +266,9 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         errors = _spark_errors()
+        saved = self._saved_base(paths)
+        if saved is not None:
+            return self.load_base(saved, paths[0])
         reports: list[dict[str, Any]] = []
         files: list[InputFile] = []
         for given in paths:
@@ -358,6 +365,114 @@ class SparkEngine:
         records, conflicts = self._deduplicate(records, ordered, plans)
         return SparkBase(records=records, folders=folders, items=items, quarantine=quarantine, read=read,
                          parsed=parsed, quarantined=len(quarantine), conflicts=conflicts, inputs=reports)
+
+    # --- a saved base (saved_base): the Parquet of a previous run ------------------------------------------
+
+    def _exists(self, uri: str) -> bool:
+        try:
+            if _is_connect(self.spark):
+                self.spark.read.format("text").load(uri).limit(1).collect()
+                return True
+            jvm, conf = self.spark.sparkContext._jvm, self.spark.sparkContext._jsc.hadoopConfiguration()
+            path = jvm.org.apache.hadoop.fs.Path(uri)
+            return bool(path.getFileSystem(conf).exists(path))
+        except _spark_errors():
+            return False  # not a file system Spark knows: read as an input, which says so
+
+    def _saved_base(self, paths: Sequence[str]) -> str | None:
+        """The saved base among the inputs, as a Spark path (None: none); it must be the only input."""
+        found = []
+        for given in paths:
+            if not _has_scheme(given):
+                local = saved_base.find_in([given])  # an output folder without base/ is named
+                if local is not None:
+                    found.append(local.absolute().as_uri())
+                continue
+            for candidate in (given.rstrip("/"), given.rstrip("/") + "/" + saved_base.FOLDER):
+                if self._exists(f"{candidate}/{saved_base.MANIFEST}"):
+                    found.append(candidate)
+                    break
+        if found and len(paths) != 1:
+            raise UsageError(f"{found[0]}: a saved base is analysed alone, not with other inputs",
+                             hint="analyse the original exports together, or one saved base")
+        return found[0] if found else None
+
+    def _text(self, uri: str) -> str:
+        try:
+            rows = self.spark.read.format("text").option("wholetext", "true").load(uri).collect()
+        except _spark_errors() as exc:
+            raise UnreadableInput(uri, f"Spark cannot read it: {spark_message(exc)}", hint=saved_base.HINT) from None
+        return "".join(row[0] for row in rows)
+
+    def _dataset(self, uri: str, dataset: str, ordered: bool) -> Any:
+        """A saved base's dataset, checked; ``ordered``: with ``pos`` (file in name order, then row)."""
+        from pyspark.sql import functions as F
+
+        path = f"{uri}/{dataset}"
+        try:
+            frame = self.spark.read.parquet(path)
+            files = frame.inputFiles()
+        except _spark_errors() as exc:
+            raise UnreadableInput(path, f"Spark cannot read it as Parquet: {spark_message(exc)}",
+                                  hint=saved_base.HINT) from None
+        if not files:
+            raise UnreadableInput(path, "no Parquet files: the saved base is incomplete", hint=saved_base.HINT)
+        saved_base.check_columns(path, dataset, {f.name: _family(f.dataType) for f in frame.schema.fields})
+        if not ordered:
+            return frame
+        names = sorted({name.rsplit("/", 1)[-1] for name in files})
+        ranks = self.spark.createDataFrame([(unquote(n), i) for i, n in enumerate(names)], "_file string, _rank bigint")
+        frame = frame.select("*", F.col("_metadata.file_name").alias("_file"),
+                             F.col("_metadata.row_index").alias("_row"))
+        return frame.join(F.broadcast(ranks), "_file").withColumn(
+            "pos", F.col("_rank") * F.lit(1 << 40) + F.col("_row")).drop("_file", "_rank", "_row")
+
+    def load_base(self, uri: str, display: str) -> SparkBase:
+        """A saved base (``saved_base``), checked, as the base relations: nothing is read again."""
+        from pyspark.sql import functions as F
+
+        manifest = saved_base.parse_manifest(self._text(f"{uri}/{saved_base.MANIFEST}"),
+                                             f"{uri}/{saved_base.MANIFEST}")
+        records = self._dataset(uri, "records", ordered=False)
+        records = records.select(*BUILT_COLUMNS, "rec", F.col("fingerprint").cast("decimal(20,0)").alias(
+            "fingerprint"), "duplicate")
+        folders = self._dataset(uri, "folders", ordered=True).select(*FOLDER_ROW_COLUMNS, "pos")
+        items = self._dataset(uri, "items", ordered=True).select(*ITEM_ROW_COLUMNS, "pos")
+        count = records.count()
+        if count != manifest.parsed:
+            raise UnreadableInput(f"{uri}/records", f"{count} records, but {saved_base.MANIFEST} says "
+                                                    f"{manifest.parsed} were parsed", hint=saved_base.HINT)
+        text = self._text(f"{uri}/quarantine.jsonl")
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            try:
+                entry = json.loads(line)
+                rows.append((entry["file"], entry["line"], entry["reason"], entry["raw"]))
+            except (ValueError, KeyError, TypeError):
+                raise UnreadableInput(f"{uri}/quarantine.jsonl", "not a quarantined record", line=number,
+                                      hint=saved_base.HINT) from None
+        if len(rows) != manifest.quarantined:
+            raise UnreadableInput(f"{uri}/quarantine.jsonl", f"{len(rows)} quarantined records, but "
+                                  f"{saved_base.MANIFEST} says {manifest.quarantined}", hint=saved_base.HINT)
+        quarantine = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS).astype({"line": "Int64"})
+        return SparkBase(records=records, folders=folders, items=items, quarantine=quarantine, read=manifest.read,
+                         parsed=manifest.parsed, quarantined=manifest.quarantined, conflicts=manifest.conflicts,
+                         inputs=[manifest.report(display)])
+
+    def save_base(self, base: SparkBase, uri: str, put_text: Any) -> None:
+        """Keep the base relations as a saved base at ``uri`` (Spark's writers; ``put_text(uri, text)`` writes
+        the manifest and the quarantine)."""
+        base.records.orderBy("rec").write.mode("overwrite").parquet(f"{uri}/records")
+        for name in ("folders", "items"):
+            getattr(base, name).orderBy("pos").drop("pos").write.mode("overwrite").parquet(f"{uri}/{name}")
+        lines = []
+        for row in base.quarantine.to_dict("records"):
+            line = None if pd.isna(row["line"]) else int(row["line"])
+            lines.append(json.dumps({"file": row["file"], "line": line, "reason": row["reason"], "raw": row["raw"]})
+                         + "\n")
+        put_text(f"{uri}/quarantine.jsonl", "".join(lines))
+        manifest = saved_base.Manifest(base.read, base.parsed, base.quarantined, base.conflicts, base.inputs)
+        put_text(f"{uri}/{saved_base.MANIFEST}", manifest.text())
 
     def _heads_one_by_one(self, files: list[InputFile], reports: list[dict[str, Any]]
                           ) -> tuple[dict[str, list[bytes]], set[str]]:
@@ -459,6 +574,93 @@ class SparkEngine:
             for index, text in found.items():
                 texts[(display, local[index])] = text
         return texts
+
+
+def _family(kind: Any) -> str:
+    """A Spark column type in ``saved_base.check_columns``' words."""
+    from pyspark.sql import types as T
+
+    if isinstance(kind, T.StringType):
+        return "text"
+    if isinstance(kind, (T.LongType, T.IntegerType, T.ShortType, T.ByteType)) or (
+            isinstance(kind, T.DecimalType) and kind.scale == 0):
+        return "integer"
+    if isinstance(kind, T.BooleanType):
+        return "boolean"
+    if isinstance(kind, T.TimestampType):
+        return "UTC time"
+    if isinstance(kind, T.NullType):
+        return "null"
+    return str(kind.simpleString())
+
+
+def _is_connect(spark: Any) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+class SparkOutput:
+    """``--out`` as a path on the cluster (hdfs://, s3a://, abfss://, file:///...): every output written there by
+    Spark, never through this machine's file system. Tables (``NAME.parquet`` and ``NAME.csv``) are folders of
+    part files in order, written by Spark's writers; the CSV is made by the local writer's rules
+    (``spark_read.csv_text``); summary.json and quarantine.jsonl go through Hadoop's FileSystem API."""
+
+    def __init__(self, uri: str, *, keep_base: bool = False) -> None:
+        self.uri = uri.rstrip("/")
+        self.keep_base = keep_base
+        self.written: dict[str, str] = {}
+        self.spark: Any = None
+
+    def bind(self, spark: Any) -> None:
+        if _is_connect(spark):
+            raise UsageError(f"--out {self.uri}: writing to a URI needs a Spark master, not Spark Connect",
+                             hint="give a local --out folder with Spark Connect")
+        self.spark = spark
+
+    def frame(self, name: str, frame: Any, *, csv: bool = True) -> None:
+        """Write the ordered ``frame`` as ``name``.parquet (and ``name``.csv)."""
+        errors = _spark_errors()
+        target = f"{self.uri}/{name}.parquet"
+        try:
+            frame.write.mode("overwrite").parquet(target)
+            self.written[f"{name}.parquet"] = target
+            if csv:
+                columns = list(frame.columns)
+                text = frame.mapInArrow(partial(csv_text, columns=columns),
+                                        ", ".join(f"`{c}` string" for c in columns))
+                target = f"{self.uri}/{name}.csv"
+                (text.write.mode("overwrite").option("header", "true").option("escape", '"')
+                 .option("emptyValue", '""').csv(target))
+                self.written[f"{name}.csv"] = target
+        except errors as exc:
+            raise ExportError(f"{target}: Spark cannot write it: {spark_message(exc)}") from None
+
+    def put_text(self, uri: str, text: str) -> None:
+        """A small file through Hadoop's FileSystem API (in the JVM): never this machine's file system."""
+        try:
+            jvm, conf = self.spark.sparkContext._jvm, self.spark.sparkContext._jsc.hadoopConfiguration()
+            path = jvm.org.apache.hadoop.fs.Path(uri)
+            stream = path.getFileSystem(conf).create(path, True)
+            try:
+                data = text.encode("utf-8")
+                for start in range(0, len(data), 1 << 20):
+                    stream.write(bytearray(data[start:start + (1 << 20)]))
+            finally:
+                stream.close()
+        except _spark_errors() as exc:
+            raise ExportError(f"{uri}: Spark cannot write it: {spark_message(exc)}") from None
+
+    def finish(self, result: Any) -> dict[str, str]:
+        lines = []
+        for row in result.quarantine.to_dict("records"):
+            line = None if pd.isna(row["line"]) else int(row["line"])
+            lines.append(json.dumps({"file": row["file"], "line": line, "reason": row["reason"], "raw": row["raw"]},
+                                    ensure_ascii=False) + "\n")
+        for name, text in (("quarantine.jsonl", "".join(lines)),
+                           ("summary.json", json.dumps(result.summary, indent=2, ensure_ascii=False, default=str)
+                            + "\n")):
+            self.put_text(f"{self.uri}/{name}", text)
+            self.written[name] = f"{self.uri}/{name}"
+        return dict(self.written)
 
 
 def _active_session() -> Any:
@@ -616,18 +818,28 @@ class SparkAnalysis:
             if name in PERSISTED:
                 frame = frame.persist()
             frame.createOrReplaceTempView(name)
+            remote = isinstance(sink, SparkOutput)
             if name in ("unique_records", "bind_items", "events"):
                 output = {"unique_records": "records", "bind_items": "items"}.get(name, name)
-                files[output] = self._big(output, sink)
+                if remote:
+                    sink.frame(output, self._query(BIG[output], output), csv=output != "records")
+                else:
+                    files[output] = self._big(output, sink)
             else:
                 tables[name] = self._small(name)
-                if sink is not None:
+                if remote:
+                    sink.frame(name, self._query(name, name).coalesce(1))
+                elif sink is not None:
                     sink.table(name, tables[name])
         row = self.spark.sql(spark_sql(sql.statement("summary_counts"))).toArrow().to_pylist()[0]
         lists: dict[str, list[tuple[str, int]]] = {}
         for entry in self.spark.sql(spark_sql(sql.statement("summary_lists"))).toArrow().to_pylist():
             lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
         return EngineResult(files, tables, row, lists)
+
+
+def _put_local(uri: str, text: str) -> None:
+    write_text(Path(unquote(urlparse(uri).path)), text)
 
 
 def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, *,
@@ -649,23 +861,36 @@ def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, 
         shared = os.environ.get(WORK_ENV) or (local_work / "shared").as_uri()
         engine = SparkEngine(spark, shared.rstrip("/") + f"/{local_work.name}", local_work / "driver",
                              local=here and not os.environ.get(WORK_ENV))
+        remote = writer if isinstance(writer, SparkOutput) else None
         try:
+            if remote is not None:
+                remote.bind(spark)
             base = engine.ingest([str(p) for p in paths], options.format, options.max_record_bytes)
             run = SparkAnalysis(engine).run(base, _parameters(options), writer)
+            frames = {name: table.to_pandas() for name, table in run.tables.items()}
+            lookup = frames.get("message_lookup")
+            reports = [InputReport(**r) for r in base.inputs]
+            summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup,  # type: ignore[arg-type]
+                                    options=options, inputs=[vars(r) for r in reports])
+            result = AnalysisResult(
+                summary=summary, synced_folders=frames["synced_folders"],
+                throttled_windows=frames["throttled_windows"], contexts=frames["contexts"], leads=frames["leads"],
+                message_lookup=lookup, quarantine=base.quarantine, files=run.files, inputs=reports, work=work)
+            if remote is not None:
+                if remote.keep_base:
+                    engine.save_base(base, f"{remote.uri}/{saved_base.FOLDER}", remote.put_text)
+                    remote.written[saved_base.FOLDER] = f"{remote.uri}/{saved_base.FOLDER}"
+                remote.finish(result)
+            elif writer is not None and getattr(writer, "keep_base", False):
+                target = make_dir(Path(writer.out_dir) / saved_base.FOLDER)
+                engine.save_base(base, target.as_uri(), _put_local)
+                writer.written[saved_base.FOLDER] = target
         except _spark_errors() as exc:
             raise MiaError(f"Spark failed: {spark_message(exc)}") from None
         finally:
             if own:
                 spark.stop()
-        frames = {name: table.to_pandas() for name, table in run.tables.items()}
-        lookup = frames.get("message_lookup")
-        reports = [InputReport(**r) for r in base.inputs]
-        summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup,  # type: ignore[arg-type]
-                                options=options, inputs=[vars(r) for r in reports])
-        return AnalysisResult(
-            summary=summary, synced_folders=frames["synced_folders"], throttled_windows=frames["throttled_windows"],
-            contexts=frames["contexts"], leads=frames["leads"], message_lookup=lookup, quarantine=base.quarantine,
-            files=run.files, inputs=reports, work=work)
+        return result
     except BaseException:
         work.cleanup()
         raise

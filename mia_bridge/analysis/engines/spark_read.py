@@ -33,7 +33,8 @@ from mia_bridge.errors import MiaError, UnreadableInput
 FORMATS_TAKEN = ("raw AuditData JSON lines and the other JSON-lines exports mia reads",
                  "Purview / Search-UnifiedAuditLog CSV exports and the other CSV exports mia reads",
                  "a JSON array only as long as Spark does not split it (one split: 128 MB)",
-                 "any of these gzipped with a .gz name")
+                 "any of these gzipped with a .gz name",
+                 "a saved base: the --out folder of `mia analyze --keep-base` (or its base/), alone")
 
 _ARROW_TYPES = {"string": pa.string(), "Int64": pa.int64(), "boolean": pa.bool_(),
                 "datetime64[ns, UTC]": pa.timestamp("us", tz="UTC")}
@@ -234,3 +235,13 @@ def pick_lines(batches: Iterator[pa.RecordBatch], wanted: dict[tuple[str, int], 
                 found["value"].append(value or b"")
         if found["path"]:
             yield pa.RecordBatch.from_pydict(found, schema=schema)
+
+
+def csv_text(batches: Iterator[pa.RecordBatch], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body for a table's CSV on the cluster: each batch as the local writer makes its CSV
+    (``outputs._csv_ready``: ISO 8601 UTC times, formula-like text neutralised), every column as text."""
+    from mia_bridge.analysis.outputs import _csv_ready
+
+    for batch in batches:
+        table = _csv_ready(pa.Table.from_batches([batch]))
+        yield from pa.table({c: table.column(c).cast(pa.string()) for c in columns}).to_batches()

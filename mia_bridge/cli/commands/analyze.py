@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -40,7 +41,7 @@ def _time(value: str | None, option: str) -> datetime | None:
     return parsed
 
 
-def _report(result: AnalysisResult, written: dict[str, Path], out_dir: Path, as_json: bool) -> None:
+def _report(result: AnalysisResult, written: dict[str, Any], out_dir: Path | str, as_json: bool) -> None:
     console = current_console()
     out, err = console.out, console.err
     summary = result.summary
@@ -81,8 +82,17 @@ def _report(result: AnalysisResult, written: dict[str, Path], out_dir: Path, as_
 
 
 def analyze(
-    inputs: list[Path] = typer.Argument(None, help="Export files: JSON/JSONL, CSV (any supported format), .gz."),
-    out_dir: Path = typer.Option(..., "--out", help="Directory for summary.json, the tables and quarantine.jsonl."),
+    inputs: list[str] = typer.Argument(
+        None, help="Export files: JSON/JSONL, CSV (any supported format), .gz; or a saved base (the --out folder "
+                   "of a run with --keep-base), analysed alone. With --engine spark, any path Spark reads "
+                   "(file://, hdfs://, s3a://, abfss://; a folder or glob stands for its files)."),
+    out: str = typer.Option(
+        ..., "--out", help="Directory for summary.json, the tables and quarantine.jsonl. With --engine spark "
+                           "also a URI Spark writes (hdfs://..., s3a://..., file:///...): written there by Spark."),
+    keep_base: bool = typer.Option(
+        False, "--keep-base", help="Also keep the base tables (every parsed record, its folders and items, the "
+                                   "quarantine) as OUT/base: `mia analyze OUT` analyses them again without "
+                                   "re-reading the exports, on either engine."),
     fmt: str | None = typer.Option(None, "--format", help="Force a reader instead of auto-detection."),
     start: str | None = typer.Option(None, "--start", help="Only analyse records at or after this time (UTC)."),
     end: str | None = typer.Option(None, "--end", help="Only analyse records at or before this time (UTC)."),
@@ -107,9 +117,12 @@ def analyze(
     ),
 ) -> None:
     """Which mail was read, by whom, from where: analyse audit-log exports offline."""
-    paths = list(inputs or [])
+    paths: list[str | Path] = list(inputs or [])
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    if is_uri(out) and engine != SPARK:
+        raise UsageError(f"--out {out}: a URI is written by the Spark engine only", hint="add --engine spark, "
+                         "or give a local folder")
     if fmt is not None and fmt not in format_names():
         raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(format_names())}")
     if demo:
@@ -129,15 +142,29 @@ def analyze(
         suspicious_ips=tuple(suspicious_ip), suspicious_apps=tuple(suspicious_app),
         known_good_ips=tuple(known_good_ip), format=fmt, max_record_bytes=max_record_bytes, engine=engine,
     )
-    with OutputWriter(out_dir) as writer:  # tables are written while the rest is analysed
+    if engine == SPARK and is_uri(out):  # Spark's writers, never this machine's file system
+        from mia_bridge.analysis.engines.spark import SparkOutput, analyze_files_spark
+
+        remote = SparkOutput(out, keep_base=keep_base)
+        result = analyze_files_spark([str(p) for p in paths], options, remote, master=spark_master)
+        _report(result, remote.written, out, as_json)
+        return
+    out_dir = Path(out)
+    with OutputWriter(out_dir, keep_base=keep_base) as writer:  # tables are written while the rest is analysed
         if engine == SPARK:
             from mia_bridge.analysis.engines.spark import analyze_files_spark
 
             result = analyze_files_spark([str(p) for p in paths], options, writer, master=spark_master)
         else:
-            result = analyze_files(paths, options, writer)
+            result = analyze_files([Path(p) for p in paths], options, writer)
         written = writer.finish(result)
     _report(result, written, out_dir, as_json)
+
+
+def is_uri(out: str) -> bool:
+    """Whether ``--out`` is a URI (``scheme://...``; ``C:\\x`` is a drive, not a scheme)."""
+    scheme, sep, _ = out.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
 
 
 def register(app: typer.Typer) -> None:
