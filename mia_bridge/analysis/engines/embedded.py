@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -112,6 +113,23 @@ def _files(path: Path) -> str:
     return "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in _dataset(path)) + "]"
 
 
+def _follows(rec: np.ndarray, last: int) -> bool:
+    """Whether ``rec`` increases strictly and starts above ``last``."""
+    return len(rec) == 0 or (int(rec[0]) > last and bool(np.all(rec[1:] > rec[:-1])))
+
+
+def _in_rec_order(path: Path) -> bool:
+    """Whether the dataset's rows are in ``rec`` order (ingest writes them so): read from its ``rec`` column
+    alone, a few MB per million records."""
+    last = -1
+    for name in _dataset(path):
+        rec = pq.read_table(name, columns=["rec"]).column(0).to_numpy()
+        if not _follows(rec, last):
+            return False
+        last = int(rec[-1]) if len(rec) else last
+    return True
+
+
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
@@ -177,10 +195,28 @@ class EmbeddedEngine:
         for batch in reader:
             yield _cast(batch, schema)
 
-    def _big(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None) -> Path:
+    def _batches_in_rec_order(self, con: duckdb.DuckDBPyConnection, statement: str, schema: pa.Schema
+                              ) -> Iterator[pa.RecordBatch]:
+        """The statement's rows as they come from the records dataset, already in ``rec`` order (so not sorted
+        again, which would copy every record's text): each batch is checked to follow on from the last."""
+        columns = ", ".join(f'"{c}"' for c in schema.names)
+        last = -1
+        for batch in con.sql(f"SELECT {columns}, rec FROM {statement}").to_arrow_reader(BATCH_ROWS):
+            rec = batch.column(batch.num_columns - 1).to_numpy(zero_copy_only=False)
+            if not _follows(rec, last):
+                raise RuntimeError(f"{statement}: rows out of rec order (the embedded engine relies on DuckDB's "
+                                   "preserve_insertion_order)")
+            last = int(rec[-1]) if len(rec) else last
+            yield _cast(batch.drop_columns(["rec"]), schema)
+
+    def _big(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None, in_rec_order: bool = False
+             ) -> Path:
         statement, schema = BIG[output], ARROW_SCHEMAS[output]
         # Pulled here, on this connection: the sink writes each batch on its own threads as it comes.
-        batches = self._batches(con, self._output_query(statement, output), schema)
+        if in_rec_order and sql.order_by(statement) == "rec":  # the records dataset's own order
+            batches = self._batches_in_rec_order(con, statement, schema)
+        else:
+            batches = self._batches(con, self._output_query(statement, output), schema)
         if sink is not None:
             return sink.stream(output, batches, schema, csv=output != "records")
         path = self.work / "tables" / f"{output}.parquet"
@@ -211,7 +247,8 @@ class EmbeddedEngine:
                 con.execute(f"CREATE {kind} {name} AS {sql.body(name)}")
                 if name in ("unique_records", "bind_items"):
                     output = "records" if name == "unique_records" else "items"
-                    files[output] = self._big(con, output, sink)
+                    ordered = name == "unique_records" and _in_rec_order(base.records)
+                    files[output] = self._big(con, output, sink, in_rec_order=ordered)
                 elif name == "events":
                     files["events"] = self._big(con, "events", sink)
                 else:
