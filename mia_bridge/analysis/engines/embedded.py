@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -113,42 +112,6 @@ def _files(path: Path) -> str:
     return "[" + ", ".join("'" + name.replace("'", "''") + "'" for name in _dataset(path)) + "]"
 
 
-def _follows(keys: list[np.ndarray], last: tuple[int, ...] | None) -> bool:
-    """Whether the rows' keys (one array per key column) increase strictly, in lexicographic order, and the
-    first row comes after ``last`` (None: nothing before)."""
-    if len(keys[0]) == 0:
-        return True
-    rising = np.zeros(len(keys[0]) - 1, dtype=bool)
-    equal = np.ones(len(keys[0]) - 1, dtype=bool)
-    for key in keys:
-        rising |= equal & (key[1:] > key[:-1])
-        equal &= key[1:] == key[:-1]
-    return (last is None or tuple(int(k[0]) for k in keys) > last) and bool(np.all(rising))
-
-
-def _in_rec_order(path: Path, strict: bool = True) -> bool:
-    """Whether the dataset's rows are in ``rec`` order (ingest writes them so; items and folders repeat a rec:
-    ``strict=False``): read from its ``rec`` column alone, a few MB per million rows."""
-    last = -1
-    for name in _dataset(path):
-        rec = pq.read_table(name, columns=["rec"]).column(0).to_numpy()
-        if len(rec) == 0:
-            continue
-        steps = np.diff(rec, prepend=last)
-        if not bool(np.all(steps > 0 if strict else steps >= 0)):
-            return False
-        last = int(rec[-1])
-    return True
-
-
-def _events_in_rec_order(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the events' order (seq) is their records' order (rec): an input in time order. Then the items,
-    in ``rec`` order, joined to their events are already in the bind_items order (seq, pos)."""
-    found = con.sql("SELECT rec, seq FROM events").to_arrow_table()
-    rec, seq = found.column(0).to_numpy(), found.column(1).to_numpy()
-    return bool(np.all(np.diff(seq[np.argsort(rec, kind="stable")]) > 0))
-
-
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
@@ -214,37 +177,10 @@ class EmbeddedEngine:
         for batch in reader:
             yield _cast(batch, schema)
 
-    def _batches_in_scan_order(self, con: duckdb.DuckDBPyConnection, statement: str, schema: pa.Schema
-                               ) -> Iterator[pa.RecordBatch]:
-        """The statement's rows in the order they come from its base dataset, when that is already its output
-        order (``order_by``), instead of sorting every row's text again (three times the CPU).
-
-        On one thread: DuckDB keeps the scan's order through filters, projections and the probe side of a
-        join only then (on two, the join with ``period`` loses it). Each batch is checked to follow on from
-        the last.
-        """
-        keys = [key.strip() for key in sql.order_by(statement).split(",")]
-        columns = ", ".join([*(f'"{c}"' for c in schema.names), *(f"{key} AS _key_{key}" for key in keys)])
-        last: tuple[int, ...] | None = None
-        con.execute("SET threads = 1")
-        try:
-            for batch in con.sql(f"SELECT {columns} FROM {statement}").to_arrow_reader(BATCH_ROWS):
-                found = [batch.column(f"_key_{key}").to_numpy(zero_copy_only=False) for key in keys]
-                if not _follows(found, last):
-                    raise RuntimeError(f"{statement}: rows out of ({', '.join(keys)}) order on one thread")
-                last = tuple(int(k[-1]) for k in found) if batch.num_rows else last
-                yield _cast(batch.drop_columns([f"_key_{key}" for key in keys]), schema)
-        finally:
-            con.execute(f"SET threads = {self.threads}")
-
-    def _big(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None, in_order: bool = False
-             ) -> Path:
+    def _big(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None) -> Path:
         statement, schema = BIG[output], ARROW_SCHEMAS[output]
         # Pulled here, on this connection: the sink writes each batch on its own threads as it comes.
-        if in_order:  # the base dataset's own order is the output's
-            batches = self._batches_in_scan_order(con, statement, schema)
-        else:
-            batches = self._batches(con, self._output_query(statement, output), schema)
+        batches = self._batches(con, self._output_query(statement, output), schema)
         if sink is not None:
             return sink.stream(output, batches, schema, csv=output != "records")
         path = self.work / "tables" / f"{output}.parquet"
@@ -275,11 +211,7 @@ class EmbeddedEngine:
                 con.execute(f"CREATE {kind} {name} AS {sql.body(name)}")
                 if name in ("unique_records", "bind_items"):
                     output = "records" if name == "unique_records" else "items"
-                    if name == "unique_records":
-                        ordered = _in_rec_order(base.records)
-                    else:
-                        ordered = _in_rec_order(base.items, strict=False) and _events_in_rec_order(con)
-                    files[output] = self._big(con, output, sink, in_order=ordered)
+                    files[output] = self._big(con, output, sink)
                 elif name == "events":
                     files["events"] = self._big(con, "events", sink)
                 else:
