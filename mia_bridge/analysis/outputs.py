@@ -50,6 +50,19 @@ def _time_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
     return pc.binary_join_element_wise(text, pa.scalar("Z"), "")
 
 
+# Columns whose values are nearly all distinct (ids, the record's text and hash, its line): pyarrow would build
+# a dictionary for each and throw it away, and their min/max statistics select nothing. They are written plain,
+# without statistics; every other column as before. The content is the same (the encoding differs).
+_DISTINCT_COLUMNS = frozenset({"record_id", "internet_message_id", "internet_message_id_raw", "content_hash",
+                               "raw_json", "source_line"})
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """``pq.ParquetWriter`` options for ``schema``: dictionary and statistics only where they pay."""
+    keep = [name for name in schema.names if name not in _DISTINCT_COLUMNS]
+    return {"use_dictionary": keep, "write_statistics": keep}
+
+
 def _csv_ready(table: pa.Table) -> pa.Table:
     """The table with its UTC timestamps as ISO 8601 text (``_time_text``) and every text cell that a spreadsheet
     would take for a formula neutralised (``csv_safety``, vectorised)."""
@@ -71,7 +84,7 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
     with _sink(path) as sink:
-        pq.write_table(table, sink, row_group_size=ROW_GROUP)
+        pq.write_table(table, sink, row_group_size=ROW_GROUP, **_parquet_options(table.schema))
 
 
 class _OwnedWriter:
@@ -180,7 +193,8 @@ class OutputWriter:
         queues = [to_parquet]
         self._pending.append(self._pool.submit(
             _write_slices, to_parquet,
-            lambda schema: _OwnedWriter(parquet_path, lambda sink: pq.ParquetWriter(sink, schema))))
+            lambda schema: _OwnedWriter(parquet_path,
+                                        lambda sink: pq.ParquetWriter(sink, schema, **_parquet_options(schema)))))
         to_csv: _Slices | None = None
         if csv:
             csv_path = self._path(f"{name}.csv")

@@ -1,5 +1,7 @@
 -- contexts: access contexts (mailbox x IP x AppId x ClientInfoString x SessionId; missing parts are ''), with
 -- first/last seen and counts. Ordered by mailbox, first seen, then the order contexts first appear in events.
+-- Each event carries its context's number (ctx: the context's first seq), so the items are counted by one
+-- integer key (bind_items' seq is its event's), not by the five strings (a bind event has about six items).
 WITH keyed AS (
     SELECT
         COALESCE(mailbox, '') AS mailbox, COALESCE(client_ip, '') AS client_ip, COALESCE(app_id, '') AS app_id,
@@ -7,9 +9,15 @@ WITH keyed AS (
         creation_time, seq, mail_access_type, is_throttled, client_app_id
     FROM events
 ),
+numbered AS (
+    SELECT
+        *,
+        MIN(seq) OVER (PARTITION BY mailbox, client_ip, app_id, client_info_string, session_id) AS ctx
+    FROM keyed
+),
 grouped AS (
     SELECT
-        mailbox, client_ip, app_id, client_info_string, session_id,
+        ctx, mailbox, client_ip, app_id, client_info_string, session_id,
         MIN(creation_time) AS first_seen,
         MAX(creation_time) AS last_seen,
         COUNT(*) AS events,
@@ -17,19 +25,20 @@ grouped AS (
         SUM(CASE WHEN mail_access_type = 'Sync' THEN 1 ELSE 0 END) AS sync_events,
         SUM(CASE WHEN COALESCE(is_throttled, FALSE) THEN 1 ELSE 0 END) AS throttled_events,
         COALESCE(ARRAY_TO_STRING(LIST_SORT(LIST_DISTINCT(LIST(client_app_id) FILTER (WHERE client_app_id <> ''))),
-                                 ';'), '') AS client_app_ids,
-        MIN(seq) AS first_seq
-    FROM keyed
-    GROUP BY mailbox, client_ip, app_id, client_info_string, session_id
+                                 ';'), '') AS client_app_ids
+    FROM numbered
+    GROUP BY ctx, mailbox, client_ip, app_id, client_info_string, session_id
+),
+item_ids AS (
+    SELECT n.ctx, i.internet_message_id, COUNT(*) AS n
+    FROM bind_items AS i
+    JOIN numbered AS n ON n.seq = i.seq
+    GROUP BY n.ctx, i.internet_message_id
 ),
 item_counts AS (
-    SELECT
-        COALESCE(mailbox, '') AS mailbox, COALESCE(client_ip, '') AS client_ip, COALESCE(app_id, '') AS app_id,
-        COALESCE(client_info_string, '') AS client_info_string, COALESCE(session_id, '') AS session_id,
-        COUNT(*) AS items_accessed,
-        COUNT(DISTINCT internet_message_id) AS unique_message_ids
-    FROM bind_items
-    GROUP BY 1, 2, 3, 4, 5
+    SELECT ctx, SUM(n) AS items_accessed, COUNT(*) AS unique_message_ids
+    FROM item_ids
+    GROUP BY ctx
 ),
 folder_counts AS (
     SELECT
@@ -49,11 +58,9 @@ SELECT
     CAST(COALESCE(i.unique_message_ids, 0) AS BIGINT) AS unique_message_ids,
     CAST(COALESCE(f.synced_folders, 0) AS BIGINT) AS synced_folders,
     g.client_app_ids,
-    ROW_NUMBER() OVER (ORDER BY g.mailbox, g.first_seen, g.first_seq) AS seq
+    ROW_NUMBER() OVER (ORDER BY g.mailbox, g.first_seen, g.ctx) AS seq
 FROM grouped AS g
-LEFT JOIN item_counts AS i
-    ON i.mailbox = g.mailbox AND i.client_ip = g.client_ip AND i.app_id = g.app_id
-    AND i.client_info_string = g.client_info_string AND i.session_id = g.session_id
+LEFT JOIN item_counts AS i ON i.ctx = g.ctx
 LEFT JOIN folder_counts AS f
     ON f.mailbox = g.mailbox AND f.client_ip = g.client_ip AND f.app_id = g.app_id
     AND f.client_info_string = g.client_info_string AND f.session_id = g.session_id
