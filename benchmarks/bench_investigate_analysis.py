@@ -73,8 +73,8 @@ else:
                                              evidence, QueryCounts(), 0, 0, [], [], False),
                     records=records)
     if kind == "step":
-        def analyse(options):  # as run_investigation's closure
-            return analyze_files(mail_items_files([run]), options)
+        def analyse(options, writer=None):  # as run_investigation's closure
+            return analyze_files(mail_items_files([run]), options, writer)
         options = pipeline.InvestigateOptions(tenant="contoso.com", out_dir=case, start=None,
                                               end=datetime(2030, 1, 1, tzinfo=UTC), users=("user0@contoso.com",))
         findings = FindingSet(findings=[], context=AttackerContext(), exposed=[], synced_folders={}, throttled={})

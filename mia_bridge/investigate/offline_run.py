@@ -234,10 +234,10 @@ class _OfflineRun:
 
         readable = [f.path for f in self.files if not f.error]
 
-        def analyse(analysis_options: Any) -> Any:
+        def analyse(analysis_options: Any, writer: Any = None) -> Any:
             from mia_bridge.analysis.api import analyze_files
 
-            return analyze_files(readable, analysis_options)  # as `mia analyze` reads them
+            return analyze_files(readable, analysis_options, writer)  # as `mia analyze` reads and writes them
 
         tenant_record = {"domains": self.domains, "domains_source": self.how, "federated_domains": self.federated,
                          "applications": self.apps}  # fmt: skip

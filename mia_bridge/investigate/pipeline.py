@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-import pyarrow.parquet as pq
-
 from mia_bridge.bridge.backend import ExoBackend, Secret
 from mia_bridge.collect.engine import CollectOptions, Progress
 from mia_bridge.enrich.api import EnrichOptions
@@ -199,7 +197,9 @@ class RunContext:
     domains: set[str] = field(default_factory=set)  # the organisation's own domains
     directory: DirectoryData = field(default_factory=DirectoryData)  # service principals; Sparrow's domains
     flagged_saml_domains: set[str] = field(default_factory=set)
-    analyse: Callable[[Any], Any] | None = None  # AnalysisOptions -> AnalysisResult (MailItemsAccessed)
+    # (AnalysisOptions, OutputWriter | None) -> AnalysisResult (MailItemsAccessed): the writer takes the tables
+    # as they are made, as in `mia analyze`
+    analyse: Callable[[Any, Any], Any] | None = None
     record: dict[str, Any] = field(default_factory=dict)  # source-specific sections of investigation.json
     manifest_record: dict[str, Any] = field(default_factory=dict)  # and of the manifest's investigation section
     sparrow_directory: DirectoryData | None = None  # default: ``directory``
@@ -293,11 +293,12 @@ def run_investigation(
                          "case of their own", hint="give a new --out folder")  # fmt: skip
     ctx = begin_case(options, ui, backend=backend, now=now)
 
-    def analyse(analysis_options: Any) -> Any:
+    def analyse(analysis_options: Any, writer: Any = None) -> Any:
         from mia_bridge.analysis.api import analyze_files
         from mia_bridge.investigate.searches import mail_items_files
 
-        return analyze_files(mail_items_files(ctx.runs), analysis_options)  # the evidence files, as `mia analyze`
+        # the evidence files, as `mia analyze` reads them (and writes the tables as they are made)
+        return analyze_files(mail_items_files(ctx.runs), analysis_options, writer)
 
     ctx.analyse = analyse
     return run_steps(ctx, [*TENANT_STEPS, *SHARED_STEPS])
@@ -736,14 +737,14 @@ def _mailbox_audit_step(
 
 def _analyse(
     case_dir: Path,
-    analyse: Callable[[Any], Any],
+    analyse: Callable[[Any, Any], Any],
     options: InvestigateOptions,
     findings: FindingSet,
     steps: StepLog,
     result: InvestigationResult,
     cannot_answer: str = "",
 ) -> dict[str, Any]:
-    from mia_bridge.analysis.api import AnalysisOptions, write_outputs
+    from mia_bridge.analysis.api import AnalysisOptions, OutputWriter
 
     analysis_options = AnalysisOptions(
         start=options.start,
@@ -754,8 +755,9 @@ def _analyse(
         known_good_ips=list(options.known_good_ips),
     )
     try:
-        analysis = analyse(analysis_options)
-        written = write_outputs(analysis, case_dir / ANALYSIS_DIR)
+        with OutputWriter(case_dir / ANALYSIS_DIR) as writer:  # as `mia analyze`: tables written as they are made
+            analysis = analyse(analysis_options, writer)
+            written = writer.finish(analysis)
     except MiaError as exc:
         steps.failed("MailItemsAccessed analysis", exc.message)
         return {}
@@ -779,17 +781,20 @@ def _analyse(
 
 
 def _bound_message_ids(analysis: Any, mailboxes: tuple[str, ...]) -> dict[str, int]:
-    """Distinct message ids bound in each mailbox, the item table's two columns read a batch at a time: built
-    whole, it holds millions of rows on a large case."""
-    seen: dict[str, set[str]] = {mailbox: set() for mailbox in mailboxes}
-    if seen:
-        items = pq.ParquetFile(analysis.files["items"])
-        for batch in items.iter_batches(100_000, columns=["mailbox", "internet_message_id"]):
-            frame = batch.to_pandas()
-            owners = frame["mailbox"].astype(str).str.lower()
-            for mailbox, ids in seen.items():
-                ids.update(frame.loc[owners == mailbox, "internet_message_id"].dropna().tolist())
-    return {mailbox: len(ids) for mailbox, ids in seen.items()}
+    """Distinct message ids bound in each mailbox: one DuckDB aggregate over the items Parquet file (millions of
+    rows on a large case, never in Python), the mailboxes compared lower-cased with the names as given."""
+    counts = dict.fromkeys(mailboxes, 0)
+    if counts:
+        import duckdb
+
+        with duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"}) as con:
+            rows = con.execute(
+                "SELECT lower(mailbox) AS owner, count(DISTINCT internet_message_id) FROM read_parquet(?) "
+                "WHERE lower(mailbox) IN (SELECT unnest(?)) GROUP BY owner",
+                [str(analysis.files["items"]), sorted(counts)],
+            ).fetchall()
+        counts.update({str(owner): int(n) for owner, n in rows})
+    return counts
 
 
 def _mailbox_story(analysis: Any, findings: FindingSet, mailbox: str, ids: int) -> str:
