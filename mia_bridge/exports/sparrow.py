@@ -25,6 +25,7 @@ folder names (``safe_folder_name``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -141,30 +142,33 @@ def object_lines(rows: Iterable[Row], delimiter: str, header: list[str] | None =
         yield ps51.csv_line([values.get(name) for name in header], delimiter) + "\r\n", False, row
 
 
-def ual_lines(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> Iterator[Line]:
+def ual_lines(chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str = ",") -> Iterator[Line]:
     """One Sparrow CSV fed by several Export-UALData calls (the first creates the file, the rest -Append).
 
     A call is skipped when its search returned nothing (``If ($null -ne $X)``); an -Append to a file not
     yet created writes the header. No line: no call wrote anything, so Sparrow writes no file. A record
     5.1's ConvertFrom-Json rejects is not among the call's input (``unreadable_records`` counts them).
+    Each call's records are read as they are written (a MailItemsAccessed search's are streamed, never held).
     """
     header: list[str] | None = None
     for records in chunks:
-        readable = [r for r in records if not ps51.convert_from_json_fails(r)]
-        if not readable:
+        readable: Iterator[Any] = (r for r in records if not ps51.convert_from_json_fails(r))
+        first = next(readable, None)
+        if first is None:
             continue
+        readable = itertools.chain((first,), readable)
         for line, is_header, row in object_lines(ual_rows(readable, columns), delimiter, header):
             if is_header:
                 header = list(row or {})
             yield line, is_header, row
 
 
-def unreadable_records(chunks: Sequence[Sequence[Any]]) -> int:
+def unreadable_records(chunks: Sequence[Iterable[Any]]) -> int:
     """Records of these searches that Sparrow never sees: 5.1's ConvertFrom-Json rejects their AuditData."""
     return sum(1 for records in chunks for r in records if ps51.convert_from_json_fails(r))
 
 
-def sparrow_csv_text(chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
+def sparrow_csv_text(chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
     """The whole text of one Sparrow CSV (see ``ual_lines``); empty when Sparrow writes no file."""
     return "".join(line for line, _, _ in ual_lines(chunks, columns, delimiter))
 
@@ -285,7 +289,7 @@ class WriteStats:
     formula_cells: int = 0
 
 
-def ual_file(rel: str, chunks: Sequence[Sequence[Any]], columns: Sequence[str], delimiter: str) -> SparrowCsv:
+def ual_file(rel: str, chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str) -> SparrowCsv:
     return SparrowCsv(rel, lambda: ual_lines(chunks, columns, delimiter), unreadable=unreadable_records(chunks))
 
 

@@ -7,8 +7,11 @@ caller can report them (Timesketch's own importer would silently drop them).
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from collections.abc import Iterable, Mapping
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
     "workload", "record_type", "mail_access_type", "searches", "findings",
 )  # fmt: skip
 TIMESTAMP_DESC = "Audit record creation time"
+SPILL_ROWS = 200_000  # rows held before a sorted run goes to a temporary file
 
 
 @dataclass(frozen=True)
@@ -53,42 +57,89 @@ def write_timeline(
     *,
     searches_by_id: Mapping[str, Iterable[str]] | None = None,
     findings_by_id: Mapping[str, Iterable[str]] | None = None,
+    spill_rows: int = SPILL_ROWS,
 ) -> TimelineStats:
-    """Write the timeline CSV. ``searches_by_id``/``findings_by_id`` label rows by record Id."""
+    """Write the timeline CSV. ``searches_by_id``/``findings_by_id`` label rows by record Id.
+
+    ``records`` are read once, as they come (a view over the evidence files holds none of them): past
+    ``spill_rows`` rows, sorted runs of rows go to temporary files and are merged (a stable sort, the same
+    order as sorting them all at once), so memory holds ``spill_rows`` rows and the Ids seen."""
     searches_by_id = searches_by_id or {}
     findings_by_id = findings_by_id or {}
     seen: set[str] = set()
     dated: list[tuple[datetime, list[str]]] = []
     undated: list[list[str]] = []
-    for record in records:
-        record_id = str(record.get("Id") or "")
-        if record_id:
-            if record_id in seen:
-                continue
-            seen.add(record_id)
-        when = record_time(record)
-        row = [
-            _message(record),
-            when.isoformat() if when else "",
-            TIMESTAMP_DESC,
-            record_id,
-            str(record.get("Operation") or ""),
-            str(record.get("UserId") or ""),
-            client_ip(record),
-            str(record.get("AppId") or record.get("ApplicationId") or ""),
-            str(record.get("Workload") or ""),
-            str(record.get("RecordType") or ""),
-            mail_access_type(record),
-            ";".join(sorted(set(searches_by_id.get(record_id, ())))),
-            ";".join(findings_by_id.get(record_id, ())),
-        ]
-        if when is None:
-            undated.append(row)
-        else:
-            dated.append((when, row))
+    with tempfile.TemporaryDirectory(prefix="mia-timeline-") as spill:
+        runs: list[Path] = []
+        undated_file = Path(spill) / "undated.pickle"
+        undated_spilled = 0
+        rows = 0
+        for record in records:
+            record_id = str(record.get("Id") or "")
+            if record_id:
+                if record_id in seen:
+                    continue
+                seen.add(record_id)
+            when = record_time(record)
+            row = [
+                _message(record),
+                when.isoformat() if when else "",
+                TIMESTAMP_DESC,
+                record_id,
+                str(record.get("Operation") or ""),
+                str(record.get("UserId") or ""),
+                client_ip(record),
+                str(record.get("AppId") or record.get("ApplicationId") or ""),
+                str(record.get("Workload") or ""),
+                str(record.get("RecordType") or ""),
+                mail_access_type(record),
+                ";".join(sorted(set(searches_by_id.get(record_id, ())))),
+                ";".join(findings_by_id.get(record_id, ())),
+            ]
+            rows += 1
+            if when is None:
+                undated.append(row)
+                if len(undated) >= spill_rows:
+                    _dump(undated_file, undated, append=True)
+                    undated_spilled += len(undated)
+                    undated.clear()
+            else:
+                dated.append((when, row))
+                if len(dated) >= spill_rows:
+                    runs.append(_spill_run(Path(spill), len(runs), dated))
+                    dated.clear()
+        dated.sort(key=lambda item: item[0])
+        ordered: Iterable[tuple[datetime, list[str]]] = dated
+        if runs:  # heapq.merge is stable: rows of an equal time keep the order they were read in
+            ordered = heapq.merge(*(_load(run) for run in runs), dated, key=lambda item: item[0])
+        undated_rows: Iterable[list[str]] = undated
+        if undated_spilled:
+            undated_rows = itertools.chain(_load(undated_file), undated)
+        try:
+            write_rows(path, TIMELINE_COLUMNS, itertools.chain((row for _, row in ordered), undated_rows))
+        except OSError as exc:
+            raise ExportError(f"{path}: cannot write timeline: {exc.strerror or exc}", path=str(path)) from exc
+    return TimelineStats(rows=rows, undated=undated_spilled + len(undated))
+
+
+def _spill_run(folder: Path, number: int, dated: list[tuple[datetime, list[str]]]) -> Path:
     dated.sort(key=lambda item: item[0])
-    try:
-        write_rows(path, TIMELINE_COLUMNS, itertools.chain((row for _, row in dated), undated))
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot write timeline: {exc.strerror or exc}", path=str(path)) from exc
-    return TimelineStats(rows=len(dated) + len(undated), undated=len(undated))
+    run = folder / f"run-{number:05d}.pickle"
+    _dump(run, dated)
+    return run
+
+
+def _dump(path: Path, items: Iterable[Any], *, append: bool = False) -> None:
+    with open(path, "ab" if append else "wb") as handle:
+        for item in items:
+            pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(path: Path) -> Iterator[Any]:
+    """What ``_dump`` wrote (our own temporary file), one item at a time."""
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                yield pickle.load(handle)  # our own file, in a private temporary folder
+            except EOFError:
+                return

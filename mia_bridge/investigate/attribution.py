@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mia_bridge.investigate.indicators import (
@@ -70,7 +71,7 @@ class AttackerContext:
 
 
 def attribute(
-    records: Sequence[Record],
+    records: Iterable[Record],
     *,
     domains: set[str],
     flagged_saml_domains: set[str],
@@ -78,8 +79,11 @@ def attribute(
     suspicious_ips: Iterable[str] = (),
     suspicious_apps: Iterable[str] = (),
     known_good_ips: Iterable[str] = (),
+    seeds: Iterable[Record] | None = None,
 ) -> AttackerContext:
-    """The attacker's IPs, apps and accounts, each with the reason it was attributed."""
+    """The attacker's IPs, apps and accounts, each with the reason it was attributed. ``records`` may be read
+    from files on each pass (``record_views``): each move is one pass over them. ``seeds``: the records the
+    first move reads (default ``records``; the caller may leave out MailItemsAccessed, which seeds nothing)."""
     context = AttackerContext(known_good_ips={ip.lower() for ip in known_good_ips})
     for ip in suspicious_ips:
         context.add_ip(ip, "given with --suspicious-ip")
@@ -87,7 +91,7 @@ def attribute(
         context.add_app(app, "named with --app-id")
 
     # 1. self-evidently malicious events seed the attacker's IPs
-    for record in records:
+    for record in records if seeds is None else seeds:
         op = operation_of(record)
         ip = af.record_ip(record)
         why = ""
@@ -111,7 +115,7 @@ def attribute(
     return context
 
 
-def pivot(records: Sequence[Record], context: AttackerContext, to_app: Mapping[str, str], *, rounds: int) -> None:
+def pivot(records: Iterable[Record], context: AttackerContext, to_app: Mapping[str, str], *, rounds: int) -> None:
     """Apps consented/credentialed/changed from attacker IPs join the context; so do accounts acting from them."""
     for _ in range(rounds):
         for record in records:
@@ -135,21 +139,24 @@ def subjects_of(record: Record) -> set[str]:
     return {s for s in subjects if "@" in s}
 
 
-def new_ips_on_compromised(records: Sequence[Record], context: AttackerContext) -> bool:
+def new_ips_on_compromised(records: Iterable[Record], context: AttackerContext) -> bool:
     """IPs first seen on a compromised mailbox or account after the compromise began are the attacker's.
 
     "Compromised" = an account acting from an attacker IP, or a mailbox the attacker read or changed.
     The baseline is every address the mailbox/account used before the first attacker record; an
     address that only appears afterwards, on those mailboxes only, is attributed (with that reason).
     """
-    attacker_records = [r for r in records if context.matches(r)]
-    times = [t for t in (af.record_time(r) for r in attacker_records) if t]
-    if not times:
-        return False
-    began = min(times)
+    began: datetime | None = None
     compromised = set(context.users)
-    for record in attacker_records:
+    for record in records:  # the attacker's records: when they began, which accounts they are about
+        if not context.matches(record):
+            continue
+        when = af.record_time(record)
+        if when is not None and (began is None or when < began):
+            began = when
         compromised |= subjects_of(record)
+    if began is None:
+        return False
     baseline: dict[str, set[str]] = defaultdict(set)
     later: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # ip -> subject -> ops
     for record in records:

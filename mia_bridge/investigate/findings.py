@@ -35,6 +35,7 @@ from mia_bridge.investigate.indicators import (
     saml_flagged,
 )
 from mia_bridge.investigate.plan import PERMISSION_OPERATIONS
+from mia_bridge.investigate.record_views import UniqueRecords, is_streamed, without_mail_items
 from mia_bridge.records import fields as af
 from mia_bridge.records.fields import operation_of
 
@@ -111,7 +112,7 @@ class FindingSet:
 class FindingInputs:
     """The collected records (all searches together) and directory data."""
 
-    records: Sequence[Record]
+    records: Iterable[Record]  # a list, or a view read from the evidence files on each pass (record_views)
     tenant_domains: set[str]
     service_principals: Sequence[Mapping[str, Any]] = ()
     flagged_saml_domains: set[str] = field(default_factory=set)
@@ -133,8 +134,19 @@ def _evidence_row(record: Record, detail: str = "", target: str = "") -> dict[st
 
 
 def build_findings(inputs: FindingInputs) -> FindingSet:
-    """Attribute (see ``attribution``), then list the findings."""
-    records = af.unique_by_id(inputs.records)
+    """Attribute (see ``attribution``), then list the findings.
+
+    MailItemsAccessed records (millions on a large case) are read in a few passes and never held whole when
+    ``inputs.records`` streams them; the other records, a few thousand, are held for the findings that read
+    only them. What is held of the mail: the attacker's own records, and the throttled records' rows."""
+    records: Iterable[Record]
+    if isinstance(inputs.records, UniqueRecords):
+        records = inputs.records
+    elif is_streamed(inputs.records):
+        records = UniqueRecords([inputs.records])
+    else:
+        records = af.unique_by_id(inputs.records)
+    other = without_mail_items(records)
     domains = {d.lower() for d in inputs.tenant_domains}
     to_app, app_names = app_index(inputs.service_principals)
     context = attribute(
@@ -145,16 +157,18 @@ def build_findings(inputs: FindingInputs) -> FindingSet:
         suspicious_ips=inputs.suspicious_ips,
         suspicious_apps=inputs.suspicious_apps,
         known_good_ips=inputs.known_good_ips,
+        seeds=other,
     )
 
     findings: list[Finding] = []
-    findings += _rule_and_forwarding_findings(records, domains, context)
-    findings += _permission_findings(records, context)
-    findings += _app_findings(records, context, to_app, app_names)
-    findings += _login_findings(records, context, inputs.flagged_saml_domains)
+    findings += _rule_and_forwarding_findings(other, domains, context)
+    findings += _permission_findings(other, context)
+    findings += _app_findings(other, records, context, to_app, app_names)
+    findings += _login_findings(other, context, inputs.flagged_saml_domains)
     mail_findings, exposed, synced, throttled = _mail_findings(records, context, app_names)
     findings += mail_findings
-    findings += _other_attacker_activity(records, context, findings)
+    # every MailItemsAccessed record in attacker context is in its mailbox's finding: only the others can be left
+    findings += _other_attacker_activity(other, context, findings)
     return FindingSet(findings, context, exposed, synced, throttled, dict(app_names))
 
 
@@ -256,14 +270,11 @@ def _permission_findings(records: Sequence[Record], ctx: AttackerContext) -> lis
 
 
 def _app_findings(
-    records: Sequence[Record], ctx: AttackerContext, to_app: Mapping[str, str], names: Mapping[str, str]
+    records: Sequence[Record], mail: Iterable[Record], ctx: AttackerContext, to_app: Mapping[str, str],
+    names: Mapping[str, str],
 ) -> list[Finding]:
-    """Consent, credential, app-role and registration events per app, joined to the mail the app read later."""
-    mail_reads: dict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        if operation_of(record) == "mailitemsaccessed":
-            for app in af.record_apps(record):
-                mail_reads[app].append(record)
+    """Consent, credential, app-role and registration events per app (``records``: no MailItemsAccessed),
+    joined to the mail the app read later (counted in one pass over ``mail``, no record held)."""
     kinds = (
         (CONSENT_OPS, "app-consent", "consent granted"),
         (CREDENTIAL_OPS, "app-credential", "credentials added"),
@@ -279,27 +290,57 @@ def _app_findings(
                     attacker = ctx.matches(record) or app in ctx.apps
                     groups[(category, app, attacker)].append(record)
     verbs = {category: verb for _, category, verb in kinds}
+    firsts: dict[tuple[str, str, bool], datetime | None] = {}
+    for key, group in groups.items():
+        times = [t for t in (af.record_time(r) for r in group) if t]
+        firsts[key] = min(times) if times else None
+    later_reads, later_mailboxes = _later_mail_reads(mail, firsts)
     out = []
     for (category, app, attacker), group in sorted(groups.items()):
-        times = [t for t in (af.record_time(r) for r in group) if t]
-        first = min(times) if times else None
-        later = [r for r in mail_reads.get(app, []) if first is None or (af.record_time(r) or first) >= first]
-        mailboxes = sorted({af.mailbox_of(r) for r in later})
+        reads, mailboxes = later_reads[(category, app, attacker)], sorted(later_mailboxes[(category, app, attacker)])
         name = names.get(app, app)
         verb = verbs[category]
-        if attacker and later:
+        if attacker and reads:
             severity, title = "critical", f"App '{name}': {verb}, then it read mail of {len(mailboxes)} mailbox(es)"
         elif attacker:
             severity, title = "high", f"App '{name}': {verb} from an attacker context"
         else:
             severity, title = "info", f"App '{name}': {verb} (for review)"
         actors = sorted({f"{r.get('UserId')} from {af.record_ip(r) or '?'}" for r in group})
-        summary = f"{len(group)} event(s) by {'; '.join(actors[:3])}. AppId {app}; {len(later)} later MailItemsAccessed"
+        summary = f"{len(group)} event(s) by {'; '.join(actors[:3])}. AppId {app}; {reads} later MailItemsAccessed"
         summary += f" record(s){' on ' + ', '.join(mailboxes[:5]) if mailboxes else ''}."
         finding = Finding(f"{category}:{app}:{attacker}", severity, category, title, summary, attacker)
         finding.rows = [_evidence_row(r, _modified_summary(r), name) for r in group]
         out.append(_finish(finding, group))
     return out
+
+
+def _later_mail_reads(
+    mail: Iterable[Record], firsts: Mapping[tuple[str, str, bool], datetime | None]
+) -> tuple[dict[tuple[str, str, bool], int], dict[tuple[str, str, bool], set[str]]]:
+    """For each (category, app, attacker) group, the app's MailItemsAccessed records at or after the group's
+    first event (a record without a time counts): how many, and their mailboxes. One pass over ``mail``."""
+    reads: dict[tuple[str, str, bool], int] = dict.fromkeys(firsts, 0)
+    mailboxes: dict[tuple[str, str, bool], set[str]] = {key: set() for key in firsts}
+    by_app: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
+    for key in firsts:
+        by_app[key[1]].append(key)
+    if not by_app:
+        return reads, mailboxes
+    for record in mail:
+        if operation_of(record) != "mailitemsaccessed":
+            continue
+        apps = af.record_apps(record) & by_app.keys()
+        if not apps:
+            continue
+        when = af.record_time(record)
+        for app in apps:
+            for key in by_app[app]:
+                first = firsts[key]
+                if first is None or (when or first) >= first:
+                    reads[key] += 1
+                    mailboxes[key].add(af.mailbox_of(record))
+    return reads, mailboxes
 
 
 def _modified_summary(record: Record) -> str:
@@ -349,20 +390,25 @@ def _acting_app(record: Record, ctx: AttackerContext) -> str:
 
 
 def _mail_findings(
-    records: Sequence[Record], ctx: AttackerContext, names: Mapping[str, str]
+    records: Iterable[Record], ctx: AttackerContext, names: Mapping[str, str]
 ) -> tuple[list[Finding], list[ExposedMessage], dict[str, set[str]], dict[str, list[datetime]]]:
-    """Messages read and folders synced in attacker context, per mailbox; throttled mailboxes."""
+    """Messages read and folders synced in attacker context, per mailbox; throttled mailboxes. One pass over
+    ``records``: what it keeps is the attacker's records and the throttled records' evidence rows."""
     exposed: dict[tuple[str, str], ExposedMessage] = {}
     synced: dict[str, set[str]] = defaultdict(set)
     throttled: dict[str, list[datetime]] = defaultdict(list)
+    throttled_rows: dict[str, list[tuple[dict[str, str], str, datetime | None]]] = defaultdict(list)
     per_mailbox: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         if operation_of(record) != "mailitemsaccessed":
             continue
         mailbox = af.mailbox_of(record)
         when = af.record_time(record)
-        if af.is_throttled(record) and when:
-            throttled[mailbox].append(when)
+        if af.is_throttled(record):
+            if when:
+                throttled[mailbox].append(when)
+            throttled_rows[mailbox].append((_evidence_row(record, "IsThrottled=True", mailbox), af.record_id(record),
+                                            when))  # fmt: skip
         if not ctx.matches(record):
             continue
         per_mailbox[mailbox].append(record)
@@ -413,9 +459,10 @@ def _mail_findings(
         attacker = mailbox in ctx.users or mailbox in per_mailbox
         finding = Finding(f"throttled:{mailbox}", "high" if attacker else "medium", "throttling", title, summary,
                           attacker)  # fmt: skip
-        group = [r for r in records if operation_of(r) == "mailitemsaccessed" and af.is_throttled(r)
-                 and af.mailbox_of(r) == mailbox]  # fmt: skip
-        finding.rows = [_evidence_row(r, "IsThrottled=True", mailbox) for r in group]
-        out.append(_finish(finding, group))
+        rows = throttled_rows[mailbox]  # as _finish: the records' ids, the first time among them
+        finding.rows = [row for row, _, _ in rows]
+        finding.record_ids = [rid for _, rid, _ in rows]
+        finding.first_seen = min((when for _, _, when in rows if when), default=None)
+        out.append(finding)
     listed = sorted(exposed.values(), key=lambda m: (m.mailbox, m.internet_message_id))
     return out, listed, dict(synced), dict(throttled)

@@ -60,6 +60,7 @@ from mia_bridge.investigate.license import (
     retention_days,
 )
 from mia_bridge.investigate.preflight import IngestionState, ensure_ingestion
+from mia_bridge.investigate.record_views import MappedRecords, Records
 from mia_bridge.investigate.report_model import build_report_model
 from mia_bridge.investigate.searches import SearchRun, all_records, plan_searches, run_searches, write_sparrow_exports
 from mia_bridge.investigate.steps import StepLog, StepOutcome
@@ -193,7 +194,7 @@ class RunContext:
     backend: ExoBackend | None = None  # None: no tenant access (the affected-parties step is skipped)
     # the records and what the findings need, whichever source gave them
     runs: list[SearchRun] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: Records = field(default_factory=list)  # each Id once; MailItemsAccessed streamed (record_views)
     domains: set[str] = field(default_factory=set)  # the organisation's own domains
     directory: DirectoryData = field(default_factory=DirectoryData)  # service principals; Sparrow's domains
     flagged_saml_domains: set[str] = field(default_factory=set)
@@ -212,7 +213,7 @@ class RunContext:
     # found by the shared steps
     findings: FindingSet | None = None
     export_runs: list[SearchRun] | None = None  # the records as the derived exports show them (scrubbed copies)
-    export_records: list[dict[str, Any]] | None = None
+    export_records: Records | None = None
 
     @property
     def case_dir(self) -> Path:
@@ -699,22 +700,14 @@ def _sparrow_summary(result: InvestigationResult) -> dict[str, Any] | None:
     }
 
 
-def _shareable_records(
-    runs: list[SearchRun], records: list[dict[str, Any]], scrub: Scrubber
-) -> tuple[list[SearchRun], list[dict[str, Any]]]:
+def _shareable_records(runs: list[SearchRun], records: Records, scrub: Scrubber) -> tuple[list[SearchRun], Records]:
     """The records as the derived exports (Sparrow's files, the timeline) show them: scrubbed copies when
-    redacting; the evidence files keep the records as received."""
+    redacting, made as each record is read (a streamed search's are never held); the evidence files keep the
+    records as received."""
     if not scrub.active:
         return runs, records
-    cache: dict[int, dict[str, Any]] = {}
-
-    def clean(record: dict[str, Any]) -> dict[str, Any]:
-        key = id(record)
-        if key not in cache:
-            cache[key] = scrub.value(record)
-        return cache[key]
-
-    return [replace(run, records=[clean(r) for r in run.records]) for run in runs], [clean(r) for r in records]
+    return ([replace(run, records=MappedRecords(run.records, scrub.value)) for run in runs],
+            MappedRecords(records, scrub.value))
 
 
 def _mailbox_audit_step(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.layout import SHAREABLE
+from mia_bridge.investigate.record_views import UniqueRecords
 from mia_bridge.investigate.steps import StepStatus
 from mia_bridge.records import fields as af
 from mia_bridge.report.html import (
     SEVERITIES,
+    TIMELINE_BUCKETS,
     EvidenceFile,
     ReportFinding,
     ReportModel,
@@ -83,7 +86,8 @@ def _verdict(findings: FindingSet | None) -> tuple[str, str, list[str]]:
 
 def _mailbox_rows(result: InvestigationResult) -> list[dict[str, Any]]:
     findings = result.findings
-    mail = [r for run in result.searches for r in run.records if str(r.get("Operation")) == "MailItemsAccessed"]
+    # read as it comes: a MailItemsAccessed search's records are streamed from its evidence file
+    mail = (r for run in result.searches for r in run.records if str(r.get("Operation")) == "MailItemsAccessed")
     seen: set[str] = set()
     per_mailbox: dict[str, dict[str, Any]] = {}
     for record in mail:
@@ -301,10 +305,8 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
         points = [*(f"Cannot be told from the exports: {limit}" for limit in result.limits), *points]
     report_findings = []
     timeline: list[TimelinePoint] = []
-    for record in {af.record_id(r): r for run in result.searches for r in run.records}.values():
-        when = af.record_time(record)
-        if when:
-            timeline.append(TimelinePoint(when, str(record.get("Operation") or "")))
+    markers = [f.first_seen for f in (findings.findings if findings else []) if f.first_seen]
+    timeline += record_points(UniqueRecords([run.records for run in result.searches]), markers)
     if findings is not None:
         for f in findings.findings:
             rows = f.rows[:MAX_ROWS_PER_FINDING]
@@ -384,3 +386,30 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
         redaction=redaction_line,
         sharing=sharing,
     )
+
+
+def record_points(records: Iterable[Mapping[str, Any]], markers: Sequence[datetime]) -> list[TimelinePoint]:
+    """The records' bars of the report's timeline chart as one point per bar, weighted by its records (the
+    chart counts them as it counted one point a record): two passes over ``records`` (read from the evidence
+    files again, never held), the first for the span the chart scales to (with the findings' ``markers``).
+    Two weightless points keep the first and the last record's time, where the chart's axis starts and ends."""
+    first: datetime | None = None
+    last: datetime | None = None
+    for record in records:
+        when = af.record_time(record)
+        if when is not None:
+            first = when if first is None or when < first else first
+            last = when if last is None or when > last else last
+    if first is None or last is None:
+        return []
+    start, end = min(first, *markers), max(last, *markers)
+    span = max((end - start).total_seconds(), 60.0)  # as build_timeline_chart
+    counts = [0] * TIMELINE_BUCKETS
+    for record in records:
+        when = af.record_time(record)
+        if when is not None:
+            counts[min(int((when - start).total_seconds() / span * TIMELINE_BUCKETS), TIMELINE_BUCKETS - 1)] += 1
+    points = [TimelinePoint(first, "", count=0), TimelinePoint(last, "", count=0)]
+    points += [TimelinePoint(start + timedelta(seconds=span * (index + 0.5) / TIMELINE_BUCKETS), "", count=count)
+               for index, count in enumerate(counts) if count]  # the middle of its bar: counted in it
+    return points

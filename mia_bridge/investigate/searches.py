@@ -9,7 +9,7 @@ flagged domains' users, as Sparrow's filter did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from mia_bridge.investigate.plan import (
     mailbox_searches,
     saml_domain_filter,
 )
+from mia_bridge.investigate.record_views import EvidenceRecords, Records, UniqueRecords
 from mia_bridge.investigate.steps import StepLog, StepOutcome, StepStatus
 from mia_bridge.records import fields as af
 
@@ -43,7 +44,8 @@ class SearchRun:
     result: QueryResult | None = None
     skipped: str = ""
     error: str = ""
-    records: list[dict[str, Any]] = field(default_factory=list)
+    # a MailItemsAccessed search's records are read from its evidence file on each pass (never held whole)
+    records: Records = field(default_factory=list)
 
 
 def plan_searches(
@@ -117,7 +119,12 @@ def run_searches(
             steps.record(search_outcome(run))
             continue
         run.result = outcome.queries[0]
-        run.records = read_records(run.result.path) if run.result.path.exists() else []
+        if not run.result.path.exists():
+            run.records = []
+        elif run.spec.mail_items:  # millions on a large tenant: streamed from the evidence file
+            run.records = EvidenceRecords(run.result.path)
+        else:
+            run.records = read_records(run.result.path)
         steps.record(search_outcome(run))
 
 
@@ -168,13 +175,13 @@ def sparrow_files(
     """
     if flagged is None:
         flagged = directory.flagged_domains
-    chunks: dict[str, list[Sequence[Mapping[str, Any]]]] = {}
+    chunks: dict[str, list[Iterable[Mapping[str, Any]]]] = {}
     workloads: dict[str, str] = {}
     for run in runs:
         spec = run.spec
         if not spec.sparrow_file or not spec.workload or run.result is None:
             continue
-        records: Sequence[Mapping[str, Any]] = run.records
+        records: Iterable[Mapping[str, Any]] = run.records
         if spec is SAML_SEARCH:
             records = saml_domain_filter(records, flagged)
         chunks.setdefault(spec.sparrow_file, []).append(records)
@@ -226,17 +233,10 @@ def write_sparrow_exports(
     return out
 
 
-def all_records(runs: Sequence[SearchRun]) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    out = []
-    for run in runs:
-        for record in run.records:
-            rid = af.record_id(record)
-            if rid in seen:
-                continue
-            seen.add(rid)
-            out.append(record)
-    return out
+def all_records(runs: Sequence[SearchRun]) -> UniqueRecords:
+    """Every search's records, each Id once, in the searches' order: a view that reads the MailItemsAccessed
+    searches' evidence files again on each pass (``record_views``)."""
+    return UniqueRecords([run.records for run in runs])
 
 
 def mail_items_files(runs: Sequence[SearchRun]) -> list[Path]:

@@ -46,6 +46,7 @@ class TimelinePoint:
     when: datetime
     label: str
     severity: str = ""  # empty for ordinary records, a severity for findings
+    count: int = 1  # records this point stands for (a bucket's records, counted as they were read)
 
 
 @dataclass
@@ -131,7 +132,7 @@ _CHART_LEFT = 40
 _CHART_RIGHT = 10
 _BAR_AREA = 110  # height of the record-count bars
 _MARKER_ROW = 28  # findings row above the bars
-_BUCKETS = 60
+TIMELINE_BUCKETS = 60  # the bars (investigate.report_model.record_points counts records into them)
 
 
 def build_timeline_chart(points: Sequence[TimelinePoint]) -> TimelineChart | None:
@@ -148,20 +149,20 @@ def build_timeline_chart(points: Sequence[TimelinePoint]) -> TimelineChart | Non
     def x_of(when: datetime) -> float:
         return _CHART_LEFT + (when - start).total_seconds() / span * plot_width
 
-    counts = [0] * _BUCKETS
+    counts = [0] * TIMELINE_BUCKETS
     for point in points:
         if point.severity:
             continue
-        index = min(int((point.when - start).total_seconds() / span * _BUCKETS), _BUCKETS - 1)
-        counts[index] += 1
+        index = min(int((point.when - start).total_seconds() / span * TIMELINE_BUCKETS), TIMELINE_BUCKETS - 1)
+        counts[index] += point.count
     peak = max(counts) or 1
-    bucket_width = plot_width / _BUCKETS
+    bucket_width = plot_width / TIMELINE_BUCKETS
     bars = []
     for index, count in enumerate(counts):
         if not count:
             continue
         height = max(count / peak * _BAR_AREA, 1.5)
-        bucket_start = start + timedelta(seconds=span * index / _BUCKETS)
+        bucket_start = start + timedelta(seconds=span * index / TIMELINE_BUCKETS)
         bars.append(
             ChartBar(
                 x=round(_CHART_LEFT + index * bucket_width + 0.5, 1),

@@ -45,3 +45,24 @@ def test_times_are_read_by_the_record_layer(tmp_path: Path) -> None:
         ("z", "2024-05-01T09:00:00+00:00"), ("offset", "2024-05-01T09:00:01+00:00"),
         ("us", "2024-05-01T09:00:02+00:00"), ("none", ""),
     ]  # fmt: skip
+
+
+def test_spilled_runs_merge_to_the_same_file_as_one_sort(tmp_path: Path) -> None:
+    """Past ``spill_rows`` the rows go to sorted temporary runs, merged stably: byte for byte the file of one
+    in-memory sort (ties in time keep the order read, undated rows stay last in their order, duplicates once)."""
+    import random
+
+    rng = random.Random(7)
+    records = []
+    for n in range(400):
+        when = f"2024-05-{rng.randint(1, 3):02d}T{rng.randint(9, 10):02d}:00:00" if n % 17 else "never"
+        records.append({"Id": f"r{n}", "CreationTime": when, "Operation": "MailItemsAccessed", "UserId": f"u{n}@x"})
+        if n % 50 == 0:
+            records.append(dict(records[-1]))  # a second copy of a record: written once
+    whole, spilled = tmp_path / "whole.csv", tmp_path / "spilled.csv"
+    a = write_timeline(whole, records, searches_by_id={"r3": ["mia"]})
+    b = write_timeline(spilled, iter(records), searches_by_id={"r3": ["mia"]}, spill_rows=7)
+    assert a == b and a.rows == 400 and a.undated == 24
+    assert spilled.read_bytes() == whole.read_bytes()
+    times = [r["datetime"] for r in csv.DictReader(whole.open(encoding="utf-8"))]
+    assert times[:a.rows - a.undated] == sorted(times[:a.rows - a.undated]) and not any(times[a.rows - a.undated:])
