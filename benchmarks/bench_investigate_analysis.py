@@ -126,9 +126,12 @@ def bench_shape(shape: str, args: argparse.Namespace, work: Path) -> None:
               f"{time.perf_counter() - started:.0f} s")
     load_before = os.getloadavg()
     runs: dict[str, list[dict[str, float]]] = {"step": [], "analyze": []}
-    for _ in range(max(args.repeat, 1)):  # alternated, so a change of load hits both alike
-        runs["step"].append(_run("step", case, case / "analysis"))
-        runs["analyze"].append(_run("analyze", case, work / f"out-analyze-{shape}"))
+    for number in range(1, max(args.repeat, 1) + 1):  # alternated, so a change of load hits both alike
+        for kind, out in (("step", case / "analysis"), ("analyze", work / f"out-analyze-{shape}")):
+            runs[kind].append(_run(kind, case, out))
+            res = runs[kind][-1]
+            print(f"  {kind} run {number}: {res['seconds']:.1f} s wall, {res['cpu_seconds']:.1f} CPU s, peak "
+                  f"{res['peak_bytes'] / 2**20:,.0f} MiB (load {os.getloadavg()[0]:.2f})", flush=True)
     before = _run("before", case, work / f"out-before-{shape}", args.before_n) if args.before_n else None
     load_after = os.getloadavg()
     same = _tables(case / "analysis") == _tables(work / f"out-analyze-{shape}")

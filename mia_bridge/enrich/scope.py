@@ -9,12 +9,14 @@ Without any attacker context every bind, sync and throttled window is in scope, 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from mia_bridge.enrich.model import ACCESSED, ExposedMessage, normalise_id
 from mia_bridge.errors import UsageError
@@ -52,16 +54,22 @@ class Scope:
     bind_rows: int = 0  # item rows read from the analysis (all contexts)
 
 
-def _rows(folder: Path, name: str) -> list[dict[str, Any]]:
-    """The rows of one analysis table (Parquet preferred, else CSV); none when it is absent."""
+ROWS_AT_ONCE = 65_536  # rows of a table read at a time (items has several rows a record: millions on a large case)
+
+
+def _rows(folder: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The rows of one analysis table (Parquet preferred, else CSV), read ``ROWS_AT_ONCE`` at a time and let go
+    once used; none when it is absent."""
     parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
     if parquet.exists():
-        frame = pd.read_parquet(parquet)
+        with pq.ParquetFile(parquet) as source:
+            frames: Iterable[pd.DataFrame] = (batch.to_pandas() for batch in source.iter_batches(ROWS_AT_ONCE))
+            for frame in frames:
+                yield from ({str(k): v for k, v in row.items()} for row in frame.to_dict("records"))
     elif csv.exists():
-        frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    else:
-        return []
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+        with pd.read_csv(csv, dtype=str, keep_default_na=False, chunksize=ROWS_AT_ONCE) as chunks:
+            for frame in chunks:
+                yield from ({str(k): v for k, v in row.items()} for row in frame.to_dict("records"))
 
 
 def _time(value: Any) -> datetime | None:
@@ -113,15 +121,15 @@ def load_scope(case_dir: Path, *, suspicious_ips: tuple[str, ...] = (),
         return (_text(row, "client_ip").lower() in ips or _text(row, "client_app_id").lower() in apps
                 or _text(row, "app_id").lower() in apps)
 
-    rows = _rows(folder, "items")
-    scope.bind_rows = len(rows)
-    if any(_text(row, "mailbox").startswith("addr-") for row in rows[:1000]):
-        raise UsageError(f"{folder}: the analysis tables were written with --hash-addresses (mailboxes are "
-                         "pseudonyms): the mailboxes cannot be asked",
-                         hint="enrich the unredacted case, or rerun `mia analyze evidence/ --out DIR` and enrich DIR")
     mailboxes: set[str] = set()
     owners: set[str] = set()  # every mailbox owner in the analysis: their domains are the tenant's
-    for row in rows:
+    for row in _rows(folder, "items"):
+        scope.bind_rows += 1
+        if scope.bind_rows <= 1000 and _text(row, "mailbox").startswith("addr-"):
+            raise UsageError(f"{folder}: the analysis tables were written with --hash-addresses (mailboxes are "
+                             "pseudonyms): the mailboxes cannot be asked",
+                             hint="enrich the unredacted case, or rerun `mia analyze evidence/ --out DIR` and "
+                             "enrich DIR")  # fmt: skip
         owners.add(_text(row, "mailbox").lower())
         raw = _text(row, "internet_message_id_raw") or _text(row, "internet_message_id")
         if not raw or not attacker(row):
