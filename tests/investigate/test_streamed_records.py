@@ -5,6 +5,7 @@ report's timeline chart, Sparrow's files, the timeline) gives what it gave over 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,20 @@ def test_the_report_chart_counts_the_records_as_one_point_each(case: Investigati
     assert build_timeline_chart([*record_points(all_records(case.searches), markers), *finding_points]) == \
         build_timeline_chart([*one_each, *finding_points])
     assert record_points([], markers) == []
+
+
+def test_bound_message_ids_are_one_aggregate_over_the_items_file(tmp_path: Path) -> None:
+    """Distinct ids per investigated mailbox, compared lower-cased with the name as given; nulls not counted."""
+    import types
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mia_bridge.investigate.pipeline import _bound_message_ids
+
+    path = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"mailbox": ["Bob@x", "bob@x", "bob@x", "eve@x", None],
+                             "internet_message_id": ["<1>", "<1>", "<2>", "<3>", "<4>"]}), path)
+    analysis = types.SimpleNamespace(files={"items": path})
+    assert _bound_message_ids(analysis, ("bob@x", "eve@x", "nobody@x")) == {"bob@x": 2, "eve@x": 1, "nobody@x": 0}
+    assert _bound_message_ids(analysis, ()) == {}
