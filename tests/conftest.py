@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +67,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def sent_pipelines() -> list[tuple[str, list[tuple[str, dict[str, object]]]]]:
     return SENT_PIPELINES
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """A local[2] Spark session for one test module; skips with the reason where pyspark or Java is missing,
+    fails instead where ``MIA_REQUIRE_SPARK=1`` (CI)."""
+    from mia_bridge.analysis.engines.spark import INSTALL_HINT, session, unavailable_reason
+
+    reason = unavailable_reason("local[2]")
+    if reason is not None:
+        message = f"Spark engine unavailable: {reason} ({INSTALL_HINT})"
+        if os.environ.get("MIA_REQUIRE_SPARK") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    active = session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
+    yield active
+    active.stop()

@@ -11,10 +11,8 @@ quarantine.jsonl) byte for byte or, for Parquet, equal tables with equal schemas
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,26 +22,12 @@ import pytest
 from conftest import realdata_path
 
 from mia_bridge.analysis.api import AnalysisOptions, OutputWriter, analyze_files
-from mia_bridge.analysis.engines.spark import INSTALL_HINT, analyze_files_spark, session, unavailable_reason
+from mia_bridge.analysis.engines.spark import analyze_files_spark
 from mia_bridge.cli.commands.analyze import demo_dir
 from mia_bridge.errors import ReaderError
 
-REQUIRE_SPARK = os.environ.get("MIA_REQUIRE_SPARK") == "1"
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    reason = unavailable_reason("local[2]")
-    if reason is not None:
-        message = f"Spark engine unavailable: {reason} ({INSTALL_HINT})"
-        if REQUIRE_SPARK:
-            pytest.fail(message)
-        pytest.skip(message)
-    active = session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
-    yield active
-    active.stop()
 
 
 def _embedded(paths: list[Path], options: AnalysisOptions, out: Path) -> None:

@@ -14,9 +14,7 @@ Skips like test_spark_engine.py where pyspark or Java is missing (fails with ``M
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,28 +26,14 @@ import pytest
 
 from mia_bridge.analysis import saved_base
 from mia_bridge.analysis.api import AnalysisOptions, OutputWriter, analyze_files
-from mia_bridge.analysis.engines.spark import INSTALL_HINT, analyze_files_spark, session, unavailable_reason
+from mia_bridge.analysis.engines.spark import analyze_files_spark
 from mia_bridge.cli.commands.analyze import demo_dir
 from mia_bridge.errors import UnreadableInput
 
-REQUIRE_SPARK = os.environ.get("MIA_REQUIRE_SPARK") == "1"
 DATA = Path(__file__).resolve().parents[1] / "data"
 CORPUS = [DATA / name for name in ("missing_timestamp.jsonl", "truncated.jsonl", "invalid_auditdata_json.csv",
                                    "mailbox_audit_log.csv", "sparrow_mailitems_exo.csv", "short_row.csv",
                                    "wrong_columns.csv", "empty.csv", "binary_junk.bin")]
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    reason = unavailable_reason("local[2]")
-    if reason is not None:
-        message = f"Spark engine unavailable: {reason} ({INSTALL_HINT})"
-        if REQUIRE_SPARK:
-            pytest.fail(message)
-        pytest.skip(message)
-    active = session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
-    yield active
-    active.stop()
 
 
 def _embedded(paths: list[Path], options: AnalysisOptions, out: Path, keep_base: bool = False) -> None:
