@@ -84,3 +84,41 @@ def spark() -> Iterator[Any]:
     active = session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
     yield active
     active.stop()
+
+
+def assert_same_analysis(expected: Path, actual: Path) -> None:
+    """Two analyses' outputs equal (Parquet: equal tables and schemas; the rest byte for byte), but for
+    summary.json's ``inputs``, which must differ (one read the exports, the other a saved base)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from mia_bridge.analysis import saved_base
+
+    names = sorted(p.name for p in expected.iterdir() if p.name != saved_base.FOLDER)
+    assert names == sorted(p.name for p in actual.iterdir() if p.name != saved_base.FOLDER)
+    for name in names:
+        if name.endswith(".parquet"):
+            want, got = pq.read_table(expected / name), pq.read_table(actual / name)
+            assert got.schema == want.schema and got.equals(want), name
+        elif name == "summary.json":
+            want_summary = json.loads((expected / name).read_text("utf-8"))
+            got_summary = json.loads((actual / name).read_text("utf-8"))
+            assert want_summary.pop("inputs") != got_summary.pop("inputs")
+            assert got_summary == want_summary
+        else:
+            assert (actual / name).read_bytes() == (expected / name).read_bytes(), name
+
+
+def write_csv_export(path: Path, header: list[str], rows: list[list[str]], type_line: bool = False,
+                     encoding: str = "utf-8-sig") -> Path:
+    """A CSV export as Purview / Export-Csv write it (CRLF, optional ``#TYPE`` line)."""
+    import csv
+
+    with path.open("w", encoding=encoding, newline="") as handle:
+        if type_line:
+            handle.write("#TYPE Deserialized.Microsoft.Exchange.Management.SystemConfigurationTasks.AuditRecord\r\n")
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

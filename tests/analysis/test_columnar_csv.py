@@ -3,7 +3,6 @@ path, or steps aside."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import write_csv_export
 from mia_builders import folder, mia, odd_records
 
 from mia_bridge.analysis.api import AnalysisOptions, analyze_files
@@ -40,15 +40,6 @@ def _row(header: list[str], record: dict[str, Any], audit: str | None = None) ->
     return [values.get(name, "") for name in header]
 
 
-def _write(path: Path, header: list[str], rows: list[list[str]], type_line: bool = False,
-           encoding: str = "utf-8-sig") -> Path:
-    with path.open("w", encoding=encoding, newline="") as handle:
-        if type_line:
-            handle.write("#TYPE Deserialized.Microsoft.Exchange.Management.SystemConfigurationTasks.AuditRecord\r\n")
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def _fast(path: Path) -> Chunk | None:
@@ -80,14 +71,14 @@ def _odd() -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("header", "type_line"), [(PURVIEW, False), (UAL, True), (UAL, False), (CLASSIC, False)])
 def test_generated_and_odd_records_match_the_row_reader(tmp_path: Path, header: list[str], type_line: bool) -> None:
     records = [*generate(300, seed=5), *_odd()]
-    path = _write(tmp_path / "export.csv", header, [_row(header, r) for r in records], type_line)
+    path = write_csv_export(tmp_path / "export.csv", header, [_row(header, r) for r in records], type_line)
     chunk = _assert_same(path)
     assert chunk.records["source_line"].iloc[0] == (3 if type_line else 2)
 
 
 def test_gzip_and_plain_utf8_take_the_fast_path(tmp_path: Path) -> None:
     records = list(generate(50, seed=6))
-    path = _write(tmp_path / "export.csv", PURVIEW, [_row(PURVIEW, r) for r in records], encoding="utf-8")
+    path = write_csv_export(tmp_path / "export.csv", PURVIEW, [_row(PURVIEW, r) for r in records], encoding="utf-8")
     _assert_same(path)
     gz = tmp_path / "export.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
@@ -112,7 +103,7 @@ def _irregular(records: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
                                   "UserId only in the column", "blank line", "short row"])
 def test_irregular_exports_step_aside_and_the_row_reader_accounts_for_every_row(tmp_path: Path, case: str) -> None:
     records = list(generate(20, seed=7))
-    path = _write(tmp_path / "export.csv", PURVIEW, _irregular(records)[case])
+    path = write_csv_export(tmp_path / "export.csv", PURVIEW, _irregular(records)[case])
     assert _fast(path) is None
     s = analyze_files([path], AnalysisOptions()).summary
     assert s["records_read"] == s["records_parsed"] + s["records_quarantined"]
@@ -123,6 +114,6 @@ def test_irregular_exports_step_aside_and_the_row_reader_accounts_for_every_row(
 def test_many_small_blocks_keep_the_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auditdata_csv, "_BLOCK", 64 << 10)
     records = list(generate(300, seed=11))
-    path = _write(tmp_path / "export.csv", PURVIEW, [_row(PURVIEW, r) for r in records])
+    path = write_csv_export(tmp_path / "export.csv", PURVIEW, [_row(PURVIEW, r) for r in records])
     chunk = _assert_same(path)
     assert chunk.records["source_line"].tolist() == list(range(2, 302))

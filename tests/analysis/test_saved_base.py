@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import assert_same_analysis
 
 from mia_bridge.analysis import saved_base
 from mia_bridge.analysis.api import AnalysisOptions, OutputWriter, analyze_files
@@ -31,24 +32,6 @@ def _run(paths: list[Path], options: AnalysisOptions, out: Path, keep_base: bool
         writer.finish(analyze_files(paths, options, writer))
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text("utf-8"))
     return summary
-
-
-def assert_same_analysis(expected: Path, actual: Path) -> None:
-    """Every output equal (Parquet: equal tables and schemas; the rest byte for byte), but for summary.json's
-    ``inputs``."""
-    names = sorted(p.name for p in expected.iterdir() if p.name != saved_base.FOLDER)
-    assert names == sorted(p.name for p in actual.iterdir() if p.name != saved_base.FOLDER)
-    for name in names:
-        if name.endswith(".parquet"):
-            want, got = pq.read_table(expected / name), pq.read_table(actual / name)
-            assert got.schema == want.schema and got.equals(want), name
-        elif name == "summary.json":
-            want_summary = json.loads((expected / name).read_text("utf-8"))
-            got_summary = json.loads((actual / name).read_text("utf-8"))
-            assert want_summary.pop("inputs") != got_summary.pop("inputs")
-            assert got_summary == want_summary
-        else:
-            assert (actual / name).read_bytes() == (expected / name).read_bytes(), name
 
 
 def _demo() -> list[Path]:

@@ -7,7 +7,6 @@ and their equality with the record-by-record path, is checked in tests/analysis/
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 from dataclasses import replace
@@ -17,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from conftest import write_csv_export
 
 from mia_bridge.readers import auditdata_csv, raw_auditdata_json
 from mia_bridge.readers.base import Irregular
@@ -144,13 +144,7 @@ PURVIEW = ["RecordId", "CreationDate", "RecordType", "Operation", "UserId", "Aud
 
 
 def export(path: Path, rows: list[list[str]], type_line: bool = False, header: list[str] = PURVIEW) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        if type_line:
-            handle.write("#TYPE Deserialized.Microsoft.Exchange.Management.SystemConfigurationTasks.AuditRecord\r\n")
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return write_csv_export(path, header, rows, type_line)
 
 
 def row(r: dict[str, Any], audit: str | None = None) -> list[str]:

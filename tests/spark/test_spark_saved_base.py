@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import assert_same_analysis
 
 from mia_bridge.analysis import saved_base
 from mia_bridge.analysis.api import AnalysisOptions, OutputWriter, analyze_files
@@ -44,22 +45,6 @@ def _embedded(paths: list[Path], options: AnalysisOptions, out: Path, keep_base:
 def _spark(spark: Any, paths: list[str], options: AnalysisOptions, out: Path, keep_base: bool = False) -> None:
     with OutputWriter(out, keep_base=keep_base) as writer:
         writer.finish(analyze_files_spark(paths, options, writer, spark=spark))
-
-
-def assert_same_analysis(expected: Path, actual: Path) -> None:
-    names = sorted(p.name for p in expected.iterdir() if p.name != saved_base.FOLDER)
-    assert names == sorted(p.name for p in actual.iterdir() if p.name != saved_base.FOLDER)
-    for name in names:
-        if name.endswith(".parquet"):
-            want, got = pq.read_table(expected / name), pq.read_table(actual / name)
-            assert got.schema == want.schema and got.equals(want), name
-        elif name == "summary.json":
-            want_summary = json.loads((expected / name).read_text("utf-8"))
-            got_summary = json.loads((actual / name).read_text("utf-8"))
-            want_summary.pop("inputs"), got_summary.pop("inputs")
-            assert got_summary == want_summary
-        else:
-            assert (actual / name).read_bytes() == (expected / name).read_bytes(), name
 
 
 def test_saved_bases_of_either_engine_give_the_analysis_of_the_exports(spark: Any, tmp_path: Path) -> None:
