@@ -702,11 +702,6 @@ def _offsets(splits: pd.DataFrame) -> pd.DataFrame:
         {"file_idx": "int32"})
 
 
-def local_output(out: str) -> bool:
-    """Whether ``out`` is a folder on this machine (else a Spark path on the cluster)."""
-    return not _has_scheme(out) or urlparse(out).scheme == "file"
-
-
 # --- the analysis: analysis/sql on Spark ------------------------------------------------------------------
 
 BIG = {"records": "unique_records", "events": "events", "items": "bind_items"}
