@@ -14,7 +14,7 @@ written:
   each mailbox's outcome) with the ``analyse`` callable ``run_investigation`` builds: ``analyze_files`` over
   ``searches.mail_items_files(runs)``. The search's ``records`` hold the file's first 1,000 records (the step
   only asks whether the file holds MailItemsAccessed records; in a real run the earlier steps hold them all,
-  outside this step).
+  outside this step). The investigated mailbox (``--user``) is the first record's, so its story has figures.
 - ``mia analyze``: ``main(["analyze", FILE, "--out", DIR])``, the same file.
 - ``before``: what the step did before issue 11 (the records as dicts → ``analyze_records`` →
   ``write_outputs``), on the first ``--before-n`` records only (a million dicts need ≈10 GB), extrapolated
@@ -76,7 +76,8 @@ else:
         def analyse(options, writer=None):  # as run_investigation's closure
             return analyze_files(mail_items_files([run]), options, writer)
         options = pipeline.InvestigateOptions(tenant="contoso.com", out_dir=case, start=None,
-                                              end=datetime(2030, 1, 1, tzinfo=UTC), users=("user0@contoso.com",))
+                                              end=datetime(2030, 1, 1, tzinfo=UTC),
+                                              users=(str(records[0]["MailboxOwnerUPN"]).lower(),))
         findings = FindingSet(findings=[], context=AttackerContext(), exposed=[], synced_folders={}, throttled={})
         steps = StepLog()
         result = pipeline.InvestigationResult(case_dir=case, steps=steps)

@@ -73,39 +73,88 @@ _NULLABLE = {pa.bool_(): pd.BooleanDtype(), pa.int64(): pd.Int64Dtype(), pa.uint
 
 @dataclass
 class AnalysisResult:
+    """The summary, the quarantine, and every table as a Parquet file: the output's when a writer took them
+    during the analysis (complete once ``writer.finish`` returns), else the work folder's (kept while this
+    result lives). A table is read whole only when asked for (``records``, ``leads``...): on a tenant-wide pull
+    contexts and leads have millions of rows, so ``rows`` and ``head`` read only what they need."""
+
     summary: dict[str, Any]
-    synced_folders: pd.DataFrame
-    throttled_windows: pd.DataFrame
-    contexts: pd.DataFrame
-    leads: pd.DataFrame
-    message_lookup: pd.DataFrame | None
     quarantine: pd.DataFrame
-    # The big tables (records, events, items) as Parquet files: the output's when a writer took them during
-    # the analysis, else the work folder's (kept while this result lives). Read whole only on first use.
     files: dict[str, Path]
     inputs: list[InputReport] = field(default_factory=list)
     work: Any = field(default=None, repr=False)  # the work folder holding ``files``, if any (a TemporaryDirectory)
-    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # tables fetched whole by the engine (the message-id lookup), and those read on first use
+    loaded: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
-    def _frame(self, name: str) -> pd.DataFrame:
-        if name not in self._frames:
-            self._frames[name] = pq.read_table(self.files[name]).to_pandas(types_mapper=_NULLABLE.get)
-        return self._frames[name]
+    def table(self, name: str) -> pd.DataFrame | None:
+        """The table ``name`` whole (None when this analysis has none, e.g. no lookup was asked)."""
+        if name not in self.loaded:
+            if name not in self.files:
+                return None
+            # the big tables with pandas' nullable types (as schema.RECORD_COLUMNS gives them)
+            mapper = _NULLABLE.get if name in ("records", "events", "items") else None
+            self.loaded[name] = pq.read_table(self.files[name]).to_pandas(types_mapper=mapper)
+        return self.loaded[name]
+
+    def rows(self, name: str) -> int:
+        """The number of rows of ``name``, from the file's metadata (nothing read)."""
+        if name in self.loaded:
+            return len(self.loaded[name])
+        return pq.ParquetFile(self.files[name]).metadata.num_rows if name in self.files else 0
+
+    def head(self, name: str, n: int) -> pd.DataFrame | None:
+        """The first ``n`` rows of ``name``, read a row group at a time."""
+        if name in self.loaded or name not in self.files:
+            frame = self.table(name)
+            return None if frame is None else frame.head(n)
+        parquet = pq.ParquetFile(self.files[name])
+        batches = []
+        for batch in parquet.iter_batches(batch_size=max(n, 1)):
+            batches.append(batch)
+            break
+        return pa.Table.from_batches(batches, schema=parquet.schema_arrow).slice(0, n).to_pandas()
+
+    def _whole(self, name: str) -> pd.DataFrame:
+        frame = self.table(name)
+        if frame is None:
+            raise KeyError(f"this analysis has no {name} table")
+        return frame
 
     @property
     def records(self) -> pd.DataFrame:
-        """Every unique record (``schema.RECORD_COLUMNS``), read from its Parquet file on first use."""
-        return self._frame("records")
+        """Every unique record (``schema.RECORD_COLUMNS``)."""
+        return self._whole("records")
 
     @property
     def events(self) -> pd.DataFrame:
         """One row per MailItemsAccessed record in the period (``schema.EVENT_COLUMNS``)."""
-        return self._frame("events")
+        return self._whole("events")
 
     @property
     def items(self) -> pd.DataFrame:
         """One row per accessed item of bind events (``schema.ITEM_COLUMNS``)."""
-        return self._frame("items")
+        return self._whole("items")
+
+    @property
+    def synced_folders(self) -> pd.DataFrame:
+        return self._whole("synced_folders")
+
+    @property
+    def throttled_windows(self) -> pd.DataFrame:
+        return self._whole("throttled_windows")
+
+    @property
+    def contexts(self) -> pd.DataFrame:
+        return self._whole("contexts")
+
+    @property
+    def leads(self) -> pd.DataFrame:
+        return self._whole("leads")
+
+    @property
+    def message_lookup(self) -> pd.DataFrame | None:
+        """One row per message id listed with ``--message-ids``; None when none was."""
+        return self.table("message_lookup")
 
 
 # Seconds per phase of the last analysis in this process (read, base tables, each statement): benchmarks
@@ -228,12 +277,14 @@ def analyse_base(base: BaseTables, options: AnalysisOptions, reports: list[Input
     engine_run = EmbeddedEngine(work_dir)
     run = engine_run.run(base, _parameters(options), writer)
     TIMINGS.update({f"sql:{name}": seconds for name, seconds in engine_run.timings.items()})
-    frames = {name: table.to_pandas() for name, table in run.tables.items()}
-    lookup = frames.get("message_lookup")
-    summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup, options=options,
-                            inputs=[vars(r) for r in reports])
-    return AnalysisResult(
-        summary=summary, synced_folders=frames["synced_folders"], throttled_windows=frames["throttled_windows"],
-        contexts=frames["contexts"], leads=frames["leads"], message_lookup=lookup,
-        quarantine=_quarantine_frame(base.quarantine), files=run.files, inputs=reports, work=work,
-    )
+    return result_of(run, base, _quarantine_frame(base.quarantine), options, reports, work)
+
+
+def result_of(run: Any, base: Any, quarantine: pd.DataFrame, options: AnalysisOptions, reports: list[InputReport],
+              work: Any) -> AnalysisResult:
+    """An engine's run (``EngineResult``) as the analysis result, with its summary."""
+    loaded = {name: table.to_pandas() for name, table in run.tables.items()}
+    summary = build_summary(base, run.counts, run.lists, top_leads=run.top_leads.to_pandas(),
+                            lookup=loaded.get("message_lookup"), options=options, inputs=[vars(r) for r in reports])
+    return AnalysisResult(summary=summary, quarantine=quarantine, files=run.files, inputs=reports, work=work,
+                          loaded=loaded)

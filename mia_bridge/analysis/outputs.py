@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 ROW_GROUP = 131_072  # Parquet rows per group: the writer holds a whole group's encoded columns
 # every table written as CSV and Parquet (enrich lists the analysis files by it)
 TABLES = ("events", "items", "synced_folders", "throttled_windows", "contexts", "leads", "message_lookup")
-SMALL_TABLES = TABLES[2:]  # written whole
-STREAMED = ("records", "events", "items")  # written a batch at a time; records only as Parquet
 
 
 def _time_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -236,16 +234,17 @@ class OutputWriter:
     def finish(self, result: AnalysisResult) -> dict[str, Path]:
         """Write what was not handed over yet, wait for every writer; returns name → path."""
         try:
-            for name in STREAMED:  # from the engine's Parquet file, a row group at a time
-                if f"{name}.parquet" not in self.written:
+            for name in ("records", *TABLES):
+                if f"{name}.parquet" in self.written:
+                    continue
+                if name in result.files:  # from the engine's Parquet file, a row group at a time
                     source = result.files[name]
                     if name == "records":
                         with open(source, "rb") as src, open_private(self._path("records.parquet"), "wb") as dst:
                             shutil.copyfileobj(src, dst, 1 << 20)
                         continue
                     self.stream(name, _parquet_batches(source), pq.read_schema(source))
-            for name in SMALL_TABLES:
-                if f"{name}.csv" not in self.written and (frame := getattr(result, name)) is not None:
+                elif (frame := result.table(name)) is not None:  # fetched whole (the lookup)
                     self.table(name, frame)
             for future in self._pending:
                 future.result()  # re-raises a writer's OSError here

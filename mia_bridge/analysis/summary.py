@@ -28,7 +28,7 @@ def build_summary(
     counts: dict[str, Any],
     lists: dict[str, list[tuple[str, int]]],
     *,
-    leads: pd.DataFrame,
+    top_leads: pd.DataFrame,  # the leads' first rows (the engine fetches no more)
     lookup: pd.DataFrame | None,
     options: _Period,
     inputs: list[dict[str, Any]],
@@ -78,7 +78,7 @@ def build_summary(
         "top_leads": [
             {"rank": int(r["rank"]), "score": int(r["score"]), "mailbox": r["mailbox"], "client_ip": r["client_ip"],
              "app_id": r["app_id"], "reasons": r["reasons"]}
-            for r in leads.head(10).to_dict("records")
+            for r in top_leads.head(10).to_dict("records")
         ],
     }
     if lookup is not None:

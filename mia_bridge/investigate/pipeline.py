@@ -762,46 +762,55 @@ def _analyse(
     steps.done(
         "MailItemsAccessed analysis",
         (f"{cannot_answer}; " if cannot_answer else "")
-        + f"{len(analysis.throttled_windows)} throttled 24 h window(s); {len(analysis.synced_folders)} folder syncs; "
-        f"{counts['items_accessed']} item accesses (bind) in {counts['events']} events"
+        + f"{analysis.rows('throttled_windows')} throttled 24 h window(s); {analysis.rows('synced_folders')} folder "
+        f"syncs; {counts['items_accessed']} item accesses (bind) in {counts['events']} events"
         + (f"; {len(analysis.message_lookup)} message id(s) looked up" if analysis.message_lookup is not None else ""),
         attention=bool(cannot_answer),
     )
-    bound = _bound_message_ids(analysis, options.users)
-    for user in options.users:
-        steps.done(f"MailItemsAccessed for {user}", _mailbox_story(analysis, findings, user, bound[user]))
+    for user, figures in _mailbox_figures(analysis.files, options.users).items():
+        steps.done(f"MailItemsAccessed for {user}", _mailbox_story(figures, findings, user))
     return summary
 
 
-def _bound_message_ids(analysis: Any, mailboxes: tuple[str, ...]) -> dict[str, int]:
-    """Distinct message ids bound in each mailbox: one DuckDB aggregate over the items Parquet file (millions of
-    rows on a large case, never in Python), the mailboxes compared lower-cased with the names as given."""
-    counts = dict.fromkeys(mailboxes, 0)
-    if counts:
-        import duckdb
-
-        with duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"}) as con:
-            rows = con.execute(
-                "SELECT lower(mailbox) AS owner, count(DISTINCT internet_message_id) FROM read_parquet(?) "
-                "WHERE lower(mailbox) IN (SELECT unnest(?)) GROUP BY owner",
-                [str(analysis.files["items"]), sorted(counts)],
-            ).fetchall()
-        counts.update({str(owner): int(n) for owner, n in rows})
-    return counts
+@dataclass(frozen=True)
+class _MailboxFigures:
+    throttled_windows: int
+    synced_folders: list[str]
+    bound_message_ids: int  # distinct
 
 
-def _mailbox_story(analysis: Any, findings: FindingSet, mailbox: str, ids: int) -> str:
-    """One mailbox in the guidance's order: throttled, synced, bound (``ids`` distinct message ids), and what
-    of it was the attacker's."""
+def _mailbox_figures(files: dict[str, Path], mailboxes: tuple[str, ...]) -> dict[str, _MailboxFigures]:
+    """Each mailbox's throttled windows, synced folders and distinct bound message ids: aggregates over the
+    analysis's Parquet files (items has millions of rows on a large case: never in Python), the mailboxes
+    compared lower-cased with the names as given."""
+    if not mailboxes:
+        return {}
+    import duckdb
 
-    def rows(frame: Any) -> Any:
-        return frame[frame["mailbox"].astype(str).str.lower() == mailbox] if len(frame) else frame
+    wanted = sorted(set(mailboxes))
+    queries = {
+        "throttled": "SELECT lower(mailbox), count(*) FROM read_parquet(?) WHERE lower(mailbox) IN "
+                     "(SELECT unnest(?)) GROUP BY 1",
+        "synced": "SELECT lower(mailbox), list_sort(list(DISTINCT folder_path)) FROM read_parquet(?) "
+                  "WHERE folder_path IS NOT NULL AND lower(mailbox) IN (SELECT unnest(?)) GROUP BY 1",
+        "bound": "SELECT lower(mailbox), count(DISTINCT internet_message_id) FROM read_parquet(?) "
+                 "WHERE lower(mailbox) IN (SELECT unnest(?)) GROUP BY 1",
+    }
+    tables = {"throttled": "throttled_windows", "synced": "synced_folders", "bound": "items"}
+    found: dict[str, dict[str, Any]] = {}
+    with duckdb.connect(":memory:", config={"threads": 2, "memory_limit": "256MB"}) as con:
+        for kind, query in queries.items():
+            found[kind] = dict(con.execute(query, [str(files[tables[kind]]), wanted]).fetchall())
+    return {m: _MailboxFigures(int(found["throttled"].get(m, 0)), sorted(str(f) for f in found["synced"].get(m) or []),
+                               int(found["bound"].get(m, 0))) for m in mailboxes}
 
-    throttled = len(rows(analysis.throttled_windows))
-    synced = sorted({str(p) for p in rows(analysis.synced_folders).get("folder_path", [])})
+
+def _mailbox_story(figures: _MailboxFigures, findings: FindingSet, mailbox: str) -> str:
+    """One mailbox in the guidance's order: throttled, synced, bound, and what of it was the attacker's."""
     by_attacker = sum(1 for m in findings.exposed if m.mailbox == mailbox)
     attacker_synced = sorted(findings.synced_folders.get(mailbox, set()))
-    text = f"throttled {throttled} time(s); synced folders: {', '.join(synced) or 'none'}; {ids} message(s) bound"
+    text = (f"throttled {figures.throttled_windows} time(s); synced folders: "
+            f"{', '.join(figures.synced_folders) or 'none'}; {figures.bound_message_ids} message(s) bound")
     text += f"; by the attacker: {by_attacker} message(s) read"
     if attacker_synced:
         text += f", folders synced {', '.join(attacker_synced)}"

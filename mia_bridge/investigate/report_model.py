@@ -232,10 +232,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _frame_table(title: str, note: str, frame: Any, columns: list[str], limit: int) -> ReportTable:
-    rows = [{c: _cell(row.get(c)) for c in columns} for row in frame.head(limit).to_dict("records")]
-    if len(frame) > limit:
-        note += f" Showing {limit} of {len(frame)}; the full table is in analysis/."
+def _frame_table(title: str, note: str, head: Any, total: int, columns: list[str], limit: int) -> ReportTable:
+    """A report table of ``head`` (a table's first rows, at least ``limit`` of them when it has them)."""
+    rows = [{c: _cell(row.get(c)) for c in columns} for row in head.head(limit).to_dict("records")]
+    if total > limit:
+        note += f" Showing {limit} of {total}; the full table is in analysis/."
     return ReportTable(title, note, columns, rows)
 
 
@@ -244,21 +245,22 @@ def _analysis_tables(result: InvestigationResult) -> list[ReportTable]:
     if analysis is None:
         return []
     tables = []
-    lookup = getattr(analysis, "message_lookup", None)
+    lookup = analysis.message_lookup
     if lookup is not None:
         columns = ["internet_message_id", "status", "accesses", "first_access", "mailboxes", "client_ips",
                    "exposure_reasons"]  # fmt: skip
         tables.append(_frame_table("Message-id lookups (--message-ids)", "Each listed message: read (bind), possibly "
-                                   "exposed (folder synced or mailbox throttled), or not seen.", lookup,
+                                   "exposed (folder synced or mailbox throttled), or not seen.", lookup, len(lookup),
                                    [c for c in columns if c in lookup.columns], 500))  # fmt: skip
-    leads = getattr(analysis, "leads", None)
-    if leads is not None and len(leads):
+    total = analysis.rows("leads")  # millions on a tenant-wide pull: only the first rows are read
+    if total:
+        leads = analysis.head("leads", 10)
         columns = ["rank", "score", "mailbox", "client_ip", "app_id", "events", "reasons"]
         note = ("Access contexts ranked by suspicion, with the reasons that scored them (heuristics, not verdicts). "
                 "The IPs and apps attributed to the attacker are scored as if given with --suspicious-ip / "
                 "--app-id.")  # fmt: skip
-        tables.append(_frame_table("MailItemsAccessed leads", note, leads, [c for c in columns if c in leads.columns],
-                                   10))  # fmt: skip
+        tables.append(_frame_table("MailItemsAccessed leads", note, leads, total,
+                                   [c for c in columns if c in leads.columns], 10))  # fmt: skip
     return tables
 
 

@@ -86,3 +86,38 @@ def test_streamed_tables_equal_the_whole_ones(tmp_path: Path, monkeypatch: pytes
         assert pq.read_table(out / "records.parquet").equals(pq.read_table(later.files["records"]))
         assert pq.read_table(out / "records.parquet").num_rows == later.summary["records_unique"] > 400
     assert (tmp_path / "streamed" / "items.csv").read_bytes() == (tmp_path / "later" / "items.csv").read_bytes()
+
+
+def test_every_table_is_streamed_and_read_only_as_far_as_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contexts and leads grow with the number of access contexts (millions on a tenant-wide pull): the engine
+    streams them like the big tables and fetches whole only summary.json's top leads; the result reads a
+    table's rows from the metadata and its head a row group at a time."""
+    path = _input(tmp_path)
+    monkeypatch.setattr(embedded, "BATCH_ROWS", 53)
+    fetched: list[tuple[str, int | None]] = []
+    whole = embedded.EmbeddedEngine._whole
+
+    def spy(self: embedded.EmbeddedEngine, con: object, output: str, limit: int | None = None) -> object:
+        fetched.append((output, limit))
+        return whole(self, con, output, limit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedded.EmbeddedEngine, "_whole", spy)
+    with outputs.OutputWriter(tmp_path / "streamed") as writer:
+        result = analyze_files([path], AnalysisOptions(), writer)
+        writer.finish(result)
+    assert fetched == [("leads", embedded.TOP_LEADS)]
+    assert not result.loaded  # nothing read whole yet
+    later = analyze_files([path], AnalysisOptions())
+    outputs.write_outputs(later, tmp_path / "later")
+    assert later.rows("contexts") > 2 * 53 and later.rows("leads") == later.rows("contexts")
+    for name in ("synced_folders", "throttled_windows", "contexts", "leads"):
+        streamed, kept = tmp_path / "streamed", tmp_path / "later"  # row groups differ, content does not
+        assert (streamed / f"{name}.csv").read_bytes() == (kept / f"{name}.csv").read_bytes(), name
+        assert pq.read_table(streamed / f"{name}.parquet").equals(pq.read_table(kept / f"{name}.parquet")), name
+        assert later.rows(name) == len(later.table(name))  # type: ignore[arg-type]
+    head = later.head("leads", 10)
+    assert head is not None
+    pd.testing.assert_frame_equal(head, later.leads.head(10))
+    assert [(r["rank"], r["mailbox"], r["reasons"]) for r in result.summary["top_leads"]] == \
+        list(zip(head["rank"], head["mailbox"], head["reasons"], strict=True))
+    assert later.message_lookup is None and later.rows("message_lookup") == 0

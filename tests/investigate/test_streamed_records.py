@@ -97,18 +97,23 @@ def test_the_report_chart_counts_the_records_as_one_point_each(case: Investigati
     assert record_points([], markers) == []
 
 
-def test_bound_message_ids_are_one_aggregate_over_the_items_file(tmp_path: Path) -> None:
-    """Distinct ids per investigated mailbox, compared lower-cased with the name as given; nulls not counted."""
-    import types
-
+def test_mailbox_figures_are_aggregates_over_the_analysis_files(tmp_path: Path) -> None:
+    """Per investigated mailbox: throttled windows, distinct synced folders (sorted) and distinct bound ids,
+    compared lower-cased with the name as given; nulls not counted; a mailbox with nothing gets zeros."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mia_bridge.investigate.pipeline import _bound_message_ids
+    from mia_bridge.investigate.pipeline import _mailbox_figures, _MailboxFigures
 
-    path = tmp_path / "items.parquet"
+    files = {name: tmp_path / f"{name}.parquet" for name in ("items", "synced_folders", "throttled_windows")}
     pq.write_table(pa.table({"mailbox": ["Bob@x", "bob@x", "bob@x", "eve@x", None],
-                             "internet_message_id": ["<1>", "<1>", "<2>", "<3>", "<4>"]}), path)
-    analysis = types.SimpleNamespace(files={"items": path})
-    assert _bound_message_ids(analysis, ("bob@x", "eve@x", "nobody@x")) == {"bob@x": 2, "eve@x": 1, "nobody@x": 0}
-    assert _bound_message_ids(analysis, ()) == {}
+                             "internet_message_id": ["<1>", "<1>", "<2>", "<3>", "<4>"]}), files["items"])
+    pq.write_table(pa.table({"mailbox": ["bob@x", "BOB@x", "bob@x", "eve@x"],
+                             "folder_path": ["\\Inbox", "Archive", "\\Inbox", None]}), files["synced_folders"])
+    pq.write_table(pa.table({"mailbox": ["eve@x", "Eve@x", "bob@x"]}), files["throttled_windows"])
+    assert _mailbox_figures(files, ("bob@x", "eve@x", "nobody@x")) == {
+        "bob@x": _MailboxFigures(1, ["Archive", "\\Inbox"], 2),
+        "eve@x": _MailboxFigures(2, [], 1),
+        "nobody@x": _MailboxFigures(0, [], 0),
+    }
+    assert _mailbox_figures(files, ()) == {}

@@ -1,9 +1,10 @@
 """The embedded engine: DuckDB runs the analysis SQL (``analysis/sql``) over the base tables, out of core.
 
 DuckDB works within ``memory_limit`` and spills to ``temp_directory`` (under the work folder) past it, so
-memory does not grow with the input. The big tables (records, events, items) are never whole in memory:
-they are pulled as Arrow record batches and written as they come (to the output writer, or to the work
-folder when there is none yet); the small ones (synced folders, windows, contexts, leads, the lookup) are
+memory does not grow with the input. No output table is ever whole in memory: each is pulled as Arrow record
+batches and written as they come (to the output writer, or to the work folder when there is none yet). That
+includes contexts and leads, which grow with the number of access contexts (millions on a tenant-wide pull).
+Only the message-id lookup (one row per id the user listed) and the ten top leads of summary.json are
 fetched whole.
 
 How each statement is held is this engine's choice (the SQL does not say): ``events`` and the small tables
@@ -35,9 +36,11 @@ BATCH_ROWS = 131_072  # rows per Arrow batch pulled from DuckDB (one Parquet row
 DEFAULT_MEMORY_LIMIT = "1.5GB"
 MEMORY_LIMIT_ENV = "MIA_DUCKDB_MEMORY_LIMIT"  # e.g. "4GB": more memory, less spilling
 
-# output name -> statement name, for the tables written whole or streamed
-BIG = {"records": "unique_records", "events": "events", "items": "bind_items"}
-SMALL = ("synced_folders", "throttled_windows", "contexts", "leads")
+# output name -> statement name, for the tables streamed (every output but the lookup)
+STREAMED = {"records": "unique_records", "events": "events", "items": "bind_items", "synced_folders": "synced_folders",
+            "throttled_windows": "throttled_windows", "contexts": "contexts", "leads": "leads"}
+OUTPUT_OF = {statement: output for output, statement in STREAMED.items()}
+TOP_LEADS = 10  # summary.json's top_leads
 MATERIALISED = ("events", "synced_folders", "throttled_windows", "contexts")
 
 
@@ -61,8 +64,9 @@ class Parameters:
 
 @dataclass
 class EngineResult:
-    files: dict[str, Path]  # records, events, items: Parquet files (the output's, or the work folder's)
-    tables: dict[str, pa.Table]  # synced_folders, throttled_windows, contexts, leads[, message_lookup]
+    files: dict[str, Path]  # every table of STREAMED as a Parquet file (the output's, or the work folder's)
+    tables: dict[str, pa.Table]  # [message_lookup]: fetched whole (one row per listed id)
+    top_leads: pa.Table  # the first TOP_LEADS rows of leads
     counts: dict[str, Any]  # summary_counts' row
     lists: dict[str, list[tuple[str, int]]]  # summary_lists: list -> [(value, n)] sorted by value
 
@@ -177,8 +181,8 @@ class EmbeddedEngine:
         for batch in reader:
             yield _cast(batch, schema)
 
-    def _big(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None) -> Path:
-        statement, schema = BIG[output], ARROW_SCHEMAS[output]
+    def _streamed(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None) -> Path:
+        statement, schema = STREAMED[output], ARROW_SCHEMAS[output]
         # Pulled here, on this connection: the sink writes each batch on its own threads as it comes.
         batches = self._batches(con, self._output_query(statement, output), schema)
         if sink is not None:
@@ -190,9 +194,9 @@ class EmbeddedEngine:
                 writer.write_batch(batch)
         return path
 
-    def _small(self, con: duckdb.DuckDBPyConnection, output: str) -> pa.Table:
-        table = con.sql(self._output_query(output, output)).to_arrow_table()
-        return table.cast(ARROW_SCHEMAS[output])
+    def _whole(self, con: duckdb.DuckDBPyConnection, output: str, limit: int | None = None) -> pa.Table:
+        query = self._output_query(output, output) + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return con.sql(query).to_arrow_table().cast(ARROW_SCHEMAS[output])
 
     def run(self, base: BaseTables, params: Parameters, sink: Sink | None = None) -> EngineResult:
         con = self._connect()
@@ -209,23 +213,22 @@ class EmbeddedEngine:
                     continue
                 kind = "TABLE" if name in MATERIALISED else "VIEW"
                 con.execute(f"CREATE {kind} {name} AS {sql.body(name)}")
-                if name in ("unique_records", "bind_items"):
-                    output = "records" if name == "unique_records" else "items"
-                    files[output] = self._big(con, output, sink)
-                elif name == "events":
-                    files["events"] = self._big(con, "events", sink)
+                output = OUTPUT_OF.get(name, name)
+                if output in STREAMED:
+                    files[output] = self._streamed(con, output, sink)
                 else:
-                    tables[name] = self._small(con, name)
+                    tables[name] = self._whole(con, name)
                     if sink is not None:
                         sink.table(name, tables[name])
                 self.timings[name] = time.perf_counter() - clock
                 clock = time.perf_counter()
+            top_leads = self._whole(con, "leads", TOP_LEADS)
             row = con.sql(sql.statement("summary_counts")).to_arrow_table().to_pylist()[0]
             lists: dict[str, list[tuple[str, int]]] = {}
             for entry in con.sql(sql.statement("summary_lists")).to_arrow_table().to_pylist():
                 lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
             self.timings["summary"] = time.perf_counter() - clock
-            return EngineResult(files, tables, row, lists)
+            return EngineResult(files, tables, top_leads, row, lists)
         finally:
             con.close()
 

@@ -704,7 +704,6 @@ def _offsets(splits: pd.DataFrame) -> pd.DataFrame:
 
 # --- the analysis: analysis/sql on Spark ------------------------------------------------------------------
 
-BIG = {"records": "unique_records", "events": "events", "items": "bind_items"}
 # Read by later statements: computed once (Spark would otherwise recompute a view at every use).
 PERSISTED = ("events", "synced_folders", "throttled_windows", "contexts")
 
@@ -778,11 +777,12 @@ class SparkAnalysis:
             return
         yield from _to_schema(frame.toArrow(), schema).to_batches(max_chunksize=131_072)
 
-    def _big(self, output: str, sink: Any) -> Path:
+    def _streamed(self, output: str, sink: Any) -> Path:
+        from mia_bridge.analysis.engines.embedded import STREAMED
         from mia_bridge.analysis.schema import ARROW_SCHEMAS
 
         schema = ARROW_SCHEMAS[output]
-        batches = self._batches(self._query(BIG[output], output), output)
+        batches = self._batches(self._query(STREAMED[output], output), output)
         if sink is not None:
             return Path(sink.stream(output, batches, schema, csv=output != "records"))
         path = self.engine.local_work / f"{output}.parquet"
@@ -791,14 +791,15 @@ class SparkAnalysis:
                 writer.write_batch(batch)
         return path
 
-    def _small(self, output: str) -> pa.Table:
+    def _whole(self, output: str, limit: int | None = None) -> pa.Table:
         from mia_bridge.analysis.schema import ARROW_SCHEMAS
 
-        return _to_schema(self._query(output, output).toArrow(), ARROW_SCHEMAS[output])
+        query = self._query(output, output)
+        return _to_schema((query if limit is None else query.limit(limit)).toArrow(), ARROW_SCHEMAS[output])
 
     def run(self, base: SparkBase, params: Any, sink: Any = None) -> Any:
         from mia_bridge.analysis import sql
-        from mia_bridge.analysis.engines.embedded import EngineResult
+        from mia_bridge.analysis.engines.embedded import OUTPUT_OF, STREAMED, TOP_LEADS, EngineResult
 
         self._base_views(base)
         self._parameters(params)
@@ -814,23 +815,24 @@ class SparkAnalysis:
                 frame = frame.persist()
             frame.createOrReplaceTempView(name)
             remote = isinstance(sink, SparkOutput)
-            if name in ("unique_records", "bind_items", "events"):
-                output = {"unique_records": "records", "bind_items": "items"}.get(name, name)
+            output = OUTPUT_OF.get(name, name)
+            if output in STREAMED:  # as the embedded engine: never whole on the driver
                 if remote:
-                    sink.frame(output, self._query(BIG[output], output), csv=output != "records")
+                    sink.frame(output, self._query(name, output), csv=output != "records")
                 else:
-                    files[output] = self._big(output, sink)
+                    files[output] = self._streamed(output, sink)
             else:
-                tables[name] = self._small(name)
+                tables[name] = self._whole(name)
                 if remote:
                     sink.frame(name, self._query(name, name).coalesce(1))
                 elif sink is not None:
                     sink.table(name, tables[name])
+        top_leads = self._whole("leads", TOP_LEADS)
         row = self.spark.sql(spark_sql(sql.statement("summary_counts"))).toArrow().to_pylist()[0]
         lists: dict[str, list[tuple[str, int]]] = {}
         for entry in self.spark.sql(spark_sql(sql.statement("summary_lists"))).toArrow().to_pylist():
             lists.setdefault(entry["list"], []).append((entry["value"], int(entry["n"])))
-        return EngineResult(files, tables, row, lists)
+        return EngineResult(files, tables, top_leads, row, lists)
 
 
 def _put_local(uri: str, text: str) -> None:
@@ -840,8 +842,7 @@ def _put_local(uri: str, text: str) -> None:
 def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, *,
                         master: str = DEFAULT_MASTER, spark: Any = None) -> Any:
     """``api.analyze_files`` on Spark: the same ``AnalysisResult`` (and outputs through ``writer``)."""
-    from mia_bridge.analysis.api import AnalysisResult, InputReport, _parameters
-    from mia_bridge.analysis.summary import build_summary
+    from mia_bridge.analysis.api import InputReport, _parameters, result_of
 
     work = tempfile.TemporaryDirectory(prefix="mia-spark-")
     own = spark is None and _active_session() is None  # stopped at the end only when this call started it
@@ -862,15 +863,8 @@ def analyze_files_spark(paths: Sequence[str], options: Any, writer: Any = None, 
                 remote.bind(spark)
             base = engine.ingest([str(p) for p in paths], options.format, options.max_record_bytes)
             run = SparkAnalysis(engine).run(base, _parameters(options), writer)
-            frames = {name: table.to_pandas() for name, table in run.tables.items()}
-            lookup = frames.get("message_lookup")
             reports = [InputReport(**r) for r in base.inputs]
-            summary = build_summary(base, run.counts, run.lists, leads=frames["leads"], lookup=lookup,  # type: ignore[arg-type]
-                                    options=options, inputs=[vars(r) for r in reports])
-            result = AnalysisResult(
-                summary=summary, synced_folders=frames["synced_folders"],
-                throttled_windows=frames["throttled_windows"], contexts=frames["contexts"], leads=frames["leads"],
-                message_lookup=lookup, quarantine=base.quarantine, files=run.files, inputs=reports, work=work)
+            result = result_of(run, base, base.quarantine, options, reports, work)
             if remote is not None:
                 if remote.keep_base:
                     engine.save_base(base, f"{remote.uri}/{saved_base.FOLDER}", remote.put_text)
