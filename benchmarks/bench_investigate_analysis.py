@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -44,6 +45,7 @@ EVIDENCE = "evidence/mia-mailitemsaccessed.jsonl"
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
+from typing import Any
 
 kind, case, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 evidence = case / "evidence" / "mia-mailitemsaccessed.jsonl"
@@ -93,19 +95,21 @@ seconds = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
 status = Path("/proc/self/status").read_text()
 peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
+from mia_bridge.analysis.api import TIMINGS
+
 print(json.dumps({"code": code, "seconds": seconds, "peak_bytes": peak,
-                  "cpu_seconds": usage.ru_utime + usage.ru_stime}))
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime, "phases": TIMINGS}))
 """
 
 
-def _run(kind: str, case: Path, out: Path, before_n: int = 0) -> dict[str, float]:
+def _run(kind: str, case: Path, out: Path, before_n: int = 0) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     os.sync()  # no run pays for the previous one's write-back
     proc = subprocess.run([sys.executable, "-c", _CHILD, kind, str(case), str(out), str(before_n)],
                           capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     if result["code"] != 0:
         raise SystemExit(f"{kind} exited {result['code']}:\n{proc.stderr[-3000:]}")
     return result
@@ -126,21 +130,23 @@ def bench_shape(shape: str, args: argparse.Namespace, work: Path) -> None:
         print(f"generated {args.n:,} {shape} records ({evidence.stat().st_size / 1e9:.2f} GB) in "
               f"{time.perf_counter() - started:.0f} s")
     load_before = os.getloadavg()
-    runs: dict[str, list[dict[str, float]]] = {"step": [], "analyze": []}
+    runs: dict[str, list[dict[str, Any]]] = {"step": [], "analyze": []}
     for number in range(1, max(args.repeat, 1) + 1):  # alternated, so a change of load hits both alike
         for kind, out in (("step", case / "analysis"), ("analyze", work / f"out-analyze-{shape}")):
             runs[kind].append(_run(kind, case, out))
             res = runs[kind][-1]
+            phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in res["phases"].items())
             print(f"  {kind} run {number}: {res['seconds']:.1f} s wall, {res['cpu_seconds']:.1f} CPU s, peak "
-                  f"{res['peak_bytes'] / 2**20:,.0f} MiB (load {os.getloadavg()[0]:.2f})", flush=True)
+                  f"{res['peak_bytes'] / 2**20:,.0f} MiB (load {os.getloadavg()[0]:.2f}); phases: {phases}",
+                  flush=True)
     before = _run("before", case, work / f"out-before-{shape}", args.before_n) if args.before_n else None
     load_after = os.getloadavg()
     same = _tables(case / "analysis") == _tables(work / f"out-analyze-{shape}")
 
-    def median(results: list[dict[str, float]]) -> dict[str, float]:
+    def median(results: list[dict[str, Any]]) -> dict[str, Any]:
         return sorted(results, key=lambda r: r["seconds"])[len(results) // 2]
 
-    def row(label: str, n: int, res: dict[str, float], note: str = "") -> str:
+    def row(label: str, n: int, res: dict[str, Any], note: str = "") -> str:
         return (f"| {label} | {n:,} | {res['seconds']:.1f} | {res['cpu_seconds']:.1f} | "
                 f"{res['peak_bytes'] / 2**20:,.0f} | {note} |")
 
