@@ -108,10 +108,8 @@ class AnalysisResult:
             frame = self.table(name)
             return None if frame is None else frame.head(n)
         parquet = pq.ParquetFile(self.files[name])
-        batches = []
-        for batch in parquet.iter_batches(batch_size=max(n, 1)):
-            batches.append(batch)
-            break
+        first = next(parquet.iter_batches(batch_size=max(n, 1)), None)
+        batches = [] if first is None else [first]
         return pa.Table.from_batches(batches, schema=parquet.schema_arrow).slice(0, n).to_pandas()
 
     def _whole(self, name: str) -> pd.DataFrame:

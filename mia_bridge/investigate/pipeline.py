@@ -788,19 +788,18 @@ def _mailbox_figures(files: dict[str, Path], mailboxes: tuple[str, ...]) -> dict
     import duckdb
 
     wanted = sorted(set(mailboxes))
-    queries = {
-        "throttled": "SELECT lower(mailbox), count(*) FROM read_parquet(?) WHERE lower(mailbox) IN "
-                     "(SELECT unnest(?)) GROUP BY 1",
-        "synced": "SELECT lower(mailbox), list_sort(list(DISTINCT folder_path)) FROM read_parquet(?) "
-                  "WHERE folder_path IS NOT NULL AND lower(mailbox) IN (SELECT unnest(?)) GROUP BY 1",
-        "bound": "SELECT lower(mailbox), count(DISTINCT internet_message_id) FROM read_parquet(?) "
-                 "WHERE lower(mailbox) IN (SELECT unnest(?)) GROUP BY 1",
+    where = "lower(mailbox) IN (SELECT unnest(?)) GROUP BY 1"
+    queries = {  # kind -> (table, aggregate per lower-cased mailbox)
+        "throttled": ("throttled_windows", f"SELECT lower(mailbox), count(*) FROM read_parquet(?) WHERE {where}"),
+        "synced": ("synced_folders", "SELECT lower(mailbox), list(DISTINCT folder_path) FROM read_parquet(?) "
+                   f"WHERE folder_path IS NOT NULL AND {where}"),
+        "bound": ("items", "SELECT lower(mailbox), count(DISTINCT internet_message_id) FROM read_parquet(?) "
+                  f"WHERE {where}"),
     }
-    tables = {"throttled": "throttled_windows", "synced": "synced_folders", "bound": "items"}
     found: dict[str, dict[str, Any]] = {}
     with duckdb.connect(":memory:", config={"threads": 2, "memory_limit": "256MB"}) as con:
-        for kind, query in queries.items():
-            found[kind] = dict(con.execute(query, [str(files[tables[kind]]), wanted]).fetchall())
+        for kind, (table, query) in queries.items():
+            found[kind] = dict(con.execute(query, [str(files[table]), wanted]).fetchall())
     return {m: _MailboxFigures(int(found["throttled"].get(m, 0)), sorted(str(f) for f in found["synced"].get(m) or []),
                                int(found["bound"].get(m, 0))) for m in mailboxes}
 
