@@ -71,7 +71,11 @@ def test_more_than_a_session_returns_without_an_honest_count_stays_complete_and_
     tmp_path: Path,
 ) -> None:
     """60,000 records in one stream: the probe session hits 50,000 with ResultCount echoing, the sample is
-    scaled by a small first piece, and the calls stay within 1.25 x ceil(N/5000) + windows."""
+    scaled by a small first piece, and the calls stay within 1.25 x ceil(N/5000) + windows.
+
+    session-crosstalk is among the default quirks and its draws depend on timing (sessions paged in the last
+    30 s), so a window may fail on a foreign row and be fetched again: the calls such a failed window spent
+    are the price of that quirk and are counted apart; each failed window must name its foreign row."""
     tenant = tenant_with("bursty", 60_000, days=DAYS, quirks=frozenset(quirks.DEFAULT))
     query = AuditQuery("all", T0, T0 + timedelta(days=DAYS))
     with DirectSimBackend(tenant) as backend:
@@ -80,4 +84,7 @@ def test_more_than_a_session_returns_without_an_honest_count_stays_complete_and_
     truth = truth_ids(tenant, query.start, query.end)
     assert ids(read_records(q.path)) == truth and q.complete
     complete = sum(1 for w in q.windows if w["status"] == "complete")
-    assert q.calls <= 1.25 * math.ceil(len(truth) / 5000) + complete
+    failed = [w for w in q.windows if w["status"] == "session_failed"]
+    assert all("outside the window" in w["detail"] or "not matching" in w["detail"] for w in failed)
+    refetch_calls = sum(int(w["calls"]) for w in failed)
+    assert q.calls - refetch_calls <= 1.25 * math.ceil(len(truth) / 5000) + complete
