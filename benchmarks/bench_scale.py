@@ -31,7 +31,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from gen_records import SHAPES, write_parts  # noqa: E402
 
-MIA = [str(Path(sys.executable).with_name("mia"))]  # the console script of this venv
+# `mia` as its console script runs it, plus where the time went (api.TIMINGS) written to the file in argv[1]
+_CHILD = """
+import json, sys
+from mia_bridge.cli.app import main
+code = main(sys.argv[2:])
+from mia_bridge.analysis import api
+with open(sys.argv[1], "w", encoding="utf-8") as handle:
+    json.dump(api.TIMINGS, handle)
+raise SystemExit(code)
+"""
 
 
 def tree_rss(root: int) -> int:
@@ -137,7 +146,8 @@ def bench_shape(shape: str, sizes: list[int], args: argparse.Namespace, work: Pa
             head_lines(files[largest], files[n], n)
         shutil.rmtree(out, ignore_errors=True)
         load = os.getloadavg()
-        res = run_measured([*MIA, "analyze", str(files[n]), "--out", str(out)])
+        phases = work / f"phases-{shape}-{n}.json"
+        res = run_measured([sys.executable, "-c", _CHILD, str(phases), "analyze", str(files[n]), "--out", str(out)])
         counts = _counts(out)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         read, parsed, quarantined = (_pick(counts, "records_read"), _pick(counts, "records_parsed"),
@@ -148,6 +158,10 @@ def bench_shape(shape: str, sizes: list[int], args: argparse.Namespace, work: Pa
               f"{_pick(counts, 'mail_items_accessed.items_accessed')} | {_pick(counts, 'contexts')} | "
               f"{_pick(counts, 'unique_internet_message_ids')} | {size / 1e9:.1f} |", flush=True)
         print(f"<!-- load average before the {n:,} run: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} -->", flush=True)
+        timings = json.loads(phases.read_text(encoding="utf-8"))
+        phases.unlink()
+        print(f"<!-- where the time goes at {n:,} (s): "
+              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in timings.items()) + " -->", flush=True)
         results.append((n, res))
         if n != largest:
             files[n].unlink()
