@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from mia_bridge.analysis import saved_base
 from mia_bridge.analysis.dedup import _read_back, deduplicate
+from mia_bridge.analysis.engines import is_uri
 from mia_bridge.analysis.engines.spark_read import (
     FORMATS_TAKEN,
     KIND_FOLDER,
@@ -146,14 +147,9 @@ def _spark_errors() -> tuple[type[BaseException], ...]:
     return (PySparkException, Py4JError)
 
 
-def _has_scheme(path: str) -> bool:
-    parsed = urlparse(path)
-    return len(parsed.scheme) > 1  # "C:" is a drive, not a scheme
-
-
 def spark_path(path: str) -> str:
     """A path as Spark takes it: a local one made absolute (file:), a URI as given."""
-    return path if _has_scheme(path) else Path(path).absolute().as_uri()
+    return path if is_uri(path) else Path(path).absolute().as_uri()
 
 
 def _same_file(uri: str, local: str) -> bool:
@@ -203,7 +199,7 @@ class SparkEngine:
         except _spark_errors() as exc:
             raise UnreadableInput(given, f"Spark cannot read it: {spark_message(exc)}",
                                   hint=f"the Spark engine takes {'; '.join(FORMATS_TAKEN)}") from None
-        local_file = not _has_scheme(given) and Path(given).is_file()
+        local_file = not is_uri(given) and Path(given).is_file()
         return [InputFile(given if local_file and len(found) == 1 and _same_file(f, given) else f,
                           canonical_uri(f), given) for f in found]
 
@@ -383,7 +379,7 @@ class SparkEngine:
         """The saved base among the inputs, as a Spark path (None: none); it must be the only input."""
         found = []
         for given in paths:
-            if not _has_scheme(given):
+            if not is_uri(given):
                 local = saved_base.find_in([given])  # an output folder without base/ is named
                 if local is not None:
                     found.append(local.absolute().as_uri())
@@ -805,17 +801,18 @@ class SparkAnalysis:
         self._parameters(params)
         files: dict[str, Path] = {}
         tables: dict[str, pa.Table] = {}
+        remote = isinstance(sink, SparkOutput)
         for name in sql.ORDER:
             if name in ("summary_counts", "summary_lists"):
                 continue
             if name == "message_lookup" and params.lookup_requests is None:
                 continue
+            output = OUTPUT_OF.get(name, name)
             frame = self.spark.sql(spark_sql(sql.body(name)))
-            if name in PERSISTED:
+            # a table fetched whole and also written by Spark (the lookup, remote --out) is computed once too
+            if name in PERSISTED or (remote and output not in STREAMED):
                 frame = frame.persist()
             frame.createOrReplaceTempView(name)
-            remote = isinstance(sink, SparkOutput)
-            output = OUTPUT_OF.get(name, name)
             if output in STREAMED:  # as the embedded engine: never whole on the driver
                 if remote:
                     sink.frame(output, self._query(name, output), csv=output != "records")

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from mia_bridge.analysis.api import AnalysisOptions, AnalysisResult, OutputWriter, analyze_files
-from mia_bridge.analysis.engines import EMBEDDED, ENGINES, SPARK
+from mia_bridge.analysis.engines import EMBEDDED, ENGINES, SPARK, is_uri
 from mia_bridge.analysis.message_lookup import read_message_ids
 from mia_bridge.analysis.normalise import TABLE_TIME_MAX, TABLE_TIME_MIN
 from mia_bridge.cli.console import current_console, safe
@@ -159,12 +159,6 @@ def analyze(
             result = analyze_files([Path(p) for p in paths], options, writer)
         written = writer.finish(result)
     _report(result, written, out_dir, as_json)
-
-
-def is_uri(out: str) -> bool:
-    """Whether ``--out`` is a URI (``scheme://...``; ``C:\\x`` is a drive, not a scheme)."""
-    scheme, sep, _ = out.partition("://")
-    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
 
 
 def register(app: typer.Typer) -> None:
