@@ -98,3 +98,11 @@ def scenario_tenant(distribution: str, records: int, *, days: int = 10, seed: in
 
 def truth_ids(tenant: Tenant, start: datetime, end: datetime, **filters: Any) -> set[str]:
     return ids(tenant.query_truth(start=start, end=end, **filters))
+
+
+def crosstalk_refetch_calls(windows: list[dict[str, Any]]) -> int:
+    """The calls spent on windows that session-crosstalk failed (each fetched again): a default quirk whose draws
+    depend on thread timing, so a calls bound counts them apart. Each such window must name its foreign row."""
+    failed = [w for w in windows if w["status"] == "session_failed"]
+    assert all("outside the window" in w["detail"] or "not matching" in w["detail"] for w in failed)
+    return sum(int(w["calls"]) for w in failed)
