@@ -7,10 +7,21 @@ or ``state/`` (dangling or not) makes the write fail instead of redirecting it o
 
 from __future__ import annotations
 
+import errno
+import io
+import mmap
 import os
 import stat
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no O_DIRECT either
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 from mia_bridge.errors import EvidenceError
 
@@ -77,6 +88,111 @@ def write_bytes(path: Path, data: bytes) -> Path:
     with open_private(path, "wb") as handle:
         handle.write(data)
     return path
+
+
+DIRECT_IO_ENV = "MIA_DIRECT_IO"  # "0": write big outputs through the page cache, as every other file
+_DIRECT_CHUNK = 8 << 20  # bytes per direct write: a multiple of any block size, from a page-aligned buffer
+
+
+def direct_io_wanted() -> bool:
+    """Whether big outputs are written past the page cache (``open_private_direct``)."""
+    return fcntl is not None and hasattr(os, "O_DIRECT") and os.environ.get(DIRECT_IO_ENV, "1") != "0"
+
+
+class _DirectWriter(io.RawIOBase):
+    """A write-only file that sends whole chunks of a page-aligned buffer with ``O_DIRECT`` (what it needs:
+    aligned memory, offsets and sizes) and the last, partial chunk without it.
+
+    Where a direct write is refused (a file system without ``O_DIRECT`` says EINVAL) or comes back short (the
+    next offset would be unaligned), the rest of the file is written through the page cache instead: the bytes
+    and their order are the same either way. Used by one thread at a time.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._buffer = mmap.mmap(-1, _DIRECT_CHUNK)  # page-aligned
+        self._view = memoryview(self._buffer)
+        self._fill = 0
+        self._position = 0
+        self._direct = self._set_direct(True)
+
+    def _set_direct(self, on: bool) -> bool:
+        try:
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+        except OSError:
+            return False
+        return on
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def write(self, data: ReadableBuffer) -> int:
+        source = memoryview(data).cast("B")
+        size, done = len(source), 0
+        while done < size:
+            take = min(_DIRECT_CHUNK - self._fill, size - done)
+            self._view[self._fill:self._fill + take] = source[done:done + take]
+            self._fill += take
+            done += take
+            if self._fill == _DIRECT_CHUNK:
+                self._send()
+        self._position += size
+        return size
+
+    def _send(self) -> None:
+        """Write the buffer's ``_fill`` bytes (directly while that works) and empty it."""
+        sent = 0
+        while sent < self._fill:
+            with self._view[sent:self._fill] as rest:
+                try:
+                    written = os.write(self._fd, rest)
+                except OSError as exc:
+                    if not (self._direct and exc.errno == errno.EINVAL):
+                        raise
+                    self._direct = self._set_direct(False)  # a file system without O_DIRECT
+                    continue
+            sent += written
+            if self._direct and (written % mmap.PAGESIZE or sent < self._fill):
+                self._direct = self._set_direct(False)  # short: the next offset is not aligned
+        self._fill = 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._direct:
+                self._direct = self._set_direct(False)  # the partial chunk: any size
+            self._send()
+        finally:
+            self._view.release()
+            self._buffer.close()
+            os.close(self._fd)
+            super().close()
+
+
+def open_private_direct(path: Path) -> IO[bytes] | io.RawIOBase:
+    """``open_private(path, "wb")`` for a big output written once from start to end (an analysis table): past
+    the page cache where the system has ``O_DIRECT`` (Linux) and ``MIA_DIRECT_IO`` is not "0".
+
+    Why: through the page cache each byte costs the kernel a copy and fresh pages to hold it. On the 2-core
+    virtual machine of BENCHMARKS.md ("Direct writes") a 1,000,000-record analysis writes 2.5 GB of tables and
+    spent 17-44 s of system time doing so; written directly, 9-15 s, and 7-14 s less wall time.
+    """
+    handle = open_private(path, "wb")
+    if not direct_io_wanted():
+        return handle
+    fd = os.dup(handle.fileno())
+    handle.close()
+    try:
+        return _DirectWriter(fd)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def make_private(path: Path) -> None:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from mia_bridge.analysis.schema import ARROW_SCHEMAS
 from mia_bridge.csv_safety import neutralise_table
 from mia_bridge.errors import ExportError
-from mia_bridge.safe_files import make_dir, open_private, write_text
+from mia_bridge.safe_files import make_dir, open_private, open_private_direct, write_text
 
 if TYPE_CHECKING:
     from mia_bridge.analysis.api import AnalysisResult
@@ -71,8 +71,9 @@ def _csv_ready(table: pa.Table) -> pa.Table:
 
 
 def _sink(path: Path) -> pa.NativeFile:
-    """``path`` opened for pyarrow's writers: private, never through a symlink (``safe_files``)."""
-    return pa.PythonFile(open_private(path, "wb"), mode="w")
+    """``path`` opened for pyarrow's writers: private, never through a symlink, past the page cache where the
+    system allows (``safe_files.open_private_direct``: the tables are gigabytes, written once)."""
+    return pa.PythonFile(open_private_direct(path), mode="w")
 
 
 def _write_csv(table: pa.Table, path: Path) -> None:
