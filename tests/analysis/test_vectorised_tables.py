@@ -48,6 +48,8 @@ def _events(rng: random.Random, n: int) -> pd.DataFrame:
         })
     events = pd.DataFrame(rows)
     events["seq"] = range(len(events))  # the events' order: contexts that tie are listed in it
+    first: dict[tuple[str, ...], int] = {}  # ctx, as events.sql numbers it: the context's first seq
+    events["ctx"] = [first.setdefault(_key(row), row["seq"]) for row in events.to_dict("records")]
     return events
 
 
@@ -59,13 +61,13 @@ def _items_and_folders(rng: random.Random, events: pd.DataFrame) -> tuple[pd.Dat
                                          "client_app_id", "session_id", "client_info_string"]}
         if event["mail_access_type"] == "Bind":
             for _ in range(rng.randrange(4)):
-                items.append({**context, "seq": event["seq"], "folder_path": "\\Inbox",
+                items.append({**context, "seq": event["seq"], "ctx": event["ctx"], "folder_path": "\\Inbox",
                               "internet_message_id": f"m{rng.randrange(30)}@x", "internet_message_id_raw": "",
                               "size_in_bytes": None})
         elif event["mail_access_type"] == "Sync":
             for _ in range(rng.randrange(3)):
                 folders.append({**context, "folder_path": rng.choice(["\\Inbox", "\\Sent", None])})
-    return (pd.DataFrame(items, columns=[*ARROW_SCHEMAS["items"].names, "seq"]),  # seq: the event's, as bind_items
+    return (pd.DataFrame(items, columns=[*ARROW_SCHEMAS["items"].names, "seq", "ctx"]),  # the event's, as bind_items
             pd.DataFrame(folders, columns=ARROW_SCHEMAS["synced_folders"].names))
 
 
@@ -76,7 +78,8 @@ def _arrow(frame: pd.DataFrame, name: str | None = None) -> pa.Table:
 
 
 def _sql_contexts(events: pd.DataFrame, items: pd.DataFrame, folders: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    bind_items = _arrow(items, "items").append_column("seq", pa.array(items["seq"], pa.int64()))
+    bind_items = (_arrow(items, "items").append_column("seq", pa.array(items["seq"], pa.int64()))
+                  .append_column("ctx", pa.array(items["ctx"], pa.int64())))
     tables = run_statements({"events": _arrow(events), "bind_items": bind_items,
                              "synced_folders": _arrow(folders, "synced_folders")}, ["throttled_windows", "contexts"])
     return {name: table.to_pandas() for name, table in tables.items()}

@@ -1,19 +1,13 @@
 -- contexts: access contexts (mailbox x IP x AppId x ClientInfoString x SessionId; missing parts are ''), with
 -- first/last seen and counts. Ordered by mailbox, first seen, then the order contexts first appear in events.
--- Each event carries its context's number (ctx: the context's first seq), so the items are counted by one
--- integer key (bind_items' seq is its event's), not by the five strings (a bind event has about six items).
+-- Each event carries its context's number (ctx: the context's first seq, events.sql), and so does each of its
+-- item rows (bind_items): the items are counted by one integer key, with no join (a bind event has about six).
 WITH keyed AS (
     SELECT
         COALESCE(mailbox, '') AS mailbox, COALESCE(client_ip, '') AS client_ip, COALESCE(app_id, '') AS app_id,
         COALESCE(client_info_string, '') AS client_info_string, COALESCE(session_id, '') AS session_id,
-        creation_time, seq, mail_access_type, is_throttled, client_app_id
+        creation_time, ctx, mail_access_type, is_throttled, client_app_id
     FROM events
-),
-numbered AS (
-    SELECT
-        *,
-        MIN(seq) OVER (PARTITION BY mailbox, client_ip, app_id, client_info_string, session_id) AS ctx
-    FROM keyed
 ),
 grouped AS (
     SELECT
@@ -26,14 +20,13 @@ grouped AS (
         SUM(CASE WHEN COALESCE(is_throttled, FALSE) THEN 1 ELSE 0 END) AS throttled_events,
         COALESCE(ARRAY_TO_STRING(LIST_SORT(LIST_DISTINCT(LIST(client_app_id) FILTER (WHERE client_app_id <> ''))),
                                  ';'), '') AS client_app_ids
-    FROM numbered
+    FROM keyed
     GROUP BY ctx, mailbox, client_ip, app_id, client_info_string, session_id
 ),
 item_ids AS (
-    SELECT n.ctx, i.internet_message_id, COUNT(*) AS n
-    FROM bind_items AS i
-    JOIN numbered AS n ON n.seq = i.seq
-    GROUP BY n.ctx, i.internet_message_id
+    SELECT ctx, internet_message_id, COUNT(*) AS n
+    FROM bind_items
+    GROUP BY ctx, internet_message_id
 ),
 item_counts AS (
     SELECT ctx, SUM(n) AS items_accessed, COUNT(*) AS unique_message_ids
