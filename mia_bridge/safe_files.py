@@ -180,8 +180,9 @@ def open_private_direct(path: Path) -> IO[bytes] | io.RawIOBase:
     the page cache where the system has ``O_DIRECT`` (Linux) and ``MIA_DIRECT_IO`` is not "0".
 
     Why: through the page cache each byte costs the kernel a copy and fresh pages to hold it. On the 2-core
-    virtual machine of BENCHMARKS.md ("Direct writes") a 1,000,000-record analysis writes 2.5 GB of tables and
-    spent 17-44 s of system time doing so; written directly, 9-15 s, and 7-14 s less wall time.
+    virtual machine of BENCHMARKS.md (issue 14, 2026-12-03 morning) a 1,000,000-record analysis writes 2.5 GB
+    of tables; its system time was 14-44 s through the page cache and 9-15 s written directly, its median wall
+    time 2 and 7 s less in two sets of runs.
     """
     handle = open_private(path, "wb")
     if not direct_io_wanted():

@@ -150,8 +150,8 @@ def _scan_ordered(batches: Iterator[pa.RecordBatch], rec: int) -> Iterator[pa.Re
         if len(column):
             values = column.to_numpy(zero_copy_only=False)
             if values[0] <= last or bool((values[1:] <= values[:-1]).any()):
-                raise ExportError("records.parquet: the records came out of input order from the engine's scan "
-                                    "(an internal fault, please report it); nothing else was written wrong")
+                raise ExportError("records.parquet: the engine's scan returned the records out of input order "
+                                  "(an internal fault; please report it)")
             last = int(values[-1])
         yield batch
 

@@ -5,8 +5,8 @@ Every statement is a SELECT in DuckDB's dialect, restricted to what ``sqlglot.tr
 write="spark")`` turns into valid Spark SQL (tests/analysis/test_sql_portable.py). An engine runs them in
 ``ORDER`` and makes each result available to the later ones under its name (a table or a view, without the
 final ``ORDER BY``: ``body``). Each statement's last line, ``ORDER BY`` over its own column names, is the
-output order (``order_by``). Helper columns (``seq``, ``rec``, ``pos``, ``ctx``) are not written: ``OUTPUT_COLUMNS``
-lists what is.
+output order (``order_by``). Helper columns (``seq``, ``rec``, ``pos``, ``ctx``) are not written:
+``OUTPUT_COLUMNS`` lists what is.
 
 Relations an engine provides before the statements run:
 
