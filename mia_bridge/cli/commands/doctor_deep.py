@@ -39,6 +39,9 @@ _MISSING_EFFECT = {
     "get-mgusermessage": "enrichment from the mailbox (Graph) is unavailable",
 }
 PLAIN_CAP_REPORTED = 120
+# How far back the probe window may grow: the audit log's retention without Audit Premium, 180 days for records
+# since 17 Oct 2023 (Learn "Set up Audit"; ../shared/reference/exchange-platform-facts.md, retention)
+LOOKBACK = dt.timedelta(days=180)
 
 
 def deep_checks(exo: ExoBackend, now: Callable[[], dt.datetime] | None = None) -> list[Check]:
@@ -107,7 +110,8 @@ def _search(exo: ExoBackend, start: dt.datetime, end: dt.datetime, **extra: Any)
 
 
 def _known_window(exo: ExoBackend, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, list[dict[str, Any]]]:
-    """A window that one session page returns completely (fewer than 5,000 rows, ResultIndex 1..n)."""
+    """A window that one session page returns completely (fewer than 5,000 rows, ResultIndex 1..n), and with
+    more than ``PLAIN_CAP_REPORTED`` rows where the retention period allows it (fewer cannot show a capped call)."""
     end = now.replace(microsecond=0)
     length = dt.timedelta(days=1)
     rows: list[dict[str, Any]] = []
@@ -116,8 +120,8 @@ def _known_window(exo: ExoBackend, now: dt.datetime) -> tuple[dt.datetime, dt.da
         rows = _search(exo, start, end, SessionId=str(uuid.uuid4()), SessionCommand="ReturnLargeSet")
         if len(rows) >= 5000:
             length /= 8
-        elif not rows and length < dt.timedelta(days=30):
-            length *= 6  # a quiet tenant: look further back
+        elif len(rows) <= PLAIN_CAP_REPORTED and length < LOOKBACK:
+            length = min(length * 6, LOOKBACK)  # a quiet tenant (or a quiet day): look further back
         else:
             return start, end, rows
     return end - length, end, rows
@@ -131,8 +135,8 @@ def _plain_and_count(exo: ExoBackend, now: dt.datetime, rest: bool) -> list[Chec
     plain_expected = "a plain call returns every record of the window up to -ResultSize (as documented)"
     count_expected = "ResultCount is the number of matching records (as documented)"
     if not rows:
-        return [Check(plain_name, WARN, "no records in the last 30 days to compare", plain_expected, "nothing to judge",
-                      "none", None),
+        return [Check(plain_name, WARN, "no records in the last 180 days to compare", plain_expected,
+                      "nothing to judge", "none", None),
                 Check(count_name, WARN, "no records to read ResultCount from", count_expected, "nothing to judge",
                       "none", None)]
     window = f"{start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M} UTC"
