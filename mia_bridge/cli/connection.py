@@ -31,6 +31,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -207,3 +208,21 @@ def open_connection(conn: ConnectionSettings, simulator: SimOptions | None = Non
         backend = open_backend(conn, interactive=interactive)
     with backend as opened:
         yield opened
+
+
+def _real_now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@contextmanager
+def open_tenant(conn: ConnectionSettings, simulator: SimOptions | None = None, *,
+                interactive: bool = True) -> Iterator[tuple[ExoBackend, Callable[[], datetime]]]:
+    """``open_connection``'s backend with the tenant's present: the real clock, or the simulated tenant's
+    (``Tenant.now``: its records sit in a fixed month), from which whatever the service counts back from its own
+    present must be counted (the retention, message trace's 90 days, doctor's probes)."""
+    if simulator is None:
+        with open_connection(conn, interactive=interactive) as backend:
+            yield backend, _real_now
+        return
+    with sim_backend.sim_session(conn, simulator) as session:
+        yield session.backend, session.now

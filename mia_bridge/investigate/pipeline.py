@@ -190,7 +190,10 @@ class RunContext:
     result: InvestigationResult
     redactor: Redactor  # one redactor (one hash key) for every file of the run: pseudonyms join across files
     scrub: Scrubber
-    now: Callable[[], datetime] = _now
+    now: Callable[[], datetime] = _now  # the run's clock (when ingestion was enabled, the report's date)
+    # the tenant's present, which the retention and message trace's reach count back from: the run's clock, or
+    # the simulated tenant's (``Tenant.now``)
+    tenant_now: Callable[[], datetime] = _now
     backend: ExoBackend | None = None  # None: no tenant access (the affected-parties step is skipped)
     # the records and what the findings need, whichever source gave them
     runs: list[SearchRun] = field(default_factory=list)
@@ -268,7 +271,7 @@ def run_steps(ctx: RunContext, steps: Sequence[Step]) -> InvestigationResult:
 
 def begin_case(
     options: InvestigateOptions, ui: InvestigationUI, *, backend: ExoBackend | None = None,
-    now: Callable[[], datetime] = _now,
+    now: Callable[[], datetime] = _now, tenant_now: Callable[[], datetime] = _now,
 ) -> RunContext:
     """The case folder, the step log, the result and the run's one redactor; the settings are written first."""
     case = Case(options.out_dir).create()
@@ -280,19 +283,21 @@ def begin_case(
     scrub = Scrubber(redactor)
     result.redaction = redaction_record(redactor)
     ctx = RunContext(options=options, case=case, ui=ui, steps=steps, result=result, redactor=redactor, scrub=scrub,
-                     now=now, backend=backend)  # fmt: skip
+                     now=now, tenant_now=tenant_now, backend=backend)  # fmt: skip
     result.files.append(ctx.write_settings())  # registered with the rest, whatever step stops the run
     return ctx
 
 
 def run_investigation(
-    backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now
+    backend: ExoBackend, options: InvestigateOptions, ui: InvestigationUI, *, now: Callable[[], datetime] = _now,
+    tenant_now: Callable[[], datetime] = _now,
 ) -> InvestigationResult:
-    """Run every step against an open backend; returns outcomes, findings and the files written."""
+    """Run every step against an open backend; returns outcomes, findings and the files written. ``tenant_now``:
+    the tenant's present (``RunContext.tenant_now``)."""
     if (options.out_dir / MANIFEST_NAME).exists() and "exports" in Case(options.out_dir).manifest():
         raise UsageError(f"{options.out_dir} holds a case investigated from exports: the tenant's records need a "
                          "case of their own", hint="give a new --out folder")  # fmt: skip
-    ctx = begin_case(options, ui, backend=backend, now=now)
+    ctx = begin_case(options, ui, backend=backend, now=now, tenant_now=tenant_now)
 
     def analyse(analysis_options: Any, writer: Any = None) -> Any:
         from mia_bridge.analysis.api import analyze_files
@@ -372,9 +377,9 @@ def _licence(ctx: RunContext) -> None:
     facts: LicenseFacts = detect_license(_backend(ctx), options.users)
     ctx.facts = facts
     _keep_raw(ctx, [save_raw(ctx.case_dir, "license", facts.to_dict())])
-    # The retention check measures from "now"; a default period is measured from its own end, which is
-    # that same instant (taking a later now() would put the default start seconds "before the retention").
-    instant = ctx.now()
+    # The retention check measures from the tenant's present; a default period is measured from its own end, which
+    # is that same instant (taking a later now() would put the default start seconds "before the retention").
+    instant = ctx.tenant_now()
     if options.start is None:
         if options.end_is_now:
             instant = options.end
@@ -491,7 +496,8 @@ def _why_no_enrichment(ctx: RunContext) -> str | None:
 def _affected_parties(ctx: RunContext) -> None:
     """Message trace (a skip with the reason without the permission) for the messages the attacker read."""
     options = ctx.options
-    enrich_options = replace(options.enrich_options or EnrichOptions(),
+    given = options.enrich_options or EnrichOptions()
+    enrich_options = replace(given, now=given.now or ctx.tenant_now(),
                              allow_mailbox_metadata=options.allow_mailbox_metadata,
                              redact_subjects=options.redact_subjects, hash_addresses=options.hash_addresses,
                              redactor=ctx.redactor)  # fmt: skip

@@ -24,7 +24,7 @@ import secrets as _secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult, ExoBackend, Secret
@@ -120,14 +120,12 @@ class SimSession:
     def records_period(self) -> tuple[datetime, datetime] | None:
         """Whole UTC days covering the tenant's audit records (None when it holds none): the period the
         demo investigates, since the simulated data sits in a fixed month."""
-        store = self.tenant.store
-        if not len(store):
-            return None
-        first = datetime.fromtimestamp(store.time_at(0), tz=UTC)  # the store is sorted by time
-        last = datetime.fromtimestamp(store.time_at(len(store) - 1), tz=UTC)
-        first_day = datetime(first.year, first.month, first.day, tzinfo=UTC)
-        last_day = datetime(last.year, last.month, last.day, tzinfo=UTC)
-        return first_day, last_day + timedelta(days=1)
+        return self.tenant.records_period()
+
+    def now(self) -> datetime:
+        """The simulated tenant's present (``Tenant.now``): clients count back from it what the service counts
+        back from its own (retention, message trace's reach, doctor's probes)."""
+        return self.tenant.now()
 
 
 @contextmanager

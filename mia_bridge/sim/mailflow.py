@@ -216,7 +216,8 @@ def build_mailflow(tenant: Any) -> MailFlow:
                     received = times[0] + timedelta(minutes=rng.randint(0, span // 2))
                     message = _message(rng, raw, owner, folder, rng.randint(4_000, 90_000), received, users, domains)
                     messages[message.key] = message
-    return MailFlow(messages=messages, internal_domains=domains)
+    # the service's present is the tenant's (Tenant.now): its reach then covers the same mail on any day
+    return MailFlow(messages=messages, internal_domains=domains, now=tenant.now())
 
 
 def _address(rng: random.Random, users: list[str], owner: str, external_share: float) -> str:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +157,25 @@ class Tenant:
         """Add AuditData dicts (each needs Id, CreationTime, Operation, RecordType)."""
         for record in records:
             self.store.add_record(record)
+
+    def records_period(self) -> tuple[datetime, datetime] | None:
+        """Whole UTC days covering the audit records (None when there are none)."""
+        if not len(self.store):
+            return None
+        first = datetime.fromtimestamp(self.store.time_at(0), tz=UTC)  # the store is sorted by time
+        last = datetime.fromtimestamp(self.store.time_at(len(self.store) - 1), tz=UTC)
+        first_day = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        last_day = datetime(last.year, last.month, last.day, tzinfo=UTC)
+        return first_day, last_day + timedelta(days=1)
+
+    def now(self) -> datetime:
+        """The tenant's present: midnight (UTC) after its last audit record. A scenario's records sit in a fixed
+        month whatever the date of the run, so what counts back from the present (message trace's 90-day reach,
+        the audit retention, doctor's probes) must count from this, or the same tenant would look different
+        every day, and its older mail would fall out of reach weeks after the scenario was written. The real
+        clock when the tenant holds no records."""
+        period = self.records_period()
+        return period[1] if period is not None else datetime.now(tz=UTC)
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """Every record held (ground truth), parsed, in CreationTime order."""

@@ -4,8 +4,10 @@ real pypsrp client and the REST backend: every check as JSON, and each deep prob
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -62,3 +64,23 @@ def test_deep_on_a_kind_tenant_and_on_a_dehydrated_one(tmp_path: Path, capsys: p
     written = json.loads((tmp_path / "doctor.json").read_text(encoding="utf-8"))
     dehydration = next(c for c in written["checks"] if c["name"] == "Dehydration")
     assert dehydration["status"] == "warn" and "Enable-OrganizationCustomization" in dehydration["changes"]
+
+
+def test_deep_on_the_simulator_looks_back_from_the_simulated_tenants_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulated records sit in a fixed month: the deep probes look back from the end of that month, not
+    from the real clock, so they judge the same way in a year (the probe once found too few records to judge
+    a cap when the month was 36 days old). Here the real clock stands two years after the simulated month."""
+    from mia_bridge.cli.commands import doctor_deep
+
+    class _Later(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> _Later:
+            return cls(2028, 12, 1, tzinfo=tz or dt.UTC)
+
+    monkeypatch.setattr(doctor_deep, "dt", SimpleNamespace(datetime=_Later, timedelta=dt.timedelta, UTC=dt.UTC))
+    code, doc = _json(["--deep", "--out", str(tmp_path)], capsys)
+    deep = {c["name"]: c for c in doc["checks"] if "as_expected" in c}
+    assert code == 0 and deep["Plain call completeness"]["as_expected"] is False
+    assert "capped" in deep["Plain call completeness"]["changes"]

@@ -25,7 +25,7 @@ from mia_bridge import __version__
 from mia_bridge.bridge.backend import CmdletCall, ExoBackend
 from mia_bridge.bridge.graph_audit import workload_warning
 from mia_bridge.cli.commands.doctor_checks import FAIL, OK, WARN, Check
-from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_tenant
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.errors import (
     AccessDeniedError,
@@ -260,13 +260,13 @@ def doctor(
     checks: list[Check]
     description: dict[str, Any] | None = None
     try:
-        with open_connection(conn, simulator) as exo:
+        with open_tenant(conn, simulator) as (exo, present):
             description = exo.describe()
             checks = run_checks(exo)
             if deep:
                 from mia_bridge.cli.commands.doctor_deep import deep_checks
 
-                checks += deep_checks(exo)
+                checks += deep_checks(exo, now=present)
     except BridgeError as exc:
         first = "Admin API endpoint and token" if conn.backend == "rest" else "WinRM endpoint and auth"
         checks = [Check(first, FAIL, exc.render().removeprefix("error: "))]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_tenant
 from mia_bridge.cli.console import current_console, safe
 from mia_bridge.enrich.api import EnrichOptions, enrich_case
 from mia_bridge.enrich.scope import load_scope
@@ -56,8 +57,8 @@ def enrich(
     )
     seal.use_key_file(key)
     load_scope(case_dir)  # a case without analysis fails here, before any connection
-    with open_connection(conn, simulator) as backend:
-        result = enrich_case(backend, case_dir, options)
+    with open_tenant(conn, simulator) as (backend, present):
+        result = enrich_case(backend, case_dir, replace(options, now=present()))
     counts = result.summary["counts"]
     console = current_console()
     out, err = console.out, console.err

@@ -18,7 +18,7 @@ from typing import Any
 import typer
 
 from mia_bridge.cli.commands.collect import source_options
-from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_connection
+from mia_bridge.cli.connection import ConnectionSettings, SimOptions, connection_options, open_tenant
 from mia_bridge.cli.console import Console, current_console, safe
 from mia_bridge.cli.progress import CollectionProgress, JsonEvents
 from mia_bridge.cli.values import parse_when, split_values
@@ -127,13 +127,16 @@ def _run(conn: ConnectionSettings, simulator: SimOptions | None, options: Invest
         return run_offline_investigation(options, ui, end_given=end_given)
 
     if not demo:
-        with open_connection(conn, simulator) as backend:
-            return run_investigation(backend, options, ui)
+        with open_tenant(conn, simulator) as (backend, present):
+            if options.end_is_now:  # the default end: the tenant's present (the simulated tenant's own)
+                options = replace(options, end=present().replace(microsecond=0))
+            return run_investigation(backend, options, ui, tenant_now=present)
     with sim_session(conn, simulator) as session:
         period = session.records_period()
         if options.start is None and period is not None:  # the simulated data sits in a fixed month: all of it
             options = replace(options, start=period[0], end=period[1])  # frozen
-        return run_investigation(session.backend, options, ui)
+        # counted from the simulated tenant's present, the demo's case is the same on any day (the golden test)
+        return run_investigation(session.backend, options, ui, tenant_now=session.now)
 
 
 def investigate(
