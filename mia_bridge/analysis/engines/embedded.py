@@ -217,20 +217,23 @@ class EmbeddedEngine:
         order = sql.order_by(statement) if ordered else ""
         return f"SELECT {columns} FROM {statement}" + (f" ORDER BY {order}" if order else "")
 
-    def _batches(self, con: duckdb.DuckDBPyConnection, query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
-        for batch in reader:
+    def _batches(self, con: duckdb.DuckDBPyConnection, query: str, schema: pa.Schema, *,
+                 check_rec: bool = False) -> Iterator[pa.RecordBatch]:
+        """The query's rows as batches of ``schema``; with ``check_rec``, the query has a last column ``rec``
+        (dropped) that must ascend (``_scan_ordered``)."""
+        batches: Iterator[pa.RecordBatch] = iter(con.sql(query).to_arrow_reader(BATCH_ROWS))
+        if check_rec:
+            batches = _scan_ordered(batches, len(schema))
+        for batch in batches:
             yield _cast(batch, schema)
 
     def _streamed(self, con: duckdb.DuckDBPyConnection, output: str, sink: Sink | None) -> Path:
         statement, schema = STREAMED[output], ARROW_SCHEMAS[output]
         # Pulled here, on this connection: the sink writes each batch on its own threads as it comes.
-        batches: Iterator[pa.RecordBatch]
         if statement in SCAN_ORDERED and self._records_in_order:
             # DuckDB keeps a scan's order (preserve_insertion_order); checked batch by batch all the same
             query = self._output_query(statement, output, ordered=False, extra=("rec",))
-            raw = iter(con.sql(query).to_arrow_reader(BATCH_ROWS))
-            batches = (_cast(batch, schema) for batch in _scan_ordered(raw, len(schema)))
+            batches = self._batches(con, query, schema, check_rec=True)
         else:
             batches = self._batches(con, self._output_query(statement, output), schema)
         if sink is not None:
