@@ -187,7 +187,6 @@ class _Task:
     path: str | None = None  # a plain file's byte range ...
     start: int = 0
     end: int = 0
-    forget: bool = False  # drop the range from the page cache once parsed (``_use_once``)
     data: bytes | None = None  # ... or the block's bytes (gzip)
     batch: pa.RecordBatch | None = None  # ... or a CSV block's rows
 
@@ -199,25 +198,10 @@ def _parse(task: _Task) -> ArrowChunk:
         table = raw_auditdata_json.parse_lines(task.data, task.lines)
     else:
         assert task.path is not None
-        with open(task.path, "rb") as handle:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
-                    memoryview(mapped)[task.start:task.end] as block:
-                table = raw_auditdata_json.parse_lines(block, task.lines)
-            if task.forget and hasattr(os, "posix_fadvise"):  # not on macOS or Windows
-                os.posix_fadvise(handle.fileno(), task.start, task.end - task.start, os.POSIX_FADV_DONTNEED)
+        with (open(task.path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+              memoryview(mapped)[task.start:task.end] as block):
+            table = raw_auditdata_json.parse_lines(block, task.lines)
     return build_tables(table, task.source, first_line=task.first_line, fmt=task.fmt)
-
-
-def _use_once(path: Path) -> bool:
-    """Whether a plain input is larger than a quarter of physical memory. Its pages are then dropped from the
-    page cache once parsed (each block is read twice, by the cutter and the parser, then never again), so they
-    do not push out the work folder's tables, which every later phase reads. Measured in BENCHMARKS.md
-    ("use-once input")."""
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return path.stat().st_size > memory // 4
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 # (record count or why the block is irregular, process id, its peak RSS, its CPU seconds so far)
@@ -453,10 +437,9 @@ def _columnar_jsonl(run: _InputRun, block: int, parallel: bool) -> bool:
                 run.rows += lines
         else:
             # Blocks no longer than the record size limit: a line inside a block is then within it.
-            forget = _use_once(src.path)
             for start, end, lines in raw_auditdata_json.plain_blocks(str(src.path), src.max_record_bytes,
                                                                      min(block, src.max_record_bytes)):
-                yield run.task(lines, run.rows + 1, path=str(src.path), start=start, end=end, forget=forget)
+                yield run.task(lines, run.rows + 1, path=str(src.path), start=start, end=end)
                 run.rows += lines
 
     try:
