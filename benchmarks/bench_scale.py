@@ -69,9 +69,24 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def run_measured(command: list[str]) -> dict[str, float]:
-    """Wall time, the process tree's CPU seconds and peak summed RSS of ``command``."""
+def drop_page_cache() -> None:
+    """Empty the page cache (root only), so that every run starts with its input on disk, as a user's evidence
+    is: without it the smaller input, cut from the larger just before its run, was read from memory and the
+    larger from disk, and the ratio between them measured the cache."""
     os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as handle:
+            handle.write("3\n")
+    except OSError as exc:
+        raise SystemExit(f"--cold: cannot drop the page cache ({exc.strerror}); it needs root on Linux") from None
+
+
+def run_measured(command: list[str], cold: bool = False) -> dict[str, float]:
+    """Wall time, the process tree's CPU seconds and peak summed RSS of ``command`` (after emptying the page
+    cache when ``cold``)."""
+    os.sync()
+    if cold:
+        drop_page_cache()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -147,7 +162,8 @@ def bench_shape(shape: str, sizes: list[int], args: argparse.Namespace, work: Pa
         shutil.rmtree(out, ignore_errors=True)
         load = os.getloadavg()
         phases = work / f"phases-{shape}-{n}.json"
-        res = run_measured([sys.executable, "-c", _CHILD, str(phases), "analyze", str(files[n]), "--out", str(out)])
+        res = run_measured([sys.executable, "-c", _CHILD, str(phases), "analyze", str(files[n]), "--out", str(out)],
+                           cold=args.cold)
         counts = _counts(out)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         read, parsed, quarantined = (_pick(counts, "records_read"), _pick(counts, "records_parsed"),
@@ -185,10 +201,12 @@ def main() -> None:
     parser.add_argument("--keep-outputs", action="store_true")
     parser.add_argument("--generate-only", action="store_true", help="write the inputs (for a later --reuse run)")
     parser.add_argument("--drop-inputs", action="store_true", help="remove a shape's input after its runs (disk)")
+    parser.add_argument("--cold", action="store_true", help="empty the page cache before each run (root, Linux)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mia-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} cores; work directory {work}")
+    print(f"machine: {os.cpu_count()} cores; work directory {work}; page cache emptied before each run: "
+          f"{'yes' if args.cold else 'no'}")
     for shape in (sorted(SHAPES, reverse=True) if args.shape == "both" else [args.shape]):
         bench_shape(shape, args.sizes, args, work)
 
