@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -25,14 +27,20 @@ from mia_bridge.collect.graph_options import SOURCES, GraphAuditOptions
 from mia_bridge.collect.query import AuditQuery
 from mia_bridge.collect.retry import RetryPolicy, call_with_retry
 from mia_bridge.collect.state import STATE_DIR, Journal, JournalEntry
-from mia_bridge.collect.ual import Fetch, fetch_plain, fetch_session
+from mia_bridge.collect.ual import EndDateRule, Fetch, fetch_plain, fetch_session
 from mia_bridge.collect.windows import Mode, Planned, SessionPolicy, Window, WindowPlanner
 from mia_bridge.errors import CmdletError, CommandNotFoundError, EvidenceError, IngestionDisabledError, MiaError
 from mia_bridge.evidence import manifest, seal
 from mia_bridge.evidence.store import EVIDENCE_DIR, EvidenceFile
 from mia_bridge.safe_files import make_dir
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONCURRENCY = 4  # BENCHMARKS.md: 2 to 4 workers halve wall time; more bring nothing measurable
+# A window whose sessions keep carrying other searches' rows is fetched alone after this much quiet. How long
+# the service mixes in rows of searches paged before is not documented; the simulator counts 30 s
+# (sim/handlers/unified_audit_log.py, CROSSTALK_WINDOW_S), so the pause is twice that.
+QUIET_S = 60.0
 
 
 @dataclass
@@ -45,6 +53,7 @@ class CollectOptions:
     plain_target: int = 3500
     session_target: int = 25000
     floor_s: int = 1
+    quiet_s: float = QUIET_S  # pause, with nothing in flight, before a failing window is fetched alone
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     check_ingestion: bool = True
     backend_factory: Callable[[], ExoBackend] | None = None
@@ -59,6 +68,7 @@ class CollectOptions:
             "plain_target": self.plain_target,
             "session_target": self.session_target,
             "floor_s": self.floor_s,
+            "quiet_s": self.quiet_s,
             "retry_attempts": self.retry.attempts,
             "retry_base_s": self.retry.base_s,
             "retry_cap_s": self.retry.cap_s,
@@ -124,6 +134,7 @@ class QueryResult:
     gaps: list[Gap]
     resumed: bool
     resume: dict[str, Any] | None = None  # what a resume verified and trusted (manifest: collection.runs[].resumed)
+    end_date: dict[str, Any] | None = None  # whether EndDate's second is inside a window, as the service answered
 
     @property
     def complete(self) -> bool:
@@ -149,6 +160,7 @@ class QueryResult:
             "retries": self.retries,
             "complete": self.complete,
             "gaps": [g.describe() for g in self.gaps],
+            **({"end_date": self.end_date} if self.end_date else {}),
             "windows": self.windows,
         }
 
@@ -392,6 +404,8 @@ def _collect_query(
     if progress:
         progress.query_started(query.name, total_seconds, done_seconds)
 
+    end_rule = EndDateRule()
+
     def run(stream: int, planned: Planned) -> tuple[Fetch, _Counter]:
         counter = _Counter()
 
@@ -407,21 +421,35 @@ def _collect_query(
 
         params = streams[stream]
         if planned.mode is Mode.SESSION:
-            return fetch_session(invoke, params, planned.window, estimate=planned.probe), counter
+            return fetch_session(invoke, params, planned.window, estimate=planned.probe, end_rule=end_rule), counter
         return fetch_plain(invoke, params, planned.window), counter
 
     inflight: dict[Future[tuple[Fetch, _Counter]], tuple[int, Planned]] = {}
+    alone: list[tuple[int, Planned]] = []  # windows to fetch by themselves once nothing else is in flight
     failure: BaseException | None = None
     try:
         while True:
-            if failure is None:
+            if failure is None and alone and not inflight:
+                # Its sessions kept carrying other searches' rows: no other search runs until it is done.
+                lone = alone.pop(0)
+                log.warning("%s: the %d-second window at %s kept carrying other searches' rows; fetching it "
+                            "alone after %.0f s with no search running", query.name, lone[1].window.seconds,
+                            _utc(lone[1].window.start).isoformat(), options.quiet_s)
+                time.sleep(options.quiet_s)
+                inflight[pool.submit(run, *lone)] = lone
+            elif failure is None and not alone and not any(p.alone_tries for _, p in inflight.values()):
                 for stream, planner in enumerate(planners):
-                    while len(inflight) < max(1, options.concurrency):
+                    while not alone and len(inflight) < max(1, options.concurrency):
                         planned = planner.next()
                         if planned is None:
                             break
-                        inflight[pool.submit(run, stream, planned)] = (stream, planned)
+                        if planned.alone_tries:
+                            alone.append((stream, planned))
+                        else:
+                            inflight[pool.submit(run, stream, planned)] = (stream, planned)
             if not inflight:
+                if alone and failure is None:
+                    continue
                 break
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in finished:
@@ -444,7 +472,7 @@ def _collect_query(
     if failure is not None:
         raise failure
     result = QueryResult(query, evidence.path, counts, totals.calls, totals.retries, windows, gaps,
-                         resumed=bool(state.entries))
+                         resumed=bool(state.entries), end_date=end_rule.learned)
     if state.entries:  # recorded in the manifest's run: what was trusted, after which checks, what was cut
         result.resume = {"journal_entries": len(state.entries), "records": evidence.records,
                          "unparsed_records": evidence.unparsed_records, "offset": state.offset,

@@ -44,8 +44,9 @@ def _spellings(value: str) -> set[str]:
 class RowCheck:
     """Checks rows against one stream's Search-UnifiedAuditLog parameters and one window."""
 
-    def __init__(self, params: dict[str, Any], window: Window) -> None:
+    def __init__(self, params: dict[str, Any], window: Window, *, end_inclusive: bool = True) -> None:
         self.window = window
+        self.end_inclusive = end_inclusive  # False once the service is known to leave EndDate's second out
         self.operations = {_operation(v) for v in _values(params.get("Operations"))}
         codes = [record_type_code(v) for v in _values(params.get("RecordType"))]
         self.record_types = {c for c in codes if c is not None} if codes and None not in codes else set()
@@ -60,9 +61,13 @@ class RowCheck:
     def problem(self, row: AuditRow) -> str:
         """Why ``row`` cannot be the query's, or "" when it may be."""
         w = self.window
-        # EndDate inclusive or not is undocumented: a row at exactly the end second is accepted.
+        # EndDate inclusive or not is undocumented: a row at exactly the end second is accepted until the
+        # service is known to leave that second out (ual.EndDateRule); then it can only be another search's.
         if row.time is not None and not w.start <= row.time <= w.end:
             return f"a row outside the window (record {row.key}, CreationTime {row.time} not in [{w.start}, {w.end}))"
+        if row.time == w.end and not self.end_inclusive:
+            return (f"a row at the window's end (record {row.key}, CreationTime {row.time}), a second this "
+                    "service leaves out")
         if not row.parsed:
             return ""
         if self.needles:

@@ -22,7 +22,8 @@ PLAIN_CAP = 5000  # Search-UnifiedAuditLog -ResultSize maximum
 SESSION_CAP = 50000  # ReturnLargeSet: at most 50,000 rows per session
 UNKNOWN_SCALE_POINTS = 1000  # sample points in the first piece of a capped window of unknown total
 SPLIT_AFTER_FAILURES = 2  # a window whose session failed this often is fetched in halves
-GIVE_UP_FAILURES = 6  # ... and reported as a gap when it still fails at the floor
+GIVE_UP_FAILURES = 6  # ... and, when it still fails at the floor, fetched alone after a quiet pause
+ALONE_TRIES = 2  # fetches alone before the window is reported as a gap
 
 
 class Mode(StrEnum):
@@ -69,6 +70,7 @@ class _Region:
     weight_known: bool = True  # False: the sample's scale is unknown (capped session, ResultCount not honest)
     origin_end: int | None = None  # end of the capped window the sample came from
     failures: int = 0  # sessions on this window that failed (restart, foreign rows)
+    alone_tries: int = 0  # > 0: the window is fetched with no other search running (see failed_session)
 
     def __post_init__(self) -> None:
         if self.origin is None:
@@ -80,7 +82,7 @@ class _Region:
         """The same knowledge for a part of this stretch."""
         return _Region(start, end, self.max_len, self.density, self.session_ok, sample=self.sample,
                        weight=self.weight, origin=self.origin, proven=self.proven, weight_known=self.weight_known,
-                       origin_end=self.origin_end, failures=self.failures)
+                       origin_end=self.origin_end, failures=self.failures, alone_tries=self.alone_tries)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Planned:
     mode: Mode
     session_ok: bool
     failures: int = 0  # earlier failed sessions on this window
+    alone_tries: int = 0  # > 0: fetch it only after a quiet pause, with no other search running
     probe: bool = False  # sized without any density: the fetch may estimate the window's total
 
 
@@ -167,7 +170,7 @@ class WindowPlanner:
             region.start = window.end
         self.in_flight += 1
         return Planned(window, Mode.SESSION if use_session else Mode.PLAIN, region.session_ok, region.failures,
-                       probe=density is None)
+                       alone_tries=region.alone_tries, probe=density is None)
 
     def _density_at(self, region: _Region) -> tuple[float | None, bool]:
         """Density for sizing, and whether it was measured on finished windows.
@@ -266,17 +269,22 @@ class WindowPlanner:
 
     def failed_session(self, planned: Planned) -> Window | None:
         """A session restarted, lost rows or carried another search's rows: fetch the window again in a
-        new session, in halves after repeated failures. Returns the window as a gap when it keeps
-        failing at the floor."""
+        new session, in halves after repeated failures. When it keeps failing at the floor, it is fetched
+        alone (``Planned.alone_tries``): another search's rows can only reach a page while other searches
+        are being paged (quirk session-crosstalk), so the caller lets every other fetch finish, waits, and
+        runs it by itself. Returns the window as a gap when that fails too."""
         self.in_flight -= 1
         w = planned.window
         failures = planned.failures + 1
+        alone_tries = 0
         if w.seconds <= self.floor and failures >= GIVE_UP_FAILURES:
-            return w
+            if planned.alone_tries >= ALONE_TRIES:
+                return w
+            alone_tries = planned.alone_tries + 1
         max_len = max(self.floor, w.seconds // 2) if failures >= SPLIT_AFTER_FAILURES else w.seconds
         session_ok = self.policy is not SessionPolicy.NEVER
         self._insert(_Region(w.start, w.end, max_len=max_len, density=None, session_ok=session_ok,
-                             failures=failures))
+                             failures=failures, alone_tries=alone_tries))
         return None
 
     def _insert(self, region: _Region) -> None:

@@ -5,18 +5,23 @@ them together, the collected set equals the tenant's ground truth, through pypsr
 from __future__ import annotations
 
 import math
+import random
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from collect_simdata import BACKENDS, T0, crosstalk_refetch_calls, ids, sim_backend, tenant_with, truth_ids
+from collect_simdata import BACKENDS, T0, crosstalk_refetch_calls, ids, records, sim_backend, tenant_with, truth_ids
 
+from mia_bridge.bridge.backend import CmdletCall, CmdletResult
 from mia_bridge.collect import AuditQuery, CollectOptions, RetryPolicy, collect
 from mia_bridge.evidence import verify_case
 from mia_bridge.evidence.store import read_records
 from mia_bridge.sim import quirks
 from mia_bridge.sim.direct import DirectSimBackend
+from mia_bridge.sim.handlers import unified_audit_log as ual_handler
+from mia_bridge.sim.tenant import Tenant, TenantConfig
 
 FAST_RETRY = RetryPolicy(base_s=0.01, cap_s=0.05)
 DAYS = 10
@@ -86,3 +91,43 @@ def test_more_than_a_session_returns_without_an_honest_count_stays_complete_and_
     complete = sum(1 for w in q.windows if w["status"] == "complete")
     refetch_calls = crosstalk_refetch_calls(q.windows)
     assert q.calls - refetch_calls <= 1.25 * math.ceil(len(truth) / 5000) + complete
+
+
+def test_a_window_that_keeps_carrying_foreign_rows_is_fetched_alone_after_a_quiet_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page mixed (rate 1.0) while another search was paged recently: no session can succeed while
+    two streams run, so windows fall to the 1-second floor and fail there. Only fetching each alone after
+    a pause longer than the service's memory of other searches completes the set. The service's memory
+    is shortened (30 s to 0.3 s) and the pause with it, so the test takes seconds; the mixing is harsher
+    than anywhere else (every page)."""
+    monkeypatch.setattr(ual_handler, "CROSSTALK_WINDOW_S", 0.3)
+    tenant = Tenant(TenantConfig(seed=3, quirks=frozenset({quirks.SESSION_CROSSTALK}), crosstalk_rate=1.0))
+    tenant.add_audit_records(records(60, T0, 3, random.Random(3)))
+    query = AuditQuery("short", T0, T0 + timedelta(seconds=3), record_types=("ExchangeItem", "ExchangeItemAggregated"))
+    calls: list[tuple[float, float]] = []
+
+    class Timed(DirectSimBackend):
+        def invoke(self, call: CmdletCall) -> CmdletResult:
+            began = time.monotonic()
+            try:
+                return super().invoke(call)
+            finally:
+                if call.name == "Search-UnifiedAuditLog":
+                    calls.append((began, time.monotonic()))
+
+        def clone(self) -> Timed:
+            return Timed(self.tenant, connect=self.connect)
+
+    with Timed(tenant) as backend:
+        result = collect(backend, [query], tmp_path,
+                         CollectOptions(retry=FAST_RETRY, concurrency=2, quiet_s=0.6))
+    q = result.by_name("short")
+    assert ids(read_records(q.path)) == truth_ids(tenant, query.start, query.end, record_types=[2, 50])
+    assert q.complete and q.counts.rejected > 0 and verify_case(tmp_path).ok
+    # the windows completed only by fetches that followed a pause with no call running
+    calls.sort()
+    quiet = [i for i in range(1, len(calls)) if calls[i][0] - max(e for _, e in calls[:i]) >= 0.6]
+    assert quiet, "no call followed a quiet pause"
+    # the service was asked once whether EndDate's second is inside a window, and answered "no"
+    assert q.end_date is not None and q.end_date["inclusive"] is False

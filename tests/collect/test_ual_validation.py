@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
 from mia_bridge.bridge.backend import CmdletCall, CmdletResult
-from mia_bridge.collect.ual import fetch_plain, fetch_session
+from mia_bridge.collect.ual import EndDateRule, fetch_plain, fetch_session
 from mia_bridge.collect.windows import Window
 from mia_bridge.errors import BridgeTimeoutError, IngestionDisabledError
 
@@ -132,3 +133,52 @@ def test_ingestion_off_warning_fails_fast() -> None:
 
     with pytest.raises(IngestionDisabledError):
         fetch_plain(invoke, {}, W)
+
+
+def _service(*, end_inclusive: bool) -> tuple[Callable[[CmdletCall], CmdletResult], list[CmdletCall]]:
+    """Three records, at 00:00:10, the window's end 00:00:20 and 00:00:30. A session over [10, 20] serves
+    the 00:00:20 record (what an inclusive service does, and what another search's row looks like); a
+    plain call answers as the service's EndDate rule says."""
+    times = {1: "2026-01-01T00:00:10", 2: "2026-01-01T00:00:20", 3: "2026-01-01T00:00:30"}
+    calls: list[CmdletCall] = []
+
+    def row(i: int, index: int) -> dict[str, object]:
+        return {"AuditData": json.dumps({"Id": f"00000000-0000-0000-0000-{i:012d}", "CreationTime": times[i]}),
+                "ResultIndex": index, "ResultCount": 2}
+
+    def invoke(call: CmdletCall) -> CmdletResult:
+        calls.append(call)
+        if "SessionCommand" in call.parameters:
+            return CmdletResult(call, [row(1, 1), row(2, 2)])
+        start, end = call.parameters["StartDate"].timestamp(), call.parameters["EndDate"].timestamp()
+        served = [i for i, t in times.items()
+                  if start <= datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp() < end + end_inclusive]
+        return CmdletResult(call, [row(i, n + 1) for n, i in enumerate(served)])
+
+    return invoke, calls
+
+
+END_W = Window(1767225610, 1767225620)
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_a_row_at_the_end_second_is_judged_by_asking_the_service_once(inclusive: bool) -> None:
+    invoke, calls = _service(end_inclusive=inclusive)
+    rule = EndDateRule()
+    fetch = fetch_session(invoke, {}, END_W, end_rule=rule)
+    assert rule.inclusive is inclusive and rule.learned is not None
+    plain = [c for c in calls if "SessionCommand" not in c.parameters]
+    assert len(plain) == 1 and plain[0].parameters["EndDate"].timestamp() == END_W.end
+    assert fetch.calls == 2  # the probe is counted with the session's calls
+    if inclusive:
+        assert fetch.status == "complete" and len(fetch.rows) == 2
+    else:  # then the row can only be another search's: the session fails, the window is fetched again
+        assert fetch.status == "session_failed" and "end" in fetch.detail and fetch.rejected == 2
+    # learned once: a second window asks nothing more
+    fetch_session(invoke, {}, END_W, end_rule=rule)
+    assert len([c for c in calls if "SessionCommand" not in c.parameters]) == 1
+
+
+def test_without_a_rule_a_row_at_the_end_second_passes() -> None:
+    invoke, _ = _service(end_inclusive=False)
+    assert fetch_session(invoke, {}, END_W).status == "complete"

@@ -6,6 +6,7 @@ import itertools
 import random
 
 from mia_bridge.collect.windows import (
+    ALONE_TRIES,
     GIVE_UP_FAILURES,
     PLAIN_CAP,
     SESSION_CAP,
@@ -88,12 +89,17 @@ def test_failed_session_is_retried_in_a_new_session_then_halved_then_a_gap() -> 
     half = planner.next()
     assert half is not None and half.window == Window(0, 50) and half.failures == 2
     one = WindowPlanner(0, 1)
-    gap = None
-    for _ in range(GIVE_UP_FAILURES):
+    tries = []
+    for _ in range(GIVE_UP_FAILURES + ALONE_TRIES - 1):
         planned = one.next()
-        assert planned is not None
-        gap = one.failed_session(planned)
-    assert gap == Window(0, 1) and one.finished()
+        assert planned is not None and planned.window == Window(0, 1)
+        tries.append(planned.alone_tries)
+        assert one.failed_session(planned) is None
+    # at the floor: GIVE_UP_FAILURES failed sessions, then ALONE_TRIES fetches with nothing else running
+    assert tries == [0] * GIVE_UP_FAILURES + list(range(1, ALONE_TRIES))
+    last = one.next()
+    assert last is not None and last.alone_tries == ALONE_TRIES
+    assert one.failed_session(last) == Window(0, 1) and one.finished()
 
 
 def test_density_sizes_following_windows_and_resume_exclusion() -> None:
