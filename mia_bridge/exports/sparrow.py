@@ -142,17 +142,37 @@ def object_lines(rows: Iterable[Row], delimiter: str, header: list[str] | None =
         yield ps51.csv_line([values.get(name) for name in header], delimiter) + "\r\n", False, row
 
 
-def ual_lines(chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str = ",") -> Iterator[Line]:
+@dataclass
+class Unreadable:
+    """Records left out of one pass over a Sparrow CSV's searches (``ual_lines``) because 5.1's
+    ConvertFrom-Json rejects their AuditData; counted while the lines are produced, so no extra pass."""
+
+    count: int = 0
+
+    def readable(self, records: Iterable[Any]) -> Iterator[Any]:
+        for record in records:
+            if ps51.convert_from_json_fails(record):
+                self.count += 1
+            else:
+                yield record
+
+
+def ual_lines(
+    chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str = ",", unreadable: Unreadable | None = None,
+) -> Iterator[Line]:
     """One Sparrow CSV fed by several Export-UALData calls (the first creates the file, the rest -Append).
 
     A call is skipped when its search returned nothing (``If ($null -ne $X)``); an -Append to a file not
     yet created writes the header. No line: no call wrote anything, so Sparrow writes no file. A record
-    5.1's ConvertFrom-Json rejects is not among the call's input (``unreadable_records`` counts them).
-    Each call's records are read as they are written (a MailItemsAccessed search's are streamed, never held).
+    5.1's ConvertFrom-Json rejects is not among the call's input (counted in ``unreadable`` once the lines
+    are all produced). Each call's records are read as they are written (a MailItemsAccessed search's are
+    streamed, never held).
     """
     header: list[str] | None = None
+    tally = unreadable if unreadable is not None else Unreadable()
+    tally.count = 0
     for records in chunks:
-        readable: Iterator[Any] = (r for r in records if not ps51.convert_from_json_fails(r))
+        readable: Iterator[Any] = tally.readable(records)
         first = next(readable, None)
         if first is None:
             continue
@@ -161,11 +181,6 @@ def ual_lines(chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter
             if is_header:
                 header = list(row or {})
             yield line, is_header, row
-
-
-def unreadable_records(chunks: Sequence[Iterable[Any]]) -> int:
-    """Records of these searches that Sparrow never sees: 5.1's ConvertFrom-Json rejects their AuditData."""
-    return sum(1 for records in chunks for r in records if ps51.convert_from_json_fails(r))
 
 
 def sparrow_csv_text(chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str = ",") -> str:
@@ -247,7 +262,12 @@ class SparrowCsv:
     rel: str
     lines: Callable[[], Iterator[Line]]
     always: bool = False  # Export-Csv ran: the file exists even without a line (0 bytes)
-    unreadable: int = 0  # records left out because 5.1's ConvertFrom-Json rejects them
+    left_out: Unreadable | None = None  # counted by the last pass over ``lines`` (``text`` or ``write``)
+
+    @property
+    def unreadable(self) -> int:
+        """Records the last pass left out because 5.1's ConvertFrom-Json rejects them."""
+        return self.left_out.count if self.left_out is not None else 0
 
     @property
     def text(self) -> str:
@@ -290,7 +310,8 @@ class WriteStats:
 
 
 def ual_file(rel: str, chunks: Sequence[Iterable[Any]], columns: Sequence[str], delimiter: str) -> SparrowCsv:
-    return SparrowCsv(rel, lambda: ual_lines(chunks, columns, delimiter), unreadable=unreadable_records(chunks))
+    left_out = Unreadable()
+    return SparrowCsv(rel, lambda: ual_lines(chunks, columns, delimiter, left_out), left_out=left_out)
 
 
 def listing_file(rel: str, rows: list[Row], delimiter: str) -> SparrowCsv:

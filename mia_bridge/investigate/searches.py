@@ -208,13 +208,14 @@ def write_sparrow_exports(
         (export_dir / sparrow.APP_INVESTIGATIONS_DIR).mkdir(parents=True, exist_ok=True)
     for item in sparrow_files(runs, directory, delimiter, flagged=flagged):
         path = export_dir / item.rel
-        if item.unreadable:
-            out.unreadable[item.rel] = item.unreadable
         try:
             stats = item.write(path)
         except MiaError as exc:
             out.failed[item.rel] = exc.message
             continue
+        finally:
+            if item.unreadable:  # counted while writing (all of them once the file is written)
+                out.unreadable[item.rel] = item.unreadable
         if stats is None:
             continue
         out.written.append(path)

@@ -103,3 +103,28 @@ def test_the_run_and_the_report_point_to_the_workbook_when_cells_look_like_formu
     model = build_report_model(result, options, WHEN)
     notes = " ".join(model.notes)
     assert "sparrow/Summary_Export.xlsx" in notes and "deliberately lossy" in notes and "evidence/" in notes
+
+
+def test_records_powershell_51_cannot_read_are_counted_per_file_in_the_same_pass_as_the_writing(
+    tmp_path: Path,
+) -> None:
+    """Counted while each file is written (one pass over the searches' records, which may be a streamed
+    evidence file), whether or not the file is then written at all."""
+    runs = _runs()
+    twice = {"Id": "dup-keys", "ExtendedProperties": [{"Name": "a", "name": "b"}]}  # 5.1: "duplicated keys"
+    runs[2] = _run(runs[2].spec, [*runs[2].records, twice])  # PSLogin, search 8a
+    runs[3] = _run(runs[3].spec, [twice, {**twice, "Id": "dup-keys-2"}])  # PSLogin, search 8b
+    passes: list[int] = []
+
+    class Counted(list[dict[str, Any]]):
+        def __iter__(self) -> Any:
+            passes.append(1)
+            return super().__iter__()
+
+    runs[2] = _run(runs[2].spec, Counted(runs[2].records))
+    out = write_sparrow_exports(tmp_path, runs, _directory())
+    assert out.unreadable == {"PSLogin_Operations_Export.csv": 3}
+    assert out.rows["PSLogin_Operations_Export.csv"] == 3  # the readable rows only
+    assert len(passes) == 1  # read once, by the writer
+    only_unreadable = write_sparrow_exports(tmp_path / "none", [_run(runs[3].spec, [twice])], _directory())
+    assert only_unreadable.unreadable == {"PSLogin_Operations_Export.csv": 1}  # no file, still counted
