@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mia_bridge.evidence import manifest
 from mia_bridge.evidence.layout import SHAREABLE
@@ -38,6 +41,9 @@ MAILBOX_COLUMNS = [
     "Attacker IPs seen",
 ]
 
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 def _verdict(findings: FindingSet | None) -> tuple[str, str, list[str]]:
     if findings is None:
@@ -392,25 +398,28 @@ def build_report_model(result: InvestigationResult, options: InvestigateOptions,
 
 def record_points(records: Iterable[Mapping[str, Any]], markers: Sequence[datetime]) -> list[TimelinePoint]:
     """The records' bars of the report's timeline chart as one point per bar, weighted by its records (the
-    chart counts them as it counted one point a record): two passes over ``records`` (read from the evidence
-    files again, never held), the first for the span the chart scales to (with the findings' ``markers``).
-    Two weightless points keep the first and the last record's time, where the chart's axis starts and ends."""
+    chart counts them as it counted one point a record). One pass over ``records`` (read from the evidence
+    files again, never held) keeps each record's time as 8 bytes (microseconds); the bars are counted from
+    those once the span is known (with the findings' ``markers``), with the same arithmetic as
+    ``(when - start).total_seconds() / span * TIMELINE_BUCKETS``. Two weightless points keep the first and the
+    last record's time, where the chart's axis starts and ends."""
     first: datetime | None = None
     last: datetime | None = None
+    micros = array("q")
     for record in records:
         when = af.record_time(record)
         if when is not None:
             first = when if first is None or when < first else first
             last = when if last is None or when > last else last
+            micros.append((when - _EPOCH) // _MICROSECOND)
     if first is None or last is None:
         return []
-    start, end = min(first, *markers), max(last, *markers)
+    start, end = min([first, *markers]), max([last, *markers])  # markers may be empty: no finding has a time
     span = max((end - start).total_seconds(), 60.0)  # as build_timeline_chart
-    counts = [0] * TIMELINE_BUCKETS
-    for record in records:
-        when = af.record_time(record)
-        if when is not None:
-            counts[min(int((when - start).total_seconds() / span * TIMELINE_BUCKETS), TIMELINE_BUCKETS - 1)] += 1
+    # int microseconds -> float64 is exact below 2**53 (285 years), and each operation rounds as Python's does
+    seconds = (np.frombuffer(micros, dtype=np.int64) - (start - _EPOCH) // _MICROSECOND) / 1e6
+    bars = np.minimum((seconds / span * TIMELINE_BUCKETS).astype(np.int64), TIMELINE_BUCKETS - 1)
+    counts = np.bincount(bars, minlength=TIMELINE_BUCKETS).tolist()
     points = [TimelinePoint(first, "", count=0), TimelinePoint(last, "", count=0)]
     points += [TimelinePoint(start + timedelta(seconds=span * (index + 0.5) / TIMELINE_BUCKETS), "", count=count)
                for index, count in enumerate(counts) if count]  # the middle of its bar: counted in it
