@@ -121,3 +121,32 @@ def test_every_table_is_streamed_and_read_only_as_far_as_asked(tmp_path: Path, m
     assert [(r["rank"], r["mailbox"], r["reasons"]) for r in result.summary["top_leads"]] == \
         list(zip(head["rank"], head["mailbox"], head["reasons"], strict=True))
     assert later.message_lookup is None and later.rows("message_lookup") == 0
+
+
+def test_the_late_plan_is_the_statements_own_sql_without_the_event_columns() -> None:
+    """The embedded engine sorts bind_items without its event's columns and gathers them by seq afterwards:
+    its narrow query is bind_items.sql's join, filter and order (defined once), only the projection differs."""
+    plan = embedded.late_plan("bind_items")
+    assert plan is not None and plan.key == "seq" and set(_CONTEXT) <= set(plan.gathered)
+    assert "JOIN events AS e ON e.rec = i.rec" in plan.narrow and plan.narrow.endswith("ORDER BY seq, pos")
+    assert "e.record_id" not in plan.narrow and "e.seq" in plan.narrow
+    assert embedded.late_plan("contexts") is None
+
+
+def test_gathering_merges_keys_repeated_across_batches_and_refuses_a_missing_key() -> None:
+    import pyarrow as pa
+
+    plan = embedded.LatePlan("", "events", "seq", ("who",))
+    narrow = [pa.record_batch({"seq": [1, 1, 2], "item": ["a", "b", "c"]}),
+              pa.record_batch({"seq": [2, 2, 5], "item": ["d", "e", "f"]}),
+              pa.record_batch({"seq": [5], "item": ["g"]})]
+    table = [pa.record_batch({"seq": [1, 2], "who": ["x", "y"]}), pa.record_batch({"seq": [3], "who": ["z"]}),
+             pa.record_batch({"seq": [4, 5], "who": ["v", "w"]})]
+    out = list(embedded._gather(iter(narrow), iter(table), plan, ["item", "who"]))
+    assert [b.to_pydict() for b in out] == [
+        {"item": ["a", "b", "c"], "who": ["x", "x", "y"]}, {"item": ["d", "e", "f"], "who": ["y", "y", "w"]},
+        {"item": ["g"], "who": ["w"]}]
+    with pytest.raises(embedded.ExportError, match="no match"):
+        missing = iter([pa.record_batch({"seq": [3], "item": ["a"]})])
+        list(embedded._gather(missing, iter([pa.record_batch({"seq": [1, 2, 4], "who": ["x", "y", "z"]})]), plan,
+                              ["item", "who"]))

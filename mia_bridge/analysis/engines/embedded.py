@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
 
 from mia_bridge.analysis import sql
 from mia_bridge.analysis.base_tables import BaseTables
@@ -47,6 +50,11 @@ MATERIALISED = ("events", "synced_folders", "throttled_windows", "contexts")
 # when the records dataset is provably in ``rec`` order (``_in_rec_order``). The sort held every record with
 # its raw JSON: past memory at 10M records it spilled them all (51 s for this phase at 10M against 18 s at 5M).
 SCAN_ORDERED = ("unique_records",)
+# Output statement -> (joined table, its unique key): the statement's columns taken from that table are not
+# carried through its sort but gathered afterwards, batch by batch, from the table read in key order
+# (``_late_columns``). bind_items repeats its event's eight columns on each of its ~6 items: sorted with them,
+# 5.9M item rows at 1M records spilled past the memory limit (14.0–14.7 s against 3.5–3.8 s; BENCHMARKS.md).
+LATE_COLUMNS = {"bind_items": ("events", "seq")}
 
 
 class Sink(Protocol):
@@ -156,6 +164,67 @@ def _scan_ordered(batches: Iterator[pa.RecordBatch], rec: int) -> Iterator[pa.Re
         yield batch
 
 
+@dataclass(frozen=True)
+class LatePlan:
+    """How a statement is pulled with a joined table's columns gathered after its sort (``LATE_COLUMNS``)."""
+
+    narrow: str  # the statement with only its other columns and the key, in its own order
+    table: str  # what the key reads the gathered columns from, in key order
+    key: str
+    gathered: tuple[str, ...]
+
+
+def late_plan(statement: str) -> LatePlan | None:
+    """The statement's own SQL with the joined table's columns (but its key) left out of the projection, so
+    the sort carries fewer bytes; None when the statement is not a plain join whose projection names that
+    table's columns directly (then it is pulled as written)."""
+    if statement not in LATE_COLUMNS:
+        return None
+    table, key = LATE_COLUMNS[statement]
+    tree = sqlglot.parse_one(sql.body(statement), read="duckdb")
+    aliases = {t.alias_or_name for t in tree.find_all(exp.Table) if t.name == table}
+    if not isinstance(tree, exp.Select) or len(aliases) != 1 or not all(
+        isinstance(p, exp.Column) for p in tree.expressions
+    ):
+        return None
+    alias = aliases.pop()
+    late = [p.name for p in tree.expressions if p.table == alias and p.name != key]
+    kept = [p for p in tree.expressions if p.table != alias or p.name == key]
+    if key not in {p.name for p in kept} or not late:
+        return None
+    narrow = tree.copy()
+    narrow.set("expressions", [p.copy() for p in kept])
+    gathered = ", ".join(f'"{c}"' for c in (key, *late))
+    return LatePlan(f"{narrow.sql(dialect='duckdb')} ORDER BY {sql.order_by(statement)}",
+                    f'SELECT {gathered} FROM {table} ORDER BY "{key}"', key, tuple(late))
+
+
+def _gather(narrow: Iterator[pa.RecordBatch], table: Iterator[pa.RecordBatch], plan: LatePlan,
+            names: list[str]) -> Iterator[pa.RecordBatch]:
+    """Each batch of ``narrow`` (ascending ``key``) with the gathered columns of its rows' keys, from ``table``
+    (ascending, unique ``key``): a merge that holds one batch of each side, plus rows sharing a key."""
+    held: pa.Table | None = None
+    for batch in narrow:
+        if not len(batch):
+            continue
+        keys = batch.column(batch.schema.get_field_index(plan.key)).to_numpy()
+        while held is None or not len(held) or held.column(0)[-1].as_py() < keys[-1]:
+            more = next(table, None)
+            if more is None:
+                break
+            piece = pa.Table.from_batches([more])
+            held = piece if held is None else pa.concat_tables([held, piece])
+        held_keys = held.column(0).to_numpy() if held is not None else np.empty(0, dtype=np.int64)
+        at = np.searchsorted(held_keys, keys)
+        if held is None or at[-1] >= len(held_keys) or not np.array_equal(held_keys[at], keys):
+            raise ExportError(f"{plan.table}: a row's {plan.key} has no match (an internal fault; please report it)")
+        rows = held.take(pa.array(at))
+        columns = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
+        columns.update({name: rows.column(name).combine_chunks() for name in plan.gathered if name in names})
+        yield pa.RecordBatch.from_arrays([columns[n] for n in names], names=names)
+        held = held.slice(int(np.searchsorted(held_keys, keys[-1])))
+
+
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
@@ -234,6 +303,10 @@ class EmbeddedEngine:
             # DuckDB keeps a scan's order (preserve_insertion_order); checked batch by batch all the same
             query = self._output_query(statement, output, ordered=False, extra=("rec",))
             batches = self._batches(con, query, schema, check_rec=True)
+        elif (plan := late_plan(statement)) is not None:
+            narrow = iter(con.sql(plan.narrow).to_arrow_reader(BATCH_ROWS))
+            table = iter(con.cursor().sql(plan.table).to_arrow_reader(BATCH_ROWS))
+            batches = (_cast(b, schema) for b in _gather(narrow, table, plan, schema.names))
         else:
             batches = self._batches(con, self._output_query(statement, output), schema)
         if sink is not None:
