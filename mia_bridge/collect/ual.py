@@ -180,15 +180,14 @@ def fetch_session(
     check = RowCheck(params, window)
     fetch = Fetch(window, Mode.SESSION)
 
-    def counted(call: CmdletCall) -> CmdletResult:
+    def counted(call: CmdletCall) -> CmdletResult:  # every call of this fetch goes through it
         fetch.calls += 1
         return invoke(call)
 
     seen: set[int] = set()
     short = False
     while True:
-        result = invoke(CmdletCall(CMDLET, base, select=SELECT))
-        fetch.calls += 1
+        result = counted(CmdletCall(CMDLET, base, select=SELECT))
         _check_streams(result)
         output = result.output
         rows = _rows(result)
@@ -218,7 +217,7 @@ def fetch_session(
         if short and len(seen) == top:  # 1..top, each once (duplicates were refused above)
             break
         if estimate and fetch.pages == RECAPTURE_AFTER and not short and fetch.announced is None and _recapture(
-            invoke, {**base, "SessionId": str(uuid.uuid4())}, check, fetch
+            counted, {**base, "SessionId": str(uuid.uuid4())}, check, fetch
         ):
             break
         if not output:
@@ -233,9 +232,9 @@ def fetch_session(
 
 def _recapture(invoke: Invoke, params: dict[str, Any], check: RowCheck, fetch: Fetch) -> bool:
     """One page of a second session: estimate the window's total from how many of its rows the first
-    session already served. True (and the fetch capped) when the estimate exceeds ESTIMATE_LIMIT."""
+    session already served. True (and the fetch capped) when the estimate exceeds ESTIMATE_LIMIT.
+    ``invoke`` counts its calls in ``fetch``."""
     result = invoke(CmdletCall(CMDLET, params, select=SELECT))
-    fetch.calls += 1
     _check_streams(result)
     rows = _rows(result)
     if not rows or any(check.problem(r) for r in rows):

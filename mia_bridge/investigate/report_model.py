@@ -45,6 +45,7 @@ MAILBOX_COLUMNS = [
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
+
 def _verdict(findings: FindingSet | None) -> tuple[str, str, list[str]]:
     if findings is None:
         return "no evidence", "The investigation did not get as far as the findings.", []
@@ -403,17 +404,14 @@ def record_points(records: Iterable[Mapping[str, Any]], markers: Sequence[dateti
     those once the span is known (with the findings' ``markers``), with the same arithmetic as
     ``(when - start).total_seconds() / span * TIMELINE_BUCKETS``. Two weightless points keep the first and the
     last record's time, where the chart's axis starts and ends."""
-    first: datetime | None = None
-    last: datetime | None = None
     micros = array("q")
     for record in records:
-        when = af.record_time(record)
+        when = af.record_time(record)  # aware UTC
         if when is not None:
-            first = when if first is None or when < first else first
-            last = when if last is None or when > last else last
             micros.append((when - _EPOCH) // _MICROSECOND)
-    if first is None or last is None:
+    if not micros:
         return []
+    first, last = (_EPOCH + _MICROSECOND * value for value in (min(micros), max(micros)))
     start, end = min([first, *markers]), max([last, *markers])  # markers may be empty: no finding has a time
     span = max((end - start).total_seconds(), 60.0)  # as build_timeline_chart
     # int microseconds -> float64 is exact below 2**53 (285 years), and each operation rounds as Python's does

@@ -213,9 +213,8 @@ def write_sparrow_exports(
         except MiaError as exc:
             out.failed[item.rel] = exc.message
             continue
-        finally:
-            if item.unreadable:  # counted while writing (all of them once the file is written)
-                out.unreadable[item.rel] = item.unreadable
+        if item.unreadable:  # counted while the file was written (or found to be empty)
+            out.unreadable[item.rel] = item.unreadable
         if stats is None:
             continue
         out.written.append(path)

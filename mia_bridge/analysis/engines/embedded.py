@@ -52,7 +52,7 @@ MATERIALISED = ("events", "synced_folders", "throttled_windows", "contexts")
 SCAN_ORDERED = ("unique_records",)
 # Output statement -> (joined table, its unique key): the statement's columns taken from that table are not
 # carried through its sort but gathered afterwards, batch by batch, from the table read in key order
-# (``_late_columns``). bind_items repeats its event's eight columns on each of its ~6 items: sorted with them,
+# (``late_plan``, ``_gather``). bind_items repeats its event's eight columns on each of its ~6 items: sorted with them,
 # 5.9M item rows at 1M records spilled past the memory limit (14.0–14.7 s against 3.5–3.8 s; BENCHMARKS.md).
 LATE_COLUMNS = {"bind_items": ("events", "seq")}
 
