@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from mia_builders import folder, mia
@@ -90,22 +91,23 @@ def test_streamed_tables_equal_the_whole_ones(tmp_path: Path, monkeypatch: pytes
 
 def test_every_table_is_streamed_and_read_only_as_far_as_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Contexts and leads grow with the number of access contexts (millions on a tenant-wide pull): the engine
-    streams them like the big tables and fetches whole only summary.json's top leads; the result reads a
-    table's rows from the metadata and its head a row group at a time."""
+    streams them like the big tables and fetches none whole (summary.json's top leads are the leads stream's
+    first rows, not the query run again); the result reads a table's rows from the metadata and its head a row
+    group at a time."""
     path = _input(tmp_path)
     monkeypatch.setattr(embedded, "BATCH_ROWS", 53)
     fetched: list[tuple[str, int | None]] = []
     whole = embedded.EmbeddedEngine._whole
 
-    def spy(self: embedded.EmbeddedEngine, con: object, output: str, limit: int | None = None) -> object:
-        fetched.append((output, limit))
-        return whole(self, con, output, limit)  # type: ignore[arg-type]
+    def spy(self: embedded.EmbeddedEngine, con: object, output: str) -> object:
+        fetched.append((output, None))
+        return whole(self, con, output)  # type: ignore[arg-type]
 
     monkeypatch.setattr(embedded.EmbeddedEngine, "_whole", spy)
     with outputs.OutputWriter(tmp_path / "streamed") as writer:
         result = analyze_files([path], AnalysisOptions(), writer)
         writer.finish(result)
-    assert fetched == [("leads", embedded.TOP_LEADS)]
+    assert fetched == []
     assert not result.loaded  # nothing read whole yet
     later = analyze_files([path], AnalysisOptions())
     outputs.write_outputs(later, tmp_path / "later")
@@ -121,6 +123,17 @@ def test_every_table_is_streamed_and_read_only_as_far_as_asked(tmp_path: Path, m
     assert [(r["rank"], r["mailbox"], r["reasons"]) for r in result.summary["top_leads"]] == \
         list(zip(head["rank"], head["mailbox"], head["reasons"], strict=True))
     assert later.message_lookup is None and later.rows("message_lookup") == 0
+
+
+def test_the_top_leads_are_the_first_rows_of_the_stream_across_batches() -> None:
+    """Every batch passes through unchanged; the first rows are kept even when they span several batches."""
+    table = pa.table({"rank": list(range(1, 24))})
+    kept: list[pa.RecordBatch] = []
+    passed = list(embedded._head(iter(table.to_batches(max_chunksize=3)), 10, kept))
+    assert pa.Table.from_batches(passed).equals(table)
+    assert pa.Table.from_batches(kept).column("rank").to_pylist() == list(range(1, 11))
+    nothing: list[pa.RecordBatch] = []
+    assert list(embedded._head(iter([]), 10, nothing)) == [] and nothing == []
 
 
 def test_the_late_plan_is_the_statements_own_sql_without_the_event_columns() -> None:

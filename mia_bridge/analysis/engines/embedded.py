@@ -225,6 +225,15 @@ def _gather(narrow: Iterator[pa.RecordBatch], table: Iterator[pa.RecordBatch], p
         held = held.slice(int(np.searchsorted(held_keys, keys[-1])))
 
 
+def _head(batches: Iterator[pa.RecordBatch], rows: int, kept: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches`` as they come, their first ``rows`` rows also put in ``kept``."""
+    for batch in batches:
+        if rows > 0:
+            kept.append(batch.slice(0, rows))
+            rows -= len(kept[-1])
+        yield batch
+
+
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
@@ -236,6 +245,7 @@ class EmbeddedEngine:
         self.threads = threads or os.cpu_count() or 1
         self.timings: dict[str, float] = {}  # seconds per statement (with its writing), for benchmarks
         self._records_in_order = False  # the base records dataset is in rec order (_in_rec_order)
+        self._top_leads: list[pa.RecordBatch] = []  # the first TOP_LEADS rows of leads, kept as it streams
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         spill = self.work / "spill"
@@ -309,6 +319,8 @@ class EmbeddedEngine:
             batches = (_cast(b, schema) for b in _gather(narrow, table, plan, schema.names))
         else:
             batches = self._batches(con, self._output_query(statement, output), schema)
+        if output == "leads":  # summary.json's top leads: the stream's first rows, not the query run again
+            batches = _head(batches, TOP_LEADS, self._top_leads)
         if sink is not None:
             return sink.stream(output, batches, schema, csv=output != "records")
         path = self.work / "tables" / f"{output}.parquet"
@@ -318,9 +330,8 @@ class EmbeddedEngine:
                 writer.write_batch(batch)
         return path
 
-    def _whole(self, con: duckdb.DuckDBPyConnection, output: str, limit: int | None = None) -> pa.Table:
-        query = self._output_query(output, output) + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return con.sql(query).to_arrow_table().cast(ARROW_SCHEMAS[output])
+    def _whole(self, con: duckdb.DuckDBPyConnection, output: str) -> pa.Table:
+        return con.sql(self._output_query(output, output)).to_arrow_table().cast(ARROW_SCHEMAS[output])
 
     def run(self, base: BaseTables, params: Parameters, sink: Sink | None = None) -> EngineResult:
         con = self._connect()
@@ -347,7 +358,7 @@ class EmbeddedEngine:
                         sink.table(name, tables[name])
                 self.timings[name] = time.perf_counter() - clock
                 clock = time.perf_counter()
-            top_leads = self._whole(con, "leads", TOP_LEADS)
+            top_leads = pa.Table.from_batches(self._top_leads, schema=ARROW_SCHEMAS["leads"])
             row = con.sql(sql.statement("summary_counts")).to_arrow_table().to_pylist()[0]
             lists: dict[str, list[tuple[str, int]]] = {}
             for entry in con.sql(sql.statement("summary_lists")).to_arrow_table().to_pylist():
