@@ -35,6 +35,22 @@ def test_vectorised_rule_is_the_scalar_rule(kind: pa.DataType, values: list[str 
     assert result.column("number") == table.column("number") and result.column("text").type == kind
 
 
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+@settings(deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(), st.sampled_from(ATTACKS)), max_size=40),
+       cut=st.integers(0, 40), take=st.integers(0, 40), split=st.integers(0, 40))
+def test_vectorised_rule_reads_slices_and_chunks_by_their_own_offsets(
+        kind: pa.DataType, values: list[str | None], cut: int, take: int, split: int) -> None:
+    """The rule reads each cell's first byte from the array's buffers: a slice (an offset into shared buffers)
+    and a chunked column must give the scalar rule's answer cell by cell, never a neighbour's byte."""
+    sliced = pa.array(values, kind).slice(cut, take)
+    expected = [neutralise(v) for v in sliced.to_pylist()]
+    assert neutralise_table(pa.table({"t": sliced})).column("t").to_pylist() == expected
+    chunked = pa.chunked_array([sliced.slice(0, split), sliced.slice(split)], kind)
+    result = neutralise_table(pa.table({"t": chunked})).column("t")
+    assert result.to_pylist() == expected and result.type == kind
+
+
 def test_writers_neutralise_every_cell(tmp_path: Path) -> None:
     write_rows(tmp_path / "a.csv", ["h"], [[v] for v in ATTACKS])
     write_dicts(tmp_path / "b.csv", ["h", "n"], [{"h": v, "n": -1} for v in ATTACKS])
