@@ -44,8 +44,20 @@ def _time_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
         if pc.all(pc.equal(coarse.cast(naive.type), naive)).as_py() is not False:
             naive = coarse
             break
-    text = pc.replace_substring(naive.cast(pa.string()), " ", "T", max_replacements=1)
-    return pc.binary_join_element_wise(text, pa.scalar("Z"), "")
+    if isinstance(naive, pa.ChunkedArray):
+        return pa.chunked_array([_iso(chunk) for chunk in naive.chunks], pa.string())
+    return _iso(naive)
+
+
+def _iso(naive: pa.Array) -> pa.Array:
+    """Zone-less times as ``2024-05-01T10:00:00Z`` text, each distinct time formatted once (an event's time
+    repeats on each of its items: a hash per value is cheaper than three string passes per value)."""
+    encoded = pc.dictionary_encode(naive)  # nulls stay null (a null index)
+    repeated = 2 * len(encoded.dictionary) <= len(naive)
+    text = pc.replace_substring((encoded.dictionary if repeated else naive).cast(pa.string()), " ", "T",
+                                max_replacements=1)
+    text = pc.binary_join_element_wise(text, pa.scalar("Z"), "")
+    return text.take(encoded.indices) if repeated else text
 
 
 # Columns whose values are nearly all distinct (ids, the record's text and hash, its line): pyarrow would build
