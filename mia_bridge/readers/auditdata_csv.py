@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -25,6 +26,7 @@ from mia_bridge.readers.base import Irregular, Quarantined, RawRecord, Sniff
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
 from mia_bridge.readers.raw_auditdata_json import ColumnarBlock, count_lines, limit_allowed, parse_lines
+from mia_bridge.records.cell_bytes import end_bytes
 from mia_bridge.records.cells import parse_json
 
 NAMES = ("purview_audit_csv", "purview_classic_csv", "unified_audit_log_csv")  # the formats read here
@@ -106,14 +108,26 @@ def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
 
 
+def _trimmed(cells: pa.Array) -> pa.Array:
+    """``utf8_trim_whitespace`` of the cells, without the copy of every cell when no cell can need it: a cell
+    whose first and last bytes are printable ASCII (``{`` and ``}`` in an export) has nothing to trim. Any
+    other end byte (a space, a control character, the start or end of a multi-byte character) takes the
+    trim itself, so the result is always the trim's."""
+    first, last, filled = end_bytes(cells)
+    plain = ((first > 0x20) & (first < 0x80) & (last > 0x20) & (last < 0x80)) | ~filled
+    return cells if bool(plain.all()) else pc.utf8_trim_whitespace(cells)
+
+
 def records_of_batch(batch: pa.RecordBatch) -> pa.Table:
     """The batch's AuditData cells parsed as raw JSON records (row for row), or ``Irregular``."""
-    cells = pc.utf8_trim_whitespace(batch.column("AuditData"))
-    if pc.any(_blank(cells)).as_py():
+    cells = _trimmed(batch.column("AuditData"))
+    if pc.any(pc.or_kleene(pc.is_null(cells), pc.equal(cells, ""))).as_py():
         raise Irregular("an empty AuditData cell")
-    if pc.any(pc.match_substring_regex(cells, r"[\r\n]")).as_py():
-        raise Irregular("AuditData spans lines")  # JSON lines need one record per line
     lines = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(cells)], pa.int32()), cells), "\n")[0]
+    # JSON lines need one record per line: the joined text has exactly one newline between cells, and no CR
+    text = np.frombuffer(lines.as_buffer(), dtype=np.uint8)
+    if int(np.count_nonzero(text == 10)) != max(len(cells) - 1, 0) or bool((text == 13).any()):
+        raise Irregular("AuditData spans lines")
     table = parse_lines(lines.as_buffer(), None)  # Irregular when a record wraps another
     if table.num_rows != batch.num_rows:
         raise Irregular("AuditData is not one JSON object per cell")

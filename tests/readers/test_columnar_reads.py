@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from conftest import write_csv_export
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mia_bridge.readers import auditdata_csv, raw_auditdata_json
 from mia_bridge.readers.base import Irregular
@@ -200,3 +203,30 @@ def test_csv_header_names_with_spaces_and_other_encodings_are_left_to_the_row_re
     assert not auditdata_csv.columnar_allowed(replace(src, encoding="utf-16"), sniffed)
     with pytest.raises(Irregular):
         list(auditdata_csv.columnar_blocks(replace(src, encoding="cp1252"), sniffed))
+
+
+WHITESPACE = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\u00a0", "\u2003", "\u3000", "\ufeff", "\x85"]
+
+
+@settings(deadline=None, max_examples=200)
+@given(cells=st.lists(st.one_of(st.none(), st.text(max_size=6), st.builds(
+    lambda a, b, c: a + b + c, st.text(st.sampled_from(WHITESPACE), max_size=2), st.sampled_from(['{"a":1}', "é", "x"]),
+    st.text(st.sampled_from(WHITESPACE), max_size=2))), max_size=25), cut=st.integers(0, 25))
+def test_auditdata_cells_are_trimmed_as_the_trim_does_when_it_is_skipped(cells: list[str | None], cut: int) -> None:
+    """The AuditData cells skip the trim's copy when no cell's end byte can be whitespace; whatever the cells
+    (Unicode spaces, multi-byte ends, nulls, a slice of a larger array), the result is the trim's."""
+    array = pa.array(["pad", *cells], pa.string()).slice(1 + min(cut, len(cells)) // 2)
+    assert auditdata_csv._trimmed(array).to_pylist() == pc.utf8_trim_whitespace(array).to_pylist()
+
+
+@pytest.mark.parametrize("cell", ['{"Id": "x",\r"Operation": "MailItemsAccessed"}',
+                                  '{"Id": "x",\n"Operation": "MailItemsAccessed"}',
+                                  '{"Id": "x"}\n{"Id": "y"}'])
+def test_a_cell_with_a_line_break_inside_steps_aside(cell: str) -> None:
+    """One record per line, or line numbers drift: a CR or LF inside a cell (not at its ends) is irregular."""
+    good = json.dumps(record(0))
+    batch = pa.RecordBatch.from_pydict({"AuditData": [good, cell, good]})
+    with pytest.raises(Irregular, match="spans lines"):
+        auditdata_csv.records_of_batch(batch)
+    ends = pa.RecordBatch.from_pydict({"AuditData": [good, "\r\n " + good + "\n", good]})
+    assert auditdata_csv.records_of_batch(ends).num_rows == 3  # at the ends: trimmed, as the row reader strips
