@@ -50,10 +50,10 @@ def _formula_rows(array: pa.Array) -> Any:
 
     from mia_bridge.records.cell_bytes import end_bytes
 
-    first, _, filled = end_bytes(array)
+    first, _, _ = end_bytes(array)  # 0 for an empty or null cell: never a formula byte
     formula = np.zeros(256, dtype=bool)
     formula[_FIRST_BYTES] = True
-    return formula[first] & filled
+    return formula[first]
 
 
 def neutralise_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

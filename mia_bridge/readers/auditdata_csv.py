@@ -25,7 +25,14 @@ import pyarrow.csv as pa_csv
 from mia_bridge.readers.base import Irregular, Quarantined, RawRecord, Sniff
 from mia_bridge.readers.csv_records import read_csv_records
 from mia_bridge.readers.decoding import DecodedInput
-from mia_bridge.readers.raw_auditdata_json import ColumnarBlock, count_lines, limit_allowed, parse_lines
+from mia_bridge.readers.raw_auditdata_json import (
+    _SCRATCH,
+    ColumnarBlock,
+    _newlines,
+    count_lines,
+    limit_allowed,
+    parse_lines,
+)
 from mia_bridge.records.cell_bytes import end_bytes
 from mia_bridge.records.cells import parse_json
 
@@ -105,28 +112,32 @@ def header_lines(src: DecodedInput) -> int:
 
 
 def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
-    return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
+    return pc.or_kleene(pc.is_null(column), pc.equal(_trimmed(column), ""))
 
 
-def _trimmed(cells: pa.Array) -> pa.Array:
+def _trimmed(cells: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``utf8_trim_whitespace`` of the cells, without the copy of every cell when no cell can need it: a cell
     whose first and last bytes are printable ASCII (``{`` and ``}`` in an export) has nothing to trim. Any
     other end byte (a space, a control character, the start or end of a multi-byte character) takes the
     trim itself, so the result is always the trim's."""
-    first, last, filled = end_bytes(cells)
-    plain = ((first > 0x20) & (first < 0x80) & (last > 0x20) & (last < 0x80)) | ~filled
-    return cells if bool(plain.all()) else pc.utf8_trim_whitespace(cells)
+    for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
+        first, last, filled = end_bytes(chunk)
+        if not bool((((first > 0x20) & (first < 0x80) & (last > 0x20) & (last < 0x80)) | ~filled).all()):
+            return pc.utf8_trim_whitespace(cells)
+    return cells
 
 
 def records_of_batch(batch: pa.RecordBatch) -> pa.Table:
     """The batch's AuditData cells parsed as raw JSON records (row for row), or ``Irregular``."""
     cells = _trimmed(batch.column("AuditData"))
-    if pc.any(pc.or_kleene(pc.is_null(cells), pc.equal(cells, ""))).as_py():
+    if pc.any(_blank(cells)).as_py():  # trimmed already: _blank's own trim is the check alone
         raise Irregular("an empty AuditData cell")
     lines = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(cells)], pa.int32()), cells), "\n")[0]
     # JSON lines need one record per line: the joined text has exactly one newline between cells, and no CR
-    text = np.frombuffer(lines.as_buffer(), dtype=np.uint8)
-    if int(np.count_nonzero(text == 10)) != max(len(cells) - 1, 0) or bool((text == 13).any()):
+    with memoryview(lines.as_buffer()) as text:
+        newlines = _newlines(text, np.empty(_SCRATCH, dtype=bool))
+        carriage_return = bool((np.frombuffer(text, dtype=np.uint8) == 13).any())
+    if newlines != max(len(cells) - 1, 0) or carriage_return:
         raise Irregular("AuditData spans lines")
     table = parse_lines(lines.as_buffer(), None)  # Irregular when a record wraps another
     if table.num_rows != batch.num_rows:

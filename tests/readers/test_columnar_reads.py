@@ -217,6 +217,8 @@ def test_auditdata_cells_are_trimmed_as_the_trim_does_when_it_is_skipped(cells: 
     (Unicode spaces, multi-byte ends, nulls, a slice of a larger array), the result is the trim's."""
     array = pa.array(["pad", *cells], pa.string()).slice(1 + min(cut, len(cells)) // 2)
     assert auditdata_csv._trimmed(array).to_pylist() == pc.utf8_trim_whitespace(array).to_pylist()
+    chunked = pa.chunked_array([array.slice(0, cut // 2), array.slice(cut // 2)], pa.string())
+    assert auditdata_csv._trimmed(chunked).to_pylist() == pc.utf8_trim_whitespace(chunked).to_pylist()
 
 
 @pytest.mark.parametrize("cell", ['{"Id": "x",\r"Operation": "MailItemsAccessed"}',

@@ -335,6 +335,7 @@ class EmbeddedEngine:
 
     def run(self, base: BaseTables, params: Parameters, sink: Sink | None = None) -> EngineResult:
         con = self._connect()
+        self._top_leads = []  # this run's (an engine may run more than once)
         try:
             self._base_views(con, base)
             self._records_in_order = _in_rec_order(base.records)
